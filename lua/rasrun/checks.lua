@@ -1,0 +1,196 @@
+-- The standard checks a careful engineer runs on a HEC-RAS result file.
+--
+-- Each check is function(r, ctx) -> ok, detail, where r comes from
+-- rasrun.results.read; ok = nil means the check does not apply (skipped).
+-- ctx may carry:
+--   since        epoch seconds on the engine host's clock when the engine started;
+--                the result must have been written after it (freshness)
+--   utc_offset   the engine host's UTC offset in seconds (Run Time Window is its
+--                wall clock)
+-- A check set from checks.standard{...} is called as set(path, ctx) and
+-- returns a report { file=, ok=, checks = { {name=, ok=, detail=}... }, reason= }.
+local results = require "rasrun.results"
+local hecdate = require "rasrun.hecdate"
+
+local M = {}
+
+-- Lines of the compute messages that mean the run failed.
+M.error_patterns = {
+  "ERROR:", "Geometry Writer Failed", "Error with program:", "Unhandled Exception",
+  "Computations Aborted", "Error in program", "Simulation Aborted",
+}
+
+local function short(s, n)
+  n = n or 120
+  s = s:gsub("^%s+", ""):gsub("%s+$", "")
+  if #s > n then return s:sub(1, n - 3) .. "..." end
+  return s
+end
+
+-- Clock slack for freshness: mtimes are exact, Run Time Window has whole seconds.
+local SLACK = 2
+
+function M.file(r, ctx)
+  if not r.has_results then
+    return false, ("no Results group (File Type %q): not a HEC-RAS result file")
+      :format(r.file_type or "?")
+  end
+  local since = ctx and ctx.since
+  if since then
+    if r.mtime < since - SLACK then
+      return false, ("stale: written %s, before the engine started at %s")
+        :format(os.date("%Y-%m-%d %H:%M:%S", math.floor(r.mtime)),
+                os.date("%Y-%m-%d %H:%M:%S", math.floor(since)))
+    end
+    local launched = hecdate.local_naive(since, ctx.utc_offset)
+    if r.run_window and r.run_window.stop and r.run_window.stop < launched - SLACK then
+      return false, ("stale: Run Time Window %q ended before the engine started at %s")
+        :format(r.run_window.text, hecdate.format(launched))
+    end
+  end
+  local what = r.kind and (r.kind .. " results") or "results summary only"
+  return true, ("%s, %s, %d bytes%s"):format(r.version or "HEC-RAS", what, r.size,
+    since and ", written by this run" or "")
+end
+
+local SUCCESS = { unsteady = "Unsteady Finished Successfully", steady = "Steady Finished Successfully" }
+
+function M.solution(r)
+  if not r.kind then
+    return false, "no Unsteady or Steady results in the file (the run failed before computing)"
+  end
+  if not r.solution then
+    return false, ("no Solution attribute: Results/%s/Summary is missing"):format(
+      r.kind == "steady" and "Steady" or "Unsteady")
+  end
+  if r.solution == SUCCESS[r.kind] then return true, "Solution: " .. r.solution end
+  local detail = ("Solution: %q"):format(r.solution)
+  if r.unstable_at then detail = detail .. " (unstable at " .. r.unstable_at .. ")" end
+  return false, detail
+end
+
+function M.volume(r, ctx)
+  local limit = (ctx and ctx.max_volume_error) or 1.0
+  if r.kind == "steady" then return true, "not applicable (steady flow)" end
+  if not r.kind then return nil, "skipped: no unsteady results" end
+  if not r.volume or type(r.volume.error_percent) ~= "number" then
+    return false, "no volume accounting in Results/Unsteady/Summary"
+  end
+  local pct = r.volume.error_percent
+  if pct ~= pct then return false, "volume accounting error is NaN" end
+  if math.abs(pct) >= limit then
+    return false, ("volume accounting error %.4g%% exceeds %.4g%%"):format(pct, limit)
+  end
+  return true, ("volume accounting error %.4g%% (limit %.4g%%)"):format(pct, limit)
+end
+
+function M.messages(r)
+  if not r.messages then return true, "no compute messages stored" end
+  for line in (r.messages .. "\n"):gmatch("([^\n]*)\n") do
+    for _, pat in ipairs(M.error_patterns) do
+      if line:find(pat, 1, true) then
+        return false, ("compute messages: %q"):format(short(line))
+      end
+    end
+  end
+  return true, "no error lines in the compute messages"
+end
+
+-- Optional: every 2D cell's maximum WSEL within [min, max] (opts.area names
+-- one area; default all), or within tolerance of a baseline result file.
+function M.maxima(opts)
+  return function(r)
+    local areas = opts.area and { opts.area } or results.areas(r.path) or {}
+    if #areas == 0 then return false, "no 2D maximum water surface in the file" end
+    local base_areas = {}
+    for _, area in ipairs(areas) do
+      local mx, err = results.max_wsel(r.path, area)
+      if not mx then return false, err end
+      local base
+      if opts.baseline then
+        base, err = results.max_wsel(opts.baseline, area)
+        if not base then return false, "baseline: " .. err end
+        if #base.wsel ~= #mx.wsel then
+          return false, ("area %s: %d cells, baseline has %d"):format(area, #mx.wsel, #base.wsel)
+        end
+      end
+      for i, v in ipairs(mx.wsel) do
+        if opts.min and v < opts.min then
+          return false, ("area %s cell %d: max WSEL %.3f below %.3f"):format(area, i - 1, v, opts.min)
+        end
+        if opts.max and v > opts.max then
+          return false, ("area %s cell %d: max WSEL %.3f above %.3f"):format(area, i - 1, v, opts.max)
+        end
+        if base and math.abs(v - base.wsel[i]) > (opts.tolerance or 0.01) then
+          return false, ("area %s cell %d: max WSEL %.3f differs from baseline %.3f by more than %g")
+            :format(area, i - 1, v, base.wsel[i], opts.tolerance or 0.01)
+        end
+      end
+      base_areas[#base_areas + 1] = ("%s (%d cells)"):format(area, #mx.wsel)
+    end
+    return true, "maxima within bounds: " .. table.concat(base_areas, ", ")
+  end
+end
+
+local SetMT = {}
+SetMT.__index = SetMT
+
+-- Runs every check of the set on one file.
+function SetMT:run(path, ctx)
+  ctx = setmetatable({ max_volume_error = self.max_volume_error }, { __index = ctx or {} })
+  local report = { file = path, ok = true, checks = {} }
+  local function add(name, ok, detail)
+    local c = { name = name, ok = ok ~= false, detail = detail, skipped = ok == nil or nil }
+    report.checks[#report.checks + 1] = c
+    if not c.ok then report.ok = false end
+  end
+  local r, err = results.read(path)
+  local passed = {}
+  for _, c in ipairs(self.list) do
+    local need = c.needs or (c.name ~= "file" and "file" or nil)
+    if c.name == "file" and not r then
+      add("file", false, err)
+    elseif need and not passed[need] then
+      add(c.name, nil, ("skipped: the %s check failed"):format(need))
+    else
+      local ok, okc, detail = pcall(c.fn, r, ctx)
+      if not ok then okc, detail = false, "check raised an error: " .. tostring(okc) end
+      add(c.name, okc, detail)
+      passed[c.name] = okc ~= false
+    end
+  end
+  report.result = r
+  local reasons = {}
+  for _, c in ipairs(report.checks) do
+    if not c.ok then reasons[#reasons + 1] = c.name .. ": " .. tostring(c.detail) end
+  end
+  report.reason = #reasons > 0 and table.concat(reasons, "; ") or nil
+  return report
+end
+
+SetMT.__call = SetMT.run
+
+-- The standard set. opts:
+--   max_volume_error = 1.0    percent
+--   maxima = { min=, max=, area=, baseline=, tolerance= }   optional
+--   extra = { {name=, fn=function(r, ctx) return ok, detail end}, ... }
+function M.standard(opts)
+  opts = opts or {}
+  local set = setmetatable({ max_volume_error = opts.max_volume_error or 1.0, list = {
+    { name = "file", fn = M.file },
+    { name = "solution", fn = M.solution },
+    { name = "volume", fn = M.volume, needs = "solution" },
+    { name = "messages", fn = M.messages },
+  } }, SetMT)
+  if opts.maxima then set.list[#set.list + 1] = { name = "maxima", fn = M.maxima(opts.maxima) } end
+  for _, c in ipairs(opts.extra or {}) do
+    assert(type(c.name) == "string" and type(c.fn) == "function",
+      "checks.standard: extra checks are {name = string, fn = function}")
+    set.list[#set.list + 1] = c
+  end
+  return set
+end
+
+function M.is_set(v) return getmetatable(v) == SetMT end
+
+return M

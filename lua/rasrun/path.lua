@@ -1,0 +1,71 @@
+-- Path helpers (POSIX paths; HEC-RAS's own Windows paths are handled where read).
+local M = {}
+
+function M.join(...)
+  local parts = table.pack(...)
+  local out = nil
+  for i = 1, parts.n do
+    local p = parts[i]
+    if p and p ~= "" then
+      if not out or p:sub(1, 1) == "/" then out = p
+      else out = (out:sub(-1) == "/" and out or out .. "/") .. p end
+    end
+  end
+  return out or ""
+end
+
+function M.dirname(p)
+  local d = p:match("^(.*)/[^/]*$")
+  if d == nil then return "." end
+  if d == "" then return "/" end
+  return d
+end
+
+function M.basename(p)
+  return p:match("([^/]*)/*$")
+end
+
+-- "Sample.p01.hdf" -> "Sample", "p01.hdf"; "Sample.prj" -> "Sample", "prj"
+function M.split_ext(name)
+  local stem, ext = name:match("^([^.]+)%.(.+)$")
+  return stem or name, ext
+end
+
+function M.expanduser(p)
+  if p and p:sub(1, 1) == "~" then
+    local home = os.getenv("HOME") or ""
+    return home .. p:sub(2)
+  end
+  return p
+end
+
+local function cwd()
+  return os.getenv("PWD") or require("rasrun.fs").realpath(".")
+end
+
+-- Absolute, normalised path; the file need not exist.
+function M.abspath(p)
+  p = M.expanduser(p)
+  if p:sub(1, 1) ~= "/" then p = M.join(cwd(), p) end
+  local out = {}
+  for part in p:gmatch("[^/]+") do
+    if part == ".." then table.remove(out)
+    elseif part ~= "." then out[#out + 1] = part end
+  end
+  return "/" .. table.concat(out, "/")
+end
+
+-- Path of p relative to base when p lies under base, else p unchanged.
+function M.relative(p, base)
+  base = base:gsub("/+$", "")
+  if p:sub(1, #base + 1) == base .. "/" then return p:sub(#base + 2) end
+  return p
+end
+
+-- Shell-quotes one word for POSIX sh.
+function M.shell_quote(s)
+  if s:match("^[%w%./_%-=:,+@]+$") then return s end
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+return M

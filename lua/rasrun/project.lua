@@ -1,0 +1,309 @@
+-- HEC-RAS projects: the .prj, its plans, geometries and flows.
+--
+--   local prj, err = project.open("models/Muncie/Muncie.prj")
+--   prj.name, prj.dir, prj.title, prj.units, prj.current_plan
+--   for _, plan in ipairs(prj:plans()) do ... end      -- in plan-number order
+--   local p = prj:plan("04")     -- also "p04", 4
+--   p.title, p.short_id, p.geometry, p.flow, p.flow_kind, p.cores, p.missing
+--   p:inputs("windows" | "linux")  -> files a run needs (names in prj.dir), missing
+--   p:outputs("windows" | "linux") -> files a run produces (names, Lua patterns)
+--   p:result_path(), p:result_state() -> "none" | "stale" | "current", reason
+--
+-- Project files are text, usually CRLF, sometimes with upper-case extensions
+-- (EX1.P01); both are accepted.
+local fs = require "rasrun.fs"
+local path = require "rasrun.path"
+local hecdate = require "rasrun.hecdate"
+
+local M = {}
+
+local Project, Plan = {}, {}
+Project.__index, Plan.__index = Project, Plan
+
+-- Reads "Key=Value" lines: returns an ordered list and a first-value map.
+-- Lines without "=" (flags such as "English Units") map to true.
+local function read_keys(file)
+  local data, err = fs.read(file, 8 * 1024 * 1024)
+  if not data then return nil, err end
+  if data:find("\0", 1, true) then return nil, file .. ": binary data, not a HEC-RAS text file" end
+  local list, first = {}, {}
+  for line in (data:gsub("\r\n?", "\n") .. "\n"):gmatch("([^\n]*)\n") do
+    local k, v = line:match("^([^=]+)=(.*)$")
+    if k then
+      v = v:gsub("%s+$", "")
+      list[#list + 1] = { k, v }
+      if first[k] == nil then first[k] = v end
+    elseif line:match("^%S") then
+      first[line:gsub("%s+$", "")] = true
+    end
+  end
+  return list, first
+end
+
+-- Finds "<stem>.<ext>" in the folder whatever the case of the extension.
+function Project:file(ext)
+  local want = (self.name .. "." .. ext):lower()
+  return self._index[want] and path.join(self.dir, self._index[want]) or nil
+end
+
+-- The on-disk name (case as found) or the canonical lower-case name.
+function Project:name_of(ext)
+  local want = (self.name .. "." .. ext):lower()
+  return self._index[want] or (self.name .. "." .. ext)
+end
+
+local function num2(v)
+  v = tostring(v):lower():gsub("^p", "")
+  local n = tonumber(v)
+  if not n then return nil end
+  return ("%02d"):format(n)
+end
+
+local function index_dir(dir)
+  local names, err = fs.list(dir)
+  if not names then return nil, err end
+  local idx = {}
+  for _, n in ipairs(names) do
+    local low = n:lower()
+    if not idx[low] then idx[low] = n end
+  end
+  return idx
+end
+
+function M.open(prj_path)
+  if type(prj_path) ~= "string" then error("project.open: expected a .prj path", 2) end
+  local abs = path.abspath(prj_path)
+  if not fs.isfile(abs) then return nil, prj_path .. ": no such project file" end
+  local list, keys = read_keys(abs)
+  if not list then return nil, keys end
+  local self = setmetatable({ path = abs, dir = path.dirname(abs),
+    name = (path.split_ext(path.basename(abs))), title = keys["Proj Title"],
+    current_plan = keys["Current Plan"],
+    units = keys["SI Units"] and "SI" or "English",
+    plan_ids = {}, geom_ids = {}, flow_ids = {}, _plans = {} }, Project)
+  if not keys["Proj Title"] and not next(list) then
+    return nil, prj_path .. ": not a HEC-RAS project file (no Proj Title, no plans)"
+  end
+  local idx, err = index_dir(self.dir)
+  if not idx then return nil, err end
+  self._index = idx
+  for _, kv in ipairs(list) do
+    local k, v = kv[1], kv[2]:lower()
+    if k == "Plan File" then self.plan_ids[#self.plan_ids + 1] = v
+    elseif k == "Geom File" then self.geom_ids[#self.geom_ids + 1] = v
+    elseif k == "Unsteady File" or k == "Flow File" or k == "Quasi-Steady File" then
+      self.flow_ids[#self.flow_ids + 1] = v
+    end
+  end
+  table.sort(self.plan_ids)
+  return self
+end
+
+-- Geometry and flow descriptors are cheap and read on demand.
+function Project:geometry(id)
+  id = id:lower()
+  local file = self:file(id)
+  local g = { id = id, number = id:sub(2), file = file, missing = file == nil,
+              hdf = self:file(id .. ".hdf") }
+  if file then
+    local _, keys = read_keys(file)
+    g.title = keys and keys["Geom Title"]
+  end
+  return g
+end
+
+function Project:flow(id)
+  id = id:lower()
+  local file = self:file(id)
+  local kind = id:sub(1, 1) == "u" and "unsteady" or id:sub(1, 1) == "q" and "quasi-steady" or "steady"
+  local f = { id = id, number = id:sub(2), file = file, missing = file == nil, kind = kind }
+  if file then
+    local _, keys = read_keys(file)
+    if keys then
+      f.title = keys["Flow Title"]
+      local use = tonumber(keys["Use Restart"] or "0") or 0
+      if use ~= 0 and keys["Restart Filename"] and keys["Restart Filename"] ~= "" then
+        f.restart = keys["Restart Filename"]:gsub("^.*[\\/]", "")
+      end
+      if keys["DSS File"] and keys["DSS File"] ~= "" and keys["DSS File"] ~= "dss" then
+        f.dss = keys["DSS File"]:gsub("^.*[\\/]", "")
+      end
+    end
+  end
+  return f
+end
+
+local function parse_plan(self, id)
+  local file = self:file(id)
+  local p = setmetatable({ project = self, id = id, number = id:sub(2), file = file,
+                           missing = file == nil }, Plan)
+  if not file then
+    p.error = ("%s: plan %s is listed in the project but its file %s.%s is missing")
+      :format(path.basename(self.path), id, self.name, id)
+    return p
+  end
+  local list, keys = read_keys(file)
+  if not list then
+    p.missing, p.error = true, keys
+    return p
+  end
+  p.title = keys["Plan Title"]
+  p.short_id = keys["Short Identifier"]
+  p.program_version = keys["Program Version"]
+  p.write_detailed = tonumber(keys["Write Detailed"] or "0") == 1
+  p.cores = { d1 = tonumber(keys["UNET D1 Cores"] or ""), d2 = tonumber(keys["UNET D2 Cores"] or ""),
+              ps = tonumber(keys["PS Cores"] or "") }
+  local g, fl = keys["Geom File"], keys["Flow File"]
+  if not g or not fl then
+    p.error = ("%s: no %s line, not a usable HEC-RAS plan file"):format(file,
+      g and "Flow File=" or "Geom File=")
+    p.broken = true
+    return p
+  end
+  p.geometry, p.flow = self:geometry(g), self:flow(fl)
+  p.flow_kind = p.flow.kind
+  local sim = keys["Simulation Date"]
+  if sim and sim ~= "" then
+    local a, b, c, d = sim:match("^([^,]*),([^,]*),([^,]*),([^,]*)$")
+    if a then
+      p.simulation = { text = sim, start = hecdate.parse(a .. " " .. b), stop = hecdate.parse(c .. " " .. d) }
+    end
+  end
+  p.dss = keys["DSS File"] and keys["DSS File"] ~= "" and keys["DSS File"] ~= "dss"
+    and keys["DSS File"]:gsub("^.*[\\/]", "") or nil
+  return p
+end
+
+function Project:plan(id)
+  local n = num2(id)
+  if not n then error(("project: bad plan id %q"):format(tostring(id)), 2) end
+  local pid = "p" .. n
+  if not self._plans[pid] then
+    local listed = false
+    for _, v in ipairs(self.plan_ids) do listed = listed or v == pid end
+    if not listed and not self:file(pid) then return nil, ("%s: no plan %s"):format(self.path, pid) end
+    self._plans[pid] = parse_plan(self, pid)
+  end
+  return self._plans[pid]
+end
+
+function Project:plans()
+  local out = {}
+  for _, id in ipairs(self.plan_ids) do out[#out + 1] = self:plan(id) end
+  return out
+end
+
+function Project:geometries()
+  local out = {}
+  for _, id in ipairs(self.geom_ids) do out[#out + 1] = self:geometry(id) end
+  return out
+end
+
+function Project:flows()
+  local out = {}
+  for _, id in ipairs(self.flow_ids) do out[#out + 1] = self:flow(id) end
+  return out
+end
+
+function Project:__tostring()
+  return ("project %s (%s, %d plans)"):format(self.name, self.path, #self.plan_ids)
+end
+
+-- ---- plans -----------------------------------------------------------------
+
+function Plan:__tostring()
+  return ("plan %s %q (%s)"):format(self.number, self.title or "?", self.file or "missing")
+end
+
+function Plan:ext(suffix) return self.id .. (suffix or "") end
+
+-- Files a run of this plan needs, as names inside the project folder.
+-- Returns the list and a list of required files that are missing.
+function Plan:inputs(kind)
+  local prj = self.project
+  local need, missing, seen = {}, {}, {}
+  local function add(ext, required)
+    local name = prj:file(ext) and prj:name_of(ext)
+    if name and not seen[name] then
+      seen[name] = true
+      need[#need + 1] = name
+    elseif not name and required then
+      missing[#missing + 1] = prj.name .. "." .. ext
+    end
+  end
+  local function add_name(name)
+    if name and prj._index[name:lower()] and not seen[prj._index[name:lower()]] then
+      local actual = prj._index[name:lower()]
+      seen[actual] = true
+      need[#need + 1] = actual
+    end
+  end
+  if self.missing or self.broken then return need, { self.error } end
+  local g, fl = self.geometry.id, self.flow.id
+  if kind == "linux" then
+    add(self.id .. ".tmp.hdf", true)
+    add("b" .. self.number, true)
+    add("x" .. self.geometry.number, false) -- made by RasGeomPreprocess when absent
+  else
+    add("prj", true)
+    add(self.id, true)
+    add(g, true)
+    add(g .. ".hdf", false)
+    add("c" .. self.geometry.number, false)
+    add(fl, true)
+  end
+  add_name(self.flow.restart)
+  add_name(self.flow.dss)
+  add_name(self.dss)
+  return need, missing
+end
+
+-- Files a run produces (Lua patterns on names in the work folder). Results
+-- first; geometry outputs are shared by plans and returned separately.
+function Plan:outputs(kind)
+  local stem = self.project.name
+  local esc = stem:gsub("%p", "%%%0")
+  local plan = esc .. "%." .. self.id
+  local results = {
+    "^" .. plan .. "%.hdf$", "^" .. plan .. "%.computeMsgs%.txt$",
+    "^" .. esc .. "%.bco" .. self.number .. "$", "^" .. esc .. "%.[oO]" .. self.number .. "$",
+    "^" .. plan .. "%..*%.rst$",
+  }
+  local gn = self.geometry and self.geometry.number or "00"
+  local geometry = { "^" .. esc .. "%.x" .. gn .. "$" }
+  if kind ~= "linux" then
+    geometry[#geometry + 1] = "^" .. esc .. "%.c" .. gn .. "$"
+    geometry[#geometry + 1] = "^" .. esc .. "%.g" .. gn .. "%.hdf$"
+  end
+  return results, geometry
+end
+
+function Plan:result_path()
+  local prj = self.project
+  return prj:file(self.id .. ".hdf") or path.join(prj.dir, prj.name .. "." .. self.id .. ".hdf")
+end
+
+-- The text files whose changes make a result out of date.
+function Plan:sources()
+  local out = { self.file }
+  if self.geometry and self.geometry.file then out[#out + 1] = self.geometry.file end
+  if self.flow and self.flow.file then out[#out + 1] = self.flow.file end
+  return out
+end
+
+-- "none": no result; "stale": a source is newer (reason names it);
+-- "current": the result is newer than plan, geometry and flow.
+function Plan:result_state()
+  if self.missing then return "missing", self.error end
+  local rmt = fs.mtime(self:result_path())
+  if not rmt then return "none", "no result file" end
+  for _, src in ipairs(self:sources()) do
+    local m = fs.mtime(src)
+    if m and m > rmt then
+      return "stale", ("%s is newer than the result"):format(path.basename(src))
+    end
+  end
+  return "current", "result newer than plan, geometry and flow"
+end
+
+return M

@@ -1,0 +1,119 @@
+-- Facts from a HEC-RAS result file (<name>.pNN.hdf), in both the 6.x and the
+-- 5.0.7 layouts, read through rasrun.hdf.
+--
+--   local r, err = results.read(path)
+--   r.kind        "unsteady" | "steady" | nil (no results at all)
+--   r.solution    e.g. "Unsteady Finished Successfully" (nil when absent)
+--   r.run_window  { start=, stop= (naive seconds), text= }
+--   r.volume      { error_percent=, error=, starting=, ending=, units=, layout= }
+--   r.messages    compute messages text (nil when absent)
+--   r.plan        { name=, short_id=, file=, geometry=, flow=, start=, stop= }
+--   r.file_type, r.version, r.units, r.has_results, r.mtime, r.size
+local hdf = require "rasrun.hdf"
+local fs = require "rasrun.fs"
+local hecdate = require "rasrun.hecdate"
+
+local M = {}
+
+local SUMMARY = { unsteady = "/Results/Unsteady/Summary", steady = "/Results/Steady/Summary" }
+local MESSAGES = "/Results/Summary/Compute Messages (text)"
+local MAX_WS_BASE = "/Results/Unsteady/Output/Output Blocks/Base Output/Summary Output/2D Flow Areas"
+
+local function attrs_or_empty(f, p)
+  if not f:exists(p) then return {} end
+  return f:attrs(p) or {}
+end
+
+-- 6.x: attributes of Summary/Volume Accounting; 5.0.7: "Vol Accounting ..."
+-- attributes on the Summary group itself.
+local function volume(f, summary)
+  local va = summary .. "/Volume Accounting"
+  if f:exists(va) then
+    local a = f:attrs(va) or {}
+    if a["Error Percent"] ~= nil then
+      return { error_percent = a["Error Percent"], error = a["Error"],
+               starting = a["Volume Starting"], ending = a["Volume Ending"],
+               units = a["Vol Accounting in"], layout = "6.x" }
+    end
+  end
+  local s = attrs_or_empty(f, summary)
+  if s["Vol Accounting Error Percentage"] ~= nil then
+    return { error_percent = s["Vol Accounting Error Percentage"], error = s["Vol Accounting Error"],
+             starting = s["Vol Accounting Cell Start"], ending = s["Vol Accounting Cell End"],
+             units = s["Vol Accounting"], layout = "5.0.7" }
+  end
+  return nil
+end
+
+local function messages(f)
+  if f:kind(MESSAGES) ~= "dataset" then return nil end
+  local v = f:read(MESSAGES)
+  if type(v) == "table" then v = table.concat(v, "\n") end
+  if type(v) ~= "string" then return nil end
+  return (v:gsub("\r\n", "\n"):gsub("\r", "\n"))
+end
+
+local function plan_info(f)
+  local p = "/Plan Data/Plan Information"
+  if not f:exists(p) then return nil end
+  local a = f:attrs(p) or {}
+  return { name = a["Plan Name"], title = a["Plan Title"], short_id = a["Plan ShortID"],
+           file = a["Plan Filename"], geometry = a["Geometry Filename"],
+           flow = a["Flow Filename"], start = a["Simulation Start Time"],
+           stop = a["Simulation End Time"] }
+end
+
+-- Reads what the checks need; nil, message when the file cannot be read.
+function M.read(path)
+  local st, serr = fs.stat(path)
+  if not st then return nil, serr end
+  local f, err = hdf.open(path)
+  if not f then return nil, err end
+  local root = f:attrs("/") or {}
+  local r = { path = path, mtime = st.mtime, size = st.size,
+              file_type = root["File Type"], version = root["File Version"],
+              units = root["Units System"], has_results = f:exists("/Results") }
+  if f:exists("/Results/Unsteady") then r.kind = "unsteady"
+  elseif f:exists("/Results/Steady") then r.kind = "steady" end
+  local summary = r.kind and SUMMARY[r.kind]
+  if summary and f:exists(summary) then
+    local s = f:attrs(summary) or {}
+    r.solution = s["Solution"]
+    r.computation_time = s["Computation Time Total"]
+    r.max_wsel_error = s["Maximum WSEL Error"]
+    local ut = s["Time Stamp Solution Went Unstable"] or s["Time Solution Went Unstable"]
+    if type(ut) == "string" and ut ~= "Not Applicable" then r.unstable_at = ut end
+    if s["Run Time Window"] then
+      local a, b = hecdate.parse_window(s["Run Time Window"])
+      r.run_window = { start = a, stop = b, text = s["Run Time Window"] }
+    end
+    r.volume = volume(f, summary)
+  end
+  r.messages = messages(f)
+  r.plan = plan_info(f)
+  f:close()
+  return r
+end
+
+-- Names of the 2D flow areas with summary maxima.
+function M.areas(path)
+  local f, err = hdf.open(path)
+  if not f then return nil, err end
+  local names = f:exists(MAX_WS_BASE) and f:members(MAX_WS_BASE) or {}
+  f:close()
+  return names
+end
+
+-- Maximum water surface of a 2D area: { wsel = {...}, time = {...} } (one
+-- entry per cell); nil, message when absent.
+function M.max_wsel(path, area)
+  local f, err = hdf.open(path)
+  if not f then return nil, err end
+  local ds = MAX_WS_BASE .. "/" .. area .. "/Maximum Water Surface"
+  local rows, rerr = f:read(ds)
+  f:close()
+  if not rows then return nil, rerr end
+  return { wsel = rows[1] or {}, time = rows[2] or {} }
+end
+
+return M

@@ -1,0 +1,18 @@
+-- Process-wide facts of one rasrun invocation: which recipe is running and
+-- whether any of its runs failed (the exit status of `rasrun run`).
+local M = { recipe = nil, runs = {} }
+
+-- Records a finished run (from pool:run).
+function M.note_run(run)
+  M.runs[#M.runs + 1] = run
+end
+
+-- 1 when any plan of any run failed or was cancelled, else 0.
+function M.status()
+  for _, run in ipairs(M.runs) do
+    if not run.ok then return 1 end
+  end
+  return 0
+end
+
+return M

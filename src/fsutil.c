@@ -1,0 +1,207 @@
+/* File-system helpers: folders, trees, atomic copies and writes. */
+#include "fsutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+
+/* umask(2) can only be read by setting it, which races with other threads
+ * creating files; /proc/self/status reports it without changing it. */
+static mode_t current_umask(void)
+{
+    FILE *f = fopen("/proc/self/status", "re");
+    unsigned m = 022;
+    char line[256];
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "Umask: %o", &m) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return (mode_t)m;
+}
+
+static int say(char *err, size_t errlen, const char *what, const char *path)
+{
+    snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+    return -1;
+}
+
+int fs_mkdirs(const char *path, char *err, size_t errlen)
+{
+    char buf[PATH_MAX];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
+        errno = ENAMETOOLONG;
+        return say(err, errlen, "cannot create folder", path);
+    }
+    for (char *p = buf + 1;; p++) {
+        if (*p != '/' && *p != 0)
+            continue;
+        char c = *p;
+        *p = 0;
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return say(err, errlen, "cannot create folder", buf);
+        *p = c;
+        if (!c)
+            break;
+    }
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return say(err, errlen, "cannot create folder", path);
+    }
+    return 0;
+}
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    int rc = (flag == FTW_DP) ? rmdir(p) : unlink(p);
+    return (rc != 0 && errno != ENOENT) ? -1 : 0;
+}
+
+int fs_rmtree(const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? 0 : say(err, errlen, "cannot remove", path);
+    if (!S_ISDIR(st.st_mode))
+        return unlink(path) == 0 ? 0 : say(err, errlen, "cannot remove", path);
+    if (nftw(path, rm_one, 32, FTW_DEPTH | FTW_PHYS) != 0)
+        return say(err, errlen, "cannot remove", path);
+    return 0;
+}
+
+/* Creates a uniquely named temporary file beside dst (".NAME.XXXXXX.part",
+ * so that it never matches the final name's pattern) and opens it. */
+static int temp_open(char *out, size_t n, const char *dst, mode_t mode)
+{
+    const char *slash = strrchr(dst, '/');
+    int dirlen = slash ? (int)(slash - dst + 1) : 0;
+    if (snprintf(out, n, "%.*s.%s.XXXXXX.part", dirlen, dst, slash ? slash + 1 : dst) >= (int)n) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int fd = mkostemps(out, 5, O_CLOEXEC);
+    if (fd >= 0)
+        fchmod(fd, mode & ~current_umask());
+    return fd;
+}
+
+static int copy_data(int in, int out, off_t size)
+{
+    if (ioctl(out, FICLONE, in) == 0)
+        return 0;
+    off_t left = size;
+    while (left > 0) {
+        ssize_t n = copy_file_range(in, NULL, out, NULL, (size_t)left, 0);
+        if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL))
+            break; /* fall back to read/write below */
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            return 0;
+        left -= n;
+    }
+    if (left == 0)
+        return 0;
+    if (lseek(in, size - left, SEEK_SET) < 0 || lseek(out, size - left, SEEK_SET) < 0)
+        return -1;
+    char buf[1 << 16];
+    ssize_t n;
+    while ((n = read(in, buf, sizeof buf)) > 0)
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = write(out, buf + off, (size_t)(n - off));
+            if (w < 0)
+                return -1;
+            off += w;
+        }
+    return n < 0 ? -1 : 0;
+}
+
+int fs_copy(const char *src, const char *dst, int keep_mtime, char *err, size_t errlen)
+{
+    int in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return say(err, errlen, "cannot read", src);
+    struct stat st;
+    if (fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) {
+        if (!errno || S_ISDIR(st.st_mode))
+            errno = EISDIR;
+        close(in);
+        return say(err, errlen, "cannot copy", src);
+    }
+    char tmp[PATH_MAX + 64];
+    int out = temp_open(tmp, sizeof tmp, dst, st.st_mode & 0777);
+    if (out < 0) {
+        close(in);
+        return say(err, errlen, "cannot write", tmp);
+    }
+    int rc = copy_data(in, out, st.st_size);
+    int saved = errno;
+    if (rc == 0 && keep_mtime) {
+        struct timespec ts[2] = { st.st_atim, st.st_mtim };
+        futimens(out, ts);
+    }
+    close(in);
+    if (close(out) != 0 && rc == 0) {
+        rc = -1;
+        saved = errno;
+    }
+    if (rc == 0 && rename(tmp, dst) != 0) {
+        rc = -1;
+        saved = errno;
+    }
+    if (rc != 0) {
+        unlink(tmp);
+        errno = saved;
+        snprintf(err, errlen, "cannot copy %s to %s: %s", src, dst, strerror(saved));
+        return -1;
+    }
+    return 0;
+}
+
+int fs_write_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen)
+{
+    char tmp[PATH_MAX + 64];
+    int fd = temp_open(tmp, sizeof tmp, path, 0666);
+    if (fd < 0)
+        return say(err, errlen, "cannot write", tmp);
+    const char *p = data;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0) {
+            int saved = errno;
+            close(fd);
+            unlink(tmp);
+            errno = saved;
+            return say(err, errlen, "cannot write", path);
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+        int saved = errno;
+        unlink(tmp);
+        errno = saved;
+        return say(err, errlen, "cannot write", path);
+    }
+    return 0;
+}
+
+double fs_mtime(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return -1;
+    return (double)st.st_mtim.tv_sec + (double)st.st_mtim.tv_nsec / 1e9;
+}

@@ -1,0 +1,24 @@
+/* File-system helpers shared by the fs module and the workers. Every function
+ * returns 0 on success, or -1 with a message naming the path in err. */
+#ifndef RASRUN_FSUTIL_H
+#define RASRUN_FSUTIL_H
+
+#include <stddef.h>
+#include <time.h>
+
+int fs_mkdirs(const char *path, char *err, size_t errlen);
+int fs_rmtree(const char *path, char *err, size_t errlen);
+
+/* Copies a regular file: a reflink where the file system can, else
+ * copy_file_range. Writes dst through a temporary name in dst's folder and
+ * renames it into place, so readers never see a partial file. With
+ * keep_mtime, dst gets src's modification time. */
+int fs_copy(const char *src, const char *dst, int keep_mtime, char *err, size_t errlen);
+
+/* Writes data to path atomically (temporary name, fsync, rename). */
+int fs_write_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen);
+
+/* Seconds (with nanoseconds) of the modification time; -1 when missing. */
+double fs_mtime(const char *path);
+
+#endif

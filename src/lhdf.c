@@ -1,0 +1,632 @@
+/* rasrun.hdf: read-only access to HDF5 files (HEC-RAS results, geometry).
+ *
+ *   local f, err = hdf.open(path)      -- nil, "path: not an HDF5 file" ...
+ *   f:members(group)  f:kind(path)  f:exists(path)  f:info(dataset)
+ *   f:attrs(path)  f:attr(path, name)  f:read(dataset [, start [, count]])
+ *   f:close()        (also by __gc and __close)
+ *
+ * Values: integers and floats become Lua numbers, strings are trimmed of the
+ * padding HEC-RAS leaves (spaces, NULs), compound elements become tables keyed
+ * by member name. Arrays become (nested, row-major) tables with 1-based
+ * indices; a hyperslab's start is 1-based too. Scalar or one-element
+ * attributes become plain values. Expected failures return nil, message. */
+#include "host.h"
+
+#include <hdf5.h>
+#include <lauxlib.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define FILE_MT "rasrun.hdf.file"
+#define MAX_RANK 8
+/* Refuse whole-dataset reads past this many elements: ask for a hyperslab. */
+#define MAX_READ_ELEMS (64u * 1024u * 1024u)
+
+typedef struct {
+    hid_t fid;
+} hfile;
+
+static hfile *check_file(lua_State *L)
+{
+    hfile *f = luaL_checkudata(L, 1, FILE_MT);
+    if (f->fid < 0)
+        luaL_argerror(L, 1, "HDF5 file is closed");
+    return f;
+}
+
+static const char *file_name(lua_State *L)
+{
+    lua_getiuservalue(L, 1, 1);
+    const char *s = lua_tostring(L, -1);
+    lua_pop(L, 1); /* the uservalue keeps the string alive */
+    return s ? s : "?";
+}
+
+static int fail(lua_State *L, const char *fmt, ...)
+{
+    va_list ap;
+    lua_pushnil(L);
+    va_start(ap, fmt);
+    lua_pushvfstring(L, fmt, ap);
+    va_end(ap);
+    return 2;
+}
+
+/* Does every link along the path exist and resolve? (H5Oopen on a missing
+ * intermediate group would fail with an error stack instead of a clean no.) */
+static int path_exists(hid_t fid, const char *path)
+{
+    if (strcmp(path, "/") == 0 || *path == 0)
+        return 1;
+    size_t n = strlen(path);
+    char *buf = malloc(n + 1);
+    if (!buf)
+        return 0;
+    memcpy(buf, path, n + 1);
+    int ok = 1;
+    for (size_t i = 1; i <= n && ok; i++) {
+        if (buf[i] != '/' && buf[i] != 0)
+            continue;
+        char saved = buf[i];
+        buf[i] = 0;
+        if (i > 1 || buf[0] != '/')
+            ok = H5Lexists(fid, buf, H5P_DEFAULT) > 0 &&
+                 H5Oexists_by_name(fid, buf, H5P_DEFAULT) > 0;
+        buf[i] = saved;
+    }
+    free(buf);
+    return ok;
+}
+
+static hid_t open_object(hfile *f, const char *path)
+{
+    if (!path_exists(f->fid, path))
+        return H5I_INVALID_HID;
+    return H5Oopen(f->fid, path, H5P_DEFAULT);
+}
+
+/* ---- types and values ------------------------------------------------- */
+
+/* The in-memory type rasrun reads a file type as, or <0 when unsupported. */
+static hid_t mem_type(hid_t ftype)
+{
+    switch (H5Tget_class(ftype)) {
+    case H5T_INTEGER:
+    case H5T_ENUM:
+    case H5T_BITFIELD:
+        return H5Tcopy(H5Tget_sign(ftype) == H5T_SGN_NONE ? H5T_NATIVE_ULLONG
+                                                          : H5T_NATIVE_LLONG);
+    case H5T_FLOAT:
+        return H5Tcopy(H5T_NATIVE_DOUBLE);
+    case H5T_STRING: {
+        hid_t t = H5Tcopy(H5T_C_S1);
+        if (H5Tis_variable_str(ftype) > 0)
+            H5Tset_size(t, H5T_VARIABLE);
+        else
+            H5Tset_size(t, H5Tget_size(ftype));
+        H5Tset_strpad(t, H5T_STR_NULLPAD);
+        return t;
+    }
+    case H5T_COMPOUND: {
+        int n = H5Tget_nmembers(ftype);
+        if (n <= 0)
+            return H5I_INVALID_HID;
+        hid_t parts[64];
+        size_t size = 0;
+        if (n > 64)
+            return H5I_INVALID_HID;
+        for (int i = 0; i < n; i++) {
+            hid_t mt = H5Tget_member_type(ftype, (unsigned)i);
+            parts[i] = mem_type(mt);
+            H5Tclose(mt);
+            if (parts[i] < 0) {
+                for (int j = 0; j < i; j++)
+                    H5Tclose(parts[j]);
+                return H5I_INVALID_HID;
+            }
+            size += H5Tget_size(parts[i]);
+        }
+        hid_t ct = H5Tcreate(H5T_COMPOUND, size);
+        size_t off = 0;
+        for (int i = 0; i < n; i++) {
+            char *name = H5Tget_member_name(ftype, (unsigned)i);
+            H5Tinsert(ct, name, off, parts[i]);
+            off += H5Tget_size(parts[i]);
+            H5free_memory(name);
+            H5Tclose(parts[i]);
+        }
+        return ct;
+    }
+    default:
+        return H5I_INVALID_HID;
+    }
+}
+
+static const char *type_name(hid_t ftype)
+{
+    size_t sz = H5Tget_size(ftype);
+    switch (H5Tget_class(ftype)) {
+    case H5T_INTEGER:
+        if (H5Tget_sign(ftype) == H5T_SGN_NONE)
+            return sz == 1 ? "uint8" : sz == 2 ? "uint16" : sz == 4 ? "uint32" : "uint64";
+        return sz == 1 ? "int8" : sz == 2 ? "int16" : sz == 4 ? "int32" : "int64";
+    case H5T_FLOAT:
+        return sz == 4 ? "float32" : "float64";
+    case H5T_STRING:
+        return "string";
+    case H5T_COMPOUND:
+        return "compound";
+    case H5T_ENUM:
+        return "enum";
+    default:
+        return "other";
+    }
+}
+
+/* Does a value of this memory type own heap memory (variable-length strings)? */
+static int needs_reclaim(hid_t mt)
+{
+    H5T_class_t c = H5Tget_class(mt);
+    if (c == H5T_STRING)
+        return H5Tis_variable_str(mt) > 0;
+    if (c != H5T_COMPOUND)
+        return 0;
+    int found = 0, n = H5Tget_nmembers(mt);
+    for (int i = 0; i < n && !found; i++) {
+        hid_t sub = H5Tget_member_type(mt, (unsigned)i);
+        found = needs_reclaim(sub);
+        H5Tclose(sub);
+    }
+    return found;
+}
+
+/* Fixed-length HEC-RAS strings are padded with spaces and/or NULs. */
+static void push_trimmed(lua_State *L, const char *s, size_t n)
+{
+    size_t len = strnlen(s, n);
+    while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\0'))
+        len--;
+    lua_pushlstring(L, s, len);
+}
+
+static void push_elem(lua_State *L, hid_t mt, const char *p)
+{
+    switch (H5Tget_class(mt)) {
+    case H5T_INTEGER:
+        if (H5Tget_sign(mt) == H5T_SGN_NONE) {
+            unsigned long long v;
+            memcpy(&v, p, sizeof v);
+            lua_pushinteger(L, (lua_Integer)v);
+        } else {
+            long long v;
+            memcpy(&v, p, sizeof v);
+            lua_pushinteger(L, (lua_Integer)v);
+        }
+        break;
+    case H5T_FLOAT: {
+        double v;
+        memcpy(&v, p, sizeof v);
+        lua_pushnumber(L, v);
+        break;
+    }
+    case H5T_STRING:
+        if (H5Tis_variable_str(mt) > 0) {
+            const char *s;
+            memcpy(&s, p, sizeof s);
+            if (s)
+                push_trimmed(L, s, strlen(s));
+            else
+                lua_pushliteral(L, "");
+        } else {
+            push_trimmed(L, p, H5Tget_size(mt));
+        }
+        break;
+    case H5T_COMPOUND: {
+        int n = H5Tget_nmembers(mt);
+        lua_createtable(L, 0, n);
+        for (int i = 0; i < n; i++) {
+            hid_t sub = H5Tget_member_type(mt, (unsigned)i);
+            char *name = H5Tget_member_name(mt, (unsigned)i);
+            push_elem(L, sub, p + H5Tget_member_offset(mt, (unsigned)i));
+            lua_setfield(L, -2, name);
+            H5free_memory(name);
+            H5Tclose(sub);
+        }
+        break;
+    }
+    default:
+        lua_pushnil(L);
+    }
+}
+
+/* Pushes a row-major array as nested tables, one level per dimension. */
+static void push_array(lua_State *L, hid_t mt, const char *buf, const hsize_t *dims,
+                       int rank, size_t *index)
+{
+    size_t esz = H5Tget_size(mt);
+    lua_createtable(L, (int)dims[0], 0);
+    for (hsize_t i = 0; i < dims[0]; i++) {
+        if (rank == 1) {
+            push_elem(L, mt, buf + (*index)++ * esz);
+        } else {
+            push_array(L, mt, buf, dims + 1, rank - 1, index);
+        }
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+}
+
+static hsize_t count_elems(const hsize_t *dims, int rank)
+{
+    hsize_t n = 1;
+    for (int i = 0; i < rank; i++)
+        n *= dims[i];
+    return n;
+}
+
+/* Reads an attribute value and pushes it; returns 0 on failure (nothing pushed). */
+static int push_attribute(lua_State *L, hid_t attr)
+{
+    hid_t ft = H5Aget_type(attr), space = H5Aget_space(attr);
+    hid_t mt = mem_type(ft);
+    int ok = 0;
+    hsize_t dims[MAX_RANK];
+    int rank = H5Sget_simple_extent_ndims(space);
+    if (mt >= 0 && rank >= 0 && rank <= MAX_RANK) {
+        H5Sget_simple_extent_dims(space, dims, NULL);
+        hsize_t n = count_elems(dims, rank);
+        char *buf = calloc(n ? n : 1, H5Tget_size(mt) + 1);
+        if (buf && H5Aread(attr, mt, buf) >= 0) {
+            if (rank == 0 || n == 1)
+                push_elem(L, mt, buf);
+            else {
+                size_t idx = 0;
+                push_array(L, mt, buf, dims, rank, &idx);
+            }
+            if (needs_reclaim(mt))
+                H5Dvlen_reclaim(mt, space, H5P_DEFAULT, buf);
+            ok = 1;
+        }
+        free(buf);
+    }
+    if (mt >= 0)
+        H5Tclose(mt);
+    H5Tclose(ft);
+    H5Sclose(space);
+    return ok;
+}
+
+/* ---- module functions --------------------------------------------------- */
+
+static int l_is_hdf5(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct stat st;
+    lua_pushboolean(L, stat(path, &st) == 0 && S_ISREG(st.st_mode) && H5Fis_hdf5(path) > 0);
+    return 1;
+}
+
+static int l_open(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return fail(L, "%s: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return fail(L, "%s: not a regular file", path);
+    if (st.st_size == 0)
+        return fail(L, "%s: empty file (0 bytes), not HDF5", path);
+    if (H5Fis_hdf5(path) <= 0)
+        return fail(L, "%s: not an HDF5 file", path);
+    hfile *f = lua_newuserdatauv(L, sizeof *f, 1);
+    f->fid = H5I_INVALID_HID;
+    luaL_setmetatable(L, FILE_MT);
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, 1);
+    f->fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f->fid < 0)
+        return fail(L, "%s: HDF5 file cannot be opened (truncated or damaged)", path);
+    return 1;
+}
+
+static int f_close(lua_State *L)
+{
+    hfile *f = luaL_checkudata(L, 1, FILE_MT);
+    if (f->fid >= 0) {
+        H5Fclose(f->fid);
+        f->fid = H5I_INVALID_HID;
+    }
+    return 0;
+}
+
+static int f_tostring(lua_State *L)
+{
+    hfile *f = luaL_checkudata(L, 1, FILE_MT);
+    lua_pushfstring(L, "hdf file %s%s", file_name(L), f->fid < 0 ? " (closed)" : "");
+    return 1;
+}
+
+static int f_exists(lua_State *L)
+{
+    hfile *f = check_file(L);
+    lua_pushboolean(L, path_exists(f->fid, luaL_checkstring(L, 2)));
+    return 1;
+}
+
+static const char *kind_of(hid_t fid, const char *path)
+{
+    if (!path_exists(fid, path))
+        return NULL;
+    H5O_info_t info;
+    if (H5Oget_info_by_name(fid, path, &info, H5P_DEFAULT) < 0)
+        return NULL;
+    switch (info.type) {
+    case H5O_TYPE_GROUP: return "group";
+    case H5O_TYPE_DATASET: return "dataset";
+    case H5O_TYPE_NAMED_DATATYPE: return "datatype";
+    default: return "other";
+    }
+}
+
+static int f_kind(lua_State *L)
+{
+    hfile *f = check_file(L);
+    const char *k = kind_of(f->fid, luaL_checkstring(L, 2));
+    if (!k)
+        return fail(L, "%s: no object %s", file_name(L), lua_tostring(L, 2));
+    lua_pushstring(L, k);
+    return 1;
+}
+
+static herr_t collect_member(hid_t g, const char *name, const H5L_info_t *info, void *ud)
+{
+    (void)g;
+    (void)info;
+    lua_State *L = ud;
+    lua_pushstring(L, name);
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    return 0;
+}
+
+static int f_members(lua_State *L)
+{
+    hfile *f = check_file(L);
+    const char *path = luaL_optstring(L, 2, "/");
+    const char *k = kind_of(f->fid, path);
+    if (!k || strcmp(k, "group") != 0)
+        return fail(L, "%s: no group %s", file_name(L), path);
+    hid_t g = H5Gopen2(f->fid, path, H5P_DEFAULT);
+    if (g < 0)
+        return fail(L, "%s: cannot open group %s", file_name(L), path);
+    lua_newtable(L);
+    hsize_t idx = 0;
+    herr_t st = H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_member, L);
+    H5Gclose(g);
+    if (st < 0)
+        return fail(L, "%s: cannot list group %s (damaged file?)", file_name(L), path);
+    return 1;
+}
+
+struct attr_walk {
+    lua_State *L;
+    int failed;
+};
+
+static herr_t collect_attr(hid_t loc, const char *name, const H5A_info_t *info, void *ud)
+{
+    (void)info;
+    struct attr_walk *w = ud;
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+    if (a < 0)
+        return 0;
+    if (push_attribute(w->L, a))
+        lua_setfield(w->L, -2, name);
+    else
+        w->failed++;
+    H5Aclose(a);
+    return 0;
+}
+
+static int f_attrs(lua_State *L)
+{
+    hfile *f = check_file(L);
+    const char *path = luaL_optstring(L, 2, "/");
+    hid_t o = open_object(f, path);
+    if (o < 0)
+        return fail(L, "%s: no object %s", file_name(L), path);
+    lua_newtable(L);
+    struct attr_walk w = { L, 0 };
+    hsize_t idx = 0;
+    herr_t st = H5Aiterate2(o, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_attr, &w);
+    H5Oclose(o);
+    if (st < 0)
+        return fail(L, "%s: cannot read attributes of %s (damaged file?)", file_name(L), path);
+    return 1;
+}
+
+static int f_attr(lua_State *L)
+{
+    hfile *f = check_file(L);
+    const char *path = luaL_checkstring(L, 2);
+    const char *name = luaL_checkstring(L, 3);
+    hid_t o = open_object(f, path);
+    if (o < 0)
+        return fail(L, "%s: no object %s", file_name(L), path);
+    int has = H5Aexists(o, name) > 0;
+    hid_t a = has ? H5Aopen(o, name, H5P_DEFAULT) : H5I_INVALID_HID;
+    int ok = a >= 0 && push_attribute(L, a);
+    if (a >= 0)
+        H5Aclose(a);
+    H5Oclose(o);
+    if (!has)
+        return fail(L, "%s: %s has no attribute '%s'", file_name(L), path, name);
+    if (!ok)
+        return fail(L, "%s: cannot read attribute '%s' of %s", file_name(L), name, path);
+    return 1;
+}
+
+static hid_t open_dataset(hfile *f, const char *path)
+{
+    const char *k = kind_of(f->fid, path);
+    if (!k || strcmp(k, "dataset") != 0)
+        return H5I_INVALID_HID;
+    return H5Dopen2(f->fid, path, H5P_DEFAULT);
+}
+
+static int f_info(lua_State *L)
+{
+    hfile *f = check_file(L);
+    const char *path = luaL_checkstring(L, 2);
+    const char *k = kind_of(f->fid, path);
+    if (!k)
+        return fail(L, "%s: no object %s", file_name(L), path);
+    lua_newtable(L);
+    lua_pushstring(L, k);
+    lua_setfield(L, -2, "kind");
+    if (strcmp(k, "dataset") != 0)
+        return 1;
+    hid_t d = H5Dopen2(f->fid, path, H5P_DEFAULT);
+    if (d < 0)
+        return fail(L, "%s: cannot open dataset %s", file_name(L), path);
+    hid_t space = H5Dget_space(d), ft = H5Dget_type(d);
+    hsize_t dims[MAX_RANK];
+    int rank = H5Sget_simple_extent_ndims(space);
+    if (rank < 0 || rank > MAX_RANK)
+        rank = 0;
+    H5Sget_simple_extent_dims(space, dims, NULL);
+    lua_createtable(L, rank, 0);
+    for (int i = 0; i < rank; i++) {
+        lua_pushinteger(L, (lua_Integer)dims[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "shape");
+    lua_pushstring(L, type_name(ft));
+    lua_setfield(L, -2, "type");
+    lua_pushinteger(L, (lua_Integer)H5Tget_size(ft));
+    lua_setfield(L, -2, "element_size");
+    H5Tclose(ft);
+    H5Sclose(space);
+    H5Dclose(d);
+    return 1;
+}
+
+/* Reads a 1-based hyperslab {start} {count} into hsize_t arrays. */
+static int slab_arg(lua_State *L, int idx, int rank, hsize_t *out, const hsize_t *dflt, int one_based)
+{
+    if (lua_isnoneornil(L, idx)) {
+        for (int i = 0; i < rank; i++)
+            out[i] = dflt[i];
+        return 1;
+    }
+    luaL_checktype(L, idx, LUA_TTABLE);
+    if ((int)lua_rawlen(L, idx) != rank)
+        return 0;
+    for (int i = 0; i < rank; i++) {
+        lua_rawgeti(L, idx, i + 1);
+        lua_Integer v = luaL_checkinteger(L, -1);
+        lua_pop(L, 1);
+        if (v < (one_based ? 1 : 0))
+            return 0;
+        out[i] = (hsize_t)(v - one_based);
+    }
+    return 1;
+}
+
+static int f_read(lua_State *L)
+{
+    hfile *f = check_file(L);
+    const char *path = luaL_checkstring(L, 2);
+    hid_t d = open_dataset(f, path);
+    if (d < 0)
+        return fail(L, "%s: no dataset %s", file_name(L), path);
+    hid_t space = H5Dget_space(d), ft = H5Dget_type(d), mt = mem_type(ft);
+    int rank = H5Sget_simple_extent_ndims(space);
+    hsize_t dims[MAX_RANK], start[MAX_RANK], count[MAX_RANK], zero[MAX_RANK] = { 0 };
+    const char *err = NULL;
+    char *buf = NULL;
+    hid_t mspace = H5I_INVALID_HID;
+    if (mt < 0)
+        err = "has a data type rasrun cannot read";
+    else if (rank < 0 || rank > MAX_RANK)
+        err = "has an unsupported rank";
+    if (!err) {
+        H5Sget_simple_extent_dims(space, dims, NULL);
+        if (!slab_arg(L, 3, rank, start, zero, 1) || !slab_arg(L, 4, rank, count, dims, 0))
+            err = "hyperslab start/count must have one entry per dimension (start is 1-based)";
+    }
+    if (!err && lua_isnoneornil(L, 4) && !lua_isnoneornil(L, 3))
+        for (int i = 0; i < rank; i++)
+            count[i] = dims[i] > start[i] ? dims[i] - start[i] : 0;
+    for (int i = 0; !err && i < rank; i++)
+        if (start[i] + count[i] > dims[i])
+            err = "hyperslab goes past the end of the dataset";
+    hsize_t n = err ? 0 : count_elems(count, rank);
+    if (!err && n > MAX_READ_ELEMS)
+        err = "is too large to read whole; read a hyperslab (start, count)";
+    if (!err && rank > 0) {
+        H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, count, NULL);
+        mspace = H5Screate_simple(rank, count, NULL);
+    } else if (!err) {
+        mspace = H5Screate(H5S_SCALAR);
+    }
+    if (!err) {
+        buf = calloc(n ? n : 1, H5Tget_size(mt) + 1);
+        if (!buf)
+            err = "does not fit in memory";
+        else if (H5Dread(d, mt, mspace, space, H5P_DEFAULT, buf) < 0)
+            err = "cannot be read (damaged file?)";
+    }
+    if (!err) {
+        size_t idx = 0;
+        if (rank == 0)
+            push_elem(L, mt, buf);
+        else
+            push_array(L, mt, buf, count, rank, &idx);
+        if (needs_reclaim(mt))
+            H5Dvlen_reclaim(mt, mspace, H5P_DEFAULT, buf);
+    }
+    free(buf);
+    if (mspace >= 0)
+        H5Sclose(mspace);
+    if (mt >= 0)
+        H5Tclose(mt);
+    H5Tclose(ft);
+    H5Sclose(space);
+    H5Dclose(d);
+    if (err)
+        return fail(L, "%s: dataset %s %s", file_name(L), path, err);
+    return 1;
+}
+
+static const luaL_Reg file_methods[] = {
+    { "members", f_members }, { "kind", f_kind },   { "exists", f_exists },
+    { "info", f_info },       { "attrs", f_attrs }, { "attr", f_attr },
+    { "read", f_read },       { "close", f_close }, { NULL, NULL },
+};
+
+static const luaL_Reg funcs[] = {
+    { "open", l_open },
+    { "is_hdf5", l_is_hdf5 },
+    { NULL, NULL },
+};
+
+int luaopen_rasrun_hdf(lua_State *L)
+{
+    /* Failures are reported as nil, message; never print HDF5's error stack. */
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    if (luaL_newmetatable(L, FILE_MT)) {
+        luaL_newlib(L, file_methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, f_close);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, f_close);
+        lua_setfield(L, -2, "__close");
+        lua_pushcfunction(L, f_tostring);
+        lua_setfield(L, -2, "__tostring");
+    }
+    lua_pop(L, 1);
+    luaL_newlib(L, funcs);
+    return 1;
+}

@@ -1,0 +1,270 @@
+/* rasrun.json: JSON through cJSON.
+ *
+ *   json.encode(value [, pretty]) -> string      (raises on cycles, functions)
+ *   json.decode(text) -> value | nil, message
+ *   json.array(t) -> t marked to encode as an array even when empty
+ *   json.null     -> decoded JSON null in arrays (objects drop null members)
+ *
+ * A table encodes as an array when its keys are exactly 1..n (n > 0) or it
+ * was marked with json.array; otherwise as an object with string keys. */
+#include "host.h"
+#include "jsonutil.h"
+
+#include <cJSON.h>
+#include <lauxlib.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define ARRAY_MT "rasrun.json.array"
+#define MAX_DEPTH 200
+
+/* Errors are noted in *err (and NULL returned) instead of raised, so that a
+ * half-built cJSON tree is freed before the Lua error unwinds the stack. */
+struct enc {
+    lua_State *L;
+    char err[128];
+};
+
+static cJSON *to_json(struct enc *e, int idx, int depth);
+
+static int is_array(lua_State *L, int idx, size_t *n)
+{
+    int t = luaL_getmetafield(L, idx, "__name"); /* pushes nothing when absent */
+    if (t != LUA_TNIL) {
+        int marked = t == LUA_TSTRING && strcmp(lua_tostring(L, -1), ARRAY_MT) == 0;
+        lua_pop(L, 1);
+        if (marked) {
+            *n = lua_rawlen(L, idx);
+            return 1;
+        }
+    }
+    size_t count = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1) {
+            lua_pop(L, 1);
+            return 0;
+        }
+        count++;
+    }
+    *n = count;
+    return count > 0 && lua_rawlen(L, idx) == count;
+}
+
+/* Insertion sort of the string array t[1..n] (objects are small). */
+static void sort_strings(lua_State *L, int t, lua_Integer n)
+{
+    for (lua_Integer i = 2; i <= n; i++) {
+        lua_rawgeti(L, t, i);
+        lua_Integer j = i - 1;
+        for (; j >= 1; j--) {
+            lua_rawgeti(L, t, j);
+            int gt = strcmp(lua_tostring(L, -1), lua_tostring(L, -2)) > 0;
+            if (!gt) {
+                lua_pop(L, 1);
+                break;
+            }
+            lua_rawseti(L, t, j + 1);
+        }
+        lua_rawseti(L, t, j + 1);
+    }
+}
+
+static cJSON *table_to_json(struct enc *e, int idx, int depth)
+{
+    lua_State *L = e->L;
+    size_t n;
+    luaL_checkstack(L, 6, "json nesting");
+    if (is_array(L, idx, &n)) {
+        cJSON *a = cJSON_CreateArray();
+        for (size_t i = 1; a && i <= n; i++) {
+            lua_rawgeti(L, idx, (lua_Integer)i);
+            cJSON *item = to_json(e, lua_gettop(L), depth + 1);
+            lua_pop(L, 1);
+            if (!item) {
+                cJSON_Delete(a);
+                return NULL;
+            }
+            cJSON_AddItemToArray(a, item);
+        }
+        return a;
+    }
+    /* Keys in sorted order, so that the same value always encodes the same.
+     * keys: array of key strings; orig: key string -> the original key. */
+    lua_newtable(L);
+    int keys = lua_gettop(L);
+    lua_newtable(L);
+    int orig = keys + 1;
+    lua_Integer nkeys = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        int t = lua_type(L, -1);
+        if (t == LUA_TSTRING || t == LUA_TNUMBER) {
+            lua_pushvalue(L, -1);
+            lua_tostring(L, -1); /* on the copy: lua_next needs the original key */
+            lua_pushvalue(L, -1);
+            lua_rawseti(L, keys, ++nkeys);
+            lua_pushvalue(L, -2);
+            lua_rawset(L, orig);
+        }
+    }
+    sort_strings(L, keys, nkeys);
+    cJSON *o = cJSON_CreateObject();
+    for (lua_Integer i = 1; o && i <= nkeys; i++) {
+        lua_rawgeti(L, keys, i);
+        const char *k = lua_tostring(L, -1);
+        lua_pushvalue(L, -1);
+        lua_rawget(L, orig);
+        lua_rawget(L, idx);
+        cJSON *item = to_json(e, lua_gettop(L), depth + 1);
+        if (!item) {
+            lua_settop(L, keys - 1);
+            cJSON_Delete(o);
+            return NULL;
+        }
+        cJSON_AddItemToObject(o, k, item);
+        lua_pop(L, 2);
+    }
+    lua_settop(L, keys - 1);
+    return o;
+}
+
+static cJSON *to_json(struct enc *e, int idx, int depth)
+{
+    lua_State *L = e->L;
+    if (depth > MAX_DEPTH) {
+        snprintf(e->err, sizeof e->err, "nesting deeper than %d (a cycle?)", MAX_DEPTH);
+        return NULL;
+    }
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+        return cJSON_CreateNull();
+    case LUA_TBOOLEAN:
+        return cJSON_CreateBool(lua_toboolean(L, idx));
+    case LUA_TNUMBER: {
+        double v = lua_tonumber(L, idx);
+        return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull();
+    }
+    case LUA_TSTRING:
+        return cJSON_CreateString(lua_tostring(L, idx));
+    case LUA_TTABLE:
+        return table_to_json(e, idx, depth);
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) == NULL)
+            return cJSON_CreateNull();
+        /* fall through */
+    default:
+        snprintf(e->err, sizeof e->err, "cannot encode a %s value", luaL_typename(L, idx));
+        return NULL;
+    }
+}
+
+static void push_json(lua_State *L, const cJSON *j, int depth)
+{
+    luaL_checkstack(L, 4, "json nesting");
+    if (depth > MAX_DEPTH) {
+        lua_pushnil(L);
+        return;
+    }
+    if (cJSON_IsBool(j)) {
+        lua_pushboolean(L, cJSON_IsTrue(j));
+    } else if (cJSON_IsNumber(j)) {
+        double v = j->valuedouble;
+        if (v == floor(v) && fabs(v) < 9007199254740992.0)
+            lua_pushinteger(L, (lua_Integer)v);
+        else
+            lua_pushnumber(L, v);
+    } else if (cJSON_IsString(j)) {
+        lua_pushstring(L, j->valuestring);
+    } else if (cJSON_IsArray(j)) {
+        lua_createtable(L, cJSON_GetArraySize(j), 0);
+        luaL_setmetatable(L, ARRAY_MT);
+        lua_Integer i = 1;
+        for (const cJSON *c = j->child; c; c = c->next) {
+            push_json(L, c, depth + 1);
+            lua_rawseti(L, -2, i++);
+        }
+    } else if (cJSON_IsObject(j)) {
+        lua_newtable(L);
+        for (const cJSON *c = j->child; c; c = c->next) {
+            if (cJSON_IsNull(c))
+                continue;
+            push_json(L, c, depth + 1);
+            lua_setfield(L, -2, c->string);
+        }
+    } else {
+        lua_pushlightuserdata(L, NULL); /* json.null */
+    }
+}
+
+cJSON *json_from_lua(lua_State *L, int idx)
+{
+    struct enc e = { L, "" };
+    cJSON *j = to_json(&e, lua_absindex(L, idx), 0);
+    if (!j)
+        luaL_error(L, "json.encode: %s", e.err[0] ? e.err : "out of memory");
+    return j;
+}
+
+static int l_encode(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    cJSON *j = json_from_lua(L, 1);
+    char *s = lua_toboolean(L, 2) ? cJSON_Print(j) : cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if (!s)
+        return luaL_error(L, "json.encode: out of memory");
+    lua_pushstring(L, s);
+    cJSON_free(s);
+    return 1;
+}
+
+static int l_decode(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(s, len, &end, 0);
+    if (!j) {
+        size_t at = end && end >= s ? (size_t)(end - s) : 0;
+        int line = 1;
+        for (size_t i = 0; i < at && i < len; i++)
+            line += s[i] == '\n';
+        lua_pushnil(L);
+        lua_pushfstring(L, "invalid JSON at line %d (byte %d)", line, (int)at + 1);
+        return 2;
+    }
+    push_json(L, j, 0);
+    cJSON_Delete(j);
+    return 1;
+}
+
+static int l_array(lua_State *L)
+{
+    if (lua_isnoneornil(L, 1))
+        lua_newtable(L);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    luaL_setmetatable(L, ARRAY_MT);
+    return 1;
+}
+
+static const luaL_Reg funcs[] = {
+    { "encode", l_encode },
+    { "decode", l_decode },
+    { "array", l_array },
+    { NULL, NULL },
+};
+
+int luaopen_rasrun_json(lua_State *L)
+{
+    luaL_newmetatable(L, ARRAY_MT);
+    lua_pop(L, 1);
+    luaL_newlib(L, funcs);
+    lua_pushlightuserdata(L, NULL);
+    lua_setfield(L, -2, "null");
+    return 1;
+}

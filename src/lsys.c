@@ -1,0 +1,440 @@
+/* rasrun.sys: clocks, terminal, host facts and processes.
+ *
+ *   sys.now()  sys.monotonic()  sys.sleep(s)  sys.isatty(fd)  sys.pid()
+ *   sys.hostname()  sys.ncpu()  sys.setenv(name, value|nil)  sys.tz_offset([t])
+ *   sys.run(argv, {cwd=, env=, input=, timeout=}) -> {code=, stdout=, stderr=, timed_out=}
+ *   sys.spawn(argv, {cwd=, env=, stdout=path, stderr=path, group=true}) -> pid | nil, msg
+ *   sys.wait(pid [, timeout]) -> code | nil, "timeout"
+ *   sys.kill(pid, sig)  sys.kill_tree(pid, sig)  sys.alive(pid)  sys.starttime(pid)
+ *   sys.descendants(pid) -> {pid...}
+ * env tables map NAME to a string (set) or false (unset). */
+#include "host.h"
+#include "proc.h"
+
+#include <lauxlib.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/wait.h>
+
+static double clock_s(clockid_t id)
+{
+    struct timespec t;
+    clock_gettime(id, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static int l_now(lua_State *L) { lua_pushnumber(L, clock_s(CLOCK_REALTIME)); return 1; }
+static int l_monotonic(lua_State *L) { lua_pushnumber(L, clock_s(CLOCK_MONOTONIC)); return 1; }
+
+static int l_sleep(lua_State *L)
+{
+    double s = luaL_checknumber(L, 1);
+    struct timespec t = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
+    while (nanosleep(&t, &t) != 0 && errno == EINTR)
+        ;
+    return 0;
+}
+
+static int l_isatty(lua_State *L) { lua_pushboolean(L, isatty((int)luaL_optinteger(L, 1, 1))); return 1; }
+static int l_pid(lua_State *L) { lua_pushinteger(L, getpid()); return 1; }
+static int l_ncpu(lua_State *L) { lua_pushinteger(L, sysconf(_SC_NPROCESSORS_ONLN)); return 1; }
+
+static int l_hostname(lua_State *L)
+{
+    char buf[256] = "";
+    gethostname(buf, sizeof buf - 1);
+    lua_pushstring(L, buf);
+    return 1;
+}
+
+static int l_setenv(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    if (lua_isnoneornil(L, 2))
+        unsetenv(name);
+    else
+        setenv(name, luaL_checkstring(L, 2), 1);
+    return 0;
+}
+
+/* Seconds east of UTC for local time at t (default now). */
+static int l_tz_offset(lua_State *L)
+{
+    time_t t = (time_t)luaL_optnumber(L, 1, (lua_Number)time(NULL));
+    struct tm tm;
+    localtime_r(&t, &tm);
+    lua_pushinteger(L, tm.tm_gmtoff);
+    return 1;
+}
+
+/* ---- argv / env from Lua tables ------------------------------------------ */
+
+struct strv {
+    char **v;
+    size_t n;
+};
+
+static void strv_free(struct strv *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->v[i]);
+    free(s->v);
+    s->v = NULL;
+    s->n = 0;
+}
+
+static int argv_from(lua_State *L, int idx, struct strv *out)
+{
+    luaL_checktype(L, idx, LUA_TTABLE);
+    size_t n = lua_rawlen(L, idx);
+    if (n == 0)
+        luaL_argerror(L, idx, "argv must have at least the program");
+    out->v = calloc(n + 1, sizeof *out->v);
+    out->n = 0;
+    for (size_t i = 1; out->v && i <= n; i++) {
+        lua_rawgeti(L, idx, (lua_Integer)i);
+        const char *s = lua_tostring(L, -1);
+        if (!s) {
+            strv_free(out);
+            luaL_argerror(L, idx, "argv entries must be strings");
+        }
+        out->v[out->n++] = strdup(s);
+        lua_pop(L, 1);
+    }
+    return out->v != NULL;
+}
+
+/* Overrides from opts.env: NAME=value for strings, NAME for false. */
+static char **env_from(lua_State *L, int opts)
+{
+    if (lua_isnoneornil(L, opts) || lua_getfield(L, opts, "env") != LUA_TTABLE) {
+        if (!lua_isnoneornil(L, opts))
+            lua_pop(L, 1);
+        return NULL;
+    }
+    struct strv ov = { calloc(64, sizeof(char *)), 0 };
+    size_t cap = 64;
+    lua_pushnil(L);
+    while (ov.v && lua_next(L, -2)) {
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+        if (k && ov.n < cap) {
+            if (lua_toboolean(L, -1)) {
+                const char *v = luaL_tolstring(L, -1, NULL);
+                lua_pushfstring(L, "%s=%s", k, v);
+                lua_remove(L, -2);
+            } else {
+                lua_pushstring(L, k);
+            }
+            ov.v[ov.n++] = strdup(lua_tostring(L, -1));
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    char **envp = ov.v ? proc_envp(ov.v, ov.n) : NULL;
+    strv_free(&ov);
+    return envp;
+}
+
+static const char *opt_str(lua_State *L, int opts, const char *key)
+{
+    if (lua_isnoneornil(L, opts))
+        return NULL;
+    lua_getfield(L, opts, key);
+    const char *s = lua_tostring(L, -1); /* kept alive by the opts table */
+    lua_pop(L, 1);
+    return s;
+}
+
+static double opt_num(lua_State *L, int opts, const char *key, double dflt)
+{
+    if (lua_isnoneornil(L, opts))
+        return dflt;
+    lua_getfield(L, opts, key);
+    double v = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : dflt;
+    lua_pop(L, 1);
+    return v;
+}
+
+/* ---- run: spawn, feed, capture, wait ------------------------------------- */
+
+struct dynbuf {
+    char *p;
+    size_t n, cap;
+};
+
+/* Appends what the pipe has; closes it (fd = -1) at end of file. */
+static void drain(struct pollfd *pf, struct dynbuf *b)
+{
+    if (b->cap - b->n < 8192) {
+        size_t cap = b->cap ? b->cap * 2 : 16384;
+        char *g = realloc(b->p, cap);
+        if (!g) {
+            close(pf->fd);
+            pf->fd = -1;
+            return;
+        }
+        b->p = g;
+        b->cap = cap;
+    }
+    ssize_t n = read(pf->fd, b->p + b->n, b->cap - b->n);
+    if (n > 0) {
+        b->n += (size_t)n;
+    } else if (n == 0 || errno != EINTR) {
+        close(pf->fd);
+        pf->fd = -1;
+    }
+}
+
+struct child_io {
+    pid_t pid;
+    struct pollfd p[3]; /* stdout, stderr, stdin */
+    const char *input;
+    size_t inlen, fed;
+    struct dynbuf out, err;
+};
+
+static void feed(struct child_io *c)
+{
+    struct pollfd *in = &c->p[2];
+    if (in->fd < 0)
+        return;
+    if (in->revents && c->fed < c->inlen) {
+        ssize_t w = write(in->fd, c->input + c->fed, c->inlen - c->fed);
+        if (w > 0)
+            c->fed += (size_t)w;
+        else if (errno != EAGAIN && errno != EINTR)
+            c->fed = c->inlen;
+    }
+    if (c->fed >= c->inlen) {
+        close(in->fd);
+        in->fd = -1;
+    }
+}
+
+/* Pumps the pipes until the child has exited and closed them, or the deadline
+ * passes (then the whole tree is killed). Returns the wait status. */
+static int pump(struct child_io *c, double timeout, int *timed_out)
+{
+    double deadline = clock_s(CLOCK_MONOTONIC) + timeout;
+    int status = 0, reaped = 0;
+    while (c->p[0].fd >= 0 || c->p[1].fd >= 0 || !reaped) {
+        if (!reaped && waitpid(c->pid, &status, WNOHANG) == c->pid)
+            reaped = 1;
+        if (!*timed_out && clock_s(CLOCK_MONOTONIC) > deadline) {
+            *timed_out = 1;
+            proc_kill_tree(c->pid, SIGKILL);
+        }
+        if (poll(c->p, 3, reaped ? 50 : 10) <= 0)
+            continue;
+        if (c->p[0].fd >= 0 && c->p[0].revents)
+            drain(&c->p[0], &c->out);
+        if (c->p[1].fd >= 0 && c->p[1].revents)
+            drain(&c->p[1], &c->err);
+        feed(c);
+    }
+    feed(c);
+    if (c->p[2].fd >= 0)
+        close(c->p[2].fd);
+    return status;
+}
+
+static int l_run(lua_State *L)
+{
+    struct strv argv;
+    argv_from(L, 1, &argv);
+    int opts = lua_isnoneornil(L, 2) ? 0 : 2;
+    if (opts)
+        luaL_checktype(L, 2, LUA_TTABLE);
+    struct child_io c = { 0 };
+    if (opts && lua_getfield(L, 2, "input") == LUA_TSTRING)
+        c.input = lua_tolstring(L, -1, &c.inlen); /* kept alive by opts */
+    if (opts)
+        lua_pop(L, 1);
+    double timeout = opt_num(L, opts, "timeout", 600);
+    char **envp = env_from(L, opts);
+
+    int out[2], errp[2], in[2] = { -1, -1 };
+    if (pipe2(out, O_CLOEXEC) || pipe2(errp, O_CLOEXEC) || (c.input && pipe2(in, O_CLOEXEC)))
+        return luaL_error(L, "pipe: %s", strerror(errno));
+    proc_spec s = { argv.v, envp, opt_str(L, opts, "cwd"), in[0], out[1], errp[1], 1 };
+    char err[512];
+    c.pid = proc_spawn(&s, err, sizeof err);
+    close(out[1]);
+    close(errp[1]);
+    if (in[0] >= 0)
+        close(in[0]);
+    proc_envp_free(envp);
+    strv_free(&argv);
+    c.p[0] = (struct pollfd){ out[0], POLLIN, 0 };
+    c.p[1] = (struct pollfd){ errp[0], POLLIN, 0 };
+    c.p[2] = (struct pollfd){ in[1], POLLOUT, 0 };
+    if (c.pid < 0) {
+        for (int i = 0; i < 3; i++)
+            if (c.p[i].fd >= 0)
+                close(c.p[i].fd);
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    if (in[1] >= 0)
+        fcntl(in[1], F_SETFL, O_NONBLOCK);
+    void (*old)(int) = signal(SIGPIPE, SIG_IGN);
+    int timed_out = 0;
+    int status = pump(&c, timeout, &timed_out);
+    signal(SIGPIPE, old);
+    lua_createtable(L, 0, 4);
+    lua_pushlstring(L, c.out.p ? c.out.p : "", c.out.n);
+    lua_setfield(L, -2, "stdout");
+    lua_pushlstring(L, c.err.p ? c.err.p : "", c.err.n);
+    lua_setfield(L, -2, "stderr");
+    free(c.out.p);
+    free(c.err.p);
+    lua_pushinteger(L, proc_exit_code(status));
+    lua_setfield(L, -2, "code");
+    lua_pushboolean(L, timed_out);
+    lua_setfield(L, -2, "timed_out");
+    return 1;
+}
+
+static int open_out(lua_State *L, int opts, const char *key)
+{
+    const char *path = opt_str(L, opts, key);
+    if (!path)
+        return -1;
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0)
+        luaL_error(L, "cannot open %s: %s", path, strerror(errno));
+    return fd;
+}
+
+static int l_spawn(lua_State *L)
+{
+    struct strv argv;
+    argv_from(L, 1, &argv);
+    int opts = lua_isnoneornil(L, 2) ? 0 : 2;
+    char **envp = env_from(L, opts);
+    int o = open_out(L, opts, "stdout"), e = open_out(L, opts, "stderr");
+    int group = 1;
+    if (opts && lua_getfield(L, 2, "group") == LUA_TBOOLEAN)
+        group = lua_toboolean(L, -1);
+    if (opts)
+        lua_pop(L, 1);
+    proc_spec s = { argv.v, envp, opt_str(L, opts, "cwd"), -1, o, e >= 0 ? e : o, group };
+    char err[512];
+    pid_t pid = proc_spawn(&s, err, sizeof err);
+    if (o >= 0)
+        close(o);
+    if (e >= 0)
+        close(e);
+    proc_envp_free(envp);
+    strv_free(&argv);
+    if (pid < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_pushinteger(L, pid);
+    return 1;
+}
+
+static int l_wait(lua_State *L)
+{
+    pid_t pid = (pid_t)luaL_checkinteger(L, 1);
+    double timeout = luaL_optnumber(L, 2, -1);
+    double deadline = clock_s(CLOCK_MONOTONIC) + timeout;
+    int status;
+    for (;;) {
+        pid_t r = waitpid(pid, &status, timeout < 0 ? 0 : WNOHANG);
+        if (r == pid) {
+            lua_pushinteger(L, proc_exit_code(status));
+            return 1;
+        }
+        if (r < 0 && errno != EINTR) {
+            lua_pushnil(L);
+            lua_pushfstring(L, "wait %d: %s", (int)pid, strerror(errno));
+            return 2;
+        }
+        if (timeout >= 0 && clock_s(CLOCK_MONOTONIC) > deadline) {
+            lua_pushnil(L);
+            lua_pushliteral(L, "timeout");
+            return 2;
+        }
+        poll(NULL, 0, 10);
+    }
+}
+
+static int sig_arg(lua_State *L, int idx)
+{
+    if (lua_type(L, idx) == LUA_TNUMBER)
+        return (int)lua_tointeger(L, idx);
+    const char *s = luaL_optstring(L, idx, "TERM");
+    static const struct { const char *n; int s; } names[] = {
+        { "TERM", SIGTERM }, { "KILL", SIGKILL }, { "INT", SIGINT }, { "HUP", SIGHUP },
+        { "STOP", SIGSTOP }, { "CONT", SIGCONT }, { "USR1", SIGUSR1 }, { "QUIT", SIGQUIT },
+    };
+    if (strncmp(s, "SIG", 3) == 0)
+        s += 3;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(s, names[i].n) == 0)
+            return names[i].s;
+    return luaL_argerror(L, idx, "unknown signal name");
+}
+
+static int l_kill(lua_State *L)
+{
+    lua_pushboolean(L, kill((pid_t)luaL_checkinteger(L, 1), sig_arg(L, 2)) == 0);
+    return 1;
+}
+
+static int l_kill_tree(lua_State *L)
+{
+    lua_pushinteger(L, proc_kill_tree((pid_t)luaL_checkinteger(L, 1), sig_arg(L, 2)));
+    return 1;
+}
+
+static int l_alive(lua_State *L)
+{
+    lua_pushboolean(L, proc_alive((pid_t)luaL_checkinteger(L, 1)));
+    return 1;
+}
+
+static int l_starttime(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)proc_starttime((pid_t)luaL_checkinteger(L, 1)));
+    return 1;
+}
+
+static int l_descendants(lua_State *L)
+{
+    pid_t kids[1024];
+    int n = proc_descendants((pid_t)luaL_checkinteger(L, 1), kids, 1024);
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        lua_pushinteger(L, kids[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+static const luaL_Reg funcs[] = {
+    { "now", l_now },           { "monotonic", l_monotonic }, { "sleep", l_sleep },
+    { "isatty", l_isatty },     { "pid", l_pid },             { "hostname", l_hostname },
+    { "ncpu", l_ncpu },         { "setenv", l_setenv },       { "tz_offset", l_tz_offset },
+    { "run", l_run },           { "spawn", l_spawn },         { "wait", l_wait },
+    { "kill", l_kill },         { "kill_tree", l_kill_tree }, { "alive", l_alive },
+    { "starttime", l_starttime }, { "descendants", l_descendants },
+    { NULL, NULL },
+};
+
+int luaopen_rasrun_sys(lua_State *L)
+{
+    luaL_newlib(L, funcs);
+    return 1;
+}

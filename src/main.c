@@ -1,0 +1,45 @@
+/* rasrun: command-line entry. The REPL lives in C (line editing); every other
+ * command is parsed and run by the Lua module rasrun.cli. */
+#include "host.h"
+#include "repl.h"
+
+#include <lauxlib.h>
+#include <stdio.h>
+#include <string.h>
+
+int main(int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+        printf("rasrun %s (%s)\n", RASRUN_VERSION, LUA_RELEASE);
+        return EXIT_OK;
+    }
+    lua_State *L = host_new();
+    if (!L) {
+        fprintf(stderr, "rasrun: cannot create the Lua state (out of memory)\n");
+        return EXIT_USAGE;
+    }
+    int status;
+    if (argc >= 2 && strcmp(argv[1], "repl") == 0 &&
+        !(argc >= 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0))) {
+        status = repl_main(L, argc - 2, argv + 2);
+    } else {
+        lua_getglobal(L, "require");
+        lua_pushliteral(L, "rasrun.cli");
+        if (host_pcall(L, 1, 1) != LUA_OK) {
+            lua_close(L);
+            return EXIT_USAGE;
+        }
+        lua_getfield(L, -1, "main");
+        lua_newtable(L);
+        for (int i = 1; i < argc; i++) {
+            lua_pushstring(L, argv[i]);
+            lua_rawseti(L, -2, i);
+        }
+        if (host_pcall(L, 1, 1) != LUA_OK)
+            status = EXIT_USAGE;
+        else
+            status = (int)luaL_optinteger(L, -1, EXIT_OK);
+    }
+    lua_close(L);
+    return status;
+}

@@ -1,0 +1,227 @@
+/* Process primitives over posix_spawn and /proc. */
+#include "proc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/wait.h>
+
+extern char **environ;
+
+pid_t proc_spawn(const proc_spec *s, char *err, size_t errlen)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&at);
+
+    int fds[3] = { s->in_fd, s->out_fd, s->err_fd };
+    for (int i = 0; i < 3; i++) {
+        if (fds[i] >= 0)
+            posix_spawn_file_actions_adddup2(&fa, fds[i], i);
+        else
+            posix_spawn_file_actions_addopen(&fa, i, "/dev/null", i ? O_WRONLY : O_RDONLY, 0);
+    }
+    if (s->cwd)
+        posix_spawn_file_actions_addchdir_np(&fa, s->cwd);
+
+    sigset_t none, dflt;
+    sigemptyset(&none);
+    sigemptyset(&dflt);
+    int sigs[] = { SIGINT, SIGTERM, SIGCHLD, SIGPIPE, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaddset(&dflt, sigs[i]);
+    short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+    if (s->new_group) {
+        flags |= POSIX_SPAWN_SETPGROUP;
+        posix_spawnattr_setpgroup(&at, 0);
+    }
+    posix_spawnattr_setflags(&at, flags);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &dflt);
+
+    pid_t pid = -1;
+    char *const *envp = s->envp ? s->envp : environ;
+    int rc = strchr(s->argv[0], '/') ? posix_spawn(&pid, s->argv[0], &fa, &at, s->argv, envp)
+                                     : posix_spawnp(&pid, s->argv[0], &fa, &at, s->argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    if (rc != 0) {
+        if (rc == ENOENT && s->cwd && access(s->cwd, X_OK) != 0)
+            snprintf(err, errlen, "cannot start %s: working folder %s: %s", s->argv[0], s->cwd,
+                     strerror(errno));
+        else
+            snprintf(err, errlen, "cannot start %s: %s", s->argv[0], strerror(rc));
+        return -1;
+    }
+    return pid;
+}
+
+/* Reads "pid (comm) state ppid pgrp ..." from /proc/PID/stat. comm may hold
+ * spaces and parentheses, so parse from the last ')'. */
+static int read_stat(pid_t pid, char *state, pid_t *ppid, pid_t *pgrp, unsigned long long *start)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return 0;
+    char st;
+    int pp, pg;
+    unsigned long long t = 0;
+    /* fields after comm: 3 state, 4 ppid, 5 pgrp, ... 22 starttime */
+    if (sscanf(p + 2, "%c %d %d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+               &st, &pp, &pg, &t) != 4)
+        return 0;
+    if (state) *state = st;
+    if (ppid) *ppid = pp;
+    if (pgrp) *pgrp = pg;
+    if (start) *start = t;
+    return 1;
+}
+
+unsigned long long proc_starttime(pid_t pid)
+{
+    unsigned long long t = 0;
+    char st;
+    if (!read_stat(pid, &st, NULL, NULL, &t))
+        return 0;
+    return t;
+}
+
+int proc_alive(pid_t pid)
+{
+    char st;
+    return read_stat(pid, &st, NULL, NULL, NULL) && st != 'Z' && st != 'X';
+}
+
+struct pnode {
+    pid_t pid, ppid;
+};
+
+static int snapshot(struct pnode **out)
+{
+    DIR *d = opendir("/proc");
+    if (!d)
+        return 0;
+    int n = 0, cap = 256;
+    struct pnode *v = malloc(sizeof *v * (size_t)cap);
+    struct dirent *e;
+    while (v && (e = readdir(d))) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end || pid <= 0)
+            continue;
+        pid_t pp;
+        if (!read_stat((pid_t)pid, NULL, &pp, NULL, NULL))
+            continue;
+        if (n == cap) {
+            cap *= 2;
+            struct pnode *g = realloc(v, sizeof *v * (size_t)cap);
+            if (!g)
+                break;
+            v = g;
+        }
+        v[n].pid = (pid_t)pid;
+        v[n].ppid = pp;
+        n++;
+    }
+    closedir(d);
+    *out = v;
+    return v ? n : 0;
+}
+
+int proc_descendants(pid_t root, pid_t *out, int max)
+{
+    struct pnode *all = NULL;
+    int n = snapshot(&all), found = 0;
+    /* Breadth-first over the parent links: out[] doubles as the queue. */
+    pid_t frontier = root;
+    int head = 0;
+    for (;;) {
+        for (int i = 0; i < n && found < max; i++)
+            if (all[i].ppid == frontier && all[i].pid != root)
+                out[found++] = all[i].pid;
+        if (head >= found)
+            break;
+        frontier = out[head++];
+    }
+    free(all);
+    return found;
+}
+
+int proc_kill_tree(pid_t pid, int sig)
+{
+    pid_t kids[1024];
+    int n = proc_descendants(pid, kids, 1024), hit = 0;
+    if (kill(-pid, sig) == 0)
+        hit++;
+    else if (kill(pid, sig) == 0)
+        hit++;
+    for (int i = 0; i < n; i++)
+        if (kill(kids[i], sig) == 0)
+            hit++;
+    return hit;
+}
+
+int proc_exit_code(int wstatus)
+{
+    if (WIFEXITED(wstatus))
+        return WEXITSTATUS(wstatus);
+    if (WIFSIGNALED(wstatus))
+        return 128 + WTERMSIG(wstatus);
+    return -1;
+}
+
+static size_t name_len(const char *kv)
+{
+    const char *eq = strchr(kv, '=');
+    return eq ? (size_t)(eq - kv) : strlen(kv);
+}
+
+char **proc_envp(char *const *overrides, size_t n)
+{
+    size_t base = 0;
+    while (environ[base])
+        base++;
+    char **out = calloc(base + n + 1, sizeof *out);
+    if (!out)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < base; i++) {
+        size_t len = name_len(environ[i]);
+        int replaced = 0;
+        for (size_t j = 0; j < n && !replaced; j++)
+            replaced = name_len(overrides[j]) == len && strncmp(overrides[j], environ[i], len) == 0;
+        if (!replaced)
+            out[k++] = strdup(environ[i]);
+    }
+    for (size_t j = 0; j < n; j++)
+        if (strchr(overrides[j], '='))
+            out[k++] = strdup(overrides[j]);
+    out[k] = NULL;
+    return out;
+}
+
+void proc_envp_free(char **envp)
+{
+    if (!envp)
+        return;
+    for (char **p = envp; *p; p++)
+        free(*p);
+    free(envp);
+}

@@ -1,0 +1,45 @@
+/* Process primitives: spawn into a new process group, find and kill a whole
+ * process tree, identify a process across pid reuse. */
+#ifndef RASRUN_PROC_H
+#define RASRUN_PROC_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef struct {
+    char *const *argv;   /* argv[0] with a slash is a path; without, looked up on PATH */
+    char *const *envp;   /* NULL: inherit */
+    const char *cwd;     /* NULL: inherit */
+    int in_fd, out_fd, err_fd; /* -1: /dev/null */
+    int new_group;       /* child leads a new process group (pgid = pid) */
+} proc_spec;
+
+/* Starts the program with default signal dispositions and an empty signal
+ * mask. Returns the pid, or -1 with a message naming the program. */
+pid_t proc_spawn(const proc_spec *s, char *err, size_t errlen);
+
+/* Sends sig to the process group of pid and to every descendant of pid that
+ * left the group (setsid, setpgid). Returns how many processes were signalled. */
+int proc_kill_tree(pid_t pid, int sig);
+
+/* Up to max descendants of root (children, grandchildren, ...), from /proc. */
+int proc_descendants(pid_t root, pid_t *out, int max);
+
+/* The kernel's start time of pid in clock ticks since boot (field 22 of
+ * /proc/PID/stat), or 0 when there is no such process. Together with the pid
+ * it names a process unambiguously across pid reuse. */
+unsigned long long proc_starttime(pid_t pid);
+
+/* Does the process exist (and is it not a zombie)? */
+int proc_alive(pid_t pid);
+
+/* Turns a wait status into an exit code: the code itself, or 128+signal. */
+int proc_exit_code(int wstatus);
+
+
+/* The current environment with overrides applied: each override is "NAME=value"
+ * (set) or "NAME" (unset). NULL-terminated; free with proc_envp_free. */
+char **proc_envp(char *const *overrides, size_t n);
+void proc_envp_free(char **envp);
+
+#endif
