@@ -87,6 +87,8 @@ lua_State *host_new(void)
     preload(L, "rasrun.fs", luaopen_rasrun_fs);
     preload(L, "rasrun.sys", luaopen_rasrun_sys);
     preload(L, "rasrun.json", luaopen_rasrun_json);
+    preload(L, "rasrun.journal", luaopen_rasrun_journal);
+    preload(L, "rasrun.sched", luaopen_rasrun_sched);
     set_path(L);
     lua_pushstring(L, RASRUN_VERSION);
     lua_setglobal(L, "_RASRUN_VERSION");

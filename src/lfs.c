@@ -7,7 +7,7 @@
  *   fs.copy(src, dst [, keep_mtime])  fs.write(p, data)  (both atomic)
  *   fs.read(p [, max]) -> data | nil, msg
  *   fs.touch(p [, mtime])  fs.realpath(p)  fs.tempdir(prefix)  fs.free_bytes(p)
- *   fs.glob(pattern) -> sorted paths */
+ *   fs.glob(pattern) -> sorted paths   fs.readlink(p) -> target | nil, msg */
 #include "fsutil.h"
 #include "host.h"
 
@@ -239,6 +239,17 @@ static int l_realpath(lua_State *L)
     return 1;
 }
 
+static int l_readlink(lua_State *L)
+{
+    const char *p = luaL_checkstring(L, 1);
+    char buf[PATH_MAX];
+    ssize_t n = readlink(p, buf, sizeof buf - 1);
+    if (n < 0)
+        return fail_errno(L, "", p);
+    lua_pushlstring(L, buf, (size_t)n);
+    return 1;
+}
+
 static int l_tempdir(lua_State *L)
 {
     const char *prefix = luaL_optstring(L, 1, "rasrun");
@@ -290,6 +301,7 @@ static const luaL_Reg funcs[] = {
     { "rename", l_rename },     { "copy", l_copy },       { "write", l_write },
     { "read", l_read },         { "touch", l_touch },     { "realpath", l_realpath },
     { "tempdir", l_tempdir },   { "free_bytes", l_free_bytes }, { "glob", l_glob },
+    { "readlink", l_readlink },
     { NULL, NULL },
 };
 

@@ -1,7 +1,8 @@
 /* rasrun.sys: clocks, terminal, host facts and processes.
  *
  *   sys.now()  sys.monotonic()  sys.sleep(s)  sys.isatty(fd)  sys.pid()
- *   sys.hostname()  sys.ncpu()  sys.setenv(name, value|nil)  sys.tz_offset([t])
+ *   sys.hostname()  sys.ncpu()  sys.uid()  sys.setenv(name, value|nil)  sys.tz_offset([t])
+ *   sys.chdir(path) -> true | nil, msg
  *   sys.run(argv, {cwd=, env=, input=, timeout=}) -> {code=, stdout=, stderr=, timed_out=}
  *   sys.spawn(argv, {cwd=, env=, stdout=path, stderr=path, group=true}) -> pid | nil, msg
  *   sys.wait(pid [, timeout]) -> code | nil, "timeout"
@@ -44,6 +45,25 @@ static int l_sleep(lua_State *L)
 static int l_isatty(lua_State *L) { lua_pushboolean(L, isatty((int)luaL_optinteger(L, 1, 1))); return 1; }
 static int l_pid(lua_State *L) { lua_pushinteger(L, getpid()); return 1; }
 static int l_ncpu(lua_State *L) { lua_pushinteger(L, sysconf(_SC_NPROCESSORS_ONLN)); return 1; }
+
+static int l_uid(lua_State *L) { lua_pushinteger(L, getuid()); return 1; }
+
+static int l_chdir(lua_State *L)
+{
+    const char *p = luaL_checkstring(L, 1);
+    if (chdir(p) != 0) {
+        int e = errno;
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot change to folder %s: %s", p, strerror(e));
+        return 2;
+    }
+    /* Keep PWD truthful for path.abspath and child processes. */
+    char buf[4096];
+    if (getcwd(buf, sizeof buf))
+        setenv("PWD", buf, 1);
+    lua_pushboolean(L, 1);
+    return 1;
+}
 
 static int l_hostname(lua_State *L)
 {
@@ -430,6 +450,7 @@ static const luaL_Reg funcs[] = {
     { "run", l_run },           { "spawn", l_spawn },         { "wait", l_wait },
     { "kill", l_kill },         { "kill_tree", l_kill_tree }, { "alive", l_alive },
     { "starttime", l_starttime }, { "descendants", l_descendants },
+    { "uid", l_uid },           { "chdir", l_chdir },
     { NULL, NULL },
 };
 

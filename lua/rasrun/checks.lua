@@ -32,6 +32,9 @@ local SLACK = 2
 
 function M.file(r, ctx)
   if not r.has_results then
+    if r.plan then
+      return false, "the file holds plan data but no results: the engine wrote none"
+    end
     return false, ("no Results group (File Type %q): not a HEC-RAS result file")
       :format(r.file_type or "?")
   end

@@ -5,7 +5,8 @@
 --   rasrun.checks.standard{...}     result checks (rasrun.checks)
 --   rasrun.results.read(path)       facts from a result HDF (rasrun.results)
 --   rasrun.hdf.open(path)           raw HDF5 access (C)
---   rasrun.worker{...}, rasrun.pool{...}, pool:run{...}
+--   rasrun.worker{...}, rasrun.pool{...}, pool:run{...}   (rasrun.pool module)
+--   rasrun.workers_from_json(path)  workers from ras-commander's RemoteWorkers.json
 --
 -- Submodules load on first use, so `require "rasrun"` stays cheap.
 local M = { version = _RASRUN_VERSION }
@@ -14,16 +15,25 @@ local submodules = {
   hdf = "rasrun.hdf", fs = "rasrun.fs", sys = "rasrun.sys", json = "rasrun.json",
   path = "rasrun.path", project = "rasrun.project", checks = "rasrun.checks",
   results = "rasrun.results", sample = "rasrun.sample", hecdate = "rasrun.hecdate",
-  sim = "rasrun.sim", cli = "rasrun.cli",
+  sim = "rasrun.sim", cli = "rasrun.cli", engine = "rasrun.engine", report = "rasrun.report",
+  journal = "rasrun.journal",
+}
+
+-- Functions that live in submodules (looked up, not wrapped, so that their
+-- error messages point at the recipe line that called them).
+local functions = {
+  worker = { "rasrun.pool", "worker" }, pool = { "rasrun.pool", "pool" },
+  workers_from_json = { "rasrun.workers_json", "load" },
 }
 
 setmetatable(M, {
   __index = function(t, k)
-    local name = submodules[k]
-    if not name then return nil end
-    local mod = require(name)
-    rawset(t, k, mod)
-    return mod
+    local v
+    if submodules[k] then v = require(submodules[k])
+    elseif functions[k] then v = require(functions[k][1])[functions[k][2]]
+    else return nil end
+    rawset(t, k, v)
+    return v
   end,
 })
 

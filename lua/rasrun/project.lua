@@ -6,7 +6,7 @@
 --   local p = prj:plan("04")     -- also "p04", 4
 --   p.title, p.short_id, p.geometry, p.flow, p.flow_kind, p.cores, p.missing
 --   p:inputs("windows" | "linux")  -> files a run needs (names in prj.dir), missing
---   p:outputs("windows" | "linux") -> files a run produces (names, Lua patterns)
+--   p:outputs("windows" | "linux") -> files a run produces (glob patterns)
 --   p:result_path(), p:result_state() -> "none" | "stale" | "current", reason
 --
 -- Project files are text, usually CRLF, sometimes with upper-case extensions
@@ -258,24 +258,26 @@ function Plan:inputs(kind)
   return need, missing
 end
 
--- Files a run produces (Lua patterns on names in the work folder). Results
--- first; geometry outputs are shared by plans and returned separately.
+-- Shell glob (fnmatch) escaping for names used in patterns.
+local function glob_escape(s) return (s:gsub("[%[%]%*%?\\]", "\\%0")) end
+
+-- Files a run produces, as glob patterns on names in the work folder: the
+-- plan's own outputs (logs, restart files) and the geometry's outputs, which
+-- the plans of one geometry share. The result file itself is handled by the
+-- engine spec (its name differs by engine).
 function Plan:outputs(kind)
-  local stem = self.project.name
-  local esc = stem:gsub("%p", "%%%0")
-  local plan = esc .. "%." .. self.id
-  local results = {
-    "^" .. plan .. "%.hdf$", "^" .. plan .. "%.computeMsgs%.txt$",
-    "^" .. esc .. "%.bco" .. self.number .. "$", "^" .. esc .. "%.[oO]" .. self.number .. "$",
-    "^" .. plan .. "%..*%.rst$",
+  local stem = glob_escape(self.project.name)
+  local own = {
+    stem .. "." .. self.id .. ".computeMsgs.txt", stem .. ".bco" .. self.number,
+    stem .. ".[oO]" .. self.number, stem .. "." .. self.id .. ".*.rst",
   }
   local gn = self.geometry and self.geometry.number or "00"
-  local geometry = { "^" .. esc .. "%.x" .. gn .. "$" }
+  local geometry = { stem .. ".x" .. gn }
   if kind ~= "linux" then
-    geometry[#geometry + 1] = "^" .. esc .. "%.c" .. gn .. "$"
-    geometry[#geometry + 1] = "^" .. esc .. "%.g" .. gn .. "%.hdf$"
+    geometry[#geometry + 1] = stem .. ".c" .. gn
+    geometry[#geometry + 1] = stem .. ".g" .. gn .. ".hdf"
   end
-  return results, geometry
+  return own, geometry
 end
 
 function Plan:result_path()

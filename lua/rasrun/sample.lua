@@ -91,11 +91,11 @@ function M.write(dir, opts)
   local plans = opts.plans or M.default_plans
   local ok, err = fs.mkdirs(dir)
   if not ok then error(err, 2) end
+  for _, p in ipairs(plans) do p.geom, p.flow = p.geom or "g01", p.flow or "u01" end
   local prj = path.join(dir, name .. ".prj")
   write(prj, prj_text(name, opts.title or "rasrun sample: Sample Creek", plans))
   local written = {}
   for i, p in ipairs(plans) do
-    p.geom, p.flow = p.geom or "g01", p.flow or "u01"
     local plan_file = path.join(dir, ("%s.p%02d"):format(name, i))
     write(plan_file, plan_text(p))
     if not written[p.geom] then

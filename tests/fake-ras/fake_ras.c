@@ -9,8 +9,9 @@
  *
  * The plan chooses what happens: `Fake RAS Mode=` (ok, crash, hang, unstable,
  * volume, silent, noresult, geomfail; MODE@WORKER applies only on the worker
- * named in RASRUN_WORKER) and `Fake RAS Seconds=` (simulated run time;
- * FAKE_RAS_SECONDS overrides it for every plan). */
+ * named in RASRUN_WORKER) and `Fake RAS Seconds=` (simulated run time).
+ * FAKE_RAS_MODE and FAKE_RAS_SECONDS override both for every plan;
+ * FAKE_RAS_TIME_SHIFT (seconds) shifts the clock written into results. */
 #include "h5out.h"
 
 #include <errno.h>
@@ -114,7 +115,8 @@ static int plan_number(const struct plan *p) { return atoi(p->id + 1); }
 static const char *effective_mode(const struct plan *p)
 {
     static char mode[64];
-    copy(mode, sizeof mode, p->mode[0] ? p->mode : "ok");
+    const char *env = getenv("FAKE_RAS_MODE");
+    copy(mode, sizeof mode, env && *env ? env : p->mode[0] ? p->mode : "ok");
     char *at = strchr(mode, '@');
     if (at) {
         const char *w = getenv("RASRUN_WORKER");
@@ -138,6 +140,14 @@ static int is_507(const struct plan *p) { return p->version[0] == '5'; }
 static const char *file_version(const struct plan *p)
 {
     return is_507(p) ? "HEC-RAS 5.0.7 March 2019" : "HEC-RAS 6.6 September 2024";
+}
+
+/* The engine's clock: FAKE_RAS_TIME_SHIFT seconds are added, to make results
+ * that look as if an earlier run wrote them. */
+static time_t engine_now(void)
+{
+    const char *shift = getenv("FAKE_RAS_TIME_SHIFT");
+    return time(NULL) + (shift ? atol(shift) : 0);
 }
 
 static void hec_time(char *out, size_t n, time_t t)
@@ -375,7 +385,7 @@ static int ras_exe(int argc, char **argv)
     split_plan_path(&p, plan_file);
     read_plan_text(&p, plan_file);
     const char *mode = effective_mode(&p);
-    time_t t0 = time(NULL);
+    time_t t0 = engine_now();
     printf("Plan: '%s' (%s.%s)\nSimulation started at: %s", p.title, p.name, p.id, ctime(&t0));
     fflush(stdout);
     if (!strcmp(mode, "hang"))
@@ -393,14 +403,14 @@ static int ras_exe(int argc, char **argv)
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (f < 0)
         die(2, "cannot create %s", tmp);
-    write_results(f, &p, mode, t0, time(NULL));
+    write_results(f, &p, mode, t0, engine_now());
     H5Fclose(f);
     snprintf(path, sizeof path, "%s/%s.%s.hdf", p.dir, p.name, p.id);
     if (rename(tmp, path) != 0)
         die(2, "cannot rename %s: %s", tmp, strerror(errno));
     if (p.write_detailed) {
         static char msgs[8192];
-        messages_text(msgs, sizeof msgs, &p, mode, t0, (int)(time(NULL) - t0));
+        messages_text(msgs, sizeof msgs, &p, mode, t0, (int)(engine_now() - t0));
         snprintf(path, sizeof path, "%s/%s.%s.computeMsgs.txt", p.dir, p.name, p.id);
         write_text_file(path, msgs);
     }
@@ -467,7 +477,7 @@ static int ras_unsteady(int argc, char **argv)
         die(2, "RasUnsteady: preprocessed geometry %s not found (run RasGeomPreprocess)", need);
     }
     const char *mode = effective_mode(&p);
-    time_t t0 = time(NULL);
+    time_t t0 = engine_now();
     printf("RasUnsteady: plan '%s' (%s.%s)\n", p.title, p.name, p.id);
     fflush(stdout);
     if (!strcmp(mode, "hang")) {
@@ -480,7 +490,7 @@ static int ras_unsteady(int argc, char **argv)
         return finish_failure(mode, 0);
     }
     if (strcmp(mode, "noresult") != 0)
-        write_results(f, &p, mode, t0, time(NULL));
+        write_results(f, &p, mode, t0, engine_now());
     H5Fclose(f);
     printf("Finished Unsteady Flow Simulation\n");
     return finish_failure(mode, 0);

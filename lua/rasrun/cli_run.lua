@@ -1,0 +1,85 @@
+-- Commands about runs: resume an interrupted run, probe a recipe's workers.
+local fs = require "rasrun.fs"
+local path = require "rasrun.path"
+local sys = require "rasrun.sys"
+local cli = require "rasrun.cli"
+local runtime = require "rasrun.runtime"
+
+local M = {}
+
+cli.help.resume = [[
+usage: rasrun resume RUN_FOLDER
+
+Finishes a run whose controller died (Ctrl-C twice, SIGKILL, a crash, a
+reboot). Reads RUN_FOLDER/journal.jsonl, stops the engines the dead
+controller left running (on this machine and on SSH hosts), removes their
+work folders, then runs the same recipe with the same arguments from the
+same folder. Plans that finished are kept, not rerun; the rest run again,
+and the journal and reports of RUN_FOLDER are brought up to date.
+
+RUN_FOLDER is the run's folder, shown at the end of every run
+(<project>/.rasrun/runs/<run id>). From Lua: pool:run{..., resume = RUN_FOLDER}.
+]]
+
+function M.cmd_resume(args)
+  if #args ~= 1 or args[1] == "--help" or args[1] == "-h" then
+    io.write(cli.help.resume)
+    return #args == 1 and 0 or 2
+  end
+  local dir = path.abspath(args[1])
+  local jpath = path.join(dir, "journal.jsonl")
+  if not fs.isfile(jpath) then
+    io.stderr:write(("rasrun: %s: not a run folder (no journal.jsonl)\n"):format(args[1]))
+    return 2
+  end
+  local entries = assert(require("rasrun.journal").read(jpath))
+  local start
+  for _, e in ipairs(entries) do
+    if e.ev == "run_start" then start = e break end
+  end
+  if not start then
+    io.stderr:write(("rasrun: %s: the journal has no run_start line\n"):format(jpath))
+    return 2
+  end
+  if not start.recipe then
+    io.stderr:write(("rasrun: %s was not started by `rasrun run`; resume it from Lua with "
+      .. "pool:run{..., resume = %q}\n"):format(dir, dir))
+    return 2
+  end
+  if start.cwd then
+    local ok, err = sys.chdir(start.cwd)
+    if not ok then
+      io.stderr:write("rasrun: ", err, "\n")
+      return 2
+    end
+  end
+  runtime.resume = { dir = dir }
+  io.stderr:write(("rasrun: resuming run %s (recipe %s)\n"):format(path.basename(dir), start.recipe))
+  return cli.run_recipe(start.recipe, start.args or {})
+end
+
+cli.help.workers = [[
+usage: rasrun workers RECIPE [ARGS...]
+
+Probes the workers a recipe defines instead of running its plans: for each
+worker, can rasrun connect and authenticate, is the engine where the worker
+says, how many cores the host has, and how much disk is free in its work
+folder. The recipe runs up to its first pool:run, which probes that pool and
+stops. Exit status 0 when every worker is usable, 1 otherwise.
+]]
+
+function M.cmd_workers(args)
+  if #args == 0 or args[1] == "--help" or args[1] == "-h" then
+    io.write(cli.help.workers)
+    return #args == 0 and 2 or 0
+  end
+  local recipe, err = cli.find_recipe(args[1])
+  if not recipe then
+    io.stderr:write("rasrun: ", err, "\n")
+    return 2
+  end
+  runtime.probe_only = true
+  return cli.run_recipe(recipe, { table.unpack(args, 2) })
+end
+
+return M

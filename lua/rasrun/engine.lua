@@ -1,0 +1,114 @@
+-- How a HEC-RAS engine runs a plan: which files it needs, which commands run
+-- in the work folder, what it leaves behind. One spec per (plan, engine).
+--
+--   engine = { kind = "windows", home = "C:/Program Files (x86)/HEC/HEC-RAS/6.6" }
+--     Ras.exe -c "<name>.prj" "<name>.pNN", result <name>.pNN.hdf
+--   engine = { kind = "linux", home = "/opt/hecras/6.6" }
+--     [RasGeomPreprocess <name>.pNN.tmp.hdf xGG]   only when the geometry changed
+--     RasUnsteady <name>.pNN.tmp.hdf xGG          result written into the .tmp.hdf,
+--                                                 brought back as <name>.pNN.hdf
+--     with LD_LIBRARY_PATH=<home>/libs:<home>/libs/mkl:<home>/libs/rhel_8
+local fs = require "rasrun.fs"
+local path = require "rasrun.path"
+
+local M = {}
+
+M.kinds = { windows = true, linux = true }
+
+-- Validates an engine table; returns a normalised copy or raises naming the field.
+function M.check(e, where)
+  where = where or "engine"
+  if type(e) ~= "table" then
+    error(("%s: engine must be a table {kind = \"linux\"|\"windows\", home = path}"):format(where), 3)
+  end
+  if not M.kinds[e.kind] then
+    error(("%s: engine.kind must be \"linux\" or \"windows\", got %s"):format(where,
+      e.kind == nil and "nothing" or ("%q"):format(tostring(e.kind))), 3)
+  end
+  if type(e.home) ~= "string" or e.home == "" then
+    error(("%s: engine.home (the HEC-RAS install folder) is missing"):format(where), 3)
+  end
+  return { kind = e.kind, home = e.home:gsub("[/\\]+$", ""), preprocess = e.preprocess }
+end
+
+function M.key(e) return e.kind .. ":" .. e.home end
+
+-- The Linux engine needs the geometry preprocessor when the preprocessed
+-- geometry (.xGG) is missing or older than the geometry itself.
+local function geometry_changed(plan)
+  local x = plan.project:file("x" .. plan.geometry.number)
+  if not x then return true end
+  local xt = fs.mtime(x) or 0
+  for _, f in ipairs({ plan.geometry.file, plan.geometry.hdf }) do
+    local t = f and fs.mtime(f)
+    if t and t > xt then return true end
+  end
+  return false
+end
+
+local function linux_spec(plan, e)
+  if plan.flow_kind ~= "unsteady" then
+    return nil, ("plan %s is %s flow: the linux engine (RasUnsteady) runs unsteady plans only")
+      :format(plan.number, plan.flow_kind or "an unknown")
+  end
+  local inputs, missing = plan:inputs("linux")
+  local stem = plan.project.name
+  local tmp = stem .. "." .. plan.id .. ".tmp.hdf"
+  local x = "x" .. plan.geometry.number
+  local steps = {}
+  if e.preprocess == true or (e.preprocess ~= false and geometry_changed(plan)) then
+    steps[#steps + 1] = { e.home .. "/bin/RasGeomPreprocess", tmp, x }
+  else
+    -- Without the preprocessor RasUnsteady needs the .xGG: it is required then.
+    local found = false
+    for _, n in ipairs(inputs) do found = found or n:lower() == (stem .. "." .. x):lower() end
+    if not found then missing[#missing + 1] = stem .. "." .. x end
+  end
+  if #missing > 0 then
+    return nil, ("the linux engine needs %s (made by HEC-RAS on Windows)"):format(
+      table.concat(missing, ", "))
+  end
+  steps[#steps + 1] = { e.home .. "/bin/RasUnsteady", tmp, x }
+  local own, geom = plan:outputs("linux")
+  local libs = e.home .. "/libs"
+  return {
+    inputs = inputs, steps = steps,
+    env = { LD_LIBRARY_PATH = libs .. ":" .. libs .. "/mkl:" .. libs .. "/rhel_8" },
+    result = { from = plan.project:name_of(plan.id .. ".tmp.hdf"), to = stem .. "." .. plan.id .. ".hdf" },
+    collect = own,
+    geometry = { key = plan.project.dir .. "/" .. plan.geometry.id, files = geom },
+  }
+end
+
+local function windows_spec(plan, e)
+  local inputs, missing = plan:inputs("windows")
+  if #missing > 0 then
+    return nil, ("missing project files: %s"):format(table.concat(missing, ", "))
+  end
+  local prj = plan.project
+  local result = prj.name .. "." .. plan.id .. ".hdf"
+  local own, geom = plan:outputs("windows")
+  return {
+    inputs = inputs,
+    steps = { { e.home .. "/Ras.exe", "-c", prj:name_of("prj"), prj:name_of(plan.id) } },
+    env = {},
+    result = { from = result, to = result },
+    collect = own,
+    geometry = { key = prj.dir .. "/" .. plan.geometry.id, files = geom },
+  }
+end
+
+-- The spec for running plan on engine e, or nil and why it cannot run there.
+function M.spec(plan, e)
+  if plan.missing or plan.broken then return nil, plan.error end
+  if e.kind == "linux" then return linux_spec(plan, e) end
+  return windows_spec(plan, e)
+end
+
+-- Where a local install keeps its main program (to check that it is there).
+function M.program(e)
+  if e.kind == "linux" then return path.join(e.home, "bin", "RasUnsteady") end
+  return path.join(e.home, "Ras.exe")
+end
+
+return M

@@ -1,0 +1,526 @@
+-- Workers, pools and runs: the policy side of the scheduler.
+--
+--   local w = rasrun.worker { type = "local", name = "here", slots = 2, tier = 0,
+--                             engine = { kind = "linux", home = "/opt/hecras/6.6" } }
+--   local pool = rasrun.pool { w, ... }
+--   local run = pool:run { project = prj, plans = {"03", "01"}, after = {["02"] = {"01"}},
+--                          retries = 2, timeout = 3600, check = rasrun.checks.standard{},
+--                          on_event = function(ev) end }
+--
+-- pool:run decides what runs (plan selection, up-to-date skipping, resume,
+-- order, dependencies, which engines can run which plan) and hands the rest
+-- to the C scheduler (rasrun.sched), then writes run.json and report.html.
+local fs = require "rasrun.fs"
+local sys = require "rasrun.sys"
+local path = require "rasrun.path"
+local json = require "rasrun.json"
+local engine = require "rasrun.engine"
+local checks = require "rasrun.checks"
+local runtime = require "rasrun.runtime"
+
+local M = {}
+
+-- ---- workers ---------------------------------------------------------------
+
+-- Fields each worker type takes: required ones are listed with true.
+M.types = {
+  ["local"] = { workdir = false },
+  ssh = { host = true, port = false, user = false, identity = false, agent = false,
+          password_env = false, passphrase_env = false, known_hosts = false, host_key = false,
+          workdir = false, connect_timeout = false, keepalive = false, io_timeout = false },
+}
+
+local COMMON = { type = true, name = true, slots = true, cores_total = true, cores_per_plan = true,
+                 tier = true, engine = true, kill_grace = true, enabled = true }
+
+local Worker = {}
+Worker.__index = Worker
+function Worker:__tostring() return ("worker %s (%s, %d slots, tier %d)"):format(
+  self.name, self.type, self.slots, self.tier) end
+
+local counter = 0
+
+local function default_workdir()
+  local tmp = os.getenv("TMPDIR")
+  if not tmp or tmp == "" then tmp = "/tmp" end
+  return path.join(tmp, "rasrun-" .. (os.getenv("USER") or ("uid" .. sys.uid())))
+end
+
+function M.worker(cfg)
+  if type(cfg) ~= "table" then error("rasrun.worker: expected a table of settings", 2) end
+  local t = cfg.type
+  local where = ("rasrun.worker{type=%q%s}"):format(tostring(t),
+    cfg.name and (", name=%q"):format(cfg.name) or "")
+  if t == nil then error("rasrun.worker: missing field 'type' (local, ssh)", 2) end
+  local fields = M.types[t]
+  if not fields then
+    local known = {}
+    for k in pairs(M.types) do known[#known + 1] = k end
+    table.sort(known)
+    error(("%s: unknown worker type %q (known: %s)"):format(where, t, table.concat(known, ", ")), 2)
+  end
+  for k, req in pairs(fields) do
+    if req and (cfg[k] == nil or cfg[k] == "") then
+      error(("%s: missing field '%s'"):format(where, k), 2)
+    end
+  end
+  for k in pairs(cfg) do
+    if not COMMON[k] and fields[k] == nil then
+      error(("%s: unknown field '%s'"):format(where, tostring(k)), 2)
+    end
+  end
+  if cfg.engine == nil then error(("%s: missing field 'engine'"):format(where), 2) end
+  local e = engine.check(cfg.engine, where)
+  local slots = cfg.slots
+  if slots == nil and cfg.cores_total then
+    slots = math.max(1, (cfg.cores_total // (cfg.cores_per_plan or 1)))
+  end
+  slots = slots or 1
+  if math.type(slots) ~= "integer" or slots < 1 then
+    error(("%s: slots must be a whole number >= 1, got %s"):format(where, tostring(slots)), 2)
+  end
+  counter = counter + 1
+  local w = setmetatable({}, Worker)
+  for k, v in pairs(cfg) do w[k] = v end
+  w.name = cfg.name or (t .. counter)
+  w.slots, w.tier, w.engine = slots, cfg.tier or 0, e
+  w.workdir = cfg.workdir or (t == "local" and default_workdir() or "/tmp/rasrun")
+  w.workdir = t == "local" and path.abspath(w.workdir) or w.workdir
+  return w
+end
+
+function M.is_worker(v) return getmetatable(v) == Worker end
+
+-- ---- pools -----------------------------------------------------------------
+
+local Pool = {}
+Pool.__index = Pool
+
+function M.pool(list)
+  if type(list) ~= "table" then error("rasrun.pool: expected a list of workers", 2) end
+  local workers, names = {}, {}
+  for i, w in ipairs(list) do
+    if not M.is_worker(w) then
+      error(("rasrun.pool: entry %d is not a worker (make it with rasrun.worker{...})"):format(i), 2)
+    end
+    if names[w.name] then error(("rasrun.pool: two workers are named %q"):format(w.name), 2) end
+    names[w.name] = true
+    if w.enabled ~= false then workers[#workers + 1] = w end
+  end
+  if #workers == 0 then error("rasrun.pool: no (enabled) workers", 2) end
+  return setmetatable({ workers = workers }, Pool)
+end
+
+function Pool:__tostring()
+  local slots = 0
+  for _, w in ipairs(self.workers) do slots = slots + w.slots end
+  return ("pool of %d workers, %d slots"):format(#self.workers, slots)
+end
+
+-- ---- plan selection and order ---------------------------------------------
+
+local function as_project(p)
+  if type(p) == "string" then
+    local prj, err = require("rasrun.project").open(p)
+    if not prj then error("pool:run: " .. err, 4) end
+    return prj
+  end
+  if type(p) ~= "table" or not p.plans then error("pool:run: project must be a project or a .prj path", 4) end
+  return p
+end
+
+-- Plans of one project in the order the recipe asked for.
+local function select_plans(prj, sel)
+  local out = {}
+  if sel == nil then
+    for _, p in ipairs(prj:plans()) do out[#out + 1] = p end
+  elseif type(sel) == "function" then
+    for _, p in ipairs(prj:plans()) do
+      if sel(p) then out[#out + 1] = p end
+    end
+  elseif type(sel) == "table" then
+    for _, id in ipairs(sel) do
+      local p, err = prj:plan(id)
+      if not p then error("pool:run: " .. err, 4) end
+      out[#out + 1] = p
+    end
+  else
+    error("pool:run: plans must be a list of plan numbers or a function(plan)", 4)
+  end
+  return out
+end
+
+-- Past run times (seconds) per plan result, kept beside the project's runs.
+local function history_file(prj) return path.join(prj.dir, ".rasrun", "history.json") end
+
+local function load_history(prj)
+  local data = fs.read(history_file(prj))
+  return data and json.decode(data) or {}
+end
+
+local function save_history(prj, results)
+  local h = load_history(prj)
+  for _, r in ipairs(results) do
+    if r.status == "ok" and r.project == prj and r.elapsed and r.elapsed > 0 then
+      h[r.plan] = r.elapsed
+    end
+  end
+  fs.mkdirs(path.join(prj.dir, ".rasrun"))
+  fs.write(history_file(prj), json.encode(h))
+end
+
+local function order_jobs(jobs, order)
+  if order == nil or order == "given" then return jobs end
+  if order == "longest_first" then
+    local hist = {}
+    for _, j in ipairs(jobs) do
+      hist[j.project] = hist[j.project] or load_history(j.project)
+      j.expected = hist[j.project][j.plan.number] or math.huge -- unknown first: may be long
+    end
+    local idx = {}
+    for i, j in ipairs(jobs) do idx[j] = i end
+    table.sort(jobs, function(a, b)
+      if a.expected ~= b.expected then return a.expected > b.expected end
+      return idx[a] < idx[b]
+    end)
+    return jobs
+  end
+  if type(order) == "function" then
+    table.sort(jobs, function(a, b) return order(a.plan, b.plan) end)
+    return jobs
+  end
+  error(("pool:run: order must be \"given\", \"longest_first\" or a function, got %s")
+    :format(tostring(order)), 4)
+end
+
+-- ---- dependencies -----------------------------------------------------------
+
+local function resolve_after(jobs, after)
+  if after == nil then return end
+  if type(after) ~= "table" then error("pool:run: after must map a plan to the plans it waits for", 4) end
+  local by_num = {}
+  for i, j in ipairs(jobs) do
+    by_num[j.plan.number] = by_num[j.plan.number] or i
+    by_num[j.key] = i
+  end
+  local function find(id)
+    local n = tostring(id):lower():gsub("^p", "")
+    local key = tonumber(n) and ("%02d"):format(tonumber(n)) or tostring(id)
+    return by_num[key] or by_num[tostring(id)]
+  end
+  for id, deps in pairs(after) do
+    local i = find(id)
+    if not i then error(("pool:run: after names plan %s, which is not in this run"):format(id), 4) end
+    if type(deps) ~= "table" then deps = { deps } end
+    for _, d in ipairs(deps) do
+      local k = find(d)
+      if not k then error(("pool:run: plan %s waits for %s, which is not in this run"):format(id, d), 4) end
+      local list = jobs[i].after_idx or {}
+      list[#list + 1] = k
+      jobs[i].after_idx = list
+    end
+  end
+  -- Cycles would wait forever: refuse them.
+  local state = {}
+  local function visit(i, trail)
+    if state[i] == 1 then
+      error("pool:run: the after dependencies form a cycle: " .. table.concat(trail, " -> "), 5)
+    end
+    if state[i] == 2 then return end
+    state[i] = 1
+    for _, k in ipairs(jobs[i].after_idx or {}) do
+      trail[#trail + 1] = jobs[k].plan.number
+      visit(k, trail)
+      trail[#trail] = nil
+    end
+    state[i] = 2
+  end
+  for i in ipairs(jobs) do visit(i, { jobs[i].plan.number }) end
+end
+
+-- ---- checks -----------------------------------------------------------------
+
+-- The check the scheduler calls on a staged result: returns a report.
+local function make_check(check)
+  if check == false then
+    return nil
+  end
+  check = check or checks.standard {}
+  return function(job, tmp, ctx)
+    local rep
+    if checks.is_set(check) then
+      rep = check(tmp, ctx)
+    else
+      local ok, detail = check(tmp, ctx, job.plan)
+      if type(ok) == "table" then rep = ok
+      else
+        rep = { ok = ok and true or false, reason = not ok and (detail or "the recipe's check failed") or nil,
+                checks = { { name = "recipe", ok = ok and true or false, detail = detail } } }
+      end
+    end
+    rep.file = ctx.name
+    rep.result = nil
+    return rep
+  end
+end
+
+-- Up to date: the result is newer than plan, geometry and flow, and passes
+-- the checks (freshness aside: it was made by an earlier run).
+local function up_to_date(plan, check)
+  if plan:result_state() ~= "current" then return false end
+  local c = make_check(check)
+  if not c then return true end
+  local rep = c({ plan = plan }, plan:result_path(), { name = plan:result_path() })
+  return rep.ok, rep
+end
+
+-- ---- resume -----------------------------------------------------------------
+
+-- What an earlier, interrupted run of the same plans finished, from its journal.
+local function read_resume(dir)
+  local entries, broken = require("rasrun.journal").read(path.join(dir, "journal.jsonl"))
+  if not entries then error("pool:run: cannot resume: " .. broken, 4) end
+  local done, launched, ended = {}, {}, {}
+  for _, e in ipairs(entries) do
+    if e.ev == "done" and e.status == "ok" then done[e.job] = e end
+    if e.ev == "launched" then launched[e.job .. "#" .. e.attempt] = e end
+    if e.ev == "attempt_end" then ended[e.job .. "#" .. e.attempt] = true end
+  end
+  local orphans = {}
+  for k, e in pairs(launched) do
+    if not ended[k] then orphans[#orphans + 1] = e end
+  end
+  return done, orphans
+end
+
+-- Engines of the killed controller keep running: stop those on this machine
+-- (identified by pid and start time, so a reused pid is left alone) and
+-- remove their work folders. Remote ones are handled by their worker types.
+local function stop_orphans(orphans, say)
+  local host = sys.hostname()
+  local remote = {}
+  for _, e in ipairs(orphans) do
+    if e.host == host or e.host == "localhost" then
+      if e.pid and sys.alive(e.pid) and sys.starttime(e.pid) == e.starttime then
+        say(("stopping engine pid %d of plan %s left by the interrupted run"):format(e.pid, e.plan))
+        sys.kill_tree(e.pid, "KILL")
+      end
+      if e.workdir then fs.rmtree(e.workdir) end
+    else
+      remote[#remote + 1] = e
+    end
+  end
+  return remote
+end
+
+-- ---- the run ----------------------------------------------------------------
+
+local Run = {}
+Run.__index = Run
+
+function Run:failed()
+  local out = {}
+  for _, r in ipairs(self.results) do
+    if r.status == "failed" or r.status == "cancelled" then out[#out + 1] = r end
+  end
+  return out
+end
+
+function Run:__tostring()
+  local c = self.counts
+  return ("run %s: %d ok, %d failed, %d skipped, %d cancelled"):format(self.id, c.ok, c.failed,
+    c.skipped, c.cancelled)
+end
+
+local function new_run_id()
+  return os.date("%Y%m%d-%H%M%S") .. ("-%04x"):format(math.random(0, 0xffff))
+end
+
+local RUN_OPTIONS = {
+  project = true, projects = true, plans = true, after = true, retries = true, timeout = true,
+  check = true, on_event = true, force = true, resume = true, run_dir = true, order = true,
+  keep_scratch = true, progress = true, quiet = true, cancel_wait = true, down_grace = true,
+}
+
+local function validate(opts)
+  if type(opts) ~= "table" then error("pool:run: expected a table of options", 3) end
+  for k in pairs(opts) do
+    if not RUN_OPTIONS[k] then error(("pool:run: unknown option '%s'"):format(tostring(k)), 3) end
+  end
+  if not opts.project and not opts.projects then error("pool:run: missing option 'project'", 3) end
+  if opts.retries ~= nil and (math.type(opts.retries) ~= "integer" or opts.retries < 0) then
+    error("pool:run: retries must be a whole number >= 0", 3)
+  end
+  if opts.timeout ~= nil and (type(opts.timeout) ~= "number" or opts.timeout <= 0) then
+    error("pool:run: timeout must be a number of seconds > 0", 3)
+  end
+end
+
+-- Engines used by the pool: each worker gets the index of its engine.
+local function engines_of(workers)
+  local list, index = {}, {}
+  for _, w in ipairs(workers) do
+    local k = engine.key(w.engine)
+    if not index[k] then
+      list[#list + 1] = w.engine
+      index[k] = #list
+    end
+    w._engine_index = index[k]
+  end
+  return list
+end
+
+local function worker_table(w)
+  local t = {}
+  for k, v in pairs(w) do
+    if type(v) ~= "table" and type(v) ~= "function" and k:sub(1, 1) ~= "_" then t[k] = v end
+  end
+  t.engine = w._engine_index
+  t.host = w.type == "local" and sys.hostname() or w.host
+  return t
+end
+
+function Pool:run(opts)
+  validate(opts)
+  if runtime.probe_only then
+    -- `rasrun workers RECIPE`: probe this pool and stop the recipe here.
+    local ok = require("rasrun.probe").print(self.workers)
+    error({ exit_code = ok and 0 or 1 }, 0)
+  end
+  local started = sys.now()
+  local projects = {}
+  for _, p in ipairs(opts.projects or { opts.project }) do projects[#projects + 1] = as_project(p) end
+  local progress = require("rasrun.progress").new(opts)
+  local say = function(msg) progress:note(msg) end
+
+  -- Jobs in the recipe's order, with their keys.
+  local jobs, keys = {}, {}
+  for _, prj in ipairs(projects) do
+    for _, plan in ipairs(select_plans(prj, opts.plans)) do
+      local key = prj.name .. "/" .. plan.id
+      if keys[key] then key = key .. "@" .. prj.dir end
+      keys[key] = true
+      jobs[#jobs + 1] = { key = key, plan = plan, project = prj }
+    end
+  end
+  jobs = order_jobs(jobs, opts.order)
+  resolve_after(jobs, opts.after)
+
+  -- Resume: what the interrupted run finished stays done.
+  local resume_dir = opts.resume or (runtime.resume and runtime.resume.dir)
+  local resumed, remote_orphans = {}, {}
+  if resume_dir then
+    local orphans
+    resumed, orphans = read_resume(resume_dir)
+    remote_orphans = stop_orphans(orphans, say)
+  end
+
+  local run_id = resume_dir and path.basename(resume_dir) or new_run_id()
+  local run_dir = path.abspath(resume_dir or opts.run_dir or
+    path.join(projects[1].dir, ".rasrun", "runs", run_id))
+  assert(fs.mkdirs(path.join(run_dir, "logs")))
+
+  -- Which plans run, and on which engines.
+  local engines = engines_of(self.workers)
+  local results, to_run = {}, {}
+  for i, j in ipairs(jobs) do
+    local r = { plan = j.plan.number, key = j.key, project = j.project, title = j.plan.title,
+                attempts = 0, elapsed = 0, history = {} }
+    results[i] = r
+    local done = resumed[j.key]
+    if done and done.result and fs.isfile(done.result) then
+      r.status, r.result, r.resumed = "ok", done.result, true
+      r.reason = "finished by the interrupted run " .. run_id
+    elseif not opts.force and not done then
+      local fresh, rep = up_to_date(j.plan, opts.check)
+      if fresh then
+        r.status, r.result, r.report = "skipped", j.plan:result_path(), rep
+        r.reason = "up to date (result newer than plan, geometry and flow; checks pass)"
+      end
+    end
+    if not r.status then
+      local specs, why = {}, {}
+      for e, eng in ipairs(engines) do
+        local s, err = engine.spec(j.plan, eng)
+        specs[e] = s or false
+        if not s then why[#why + 1] = ("%s engine: %s"):format(eng.kind, err) end
+      end
+      local job = { key = j.key, plan = j.plan.number, project_dir = j.project.dir, specs = specs,
+                    retries = opts.retries or 0, timeout = opts.timeout, _result = r, _plan = j.plan }
+      if #why == #engines then job.unrunnable = table.concat(why, "; ") end
+      to_run[#to_run + 1] = job
+      j.sched_index = #to_run
+    end
+  end
+  -- Dependencies between plans that run; those on skipped plans are met.
+  for _, j in ipairs(jobs) do
+    if j.sched_index then
+      local after = {}
+      for _, k in ipairs(j.after_idx or {}) do
+        if jobs[k].sched_index then after[#after + 1] = jobs[k].sched_index end
+      end
+      to_run[j.sched_index].after = after
+    end
+  end
+
+  local journal = assert(require("rasrun.journal").open(path.join(run_dir, "journal.jsonl")))
+  local workers = {}
+  for _, w in ipairs(self.workers) do workers[#workers + 1] = worker_table(w) end
+  journal:write {
+    ev = resume_dir and "run_resume" or "run_start", run_id = run_id, run_dir = run_dir,
+    recipe = runtime.recipe and runtime.recipe.path, args = runtime.recipe and runtime.recipe.args,
+    cwd = os.getenv("PWD"), host = sys.hostname(), pid = sys.pid(),
+    projects = (function() local t = {} for _, p in ipairs(projects) do t[#t + 1] = p.path end return t end)(),
+    plans = (function() local t = {} for _, j in ipairs(jobs) do t[#t + 1] = j.key end return t end)(),
+    workers = workers,
+  }
+  for _, r in ipairs(results) do
+    if r.status == "skipped" or r.resumed then
+      journal:write { ev = "done", job = r.key, plan = r.plan, status = "ok", result = r.result,
+                      skipped = r.status == "skipped" or nil, attempts = 0 }
+    end
+  end
+  if #remote_orphans > 0 then
+    require("rasrun.ssh").stop_orphans(self.workers, remote_orphans, say)
+  end
+
+  progress:begin(#jobs, results, self.workers)
+  local user_event = opts.on_event
+  local sres, sig = require("rasrun.sched").run {
+    run_id = run_id, run_dir = run_dir, journal = journal,
+    workers = workers, jobs = to_run,
+    check = make_check(opts.check),
+    on_event = function(ev)
+      progress:event(ev)
+      if user_event then user_event(ev) end
+    end,
+    tick = function() progress:tick() end,
+    keep_scratch = opts.keep_scratch, cancel_wait = opts.cancel_wait, down_grace = opts.down_grace,
+  }
+  for i, sr in ipairs(sres) do
+    local r = to_run[i]._result
+    for k, v in pairs(sr) do r[k] = v end
+    if sr.report then r.checks = sr.report.checks end
+  end
+
+  local run = setmetatable({ id = run_id, run_dir = run_dir, results = results, started = started,
+                             ended = sys.now(), interrupted = sig, workers = self.workers,
+                             counts = { ok = 0, failed = 0, skipped = 0, cancelled = 0 } }, Run)
+  for _, r in ipairs(results) do run.counts[r.status] = (run.counts[r.status] or 0) + 1 end
+  run.ok = run.counts.failed == 0 and run.counts.cancelled == 0
+  local report = require "rasrun.report"
+  run.json_path, run.report_path = report.write(run)
+  journal:write { ev = "run_end", run_id = run_id, ok = run.ok, counts = run.counts,
+                  signal = sig }
+  journal:close()
+  for _, prj in ipairs(projects) do save_history(prj, results) end
+  progress:finish(run)
+  runtime.note_run(run)
+  if sig then
+    -- Ctrl-C / SIGTERM: everything is written; the recipe stops here.
+    error({ exit_code = 128 + sig, message = nil }, 0)
+  end
+  return run
+end
+
+return M

@@ -1,0 +1,169 @@
+-- Progress of a run, on stderr.
+-- On a terminal: finished plans scroll by as lines, and a live block at the
+-- bottom shows one line per running plan (plan, worker, elapsed, state) and a
+-- total line (done/failed/running, ETA). Otherwise: one timestamped line per
+-- event. opts.progress = false or opts.quiet = true silences it.
+local sys = require "rasrun.sys"
+
+local M = {}
+local P = {}
+P.__index = P
+
+local function hms(s)
+  s = math.max(0, math.floor(s + 0.5))
+  if s >= 3600 then return ("%d:%02d:%02d"):format(s // 3600, s % 3600 // 60, s % 60) end
+  return ("%02d:%02d"):format(s // 60, s % 60)
+end
+
+function M.new(opts)
+  local mode = "plain"
+  if opts.quiet or opts.progress == false then mode = "quiet"
+  elseif opts.progress ~= "plain" and sys.isatty(2) and os.getenv("TERM") ~= "dumb" then
+    mode = "live" end
+  return setmetatable({ mode = mode, out = io.stderr, running = {}, order = {}, drawn = 0,
+                        done = 0, failed = 0, total = 0, durations = {}, slots = 1 }, P)
+end
+
+function P:write(s) if self.mode ~= "quiet" then self.out:write(s) end end
+
+function P:line(msg)
+  if self.mode == "live" then
+    self:clear()
+    self:write(msg .. "\n")
+    self:draw()
+  else
+    self:write(os.date("%Y-%m-%d %H:%M:%S ") .. msg .. "\n")
+  end
+  self.out:flush()
+end
+
+function P:note(msg) self:line(msg) end
+
+function P:begin(total, results, workers)
+  self.total, self.t0 = total, sys.now()
+  self.slots = 0
+  for _, w in ipairs(workers) do self.slots = self.slots + w.slots end
+  local pre = 0
+  for _, r in ipairs(results) do
+    if r.status then
+      pre = pre + 1
+      self.done = self.done + 1
+    end
+  end
+  local what = ("%d plans on %d workers (%d slots)"):format(total, #workers, self.slots)
+  if pre > 0 then what = what .. (", %d already done"):format(pre) end
+  self:line(what)
+end
+
+local function label(ev) return ev.job or ev.plan or "?" end
+
+function P:event(ev)
+  local k = label(ev)
+  if ev.type == "start" then
+    self.running[k] = { worker = ev.worker, t0 = ev.started or sys.now(), state = "staging",
+                        attempt = ev.attempt }
+    self.order[#self.order + 1] = k
+    if self.mode ~= "live" then
+      self:line(("start    %s on %s%s"):format(k, ev.worker,
+        ev.attempt > 1 and (" (attempt %d)"):format(ev.attempt) or ""))
+    end
+  elseif ev.type == "launched" then
+    if self.running[k] then self.running[k].state = "running" end
+  elseif ev.type == "attempt_failed" then
+    self:line(("failed   %s on %s (attempt %d): %s"):format(k, ev.worker, ev.attempt, ev.reason or "?"))
+  elseif ev.type == "retry" then
+    self.running[k] = nil
+    self:line(("retry    %s: trying again (attempt %d)"):format(k, ev.attempts + 1))
+  elseif ev.type == "done" then
+    self.running[k] = nil
+    self.done = self.done + 1
+    if ev.status == "ok" then
+      self.durations[#self.durations + 1] = ev.elapsed or 0
+      self:line(("ok       %s in %s (%d attempt%s)"):format(k, hms(ev.elapsed or 0), ev.attempts,
+        ev.attempts == 1 and "" or "s"))
+    else
+      self.failed = self.failed + 1
+      self:line(("%-8s %s: %s"):format(ev.status, k, ev.reason or "?"))
+    end
+  elseif ev.type == "worker_down" then
+    self:line(("worker   %s is down: %s"):format(ev.worker or "?", ev.reason or "?"))
+  elseif ev.type == "worker_up" then
+    self:line(("worker   %s is up"):format(ev.worker or "?"))
+  elseif ev.type == "interrupted" then
+    self:line(("interrupted (%s): stopping the running engines, cleaning up"):format(ev.reason or "signal"))
+  end
+end
+
+-- Estimated time left: the plans not finished, at the mean duration so far,
+-- spread over the slots.
+function P:eta()
+  if #self.durations == 0 then return nil end
+  local sum = 0
+  for _, d in ipairs(self.durations) do sum = sum + d end
+  local mean = sum / #self.durations
+  local left = self.total - self.done
+  local now = sys.now()
+  local running_left = 0
+  for _, r in pairs(self.running) do running_left = running_left + math.max(0, mean - (now - r.t0)) end
+  local queued = math.max(0, left - self:count_running())
+  return (running_left + queued * mean) / math.max(1, self.slots)
+end
+
+function P:count_running()
+  local n = 0
+  for _ in pairs(self.running) do n = n + 1 end
+  return n
+end
+
+function P:clear()
+  if self.drawn > 0 then
+    self:write(("\27[%dA\27[J"):format(self.drawn))
+    self.drawn = 0
+  end
+end
+
+function P:draw()
+  if self.mode ~= "live" then return end
+  local now, lines = sys.now(), {}
+  local keep = {}
+  for _, k in ipairs(self.order) do
+    local r = self.running[k]
+    if r and not keep[k] then
+      keep[k] = true
+      lines[#lines + 1] = ("  %-24s %-14s %8s  %s"):format(k, r.worker, hms(now - r.t0), r.state)
+    end
+  end
+  local order = {}
+  for _, k in ipairs(self.order) do if keep[k] then order[#order + 1] = k; keep[k] = false end end
+  self.order = order
+  local eta = self:eta()
+  lines[#lines + 1] = ("[%d/%d done, %d failed, %d running, %s elapsed%s]"):format(self.done,
+    self.total, self.failed, #order, hms(now - self.t0), eta and (", ETA " .. hms(eta)) or "")
+  self:write(table.concat(lines, "\n") .. "\n")
+  self.drawn = #lines
+end
+
+function P:tick()
+  if self.mode ~= "live" then return end
+  self:clear()
+  self:draw()
+  self.out:flush()
+end
+
+function P:finish(run)
+  self:clear()
+  local c = run.counts
+  local msg = ("%d plans: %d ok, %d failed, %d skipped, %d cancelled in %s"):format(#run.results,
+    c.ok, c.failed, c.skipped, c.cancelled, hms(run.ended - run.started))
+  if self.mode == "quiet" then return end
+  self:write(msg .. "\n")
+  for _, r in ipairs(run.results) do
+    if r.status == "failed" or r.status == "cancelled" then
+      self:write(("  %-9s %s: %s\n"):format(r.status, r.key, r.reason or "?"))
+    end
+  end
+  self:write(("report: %s\n"):format(run.report_path or "?"))
+  self.out:flush()
+end
+
+return M

@@ -1,0 +1,107 @@
+-- Workers from ras-commander's RemoteWorkers.json:
+--   { "workers": [ { "name": ..., "worker_type": "local" | "ssh" | ..., "enabled": true,
+--                    "queue_priority": 0, "cores_total": 8, "cores_per_plan": 4,
+--                    "max_parallel_plans": 2, "username": ..., "password": ..., ... } ] }
+-- queue_priority becomes the tier; slots are cores_total // cores_per_plan
+-- (at least 1, at most max_parallel_plans). The engine comes from
+-- "ras_exe_path" (Ras.exe -> windows, .../bin/RasUnsteady -> linux) or from a
+-- rasrun "engine" object, else from opts.engine. Passwords never enter a
+-- worker table: they go to an environment variable the worker reads
+-- (password_env). Keys starting with "_" and ras-commander settings rasrun
+-- has no use for (process_priority, session_id, ...) are ignored.
+local fs = require "rasrun.fs"
+local json = require "rasrun.json"
+local sys = require "rasrun.sys"
+local pool = require "rasrun.pool"
+
+local M = {}
+
+M.supported = { ["local"] = true, ssh = true }
+M.known = { psexec = true, winrm = true, docker = true, slurm = true, aws_ec2 = true, azure_fr = true }
+
+local function engine_from(entry, dflt)
+  if type(entry.engine) == "table" then return entry.engine end
+  local exe = entry.ras_exe_path
+  if type(exe) == "string" and exe ~= "" then
+    local norm = exe:gsub("\\", "/")
+    local dir, base = norm:match("^(.*)/([^/]+)$")
+    if base and base:lower() == "ras.exe" then return { kind = "windows", home = dir } end
+    if base and base:match("^[Rr]as[Uu]nsteady") then
+      return { kind = "linux", home = dir:gsub("/bin$", "") }
+    end
+    return nil, ("ras_exe_path %q is neither Ras.exe nor RasUnsteady"):format(exe)
+  end
+  if dflt then return dflt end
+  return nil, "no ras_exe_path or engine, and no default engine given"
+end
+
+local function slots_of(e)
+  local slots
+  if e.cores_total then slots = math.max(1, math.tointeger(e.cores_total // (e.cores_per_plan or 4)) or 1) end
+  if e.max_parallel_plans then slots = math.min(slots or e.max_parallel_plans, e.max_parallel_plans) end
+  return slots
+end
+
+-- One entry -> rasrun.worker settings, or nil and why.
+local function settings(e, i, opts)
+  local name = e.name or ("%s_%d"):format(e.worker_type, i)
+  local eng, err = engine_from(e, opts.engine)
+  if not eng then return nil, ("worker %q: %s"):format(name, err) end
+  local cfg = { type = e.worker_type, name = name, tier = e.queue_priority or 0, engine = eng,
+                slots = slots_of(e) }
+  if e.worker_type == "local" then
+    local folder = e.worker_folder
+    if type(folder) == "string" and folder:sub(1, 1) == "/" then cfg.workdir = folder end
+  else
+    cfg.host = e.hostname or e.host
+    if not cfg.host then return nil, ("worker %q: no hostname"):format(name) end
+    cfg.port = e.port
+    cfg.user = e.username
+    cfg.identity = e.key_path
+    cfg.workdir = e.remote_path or e.worker_folder
+    if e.password then
+      local var = "RASRUN_PASSWORD_" .. name:upper():gsub("[^%w]", "_")
+      sys.setenv(var, tostring(e.password))
+      cfg.password_env = var
+    end
+  end
+  return cfg
+end
+
+function M.load(file, opts)
+  opts = opts or {}
+  local text, rerr = fs.read(file)
+  if not text then error("workers_from_json: " .. rerr, 2) end
+  local doc, jerr = json.decode(text)
+  if not doc then error(("workers_from_json: %s: %s"):format(file, jerr), 2) end
+  if type(doc) ~= "table" or type(doc.workers) ~= "table" then
+    error(("workers_from_json: %s has no \"workers\" array"):format(file), 2)
+  end
+  local workers, skipped = {}, {}
+  local function skip(msg)
+    skipped[#skipped + 1] = msg
+    if opts.strict then error(("workers_from_json: %s: %s"):format(file, msg), 3) end
+    if not opts.quiet then io.stderr:write(("rasrun: %s: skipping %s\n"):format(file, msg)) end
+  end
+  for i, e in ipairs(doc.workers) do
+    local wt = e.worker_type
+    if e.enabled == false then
+      -- disabled in the file: not an error
+    elseif type(wt) ~= "string" then
+      skip(("entry %d: no worker_type"):format(i))
+    elseif not M.supported[wt] then
+      skip(("worker %q: worker_type %q is %s (rasrun runs: local, ssh)"):format(e.name or i, wt,
+        M.known[wt] and "not supported by rasrun yet" or "unknown"))
+    else
+      local cfg, err = settings(e, i, opts)
+      if not cfg then skip(err)
+      else
+        local ok, w = pcall(pool.worker, cfg)
+        if ok then workers[#workers + 1] = w else skip(tostring(w)) end
+      end
+    end
+  end
+  return workers, skipped
+end
+
+return M

@@ -1,0 +1,25 @@
+/* The run journal: append-only, one JSON object per line, fsync'd. Writes go
+ * out at once (a killed controller loses nothing written); fsync is batched
+ * to once per loop round by journal_sync. */
+#ifndef RASRUN_JOURNAL_H
+#define RASRUN_JOURNAL_H
+
+#include <cJSON.h>
+#include <stddef.h>
+
+typedef struct journal journal;
+
+journal *journal_open(const char *path, char *err, size_t errlen);
+/* Appends obj as one line, adding "t" (epoch seconds) when absent. Takes
+ * ownership of obj. Returns 0 or -1 (errno set). */
+int journal_write(journal *j, cJSON *obj);
+int journal_sync(journal *j);
+void journal_close(journal *j);
+const char *journal_path(const journal *j);
+
+#define JOURNAL_MT "rasrun.journal"
+/* The journal inside a rasrun.journal userdata (NULL when closed). */
+struct lua_State;
+journal *journal_check(struct lua_State *L, int idx);
+
+#endif

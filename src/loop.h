@@ -1,0 +1,22 @@
+/* The event loop: poll() over watched descriptors, on the main thread. */
+#ifndef RASRUN_LOOP_H
+#define RASRUN_LOOP_H
+
+typedef struct loop loop;
+typedef void (*loop_cb)(void *ud, int fd, short revents);
+
+loop *loop_new(void);
+void loop_free(loop *l);
+
+/* Watches fd for events (POLLIN...); returns a watch id >= 0, or -1. */
+int loop_watch(loop *l, int fd, short events, loop_cb cb, void *ud);
+void loop_unwatch(loop *l, int id);
+
+/* Waits up to timeout_ms for events and runs their callbacks. Returns the
+ * number of callbacks run, or -1 on a poll error other than EINTR. */
+int loop_run_once(loop *l, int timeout_ms);
+
+/* Monotonic seconds. */
+double loop_now(void);
+
+#endif

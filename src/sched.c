@@ -1,0 +1,729 @@
+/* The scheduler's mechanism: dispatch to slots, attempt lifecycles, retries,
+ * timeouts, Ctrl-C, commits into the project, the journal. */
+#include "sched_int.h"
+#include "fsutil.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+
+#define TICK_MS 100
+
+static double wall(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+loop *sched_loop(sched *s) { return s->loop; }
+const char *sched_run_id(sched *s) { return s->run_id; }
+
+const worker_ops *worker_ops_find(const char *type)
+{
+    static const worker_ops *const all[] = { &worker_local_ops };
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (strcmp(all[i]->type, type) == 0)
+            return all[i];
+    return NULL;
+}
+
+/* ---- journal ------------------------------------------------------------- */
+
+static cJSON *jrec(const char *ev, job *j, attempt *a)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "ev", ev);
+    if (j) {
+        cJSON_AddStringToObject(o, "job", j->key);
+        cJSON_AddStringToObject(o, "plan", j->plan);
+    }
+    if (a) {
+        cJSON_AddNumberToObject(o, "attempt", a->number);
+        cJSON_AddStringToObject(o, "worker", a->w->name);
+        cJSON_AddStringToObject(o, "host", a->w->host);
+    }
+    return o;
+}
+
+static void jwrite(sched *s, cJSON *o)
+{
+    if (s->journal && journal_write(s->journal, o) != 0)
+        fprintf(stderr, "rasrun: cannot write the journal %s: %s\n", journal_path(s->journal),
+                strerror(errno));
+    else if (!s->journal)
+        cJSON_Delete(o);
+}
+
+/* ---- names ---------------------------------------------------------------- */
+
+/* "Sample/p01" -> "Sample_p01": keys become file names. */
+static void safe_name(char *out, size_t n, const char *key)
+{
+    size_t i = 0;
+    for (; key[i] && i + 1 < n; i++)
+        out[i] = (key[i] == '/' || key[i] == ' ') ? '_' : key[i];
+    out[i] = 0;
+}
+
+char *sched_stage_name(attempt *a, const char *final_name)
+{
+    char *p = NULL;
+    if (asprintf(&p, "%s/.%s.rasrun-%s-a%d", a->job->project_dir, final_name, a->w->s->run_id,
+                 a->number) < 0)
+        return NULL;
+    return p;
+}
+
+void sched_add_output(attempt *a, char *tmp, const char *final_name, int kind)
+{
+    staged st = { tmp, strdup(final_name) };
+    if (kind == OUT_RESULT) {
+        free(a->result.tmp);
+        free(a->result.final);
+        a->result = st;
+        return;
+    }
+    staged **v = kind == OUT_GEOM ? &a->geom : &a->outputs;
+    int *n = kind == OUT_GEOM ? &a->ngeom : &a->noutputs;
+    staged *g = realloc(*v, sizeof **v * (size_t)(*n + 1));
+    if (!g) {
+        free(st.tmp);
+        free(st.final);
+        return;
+    }
+    *v = g;
+    (*v)[(*n)++] = st;
+}
+
+static void free_staged(staged *v, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(v[i].tmp);
+        free(v[i].final);
+    }
+}
+
+static void free_attempt(attempt *a)
+{
+    free_staged(&a->result, 1);
+    free_staged(a->outputs, a->noutputs);
+    free_staged(a->geom, a->ngeom);
+    free(a->outputs);
+    free(a->geom);
+    free(a);
+}
+
+/* ---- dispatch --------------------------------------------------------------- */
+
+static int tried_on(job *j, worker *w)
+{
+    for (int i = 0; i < j->ntried; i++)
+        if (j->tried[i] == w->index)
+            return 1;
+    return 0;
+}
+
+/* A free slot for the job: workers that have not failed it first (a retry
+ * moves elsewhere when it can), then the lowest tier, then the least loaded. */
+static worker *pick_worker(sched *s, job *j)
+{
+    worker *best = NULL;
+    double best_key[4] = { 0 };
+    for (int i = 0; i < s->nworkers; i++) {
+        worker *w = s->workers[i];
+        if (w->state != W_UP || w->running >= w->slots || !j->specs[w->engine])
+            continue;
+        double key[4] = { tried_on(j, w), w->tier, (double)w->running / w->slots, w->running };
+        int better = !best;
+        for (int k = 0; !better && k < 4; k++) {
+            if (key[k] != best_key[k]) {
+                better = key[k] < best_key[k];
+                break;
+            }
+        }
+        if (better) {
+            best = w;
+            memcpy(best_key, key, sizeof key);
+        }
+    }
+    return best;
+}
+
+static int any_free_slot(sched *s)
+{
+    for (int i = 0; i < s->nworkers; i++)
+        if (s->workers[i]->state == W_UP && s->workers[i]->running < s->workers[i]->slots)
+            return 1;
+    return 0;
+}
+
+static void start_attempt(sched *s, job *j, worker *w)
+{
+    attempt *a = calloc(1, sizeof *a);
+    if (!a)
+        return;
+    a->job = j;
+    a->w = w;
+    a->spec = j->specs[w->engine];
+    a->number = ++j->attempts;
+    a->exit_code = -1;
+    a->t_start = wall();
+    a->phase = A_STAGE_IN;
+    char safe[512];
+    safe_name(safe, sizeof safe, j->key);
+    snprintf(a->workdir, sizeof a->workdir, "%s/%s/%s-a%d", w->workdir, s->run_id, safe, a->number);
+    snprintf(a->log, sizeof a->log, "%s/logs/%s-a%d.log", s->run_dir, safe, a->number);
+    if (!j->first_start)
+        j->first_start = a->t_start;
+    j->state = J_RUNNING;
+    w->running++;
+    a->next = s->live;
+    s->live = a;
+    cJSON *o = jrec("attempt", j, a);
+    cJSON_AddStringToObject(o, "workdir", a->workdir);
+    cJSON_AddStringToObject(o, "log", a->log);
+    jwrite(s, o);
+    lsched_event(s, "start", j, a, NULL, NULL);
+    w->ops->start(w, a);
+}
+
+static void dispatch(sched *s)
+{
+    if (s->interrupted)
+        return;
+    for (int i = 0; i < s->njobs && any_free_slot(s); i++) {
+        job *j = &s->jobs[i];
+        if (j->state != J_READY)
+            continue;
+        worker *w = pick_worker(s, j);
+        if (w)
+            start_attempt(s, j, w);
+    }
+}
+
+/* ---- job outcomes ------------------------------------------------------------ */
+
+static const char *status_name(enum job_status st)
+{
+    return st == S_OK ? "ok" : st == S_FAILED ? "failed" : st == S_CANCELLED ? "cancelled" : "none";
+}
+
+static void finish_job(sched *s, job *j, enum job_status st, const char *reason)
+{
+    j->state = J_DONE;
+    j->status = st;
+    j->end = wall();
+    if (reason && reason != j->reason)
+        snprintf(j->reason, sizeof j->reason, "%s", reason);
+    s->ndone++;
+    cJSON *o = jrec("done", j, NULL);
+    cJSON_AddStringToObject(o, "status", status_name(st));
+    cJSON_AddNumberToObject(o, "attempts", j->attempts);
+    if (j->result_path)
+        cJSON_AddStringToObject(o, "result", j->result_path);
+    if (j->reason[0])
+        cJSON_AddStringToObject(o, "reason", j->reason);
+    jwrite(s, o);
+    lsched_event(s, "done", j, NULL, NULL, j->reason[0] ? j->reason : NULL);
+}
+
+static int depends_on(job *j, int other)
+{
+    for (int i = 0; i < j->nafter; i++)
+        if (j->after[i] == other)
+            return 1;
+    return 0;
+}
+
+/* Jobs waiting on j become ready, or fail with it. */
+static void release_dependents(sched *s, job *j)
+{
+    for (int i = 0; i < s->njobs; i++) {
+        job *d = &s->jobs[i];
+        if (d->state != J_WAITING || !depends_on(d, j->index))
+            continue;
+        if (j->status != S_OK) {
+            char why[512];
+            snprintf(why, sizeof why, "not run: it waits for %s, which %s", j->key,
+                     j->status == S_CANCELLED ? "was cancelled" : "failed");
+            finish_job(s, d, j->status == S_CANCELLED ? S_CANCELLED : S_FAILED, why);
+            release_dependents(s, d);
+            continue;
+        }
+        int ready = 1;
+        for (int k = 0; k < d->nafter && ready; k++)
+            ready = s->jobs[d->after[k]].state == J_DONE && s->jobs[d->after[k]].status == S_OK;
+        if (ready)
+            d->state = J_READY;
+    }
+}
+
+/* ---- commit ------------------------------------------------------------------ */
+
+static int geom_committed(sched *s, const char *key)
+{
+    for (int i = 0; i < s->ngeom_done; i++)
+        if (strcmp(s->geom_done[i], key) == 0)
+            return 1;
+    return 0;
+}
+
+static int commit_one(const staged *st, const char *dir, char *err, size_t n)
+{
+    char dst[8192];
+    snprintf(dst, sizeof dst, "%s/%s", dir, st->final);
+    if (rename(st->tmp, dst) != 0) {
+        snprintf(err, n, "cannot move %s into place as %s: %s", st->tmp, dst, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Renames the staged files into the project: side outputs first, the result
+ * last, so that a result in place always has its logs beside it. Geometry
+ * outputs come back once per geometry per run: two plans of one geometry
+ * never both write them. */
+static int commit(sched *s, attempt *a, char *err, size_t n)
+{
+    const char *dir = a->job->project_dir;
+    for (int i = 0; i < a->noutputs; i++)
+        if (commit_one(&a->outputs[i], dir, err, n) != 0)
+            return -1;
+    const char *gk = a->spec->geom_key;
+    if (a->ngeom && gk && !geom_committed(s, gk)) {
+        for (int i = 0; i < a->ngeom; i++)
+            if (commit_one(&a->geom[i], dir, err, n) != 0)
+                return -1;
+        char **g = realloc(s->geom_done, sizeof *g * (size_t)(s->ngeom_done + 1));
+        if (g) {
+            s->geom_done = g;
+            g[s->ngeom_done++] = strdup(gk);
+        }
+    } else {
+        for (int i = 0; i < a->ngeom; i++)
+            unlink(a->geom[i].tmp);
+    }
+    if (commit_one(&a->result, dir, err, n) != 0)
+        return -1;
+    free(a->job->result_path);
+    if (asprintf(&a->job->result_path, "%s/%s", dir, a->result.final) < 0)
+        a->job->result_path = NULL;
+    return 0;
+}
+
+/* A failed attempt's outputs are kept for inspection in the run folder
+ * (attempts/<plan>-aN/); the project keeps its previous result. */
+static void keep_failed(sched *s, attempt *a)
+{
+    char safe[512], dir[8192];
+    safe_name(safe, sizeof safe, a->job->key);
+    snprintf(dir, sizeof dir, "%s/attempts/%s-a%d", s->run_dir, safe, a->number);
+    char err[512];
+    int made = 0;
+    staged *lists[3] = { &a->result, a->outputs, a->geom };
+    int counts[3] = { a->result.tmp ? 1 : 0, a->noutputs, a->ngeom };
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < counts[k]; i++) {
+            staged *st = &lists[k][i];
+            if (!made && fs_mkdirs(dir, err, sizeof err) == 0)
+                made = 1;
+            char dst[8192 + 512];
+            snprintf(dst, sizeof dst, "%s/%s", dir, st->final);
+            if (!made || rename(st->tmp, dst) != 0)
+                unlink(st->tmp);
+        }
+}
+
+static void unlink_staged(attempt *a)
+{
+    if (a->result.tmp)
+        unlink(a->result.tmp);
+    for (int i = 0; i < a->noutputs; i++)
+        unlink(a->outputs[i].tmp);
+    for (int i = 0; i < a->ngeom; i++)
+        unlink(a->geom[i].tmp);
+}
+
+/* ---- finishing attempts ------------------------------------------------------- */
+
+void sched_attempt_launched(attempt *a, long pid, unsigned long long starttime)
+{
+    sched *s = a->w->s;
+    a->phase = A_RUNNING;
+    a->t_launch = wall();
+    if (a->job->timeout > 0)
+        a->deadline = loop_now() + a->job->timeout;
+    cJSON *o = jrec("launched", a->job, a);
+    cJSON_AddNumberToObject(o, "pid", (double)pid);
+    cJSON_AddNumberToObject(o, "starttime", (double)starttime);
+    cJSON_AddStringToObject(o, "workdir", a->workdir);
+    jwrite(s, o);
+    lsched_event(s, "launched", a->job, a, NULL, NULL);
+}
+
+void sched_attempt_done(attempt *a)
+{
+    sched *s = a->w->s;
+    if (a->phase == A_DONE)
+        return; /* written off already (abandoned); the backend reports late */
+    attempt **pp = &s->live;
+    while (*pp && *pp != a)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = a->next;
+    a->phase = A_DONE;
+    a->t_end = wall();
+    a->next = s->finished;
+    s->finished = a;
+}
+
+/* Decides an attempt's outcome: ok only when the engine finished, a result
+ * came back, and the recipe's checks pass on it. */
+static int judge(sched *s, attempt *a, char *why, size_t n)
+{
+    if (a->interrupted) {
+        snprintf(why, n, "cancelled (%s)", strsignal(s->interrupted));
+        return 0;
+    }
+    if (a->timed_out) {
+        snprintf(why, n, "timed out after %.0f s; the engine's process tree was killed",
+                 a->job->timeout);
+        return 0;
+    }
+    if (a->failed) {
+        snprintf(why, n, "%s", a->reason[0] ? a->reason : "the worker failed");
+        return 0;
+    }
+    if (!a->result.tmp) {
+        if (a->exit_code > 0)
+            snprintf(why, n, "the engine exited with code %d and left no result file (%s)",
+                     a->exit_code, a->spec->result_from);
+        else
+            snprintf(why, n, "no result file: the engine exited with code %d but did not write %s",
+                     a->exit_code, a->spec->result_from);
+        return 0;
+    }
+    char check[512] = "";
+    int ok = lsched_check(s, a, check, sizeof check);
+    if (a->exit_code != 0) {
+        snprintf(why, n, "the engine exited with code %d%s%s", a->exit_code,
+                 check[0] ? "; " : "", check);
+        return 0;
+    }
+    if (!ok) {
+        snprintf(why, n, "%s", check);
+        return 0;
+    }
+    return 1;
+}
+
+static void process_finished(sched *s, attempt *a)
+{
+    job *j = a->job;
+    worker *w = a->w;
+    w->running--;
+    char why[1024] = "";
+    int ok = judge(s, a, why, sizeof why);
+    if (ok && commit(s, a, why, sizeof why) != 0)
+        ok = 0;
+    if (!ok && !a->interrupted)
+        keep_failed(s, a);
+    else if (!ok)
+        unlink_staged(a);
+    cJSON *o = jrec("attempt_end", j, a);
+    cJSON_AddBoolToObject(o, "ok", ok);
+    cJSON_AddNumberToObject(o, "exit", a->exit_code);
+    cJSON_AddNumberToObject(o, "elapsed", a->t_end - a->t_start);
+    if (!ok)
+        cJSON_AddStringToObject(o, "reason", why);
+    jwrite(s, o);
+    lsched_history(s, a, ok ? "ok" : a->interrupted ? "cancelled" : "failed", ok ? NULL : why);
+    if (!a->abandoned)
+        w->ops->release(w, a, ok || !s->keep_scratch);
+    if (ok) {
+        j->reason[0] = 0;
+        finish_job(s, j, S_OK, NULL);
+        release_dependents(s, j);
+    } else if (a->interrupted) {
+        finish_job(s, j, S_CANCELLED, why);
+        release_dependents(s, j);
+    } else {
+        snprintf(j->reason, sizeof j->reason, "%s", why);
+        int *t = realloc(j->tried, sizeof *t * (size_t)(j->ntried + 1));
+        if (t) {
+            j->tried = t;
+            t[j->ntried++] = w->index;
+        }
+        lsched_event(s, "attempt_failed", j, a, NULL, why);
+        if (j->attempts <= j->retries && !s->interrupted) {
+            j->state = J_READY;
+            lsched_event(s, "retry", j, a, NULL, why);
+        } else {
+            finish_job(s, j, S_FAILED, why);
+            release_dependents(s, j);
+        }
+    }
+    if (a->abandoned) {
+        a->next = s->zombies;
+        s->zombies = a;
+    } else {
+        free_attempt(a);
+    }
+}
+
+static void drain_finished(sched *s)
+{
+    while (s->finished) {
+        attempt *a = s->finished;
+        s->finished = a->next;
+        process_finished(s, a);
+    }
+}
+
+/* ---- timeouts, signals, workers --------------------------------------------- */
+
+static void cancel_attempt(attempt *a, int timed_out)
+{
+    if (a->phase == A_DONE)
+        return;
+    if (timed_out)
+        a->timed_out = 1;
+    else
+        a->interrupted = 1;
+    a->cancelling = 1;
+    a->w->ops->cancel(a->w, a);
+}
+
+static void check_timeouts(sched *s)
+{
+    double now = loop_now();
+    for (attempt *a = s->live, *next; a; a = next) {
+        next = a->next;
+        if (a->deadline > 0 && now > a->deadline && !a->cancelling)
+            cancel_attempt(a, 1);
+    }
+}
+
+static void on_signal(void *ud, int fd, short revents)
+{
+    (void)revents;
+    sched *s = ud;
+    struct signalfd_siginfo si;
+    while (read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (!s->interrupted) {
+            s->interrupted = (int)si.ssi_signo;
+            s->interrupted_at = loop_now();
+            lsched_event(s, "interrupted", NULL, NULL, NULL, strsignal((int)si.ssi_signo));
+        } else {
+            s->forced = 1;
+            for (int i = 0; i < s->nworkers; i++)
+                s->workers[i]->kill_grace = 0;
+        }
+        for (attempt *a = s->live, *next; a; a = next) {
+            next = a->next;
+            if (!a->cancelling || s->forced)
+                cancel_attempt(a, 0);
+        }
+    }
+}
+
+void sched_worker_state(worker *w, enum worker_state st, const char *reason)
+{
+    sched *s = w->s;
+    if (w->state == st)
+        return;
+    w->state = st;
+    if (st == W_DOWN)
+        snprintf(w->down_reason, sizeof w->down_reason, "%s", reason ? reason : "down");
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "ev", st == W_UP ? "worker_up" : st == W_DOWN ? "worker_down"
+                                                               : "worker_connecting");
+    cJSON_AddStringToObject(o, "worker", w->name);
+    cJSON_AddStringToObject(o, "host", w->host);
+    if (reason)
+        cJSON_AddStringToObject(o, "reason", reason);
+    jwrite(s, o);
+    if (st != W_CONNECTING)
+        lsched_event(s, st == W_UP ? "worker_up" : "worker_down", NULL, NULL, w, reason);
+}
+
+/* With no worker up or coming up for down_grace seconds, waiting plans fail. */
+static void check_workers(sched *s)
+{
+    int alive = 0;
+    for (int i = 0; i < s->nworkers; i++)
+        alive |= s->workers[i]->state != W_DOWN;
+    if (alive || s->live) {
+        s->all_down_since = 0;
+        return;
+    }
+    double now = loop_now();
+    if (!s->all_down_since)
+        s->all_down_since = now;
+    if (now - s->all_down_since < s->down_grace)
+        return;
+    char why[1024];
+    int k = snprintf(why, sizeof why, "no worker available:");
+    for (int i = 0; i < s->nworkers && k < (int)sizeof why; i++)
+        k += snprintf(why + k, sizeof why - (size_t)k, " %s (%s)%s", s->workers[i]->name,
+                      s->workers[i]->down_reason, i + 1 < s->nworkers ? ";" : "");
+    for (int i = 0; i < s->njobs; i++)
+        if (s->jobs[i].state == J_READY || s->jobs[i].state == J_WAITING) {
+            finish_job(s, &s->jobs[i], S_FAILED, why);
+            release_dependents(s, &s->jobs[i]);
+        }
+}
+
+static int open_signals(sched *s, sigset_t *old)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigprocmask(SIG_BLOCK, &set, old);
+    s->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (s->sigfd < 0)
+        return -1;
+    loop_watch(s->loop, s->sigfd, POLLIN, on_signal, s);
+    return 0;
+}
+
+static void close_signals(sched *s, const sigset_t *old)
+{
+    if (s->sigfd >= 0)
+        close(s->sigfd);
+    s->sigfd = -1;
+    /* Signals that arrived after the last read stay pending and would fire on
+     * unblock; the run already handled one, so drop them. */
+    sigset_t pend;
+    sigpending(&pend);
+    if (sigismember(&pend, SIGINT) || sigismember(&pend, SIGTERM)) {
+        struct sigaction ign = { .sa_handler = SIG_IGN }, oi, ot;
+        sigaction(SIGINT, &ign, &oi);
+        sigaction(SIGTERM, &ign, &ot);
+        sigprocmask(SIG_SETMASK, old, NULL);
+        sigaction(SIGINT, &oi, NULL);
+        sigaction(SIGTERM, &ot, NULL);
+    } else {
+        sigprocmask(SIG_SETMASK, old, NULL);
+    }
+}
+
+/* ---- the run ------------------------------------------------------------------ */
+
+static void open_workers(sched *s)
+{
+    for (int i = 0; i < s->nworkers; i++) {
+        worker *w = s->workers[i];
+        char err[512] = "";
+        w->state = W_CONNECTING;
+        if (w->ops->open(w, err, sizeof err) != 0)
+            sched_worker_state(w, W_DOWN, err);
+    }
+}
+
+static int wait_ms(sched *s)
+{
+    double now = loop_now(), next = now + TICK_MS / 1000.0;
+    for (attempt *a = s->live; a; a = a->next)
+        if (a->deadline > 0 && a->deadline < next)
+            next = a->deadline;
+    if (s->finished)
+        return 0;
+    int ms = (int)((next - now) * 1000) + 1;
+    return ms < 0 ? 0 : ms;
+}
+
+/* Cancelled attempts get cancel_wait seconds to stop; then they are written
+ * off (their engines were sent SIGKILL; a worker that cannot reach its host
+ * says so in its reason). */
+static void abandon_stuck(sched *s)
+{
+    if (!s->interrupted || loop_now() - s->interrupted_at < s->cancel_wait)
+        return;
+    while (s->live) {
+        attempt *a = s->live;
+        if (!a->reason[0])
+            snprintf(a->reason, sizeof a->reason, "did not stop within %.0f s of the cancel",
+                     s->cancel_wait);
+        a->failed = 1;
+        a->abandoned = 1;
+        sched_attempt_done(a);
+    }
+}
+
+int sched_main(sched *s)
+{
+    sigset_t old;
+    s->sigfd = -1;
+    if (open_signals(s, &old) != 0)
+        fprintf(stderr, "rasrun: signalfd: %s (Ctrl-C will not clean up)\n", strerror(errno));
+    open_workers(s);
+    for (int i = 0; i < s->njobs; i++)
+        if (s->jobs[i].unrunnable) {
+            finish_job(s, &s->jobs[i], S_FAILED, s->jobs[i].reason);
+            release_dependents(s, &s->jobs[i]);
+        }
+    for (int i = 0; i < s->njobs; i++)
+        if (s->jobs[i].state == J_WAITING && s->jobs[i].nafter == 0)
+            s->jobs[i].state = J_READY;
+    while (s->ndone < s->njobs || s->live || s->finished) {
+        if (s->interrupted && !s->live && !s->finished)
+            break;
+        dispatch(s);
+        check_timeouts(s);
+        if (loop_run_once(s->loop, wait_ms(s)) < 0) {
+            fprintf(stderr, "rasrun: poll: %s\n", strerror(errno));
+            break;
+        }
+        double now = loop_now();
+        for (int i = 0; i < s->nworkers; i++)
+            if (s->workers[i]->ops->tick)
+                s->workers[i]->ops->tick(s->workers[i], now);
+        drain_finished(s);
+        check_workers(s);
+        abandon_stuck(s);
+        if (s->journal)
+            journal_sync(s->journal);
+        if (now >= s->next_tick) {
+            s->next_tick = now + s->tick_every;
+            lsched_tick(s);
+        }
+    }
+    /* Plans never started in an interrupted run are cancelled. */
+    for (int i = 0; i < s->njobs; i++)
+        if (s->jobs[i].state != J_DONE)
+            finish_job(s, &s->jobs[i], S_CANCELLED,
+                       s->interrupted ? "cancelled before it started" : "not run");
+    for (int i = 0; i < s->nworkers; i++)
+        s->workers[i]->ops->close(s->workers[i]);
+    /* Workers are closed: nothing refers to written-off attempts any more. */
+    while (s->zombies) {
+        attempt *a = s->zombies;
+        s->zombies = a->next;
+        free_attempt(a);
+    }
+    if (s->journal)
+        journal_sync(s->journal);
+    close_signals(s, &old);
+    return s->interrupted;
+}
+
+void sched_free_job(job *j)
+{
+    free(j->key);
+    free(j->plan);
+    free(j->project_dir);
+    free(j->after);
+    free(j->tried);
+    free(j->result_path);
+}

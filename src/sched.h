@@ -1,0 +1,171 @@
+/* The scheduler: plans (jobs) run as attempts on worker slots.
+ *
+ * Every attempt is a small state machine driven on the main thread:
+ *   STAGE_IN -> RUNNING (one engine step after another) -> STAGE_OUT
+ *   -> (worker reports done) -> CHECK (Lua) -> COMMIT or DISCARD -> CLEANUP
+ * A worker backend implements the worker_ops interface and reports back
+ * through sched_attempt_launched() and sched_attempt_done(). */
+#ifndef RASRUN_SCHED_H
+#define RASRUN_SCHED_H
+
+#include <lua.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "journal.h"
+#include "loop.h"
+
+typedef struct sched sched;
+typedef struct worker worker;
+typedef struct attempt attempt;
+typedef struct job job;
+
+/* What a worker of one engine kind must do to run one plan. All file names
+ * are relative to the project folder (inputs) or the attempt's work folder. */
+typedef struct {
+    char **inputs;          /* files copied into the work folder */
+    int ninputs;
+    char ***steps;          /* argv arrays, run one after another */
+    int nsteps;
+    char **env;             /* "NAME=value" added to the engine's environment */
+    int nenv;
+    char *result_from;      /* the result file in the work folder */
+    char *result_to;        /* its name in the project */
+    char **collect;         /* glob patterns of further outputs (logs, restart files) */
+    int ncollect;
+    char *geom_key;         /* outputs shared by the plans of one geometry */
+    char **geom_files;
+    int ngeom;
+} job_spec;
+
+enum job_state { J_WAITING, J_READY, J_RUNNING, J_DONE };
+enum job_status { S_NONE, S_OK, S_FAILED, S_CANCELLED };
+
+/* One staged-out file: the temporary copy beside its final name. */
+typedef struct {
+    char *tmp;
+    char *final;
+} staged;
+
+struct job {
+    int index;              /* position in the run's job list (its priority) */
+    char *key;              /* unique label, e.g. "Sample/p01" */
+    char *plan;             /* "01" */
+    char *project_dir;
+    job_spec **specs;       /* one per engine (worker->engine index); NULL: cannot run there */
+    int *after;             /* jobs that must end ok first */
+    int nafter;
+    int retries;
+    double timeout;         /* seconds per attempt; 0: none */
+    int lua_ref;            /* the job's Lua table (registry ref) */
+    int unrunnable;         /* no worker can run it; reason says why */
+
+    enum job_state state;
+    enum job_status status;
+    int attempts;
+    double first_start, end;  /* wall clock */
+    char reason[512];
+    int *tried;             /* workers that ran a failed attempt of this job */
+    int ntried;
+    int history_ref;        /* Lua table of attempt records (registry ref) */
+    int report_ref;         /* the last check report (registry ref) */
+    char *result_path;      /* committed result */
+};
+
+enum attempt_phase { A_STAGE_IN, A_RUNNING, A_STAGE_OUT, A_DONE };
+
+struct attempt {
+    job *job;
+    worker *w;
+    job_spec *spec;
+    int number;             /* 1, 2, ... for the job */
+    enum attempt_phase phase;
+    char workdir[4096];     /* on the worker */
+    char log[4096];         /* local log file */
+    double t_start, t_launch, t_end;   /* wall clock */
+    double deadline;        /* monotonic; 0 none */
+    int cancelling;         /* cancel requested (timeout, Ctrl-C, lost host) */
+    int abandoned;          /* written off while its backend still holds it */
+    int timed_out;
+    int interrupted;
+
+    /* Filled by the worker before sched_attempt_done(). */
+    int exit_code;          /* of the last step run; -1 unknown */
+    int failed;             /* the worker could not complete (staging, lost host) */
+    char reason[512];
+    double launch_epoch;    /* engine start on the worker's clock */
+    int utc_offset;         /* the worker's UTC offset, seconds */
+    staged result;          /* tmp NULL: no result file came back */
+    staged *outputs;        /* collected outputs */
+    int noutputs;
+    staged *geom;           /* geometry outputs */
+    int ngeom;
+
+    void *wdata;            /* the backend's own state */
+    attempt *next;          /* in the scheduler's list of live attempts */
+};
+
+enum worker_state { W_DOWN, W_CONNECTING, W_UP };
+
+typedef struct worker_ops {
+    const char *type;
+    /* Reads the backend's settings from the Lua table at idx. */
+    int (*create)(worker *w, lua_State *L, int idx, char *err, size_t errlen);
+    /* Starts connecting; the backend calls sched_worker_state() when it is up
+     * or down. Local workers are up at once. */
+    int (*open)(worker *w, char *err, size_t errlen);
+    /* Stages in, runs the steps, stages out; ends with sched_attempt_done(). */
+    void (*start)(worker *w, attempt *a);
+    /* Stops the attempt's engine, its whole process tree; the attempt still
+     * ends with sched_attempt_done(). */
+    void (*cancel)(worker *w, attempt *a);
+    /* Releases the backend's state for a finished attempt and, when
+     * remove_workdir is set, removes its work folder. Must not keep a. */
+    void (*release)(worker *w, attempt *a, int remove_workdir);
+    /* Periodic housekeeping (keepalive, reconnect), about every 100 ms. */
+    void (*tick)(worker *w, double now);
+    /* Ends every activity; called once at the end of the run. */
+    void (*close)(worker *w);
+    void (*destroy)(worker *w);
+} worker_ops;
+
+struct worker {
+    const worker_ops *ops;
+    sched *s;
+    int index;
+    char *name;
+    char *host;             /* where the engines run, for journals and reports */
+    int slots;
+    int tier;
+    int engine;             /* index into job->specs */
+    enum worker_state state;
+    char down_reason[512];
+    int running;            /* attempts in flight */
+    char *workdir;          /* scratch root on the worker */
+    double kill_grace;      /* seconds between TERM and KILL */
+    void *data;             /* the backend's own state */
+};
+
+/* ---- calls from worker backends ------------------------------------------ */
+
+loop *sched_loop(sched *s);
+const char *sched_run_id(sched *s);
+
+/* The engine of the attempt started (pid/pgid on the worker, for the journal). */
+void sched_attempt_launched(attempt *a, long pid, unsigned long long starttime);
+/* The attempt has finished (ok or not); the scheduler takes over. */
+void sched_attempt_done(attempt *a);
+/* The worker went up or down (reason names the host and the cause). */
+void sched_worker_state(worker *w, enum worker_state st, const char *reason);
+
+/* A temporary file name in the project folder for a staged-out file. */
+char *sched_stage_name(attempt *a, const char *final_name);
+/* Records a staged-out file on the attempt (takes ownership of tmp). */
+void sched_add_output(attempt *a, char *tmp, const char *final_name, int kind);
+enum { OUT_RESULT, OUT_COLLECT, OUT_GEOM };
+
+/* Backends by type name. */
+const worker_ops *worker_ops_find(const char *type);
+extern const worker_ops worker_local_ops;
+
+#endif

@@ -1,0 +1,51 @@
+/* The scheduler's run state, shared by sched.c (mechanism) and lsched.c
+ * (the Lua side: parsing the run, events, checks, results). */
+#ifndef RASRUN_SCHED_INT_H
+#define RASRUN_SCHED_INT_H
+
+#include "sched.h"
+
+struct sched {
+    lua_State *L;
+    loop *loop;
+    journal *journal;           /* not owned */
+    char run_id[64];
+    char run_dir[4096];
+    worker **workers;
+    int nworkers;
+    int nengines;               /* length of every job's specs array */
+    job *jobs;
+    int njobs;
+    int ndone;
+    attempt *live;              /* attempts in flight */
+    attempt *finished;          /* reported done, waiting for the loop */
+    attempt *zombies;           /* abandoned: freed after the workers close */
+    int interrupted;            /* 0, or the signal that stopped the run */
+    int forced;                 /* a second signal: no more grace */
+    int sigfd;
+    double interrupted_at;      /* monotonic */
+    double cancel_wait;         /* how long to wait for engines to stop */
+    double tick_every;
+    double next_tick;
+    double all_down_since;      /* monotonic; 0 while some worker is up */
+    double down_grace;          /* fail waiting plans after this long with no worker */
+    int keep_scratch;
+    char **geom_done;           /* geometry keys committed in this run */
+    int ngeom_done;
+    /* Lua callbacks (registry refs; LUA_NOREF when absent). */
+    int check_ref, event_ref, tick_ref;
+};
+
+/* Lua side (lsched.c). */
+void lsched_event(sched *s, const char *type, job *j, attempt *a, worker *w, const char *reason);
+/* Runs the recipe's check on the staged result; returns 1 ok, 0 failed (the
+ * reason is copied to reason). Stores the report in j->report_ref. */
+int lsched_check(sched *s, attempt *a, char *reason, size_t n);
+void lsched_history(sched *s, attempt *a, const char *status, const char *reason);
+void lsched_tick(sched *s);
+
+/* Mechanism (sched.c). */
+int sched_main(sched *s);
+void sched_free_job(job *j);
+
+#endif

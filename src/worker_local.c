@@ -1,0 +1,383 @@
+/* The local worker: plans run on this machine, each attempt in its own work
+ * folder under workdir, engines in their own process groups, watched through
+ * pidfds on the scheduler's loop. Engine output goes straight to the
+ * attempt's log file (no pipe that a stuck grandchild could hold open). */
+#include "sched.h"
+#include "fsutil.h"
+#include "proc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#define MAX_TREE 256
+
+typedef struct local_attempt {
+    attempt *a;
+    pid_t pid;
+    int pidfd, watch;
+    int step;
+    int log_fd;
+    char **envp;
+    double kill_at;          /* monotonic: SIGKILL after the grace */
+    pid_t tree[MAX_TREE];    /* the process tree when the cancel began */
+    unsigned long long tree_start[MAX_TREE];
+    int ntree;
+    struct local_attempt *next;
+} local_attempt;
+
+typedef struct {
+    local_attempt *live;
+} local_worker;
+
+static int lw_create(worker *w, lua_State *L, int idx, char *err, size_t n)
+{
+    (void)L;
+    (void)idx;
+    (void)err;
+    (void)n;
+    w->data = calloc(1, sizeof(local_worker));
+    return w->data ? 0 : -1;
+}
+
+static int lw_open(worker *w, char *err, size_t n)
+{
+    if (fs_mkdirs(w->workdir, err, n) != 0)
+        return -1;
+    if (access(w->workdir, W_OK) != 0) {
+        snprintf(err, n, "work folder %s is not writable: %s", w->workdir, strerror(errno));
+        return -1;
+    }
+    sched_worker_state(w, W_UP, NULL);
+    return 0;
+}
+
+static double wall(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void unlink_live(local_worker *lw, local_attempt *la)
+{
+    local_attempt **pp = &lw->live;
+    while (*pp && *pp != la)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = la->next;
+}
+
+/* The attempt ends: report to the scheduler (state is freed in release). */
+static void finish(worker *w, local_attempt *la)
+{
+    if (la->log_fd >= 0) {
+        close(la->log_fd);
+        la->log_fd = -1;
+    }
+    unlink_live(w->data, la);
+    sched_attempt_done(la->a);
+}
+
+static int fail(worker *w, local_attempt *la, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(worker *w, local_attempt *la, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(la->a->reason, sizeof la->a->reason, fmt, ap);
+    va_end(ap);
+    la->a->failed = 1;
+    finish(w, la);
+    return -1;
+}
+
+static int stage_in(worker *w, local_attempt *la)
+{
+    attempt *a = la->a;
+    char err[1024];
+    if (fs_rmtree(a->workdir, err, sizeof err) != 0 || fs_mkdirs(a->workdir, err, sizeof err) != 0)
+        return fail(w, la, "%s: %s", w->name, err);
+    for (int i = 0; i < a->spec->ninputs; i++) {
+        char src[8192], dst[8192];
+        snprintf(src, sizeof src, "%s/%s", a->job->project_dir, a->spec->inputs[i]);
+        snprintf(dst, sizeof dst, "%s/%s", a->workdir, a->spec->inputs[i]);
+        if (fs_copy(src, dst, 1, err, sizeof err) != 0)
+            return fail(w, la, "staging in: %s", err);
+    }
+    return 0;
+}
+
+static int matches_any(const char *name, char **pats, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (fnmatch(pats[i], name, 0) == 0)
+            return 1;
+    return 0;
+}
+
+/* Copies the outputs into the project folder under temporary names (mtime
+ * kept: the freshness check reads it). */
+static void stage_out(worker *w, local_attempt *la)
+{
+    attempt *a = la->a;
+    job_spec *sp = a->spec;
+    DIR *d = opendir(a->workdir);
+    if (!d) {
+        snprintf(a->reason, sizeof a->reason, "%s: cannot list %s: %s", w->name, a->workdir,
+                 strerror(errno));
+        a->failed = 1;
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *name = e->d_name;
+        int kind;
+        const char *final = name;
+        if (strcmp(name, sp->result_from) == 0) {
+            kind = OUT_RESULT;
+            final = sp->result_to;
+        } else if (matches_any(name, sp->collect, sp->ncollect)) {
+            kind = OUT_COLLECT;
+        } else if (matches_any(name, sp->geom_files, sp->ngeom)) {
+            kind = OUT_GEOM;
+        } else {
+            continue;
+        }
+        char src[8192], err[1024];
+        snprintf(src, sizeof src, "%s/%s", a->workdir, name);
+        char *tmp = sched_stage_name(a, final);
+        if (!tmp)
+            continue;
+        if (fs_copy(src, tmp, 1, err, sizeof err) != 0) {
+            snprintf(a->reason, sizeof a->reason, "staging out: %s", err);
+            a->failed = 1;
+            free(tmp);
+            continue;
+        }
+        sched_add_output(a, tmp, final, kind);
+    }
+    closedir(d);
+}
+
+static void on_exit_fd(void *ud, int fd, short revents);
+
+static int launch_step(worker *w, local_attempt *la)
+{
+    attempt *a = la->a;
+    proc_spec ps = { a->spec->steps[la->step], la->envp, a->workdir, -1, la->log_fd, la->log_fd, 1 };
+    char err[1024];
+    if (la->step == 0) {
+        a->launch_epoch = wall();
+        time_t now = (time_t)a->launch_epoch;
+        struct tm tm;
+        localtime_r(&now, &tm);
+        a->utc_offset = (int)tm.tm_gmtoff;
+    }
+    la->pid = proc_spawn(&ps, err, sizeof err);
+    if (la->pid < 0)
+        return fail(w, la, "%s: %s", w->name, err);
+    la->pidfd = (int)syscall(SYS_pidfd_open, la->pid, 0);
+    if (la->pidfd < 0) {
+        proc_kill_tree(la->pid, SIGKILL);
+        waitpid(la->pid, NULL, 0);
+        return fail(w, la, "%s: pidfd_open: %s", w->name, strerror(errno));
+    }
+    la->watch = loop_watch(sched_loop(w->s), la->pidfd, POLLIN, on_exit_fd, la);
+    if (la->step == 0)
+        sched_attempt_launched(a, la->pid, proc_starttime(la->pid));
+    return 0;
+}
+
+static void remember_tree(local_attempt *la)
+{
+    la->ntree = 0;
+    pid_t kids[MAX_TREE];
+    int n = proc_descendants(la->pid, kids, MAX_TREE);
+    for (int i = 0; i < n && la->ntree < MAX_TREE; i++) {
+        la->tree[la->ntree] = kids[i];
+        la->tree_start[la->ntree++] = proc_starttime(kids[i]);
+    }
+}
+
+/* SIGKILL to everything the attempt started that still exists (checked by
+ * start time, so a reused pid is never hit). */
+static void kill_remembered(local_attempt *la)
+{
+    kill(-la->pid, SIGKILL);
+    for (int i = 0; i < la->ntree; i++)
+        if (proc_starttime(la->tree[i]) == la->tree_start[i]) {
+            kill(la->tree[i], SIGKILL);
+            kill(-la->tree[i], SIGKILL);
+        }
+}
+
+static void on_exit_fd(void *ud, int fd, short revents)
+{
+    (void)revents;
+    local_attempt *la = ud;
+    attempt *a = la->a;
+    worker *w = a->w;
+    int status = 0;
+    if (waitpid(la->pid, &status, WNOHANG) != la->pid)
+        return;
+    loop_unwatch(sched_loop(w->s), la->watch);
+    close(fd);
+    la->pidfd = -1;
+    /* Helpers the engine left in its group (or, after a cancel, anywhere in
+     * its tree) do not outlive it. */
+    kill_remembered(la);
+    a->exit_code = proc_exit_code(status);
+    if (a->cancelling) {
+        finish(w, la);
+        return;
+    }
+    if (a->exit_code == 0 && la->step + 1 < a->spec->nsteps) {
+        la->step++;
+        launch_step(w, la);
+        return;
+    }
+    if (a->exit_code != 0)
+        snprintf(a->reason, sizeof a->reason, "%s exited with code %d",
+                 a->spec->steps[la->step][0], a->exit_code);
+    a->phase = A_STAGE_OUT;
+    stage_out(w, la);
+    finish(w, la);
+}
+
+static void lw_start(worker *w, attempt *a)
+{
+    local_worker *lw = w->data;
+    local_attempt *la = calloc(1, sizeof *la);
+    if (!la) {
+        a->failed = 1;
+        snprintf(a->reason, sizeof a->reason, "out of memory");
+        sched_attempt_done(a);
+        return;
+    }
+    la->a = a;
+    la->pidfd = la->watch = la->log_fd = -1;
+    a->wdata = la;
+    la->next = lw->live;
+    lw->live = la;
+    if (stage_in(w, la) != 0)
+        return;
+    la->log_fd = open(a->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (la->log_fd < 0) {
+        fail(w, la, "cannot open the log %s: %s", a->log, strerror(errno));
+        return;
+    }
+    char *extra[64];
+    int ne = 0;
+    for (int i = 0; i < a->spec->nenv && ne < 60; i++)
+        extra[ne++] = a->spec->env[i];
+    char wname[512], plan[128];
+    snprintf(wname, sizeof wname, "RASRUN_WORKER=%s", w->name);
+    snprintf(plan, sizeof plan, "RASRUN_PLAN=%s", a->job->plan);
+    extra[ne++] = wname;
+    extra[ne++] = plan;
+    la->envp = proc_envp(extra, (size_t)ne);
+    launch_step(w, la);
+}
+
+static void lw_cancel(worker *w, attempt *a)
+{
+    local_attempt *la = a->wdata;
+    if (!la || la->pidfd < 0)
+        return; /* between steps nothing runs; the attempt ends on its own */
+    if (!la->kill_at) {
+        remember_tree(la);
+        proc_kill_tree(la->pid, SIGTERM);
+    }
+    la->kill_at = loop_now() + w->kill_grace;
+    if (w->kill_grace <= 0)
+        kill_remembered(la);
+}
+
+static void lw_tick(worker *w, double now)
+{
+    local_worker *lw = w->data;
+    for (local_attempt *la = lw->live; la; la = la->next)
+        if (la->kill_at && now >= la->kill_at && la->pidfd >= 0) {
+            remember_tree(la);
+            proc_kill_tree(la->pid, SIGKILL);
+            kill_remembered(la);
+            la->kill_at = now + 1; /* repeat until the exit is seen */
+        }
+}
+
+static void free_local(local_attempt *la)
+{
+    proc_envp_free(la->envp);
+    if (la->log_fd >= 0)
+        close(la->log_fd);
+    free(la);
+}
+
+static void lw_release(worker *w, attempt *a, int remove_workdir)
+{
+    local_attempt *la = a->wdata;
+    char err[1024];
+    if (remove_workdir && fs_rmtree(a->workdir, err, sizeof err) != 0)
+        fprintf(stderr, "rasrun: %s: %s\n", w->name, err);
+    /* The run folder level (<workdir>/<run id>) goes when it is empty. */
+    char *slash = strrchr(a->workdir, '/');
+    if (remove_workdir && slash) {
+        *slash = 0;
+        rmdir(a->workdir);
+        *slash = '/';
+    }
+    if (la) {
+        unlink_live(w->data, la);
+        free_local(la);
+    }
+    a->wdata = NULL;
+}
+
+static void lw_close(worker *w)
+{
+    local_worker *lw = w->data;
+    /* Anything still running was written off: make sure it is gone. */
+    while (lw && lw->live) {
+        local_attempt *la = lw->live;
+        lw->live = la->next;
+        if (la->pidfd >= 0) {
+            remember_tree(la);
+            proc_kill_tree(la->pid, SIGKILL);
+            kill_remembered(la);
+            waitpid(la->pid, NULL, 0);
+            loop_unwatch(sched_loop(w->s), la->watch);
+            close(la->pidfd);
+        }
+        la->a->wdata = NULL;
+        free_local(la);
+    }
+}
+
+static void lw_destroy(worker *w)
+{
+    free(w->data);
+    w->data = NULL;
+}
+
+const worker_ops worker_local_ops = {
+    .type = "local",
+    .create = lw_create,
+    .open = lw_open,
+    .start = lw_start,
+    .cancel = lw_cancel,
+    .release = lw_release,
+    .tick = lw_tick,
+    .close = lw_close,
+    .destroy = lw_destroy,
+};

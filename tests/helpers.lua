@@ -1,0 +1,94 @@
+-- Shared test helpers: temporary folders, sample projects, running the
+-- rasrun binary, bounded waiting.
+local fs = require "rasrun.fs"
+local sys = require "rasrun.sys"
+local path = require "rasrun.path"
+local lu = require "luaunit"
+
+local H = {}
+
+H.root = fs.realpath(".")
+H.bin = path.join(H.root, "bin", "rasrun")
+H.data = path.join(H.root, "tests", "data")
+H.fast = os.getenv("RASRUN_TEST_FAST") == "1"
+
+local temps = {}
+
+-- A fresh temporary folder, removed by H.cleanup().
+function H.tmpdir(tag)
+  local d = assert(fs.tempdir("rasrun-test-" .. (tag or "t")))
+  temps[#temps + 1] = d
+  return d
+end
+
+function H.cleanup()
+  for _, d in ipairs(temps) do fs.rmtree(d) end
+  temps = {}
+end
+
+-- Writes a sample project; plans default to four quick successful ones.
+function H.project(dir, plans, opts)
+  opts = opts or {}
+  opts.plans = plans or {
+    { title = "one", seconds = 0.2 }, { title = "two", seconds = 0.2 },
+    { title = "three", seconds = 0.2 }, { title = "four", seconds = 0.2 },
+  }
+  return require("rasrun.sample").write(dir, opts)
+end
+
+function H.sim(kind) return assert(require("rasrun.sim").home(kind or "linux")) end
+
+function H.local_worker(name, slots, extra)
+  local cfg = { type = "local", name = name or "here", slots = slots or 2,
+                engine = { kind = "linux", home = H.sim("linux") }, kill_grace = 0.5 }
+  for k, v in pairs(extra or {}) do cfg[k] = v end
+  return require("rasrun.pool").worker(cfg)
+end
+
+-- Runs bin/rasrun with the arguments; returns {code, stdout, stderr}.
+function H.rasrun(args, opts)
+  local argv = { H.bin }
+  for _, a in ipairs(args) do argv[#argv + 1] = a end
+  opts = opts or {}
+  opts.timeout = opts.timeout or 120
+  local r = assert(sys.run(argv, opts))
+  return r
+end
+
+-- Polls fn() until it returns a true value, at most timeout seconds.
+function H.wait_for(fn, timeout, what)
+  local deadline = sys.monotonic() + (timeout or 10)
+  repeat
+    local v = fn()
+    if v then return v end
+    sys.sleep(0.05)
+  until sys.monotonic() > deadline
+  error(("timed out after %ss waiting for %s"):format(timeout or 10, what or "a condition"), 2)
+end
+
+function H.read(p) return assert(fs.read(p)) end
+
+function H.journal(run_dir)
+  return assert(require("rasrun.journal").read(path.join(run_dir, "journal.jsonl")))
+end
+
+-- Runs pool:run quietly (tests read results, not progress).
+function H.run(pool, opts)
+  opts.quiet = opts.quiet ~= false
+  return pool:run(opts)
+end
+
+function H.result(run, plan)
+  for _, r in ipairs(run.results) do
+    if r.plan == plan then return r end
+  end
+  error("no result for plan " .. plan)
+end
+
+function H.need_root()
+  if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
+  local r = sys.run({ "id", "-u" })
+  if not r or r.stdout ~= "0\n" then lu.skip("needs root (network namespaces)") end
+end
+
+return H

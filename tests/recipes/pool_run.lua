@@ -1,0 +1,13 @@
+-- A recipe the scheduler tests run in a subprocess (to signal or kill it):
+--   rasrun run tests/recipes/pool_run.lua PROJECT_DIR [SLOTS]
+-- RASRUN_TEST_RUNDIR and RASRUN_TEST_WORKDIR choose the run and work folders.
+local rasrun = require "rasrun"
+local dir, slots = arg[1], math.tointeger(tonumber(arg[2] or "2"))
+local pool = rasrun.pool {
+  rasrun.worker { type = "local", name = "here", slots = slots, kill_grace = 0.5,
+                  workdir = os.getenv("RASRUN_TEST_WORKDIR"),
+                  engine = { kind = "linux", home = assert(rasrun.sim.home("linux")) } },
+}
+local run = pool:run { project = dir .. "/Sample.prj", progress = "plain",
+                       run_dir = os.getenv("RASRUN_TEST_RUNDIR") }
+print("finished", run.ok)

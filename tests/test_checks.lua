@@ -1,0 +1,118 @@
+-- The standard checks: verdicts on every real HEC-RAS file and on each
+-- failure mode of the simulated engine.
+local lu = require "luaunit"
+local checks = require "rasrun.checks"
+local fs = require "rasrun.fs"
+local sys = require "rasrun.sys"
+local H = require "helpers"
+
+TestChecks = {}
+
+function TestChecks:tearDown() H.cleanup() end
+
+local std = checks.standard {}
+
+local function reason(rep) return rep.reason or "" end
+
+-- The expected verdict of each real file (SOURCES.md says what each is).
+local REAL = {
+  { "pyHMT2D/Muncie2DOnly_SI.p01.hdf", true },      -- 5.0.7 unsteady 2D
+  { "pyHMT2D/backwater_curve.p01.hdf", true },      -- 5.0.7 unsteady 2D
+  { "rashdf/FLODENCR.p01.hdf", true },              -- 6.5 steady
+  { "HEC-RAS-AUTO/Example_Projects_6_6/EX1.p01.hdf", true }, -- 6.6 steady
+  { "rashdf/BaldEagleDamBrk.p18.hdf", false, "no Solution attribute: Results/Unsteady/Summary is missing" },
+  { "HEC-RAS-AUTO/tmp_ex1fresh_failed/EX1.p01.hdf", false, "Unhandled Exception: System.UnauthorizedAccessException" },
+  { "HEC-RAS-AUTO/Example_Projects_6_6/Muncie.g04.hdf", false, "not a HEC-RAS result file" },
+}
+
+function TestChecks:test_real_files_have_the_expected_verdicts()
+  for _, case in ipairs(REAL) do
+    local rep = std(H.data .. "/" .. case[1])
+    lu.assertEquals(rep.ok, case[2], case[1] .. ": " .. reason(rep))
+    if case[3] then lu.assertStrContains(reason(rep), case[3]) end
+  end
+end
+
+function TestChecks:test_507_volume_accounting_is_read()
+  local r = require("rasrun.results").read(H.data .. "/pyHMT2D/Muncie2DOnly_SI.p01.hdf")
+  lu.assertEquals(r.volume.layout, "5.0.7")
+  lu.assertAlmostEquals(r.volume.error_percent, 0.000117591, 1e-9)
+  lu.assertEquals(r.run_window.text, "28FEB2021 12:04:48 to 28FEB2021 12:04:53")
+  -- a tighter limit than the file's error fails, naming both numbers
+  local tight = checks.standard { max_volume_error = 0.0001 }(H.data .. "/pyHMT2D/Muncie2DOnly_SI.p01.hdf")
+  lu.assertFalse(tight.ok)
+  lu.assertStrContains(tight.reason, "volume accounting error 0.0001176% exceeds 0.0001%")
+end
+
+function TestChecks:test_steady_volume_is_not_applicable()
+  local rep = std(H.data .. "/rashdf/FLODENCR.p01.hdf")
+  lu.assertEquals(rep.checks[3].name, "volume")
+  lu.assertStrContains(rep.checks[3].detail, "not applicable")
+end
+
+function TestChecks:test_maxima_on_a_real_2d_result()
+  local f = H.data .. "/rashdf/BaldEagleDamBrk.p18.hdf"
+  local ok, detail = checks.maxima { area = "BaldEagleCr", min = 0, max = 2000 }({ path = f })
+  lu.assertTrue(ok, detail)
+  lu.assertStrContains(detail, "BaldEagleCr (3947 cells)")
+  ok, detail = checks.maxima { area = "BaldEagleCr", max = 100 }({ path = f })
+  lu.assertFalse(ok)
+  lu.assertStrContains(detail, "above 100.000")
+  ok = checks.maxima { baseline = f, tolerance = 0 }({ path = f })
+  lu.assertTrue(ok)
+end
+
+-- Runs the simulated Linux engine on a one-plan project in the given mode.
+local function simulate(mode)
+  local d = H.tmpdir("chk")
+  H.project(d, { { title = mode, mode = mode, seconds = 0.05 } })
+  local t0 = sys.now()
+  local r = sys.run({ H.sim() .. "/bin/RasUnsteady", "Sample.p01.tmp.hdf", "x01" }, { cwd = d, timeout = 30 })
+  return d .. "/Sample.p01.tmp.hdf", r, t0
+end
+
+function TestChecks:test_simulated_failure_modes()
+  local cases = {
+    ok = { true }, unstable = { false, 'Solution: "Unsteady Went Unstable" (unstable at 02JAN1900 13:20:00)' },
+    volume = { false, "volume accounting error 5.3% exceeds 1%" },
+    silent = { false, "ERROR: Unsteady flow computations did not converge" },
+    noresult = { false, "plan data but no results: the engine wrote none" },
+    crash = { false, "plan data but no results: the engine wrote none" },
+  }
+  for mode, want in pairs(cases) do
+    local file, r, t0 = simulate(mode)
+    local rep = std(file, { since = t0 })
+    lu.assertEquals(rep.ok, want[1], mode .. ": " .. reason(rep) .. " / " .. r.stderr)
+    if want[2] then lu.assertStrContains(reason(rep), want[2]) end
+    if mode == "ok" then
+      lu.assertEquals(r.code, 0)
+      lu.assertEquals(rep.result.volume.layout, "6.x")
+    end
+    if mode == "crash" then lu.assertEquals(r.code, 174) end
+    if mode == "silent" then lu.assertEquals(r.code, 0) end
+  end
+end
+
+function TestChecks:test_stale_result_fails_freshness()
+  local file = simulate("ok")
+  -- the result was written before "launch": stale
+  local rep = std(file, { since = sys.now() + 60, utc_offset = sys.tz_offset() })
+  lu.assertFalse(rep.ok)
+  lu.assertStrContains(rep.reason, "stale: written")
+  -- a file touched now but whose Run Time Window ended before launch is stale too
+  fs.touch(file, sys.now() + 120)
+  rep = std(file, { since = sys.now() + 60, utc_offset = sys.tz_offset() })
+  lu.assertFalse(rep.ok)
+  lu.assertStrContains(rep.reason, "Run Time Window")
+end
+
+function TestChecks:test_extra_checks_and_errors_inside_checks()
+  local set = checks.standard { extra = {
+    { name = "always", fn = function() return true, "fine" end },
+    { name = "boom", fn = function() error("exploded") end },
+  } }
+  local rep = set(H.data .. "/rashdf/FLODENCR.p01.hdf")
+  lu.assertFalse(rep.ok)
+  lu.assertStrContains(rep.reason, "boom: check raised an error")
+  lu.assertEquals(rep.checks[5].detail, "fine")
+end

@@ -1,0 +1,174 @@
+-- The rasrun command line, run as a user would: bin/rasrun in a subprocess.
+local lu = require "luaunit"
+local fs = require "rasrun.fs"
+local json = require "rasrun.json"
+local H = require "helpers"
+
+TestCli = {}
+
+function TestCli:tearDown() H.cleanup() end
+
+function TestCli:test_help_and_version()
+  local r = H.rasrun({ "--help" })
+  lu.assertEquals(r.code, 0)
+  lu.assertStrContains(r.stdout, "usage: rasrun COMMAND")
+  for _, cmd in ipairs({ "run", "check", "plans", "repl", "resume", "workers" }) do
+    r = H.rasrun({ cmd, "--help" })
+    lu.assertEquals(r.code, 0, cmd)
+    lu.assertStrContains(r.stdout, "usage: rasrun " .. cmd)
+  end
+  r = H.rasrun({ "--version" })
+  lu.assertStrMatches(r.stdout, "rasrun %d+%.%d+%.%d+ %(Lua 5%.4%.%d+%)\n")
+  r = H.rasrun({})
+  lu.assertEquals(r.code, 2)
+  r = H.rasrun({ "frobnicate" })
+  lu.assertEquals(r.code, 2)
+  lu.assertStrContains(r.stderr, 'unknown command "frobnicate"')
+end
+
+function TestCli:test_check_lines_and_exit_status()
+  local good = H.data .. "/rashdf/FLODENCR.p01.hdf"
+  local bad = H.data .. "/HEC-RAS-AUTO/tmp_ex1fresh_failed/EX1.p01.hdf"
+  local r = H.rasrun({ "check", good })
+  lu.assertEquals(r.code, 0)
+  lu.assertEquals(r.stdout, "PASS " .. good .. "\n")
+  r = H.rasrun({ "check", good, bad })
+  lu.assertEquals(r.code, 1)
+  lu.assertStrContains(r.stdout, "FAIL " .. bad .. ": solution: no Unsteady or Steady results")
+  r = H.rasrun({ "check", "--max-volume-error", "abc", good })
+  lu.assertEquals(r.code, 2)
+  lu.assertStrContains(r.stderr, "--max-volume-error needs a positive number")
+  r = H.rasrun({ "check", "/no/such/file.hdf" })
+  lu.assertEquals(r.code, 2)
+  lu.assertStrContains(r.stdout, "FAIL /no/such/file.hdf: file: /no/such/file.hdf: No such file")
+  r = H.rasrun({ "check", "--bogus", good })
+  lu.assertEquals(r.code, 2)
+  lu.assertStrContains(r.stderr, "unknown option --bogus")
+end
+
+function TestCli:test_check_json()
+  local files = { H.data .. "/pyHMT2D/backwater_curve.p01.hdf", H.data .. "/rashdf/BaldEagleDamBrk.p18.hdf" }
+  local r = H.rasrun({ "check", "--json", files[1], files[2] })
+  lu.assertEquals(r.code, 1)
+  local doc = assert(json.decode(r.stdout))
+  lu.assertEquals(#doc, 2)
+  lu.assertEquals(doc[1].file, files[1])
+  lu.assertTrue(doc[1].ok)
+  lu.assertFalse(doc[2].ok)
+  local names = {}
+  for _, c in ipairs(doc[1].checks) do names[#names + 1] = c.name .. "=" .. tostring(c.ok) end
+  lu.assertEquals(names, { "file=true", "solution=true", "volume=true", "messages=true" })
+  lu.assertStrContains(doc[1].checks[3].detail, "volume accounting error")
+end
+
+function TestCli:test_check_since()
+  local f = H.data .. "/rashdf/FLODENCR.p01.hdf"
+  local r = H.rasrun({ "check", "--since", "2100-01-01 00:00", f })
+  lu.assertEquals(r.code, 1)
+  lu.assertStrContains(r.stdout, "stale")
+end
+
+function TestCli:test_check_on_damaged_files_never_crashes()
+  local d = H.tmpdir("cli")
+  local data = H.read(H.data .. "/pyHMT2D/Muncie2DOnly_SI.p01.hdf")
+  fs.write(d .. "/cut.hdf", data:sub(1, 5000))
+  fs.write(d .. "/text.hdf", "hello")
+  math.randomseed(7)
+  local junk = {}
+  for i = 1, 4096 do junk[i] = string.char(math.random(0, 255)) end
+  fs.write(d .. "/junk.hdf", table.concat(junk))
+  local r = H.rasrun({ "check", d .. "/cut.hdf", d .. "/text.hdf", d .. "/junk.hdf" })
+  lu.assertEquals(r.code, 1, r.stderr)
+  lu.assertStrContains(r.stdout, "FAIL " .. d .. "/cut.hdf: file: ")
+  lu.assertStrContains(r.stdout, "FAIL " .. d .. "/text.hdf: file: " .. d .. "/text.hdf: not an HDF5 file")
+  lu.assertStrContains(r.stdout, "FAIL " .. d .. "/junk.hdf: file: ")
+  lu.assertEquals(r.stderr, "")
+end
+
+function TestCli:test_plans_table_and_json()
+  local muncie = H.data .. "/HEC-RAS-AUTO/Example_Projects_6_6/Muncie.prj"
+  local r = H.rasrun({ "plans", muncie })
+  lu.assertEquals(r.code, 0, r.stderr)
+  lu.assertStrContains(r.stdout, "Project Muncie.prj: Muncie 2D Flow Area")
+  lu.assertStrMatches(r.stdout, ".*\n01 .-missing: Muncie%.prj: plan p01 is listed.*")
+  lu.assertStrMatches(r.stdout, ".*\n04 +Unsteady Run with 2D 50ft User n Va~ 50ft User n Regions +g04 +u01 +no result\n.*")
+  r = H.rasrun({ "plans", "--json", muncie })
+  local doc = assert(json.decode(r.stdout))
+  lu.assertEquals(#doc.plans, 3)
+  lu.assertTrue(doc.plans[1].missing)
+  lu.assertEquals(doc.plans[3].state, "none")
+  lu.assertEquals(doc.plans[3].geometry, "g04")
+  r = H.rasrun({ "plans", "/nope.prj" })
+  lu.assertEquals(r.code, 2)
+  lu.assertStrContains(r.stderr, "/nope.prj: no such project file")
+end
+
+function TestCli:test_plans_result_states()
+  local d = H.tmpdir("cli")
+  H.project(d, { { title = "a", seconds = 0.05 }, { title = "b", seconds = 0.05 } })
+  local r = require("rasrun.sys").run({ H.sim("windows") .. "/Ras.exe", "-c", d .. "/Sample.prj",
+                                         d .. "/Sample.p01" }, { cwd = d })
+  lu.assertEquals(r.code, 0, r.stderr)
+  r = H.rasrun({ "plans", d .. "/Sample.prj" })
+  lu.assertStrMatches(r.stdout, ".*\n01 .* up to date\n02 .* no result\n")
+  fs.touch(d .. "/Sample.u01", require("rasrun.sys").now() + 10)
+  r = H.rasrun({ "plans", d .. "/Sample.prj" })
+  lu.assertStrContains(r.stdout, "result older than inputs (Sample.u01 is newer than the result)")
+end
+
+function TestCli:test_run_passes_arguments_and_reports_errors()
+  local d = H.tmpdir("cli")
+  fs.write(d .. "/args.lua", "print(arg[0], ...)\nreturn tonumber(arg[2]) or 0\n")
+  local r = H.rasrun({ "run", d .. "/args.lua", "hello", "3" })
+  lu.assertEquals(r.code, 3)
+  lu.assertEquals(r.stdout, d .. "/args.lua\thello\t3\n")
+  fs.write(d .. "/bad.lua", "local x = 1\nlocal function f() error('broken recipe') end\nf()\n")
+  r = H.rasrun({ "run", d .. "/bad.lua" })
+  lu.assertEquals(r.code, 2)
+  lu.assertStrContains(r.stderr, d .. "/bad.lua:2: broken recipe")
+  lu.assertStrContains(r.stderr, "stack traceback:")
+  fs.write(d .. "/syntax.lua", "local = 3\n")
+  r = H.rasrun({ "run", d .. "/syntax.lua" })
+  lu.assertEquals(r.code, 2)
+  lu.assertStrContains(r.stderr, "syntax.lua:1:")
+  r = H.rasrun({ "run", "no-such-recipe" })
+  lu.assertEquals(r.code, 2)
+  lu.assertStrContains(r.stderr, 'no recipe "no-such-recipe"')
+end
+
+function TestCli:test_recipe_path_and_site_modules()
+  local d = H.tmpdir("cli")
+  fs.mkdirs(d .. "/site")
+  fs.write(d .. "/site/mysite.lua", "return { pool_name = 'team-pool' }\n")
+  fs.write(d .. "/site/hello.lua", "print(require('mysite').pool_name)\n")
+  local r = H.rasrun({ "run", "hello" }, { env = { RASRUN_PATH = d .. "/site" } })
+  lu.assertEquals(r.code, 0, r.stderr)
+  lu.assertEquals(r.stdout, "team-pool\n")
+end
+
+TestRepl = {}
+
+function TestRepl:test_piped_statements()
+  local r = H.rasrun({ "repl" }, { input = table.concat({
+    "x = 20 + 1", "x * 2", "function twice(v)", "  return v * 2", "end", "twice(x)",
+    "error('oops')", "rasrun.path.join('a', 'b')", "{ a = 1, list = { 1, 2 } }", "" }, "\n") })
+  lu.assertEquals(r.code, 1) -- one statement raised
+  lu.assertEquals(r.stdout, '42\n42\n"a/b"\n{ a = 1, list = { 1, 2 } }\n')
+  lu.assertStrContains(r.stderr, "stdin:1: oops")
+end
+
+function TestRepl:test_terminal_session_with_history()
+  if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
+  local home = H.tmpdir("home")
+  -- script(1) gives the REPL a pseudo-terminal: prompts, libedit, history.
+  local input = "1 + 1\nfor i = 1, 2 do\nprint('line', i)\nend\n"
+  local r = require("rasrun.sys").run({ "script", "-qefc", H.bin .. " repl", "/dev/null" },
+    { input = input, env = { HOME = home, TERM = "dumb" }, timeout = 30 })
+  lu.assertEquals(r.code, 0, r.stderr)
+  lu.assertStrContains(r.stdout, "rasrun> ")
+  lu.assertStrContains(r.stdout, ">> ")  -- the continuation prompt
+  lu.assertStrContains(r.stdout, "line\t2")
+  -- libedit's history file encodes spaces as \040
+  local hist = H.read(home .. "/.rasrun_history"):gsub("\\040", " ")
+  lu.assertStrContains(hist, "1 + 1")
+end

@@ -1,0 +1,121 @@
+-- rasrun.project on real HEC-RAS project files, the sample project and broken input.
+local lu = require "luaunit"
+local project = require "rasrun.project"
+local fs = require "rasrun.fs"
+local sys = require "rasrun.sys"
+local H = require "helpers"
+
+TestProject = {}
+
+function TestProject:tearDown() H.cleanup() end
+
+local MUNCIE = H.data .. "/HEC-RAS-AUTO/Example_Projects_6_6/Muncie.prj"
+local EX1 = H.data .. "/HEC-RAS-AUTO/tmp_ex1fresh_failed/EX1.prj"
+
+function TestProject:test_muncie_crlf_project()
+  local prj = assert(project.open(MUNCIE))
+  lu.assertEquals(prj.title, "Muncie 2D Flow Area")
+  lu.assertEquals(prj.name, "Muncie")
+  lu.assertEquals(prj.current_plan, "p04")
+  lu.assertEquals(prj.units, "English")
+  lu.assertEquals(prj.plan_ids, { "p01", "p03", "p04" })
+  lu.assertEquals(prj.geom_ids, { "g01", "g02", "g04" })
+  local p = prj:plan("04")
+  lu.assertEquals(p.title, "Unsteady Run with 2D 50ft User n Value R")
+  lu.assertEquals(p.short_id, "50ft User n Regions")
+  lu.assertEquals(p.geometry.id, "g04")
+  lu.assertEquals(p.geometry.title, "Muncie Geometry - 50ft User n Value Regi")
+  lu.assertStrContains(p.geometry.hdf, "Muncie.g04.hdf")
+  lu.assertEquals(p.flow.id, "u01")
+  lu.assertEquals(p.flow_kind, "unsteady")
+  lu.assertEquals(p.cores.d2, 6)
+  lu.assertEquals(p.program_version, "5.10")
+  lu.assertFalse(p.write_detailed)
+  lu.assertEquals(p.simulation.text, "02JAN1900,0000,02JAN1900,2400")
+  lu.assertEquals(p.simulation.stop - p.simulation.start, 24 * 3600)
+end
+
+function TestProject:test_plans_listed_but_missing_are_marked()
+  local prj = assert(project.open(MUNCIE))
+  local plans = prj:plans()
+  lu.assertEquals(#plans, 3)
+  lu.assertTrue(plans[1].missing)
+  lu.assertStrContains(plans[1].error, "plan p01 is listed in the project but its file Muncie.p01 is missing")
+  lu.assertEquals(plans[1]:result_state(), "missing")
+  lu.assertFalse(plans[3].missing)
+  local inputs, missing = plans[1]:inputs("windows")
+  lu.assertEquals(#inputs, 0)
+  lu.assertEquals(#missing, 1)
+end
+
+function TestProject:test_plan_ids_in_any_form()
+  local prj = assert(project.open(MUNCIE))
+  lu.assertIs(prj:plan("p04"), prj:plan(4))
+  lu.assertIs(prj:plan("04"), prj:plan("P04"))
+  local none, err = prj:plan("07")
+  lu.assertNil(none)
+  lu.assertStrContains(err, "no plan p07")
+  lu.assertErrorMsgContains("bad plan id", function() prj:plan("x") end)
+end
+
+function TestProject:test_upper_case_extensions()
+  local prj = assert(project.open(EX1))
+  local p = prj:plan("01")
+  lu.assertFalse(p.missing)
+  lu.assertStrContains(p.file, "EX1.P01")
+  lu.assertEquals(p.title, "Existing Conditions Run")
+  lu.assertEquals(p.short_id, "Existing")
+  lu.assertEquals(p.flow_kind, "steady")
+  -- geometry and flow files are not part of this sample: they are missing
+  local _, missing = p:inputs("windows")
+  lu.assertEquals(missing, { "EX1.g01", "EX1.f01" })
+end
+
+function TestProject:test_sample_inputs_outputs_and_result_state()
+  local d = H.tmpdir("prj")
+  local prj = assert(project.open(H.project(d)))
+  local p = prj:plan("01")
+  lu.assertEquals(p:inputs("windows"), { "Sample.prj", "Sample.p01", "Sample.g01", "Sample.u01" })
+  lu.assertEquals(p:inputs("linux"), { "Sample.p01.tmp.hdf", "Sample.b01", "Sample.x01" })
+  local own, geom = p:outputs("windows")
+  lu.assertEquals(own[1], "Sample.p01.computeMsgs.txt")
+  lu.assertEquals(geom, { "Sample.x01", "Sample.c01", "Sample.g01.hdf" })
+  lu.assertEquals((p:result_state()), "none")
+  -- a result newer than the inputs is current; touching the geometry makes it stale
+  local now = sys.now()
+  fs.write(p:result_path(), "x")
+  fs.touch(p:result_path(), now)
+  for _, src in ipairs(p:sources()) do fs.touch(src, now - 100) end
+  lu.assertEquals((p:result_state()), "current")
+  fs.touch(p.geometry.file, now + 5)
+  local st, why = p:result_state()
+  lu.assertEquals(st, "stale")
+  lu.assertStrContains(why, "Sample.g01 is newer than the result")
+end
+
+function TestProject:test_broken_inputs_give_clear_errors()
+  local d = H.tmpdir("prj")
+  local prj, err = project.open(d .. "/none.prj")
+  lu.assertNil(prj)
+  lu.assertStrContains(err, "none.prj: no such project file")
+  fs.write(d .. "/garbage.prj", "\0\1\2\3binary\0")
+  prj, err = project.open(d .. "/garbage.prj")
+  lu.assertNil(prj)
+  lu.assertStrContains(err, "binary data, not a HEC-RAS text file")
+  fs.write(d .. "/empty.prj", "hello\nworld\n")
+  prj, err = project.open(d .. "/empty.prj")
+  lu.assertNil(prj)
+  lu.assertStrContains(err, "not a HEC-RAS project file")
+  -- a plan file without Geom File= is broken, not a crash
+  fs.write(d .. "/B.prj", "Proj Title=B\r\nPlan File=p01\r\nPlan File=p02\r\n")
+  fs.write(d .. "/B.p01", "Plan Title=no geometry\r\nFlow File=u01\r\n")
+  fs.write(d .. "/B.p02", "\0\0\0\0")
+  prj = assert(project.open(d .. "/B.prj"))
+  local p1, p2 = prj:plan("01"), prj:plan("02")
+  lu.assertTrue(p1.broken)
+  lu.assertStrContains(p1.error, "no Geom File= line")
+  lu.assertTrue(p2.missing)
+  lu.assertStrContains(p2.error, "binary data")
+  local _, missing = p1:inputs("linux")
+  lu.assertStrContains(missing[1], "no Geom File= line")
+end

@@ -1,0 +1,400 @@
+-- The scheduler with local workers and the simulated engine's failure modes.
+local lu = require "luaunit"
+local rasrun = require "rasrun"
+local fs = require "rasrun.fs"
+local sys = require "rasrun.sys"
+local json = require "rasrun.json"
+local H = require "helpers"
+
+TestSched = {}
+
+function TestSched:tearDown() H.cleanup() end
+
+-- Processes running a simulated engine binary (by /proc/PID/exe).
+local function engines_alive()
+  local found = {}
+  local sim = H.sim()
+  for _, name in ipairs(fs.list("/proc")) do
+    if name:match("^%d+$") then
+      local exe = fs.readlink("/proc/" .. name .. "/exe")
+      if exe and exe:find(sim, 1, true) and sys.alive(tonumber(name)) then
+        found[#found + 1] = tonumber(name)
+      end
+    end
+  end
+  return found
+end
+
+local function pool_of(...)
+  return rasrun.pool { ... }
+end
+
+local function project(plans, opts)
+  local d = H.tmpdir("sched")
+  return rasrun.project.open(H.project(d, plans, opts)), d
+end
+
+local function run(pool, opts)
+  opts.run_dir = opts.run_dir or (opts.project.dir .. "/run")
+  return H.run(pool, opts)
+end
+
+-- The most attempts that overlapped in time.
+local function max_overlap(results)
+  local events = {}
+  for _, r in ipairs(results) do
+    for _, h in ipairs(r.history or {}) do
+      events[#events + 1] = { h.launched or h.started, 1 }
+      events[#events + 1] = { h.ended, -1 }
+    end
+  end
+  table.sort(events, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end)
+  local cur, best = 0, 0
+  for _, e in ipairs(events) do
+    cur = cur + e[2]
+    best = math.max(best, cur)
+  end
+  return best
+end
+
+function TestSched:test_plans_run_in_parallel_and_results_come_back()
+  local workdir = H.tmpdir("work")
+  local prj = project({ { title = "a", seconds = 0.6 }, { title = "b", seconds = 0.6 },
+                        { title = "c", seconds = 0.6 }, { title = "d", seconds = 0.6 } })
+  local r = run(pool_of(H.local_worker("here", 2, { workdir = workdir })), { project = prj })
+  lu.assertTrue(r.ok)
+  lu.assertEquals(r.counts.ok, 4)
+  lu.assertEquals(max_overlap(r.results), 2)
+  for _, res in ipairs(r.results) do
+    lu.assertEquals(res.status, "ok")
+    lu.assertEquals(res.worker, "here")
+    lu.assertEquals(res.attempts, 1)
+    lu.assertEquals(res.result, prj.dir .. "/Sample.p" .. res.plan .. ".hdf")
+    lu.assertTrue(rasrun.checks.standard {}(res.result).ok)
+    lu.assertStrContains(H.read(res.history[1].log), "Finished Unsteady Flow Simulation")
+    lu.assertEquals(#res.checks, 4)
+  end
+  -- nothing left in the work folder, nothing temporary in the project
+  lu.assertEquals(fs.list(workdir), {})
+  for _, n in ipairs(fs.list(prj.dir)) do lu.assertNil(n:match("rasrun%-"), n) end
+  -- reports and journal
+  local doc = json.decode(H.read(r.run_dir .. "/run.json"))
+  lu.assertEquals(#doc.plans, 4)
+  lu.assertEquals(doc.plans[1].history[1].worker, "here")
+  lu.assertStrContains(H.read(r.run_dir .. "/report.html"), "<svg")
+  local evs = {}
+  for _, e in ipairs(H.journal(r.run_dir)) do evs[e.ev] = (evs[e.ev] or 0) + 1 end
+  lu.assertEquals(evs.run_start, 1)
+  lu.assertEquals(evs.launched, 4)
+  lu.assertEquals(evs.done, 4)
+  lu.assertEquals(evs.run_end, 1)
+end
+
+function TestSched:test_four_slots_run_four_engines_at_once()
+  local prj = project({ { title = "a", seconds = 1 }, { title = "b", seconds = 1 },
+                        { title = "c", seconds = 1 }, { title = "d", seconds = 1 } })
+  local t0 = sys.monotonic()
+  local r = run(pool_of(H.local_worker("wide", 4)), { project = prj })
+  lu.assertTrue(r.ok)
+  lu.assertEquals(max_overlap(r.results), 4)
+  lu.assertTrue(sys.monotonic() - t0 < 3.5, "four 1 s plans on four slots took too long")
+end
+
+function TestSched:test_crash_is_retried_on_another_worker()
+  local prj = project({ { title = "crashes on a", mode = "crash@a", seconds = 0.1 } })
+  local r = run(pool_of(H.local_worker("a", 1), H.local_worker("b", 1)),
+    { project = prj, retries = 1 })
+  local res = H.result(r, "01")
+  lu.assertEquals(res.status, "ok")
+  lu.assertEquals(res.attempts, 2)
+  lu.assertEquals(res.history[1].worker, "a")
+  lu.assertEquals(res.history[1].status, "failed")
+  lu.assertStrContains(res.history[1].reason, "the engine exited with code 174")
+  lu.assertEquals(res.history[2].worker, "b")
+  lu.assertEquals(res.worker, "b")
+end
+
+function TestSched:test_retries_run_out()
+  local prj = project({ { title = "always crashes", mode = "crash", seconds = 0.05 } })
+  local r = run(pool_of(H.local_worker("a", 1)), { project = prj, retries = 2 })
+  local res = H.result(r, "01")
+  lu.assertEquals(res.status, "failed")
+  lu.assertEquals(res.attempts, 3)
+  lu.assertFalse(r.ok)
+  -- the failed attempts' outputs are kept for inspection, the project has no result
+  lu.assertFalse(fs.exists(prj.dir .. "/Sample.p01.hdf"))
+  lu.assertTrue(fs.isfile(r.run_dir .. "/attempts/Sample_p01-a1/Sample.p01.hdf"))
+end
+
+function TestSched:test_timeout_kills_the_whole_process_tree()
+  local prj = project({ { title = "hangs", mode = "hang" } })
+  local t0 = sys.monotonic()
+  local r = run(pool_of(H.local_worker("a", 1)), { project = prj, timeout = 1 })
+  local res = H.result(r, "01")
+  lu.assertEquals(res.status, "failed")
+  lu.assertStrContains(res.reason, "timed out after 1 s")
+  lu.assertTrue(sys.monotonic() - t0 < 10)
+  -- the hung engine ignores SIGTERM and left a helper in its own session:
+  -- both are gone
+  H.wait_for(function() return #engines_alive() == 0 end, 5, "the hung engines to be gone")
+end
+
+function TestSched:test_unstable_and_volume_errors_fail_with_the_reason()
+  local prj = project({ { title = "unstable", mode = "unstable", seconds = 0.05 },
+                        { title = "volume", mode = "volume", seconds = 0.05 },
+                        { title = "fine", seconds = 0.05 } })
+  local r = run(pool_of(H.local_worker("a", 2)), { project = prj })
+  lu.assertEquals(H.result(r, "01").status, "failed")
+  lu.assertStrContains(H.result(r, "01").reason, 'Solution: "Unsteady Went Unstable"')
+  lu.assertEquals(H.result(r, "02").status, "failed")
+  lu.assertStrContains(H.result(r, "02").reason, "volume accounting error 5.3% exceeds 1%")
+  lu.assertEquals(H.result(r, "03").status, "ok")
+  lu.assertFalse(fs.exists(prj.dir .. "/Sample.p01.hdf"))
+  lu.assertTrue(fs.exists(prj.dir .. "/Sample.p03.hdf"))
+end
+
+function TestSched:test_exit_zero_is_not_success()
+  local prj = project({ { title = "silent", mode = "silent", seconds = 0.05 },
+                        { title = "noresult", mode = "noresult", seconds = 0.05 } })
+  local r = run(pool_of(H.local_worker("a", 2)), { project = prj })
+  lu.assertStrContains(H.result(r, "01").reason, "ERROR: Unsteady flow computations did not converge")
+  lu.assertStrContains(H.result(r, "02").reason, "plan data but no results: the engine wrote none")
+  lu.assertEquals(H.result(r, "01").history[1].exit_code, 0)
+end
+
+function TestSched:test_a_stale_result_is_never_taken_for_a_new_one()
+  local windows = { type = "local", name = "win", slots = 1, kill_grace = 0.5,
+                    engine = { kind = "windows", home = H.sim("windows") } }
+  local prj = project({ { title = "ok first", seconds = 0.05 } })
+  lu.assertTrue(run(pool_of(rasrun.worker(windows)), { project = prj }).ok)
+  local old = H.read(prj.dir .. "/Sample.p01.hdf")
+  -- now the engine writes nothing: the earlier result must not pass for this run
+  local text = H.read(prj.dir .. "/Sample.p01"):gsub("Fake RAS Mode=ok", "Fake RAS Mode=noresult")
+  fs.write(prj.dir .. "/Sample.p01", text)
+  local r = run(pool_of(rasrun.worker(windows)), { project = prj, force = true, run_dir = prj.dir .. "/run2" })
+  lu.assertEquals(r.results[1].status, "failed")
+  lu.assertStrContains(r.results[1].reason, "did not write Sample.p01.hdf")
+  lu.assertEquals(H.read(prj.dir .. "/Sample.p01.hdf"), old) -- the old result is kept as it was
+  -- Linux: a .tmp.hdf that already holds results from an earlier run is stale
+  local prj2, d2 = project({ { title = "stale tmp", mode = "noresult", seconds = 0.05 } })
+  local pre = sys.run({ H.sim() .. "/bin/RasUnsteady", "Sample.p01.tmp.hdf", "x01" },
+    { cwd = d2, env = { FAKE_RAS_MODE = "ok", FAKE_RAS_TIME_SHIFT = "-7200" } })
+  lu.assertEquals(pre.code, 0, pre.stderr)
+  fs.touch(d2 .. "/Sample.p01.tmp.hdf", sys.now() - 3600)
+  r = run(pool_of(H.local_worker("a", 1)), { project = prj2 })
+  lu.assertEquals(r.results[1].status, "failed")
+  lu.assertStrContains(r.results[1].reason, "stale")
+end
+
+function TestSched:test_dependencies_are_respected()
+  local prj = project({ { title = "first", seconds = 0.5 }, { title = "second", seconds = 0.1 },
+                        { title = "free", seconds = 0.1 } })
+  local r = run(pool_of(H.local_worker("a", 3)), { project = prj, plans = { "02", "01", "03" },
+                                                  after = { ["02"] = { "01" } } })
+  lu.assertTrue(r.ok)
+  local first, second = H.result(r, "01").history[1], H.result(r, "02").history[1]
+  lu.assertTrue(second.started >= first.ended, "02 started before 01 ended")
+  -- results come back in the recipe's order
+  lu.assertEquals({ r.results[1].plan, r.results[2].plan, r.results[3].plan }, { "02", "01", "03" })
+  -- a failed dependency fails what waits for it, with the reason
+  local prj2 = project({ { title = "crash", mode = "crash", seconds = 0.05 }, { title = "after", seconds = 0.05 } })
+  r = run(pool_of(H.local_worker("a", 2)), { project = prj2, after = { ["02"] = "01" } })
+  lu.assertEquals(H.result(r, "02").status, "failed")
+  lu.assertStrContains(H.result(r, "02").reason, "not run: it waits for Sample/p01, which failed")
+  lu.assertEquals(H.result(r, "02").attempts, 0)
+  lu.assertErrorMsgContains("cycle", function()
+    run(pool_of(H.local_worker("a", 2)), { project = prj2, after = { ["02"] = "01", ["01"] = "02" } })
+  end)
+end
+
+function TestSched:test_tiers_fill_in_order()
+  local prj = project({ { title = "a", seconds = 0.4 }, { title = "b", seconds = 0.4 },
+                        { title = "c", seconds = 0.4 } })
+  local t0 = H.local_worker("t0", 2, { tier = 0 })
+  local t1 = H.local_worker("t1", 2, { tier = 1 })
+  local r = run(pool_of(t1, t0), { project = prj, plans = { "01" } })
+  lu.assertEquals(r.results[1].worker, "t0")
+  r = run(pool_of(t1, t0), { project = prj, force = true, run_dir = prj.dir .. "/run2" })
+  local on = {}
+  for _, res in ipairs(r.results) do on[res.plan] = res.worker end
+  lu.assertEquals(on, { ["01"] = "t0", ["02"] = "t0", ["03"] = "t1" })
+end
+
+function TestSched:test_up_to_date_plans_are_skipped_unless_forced()
+  local prj = project({ { title = "a", seconds = 0.05 }, { title = "b", seconds = 0.05 } })
+  local pool = pool_of(H.local_worker("a", 2))
+  lu.assertEquals(run(pool, { project = prj }).counts.ok, 2)
+  local r = run(pool, { project = prj, run_dir = prj.dir .. "/run2" })
+  lu.assertEquals(r.counts.skipped, 2)
+  lu.assertStrContains(r.results[1].reason, "up to date")
+  lu.assertTrue(r.ok)
+  fs.touch(prj.dir .. "/Sample.p02", sys.now() + 5)
+  prj = rasrun.project.open(prj.path)
+  r = run(pool, { project = prj, run_dir = prj.dir .. "/run3" })
+  lu.assertEquals(H.result(r, "01").status, "skipped")
+  lu.assertEquals(H.result(r, "02").status, "ok")
+  r = run(pool, { project = prj, force = true, run_dir = prj.dir .. "/run4" })
+  lu.assertEquals(r.counts.ok, 2)
+end
+
+function TestSched:test_windows_engine_and_shared_geometry_outputs()
+  local prj = project({ { title = "a", seconds = 0.2, geom = "g01" }, { title = "b", seconds = 0.2, geom = "g01" } })
+  local w = rasrun.worker { type = "local", name = "win", slots = 2,
+                            engine = { kind = "windows", home = H.sim("windows") } }
+  local events = {}
+  local r = run(pool_of(w), { project = prj, on_event = function(ev) events[#events + 1] = ev.type end })
+  lu.assertTrue(r.ok)
+  lu.assertTrue(fs.isfile(prj.dir .. "/Sample.c01"))  -- the geometry output came back
+  lu.assertTrue(fs.isfile(prj.dir .. "/Sample.bco01"))
+  local seen = table.concat(events, " ")
+  lu.assertStrContains(seen, "start")
+  lu.assertStrContains(seen, "launched")
+  lu.assertStrContains(seen, "done")
+end
+
+function TestSched:test_plans_that_cannot_run_anywhere_fail_at_once()
+  local prj, d = project({ { title = "no tmp", seconds = 0.05 }, { title = "fine", seconds = 0.05 } })
+  fs.remove(d .. "/Sample.p01.tmp.hdf")
+  prj = rasrun.project.open(prj.path)
+  local r = run(pool_of(H.local_worker("a", 2)), { project = prj })
+  lu.assertEquals(H.result(r, "01").status, "failed")
+  lu.assertStrContains(H.result(r, "01").reason,
+    "linux engine: the linux engine needs Sample.p01.tmp.hdf (made by HEC-RAS on Windows)")
+  lu.assertEquals(H.result(r, "02").status, "ok")
+end
+
+function TestSched:test_bad_settings_are_named()
+  lu.assertErrorMsgContains("unknown worker type \"bogus\" (known: local, ssh)",
+    function() rasrun.worker { type = "bogus" } end)
+  lu.assertErrorMsgContains("missing field 'engine'", function() rasrun.worker { type = "local" } end)
+  lu.assertErrorMsgContains("missing field 'host'",
+    function() rasrun.worker { type = "ssh", engine = { kind = "linux", home = "/x" } } end)
+  lu.assertErrorMsgContains("engine.kind must be \"linux\" or \"windows\"",
+    function() rasrun.worker { type = "local", engine = { kind = "dos", home = "/x" } } end)
+  lu.assertErrorMsgContains("unknown field 'slot'",
+    function() rasrun.worker { type = "local", slot = 2, engine = { kind = "linux", home = "/x" } } end)
+  lu.assertErrorMsgContains("two workers are named \"x\"",
+    function() rasrun.pool { H.local_worker("x"), H.local_worker("x") } end)
+  local w = rasrun.worker { type = "local", cores_total = 16, cores_per_plan = 6,
+                            engine = { kind = "linux", home = "/x" } }
+  lu.assertEquals(w.slots, 2)
+  local prj = project({ { title = "a" } })
+  lu.assertErrorMsgContains("unknown option 'retry'",
+    function() pool_of(H.local_worker("a")):run { project = prj, retry = 1 } end)
+  lu.assertErrorMsgContains("no plan p09",
+    function() pool_of(H.local_worker("a")):run { project = prj, plans = { "09" } } end)
+end
+
+function TestSched:test_workers_from_remote_workers_json()
+  local d = H.tmpdir("json")
+  fs.write(d .. "/RemoteWorkers.json", json.encode({ workers = {
+    { name = "Local Compute", worker_type = "local", worker_folder = "C:\\RasRemote",
+      queue_priority = 0, cores_total = 8, cores_per_plan = 2, max_parallel_plans = 3,
+      ras_exe_path = H.sim("linux") .. "/bin/RasUnsteady", enabled = true, process_priority = "low" },
+    { name = "Remote-PC-01", worker_type = "psexec", hostname = "192.168.1.100",
+      ras_exe_path = "C:\\Program Files\\HEC\\HEC-RAS\\6.6\\Ras.exe", queue_priority = 1 },
+    { name = "node1", worker_type = "ssh", hostname = "node1", username = "ras", password = "s3cret",
+      queue_priority = 2, cores_total = 4, cores_per_plan = 4,
+      ras_exe_path = "/opt/hecras/6.6/bin/RasUnsteady", remote_path = "/scratch/ras" },
+    { name = "off", worker_type = "local", enabled = false },
+  } }))
+  local workers, skipped = rasrun.workers_from_json(d .. "/RemoteWorkers.json", { quiet = true })
+  lu.assertEquals(#workers, 2)
+  lu.assertEquals(workers[1].name, "Local Compute")
+  lu.assertEquals(workers[1].slots, 3)
+  lu.assertEquals(workers[1].tier, 0)
+  lu.assertEquals(workers[1].engine.kind, "linux")
+  lu.assertEquals(workers[1].engine.home, H.sim("linux"))
+  lu.assertEquals(workers[2].type, "ssh")
+  lu.assertEquals(workers[2].tier, 2)
+  lu.assertEquals(workers[2].user, "ras")
+  lu.assertEquals(workers[2].workdir, "/scratch/ras")
+  lu.assertNil(workers[2].password)
+  lu.assertEquals(os.getenv(workers[2].password_env), "s3cret")
+  lu.assertEquals(#skipped, 1)
+  lu.assertStrContains(skipped[1], 'worker "Remote-PC-01": worker_type "psexec" is not supported by rasrun yet')
+  lu.assertErrorMsgContains("psexec", function()
+    rasrun.workers_from_json(d .. "/RemoteWorkers.json", { strict = true })
+  end)
+end
+
+-- ---- the controller as a process: signals, kill, resume ---------------------
+
+local function start_controller(dir, slots, env)
+  local run_dir = dir .. "/run"
+  local work = H.tmpdir("work")
+  env = env or {}
+  env.RASRUN_TEST_RUNDIR, env.RASRUN_TEST_WORKDIR = run_dir, work
+  local pid = assert(sys.spawn({ H.bin, "run", H.root .. "/tests/recipes/pool_run.lua", dir, tostring(slots) },
+    { env = env, stdout = dir .. "/out.txt", stderr = dir .. "/err.txt" }))
+  return pid, run_dir, work
+end
+
+local function journal_count(run_dir, ev, job)
+  local ok, entries = pcall(H.journal, run_dir)
+  if not ok then return 0 end
+  local n = 0
+  for _, e in ipairs(entries) do
+    if e.ev == ev and (not job or e.job == job) then n = n + 1 end
+  end
+  return n
+end
+
+function TestSched:test_sigint_stops_every_engine_and_cleans_up()
+  if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
+  local _, d = project({ { title = "long", seconds = 30 }, { title = "hang", mode = "hang" },
+                         { title = "queued", seconds = 30 } })
+  local pid, run_dir, work = start_controller(d, 2)
+  H.wait_for(function() return journal_count(run_dir, "launched") == 2 end, 20, "two engines")
+  lu.assertEquals(#engines_alive(), 3) -- the hang mode adds a helper
+  sys.kill(pid, "INT")
+  local code = sys.wait(pid, 30)
+  lu.assertEquals(code, 130)
+  lu.assertEquals(engines_alive(), {})
+  lu.assertEquals(fs.list(work), {}) -- work folders removed
+  local entries = H.journal(run_dir)
+  lu.assertEquals(entries[#entries].ev, "run_end")
+  lu.assertTrue(fs.isfile(run_dir .. "/report.html"))
+  local err = H.read(d .. "/err.txt")
+  lu.assertStrContains(err, "interrupted (Interrupt)")
+  lu.assertStrContains(err, "3 cancelled")
+  lu.assertFalse(fs.exists(d .. "/Sample.p01.hdf"))
+end
+
+function TestSched:test_sigterm_exits_143()
+  if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
+  local _, d = project({ { title = "long", seconds = 30 } })
+  local pid, run_dir = start_controller(d, 1)
+  H.wait_for(function() return journal_count(run_dir, "launched") == 1 end, 20, "the engine")
+  sys.kill(pid, "TERM")
+  lu.assertEquals(sys.wait(pid, 30), 143)
+  lu.assertEquals(engines_alive(), {})
+end
+
+function TestSched:test_sigkill_then_resume_finishes_the_rest()
+  if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
+  local _, d = project({ { title = "quick", seconds = 0.2 }, { title = "quick too", seconds = 0.2 },
+                         { title = "slow", seconds = 60 }, { title = "slower", seconds = 60 } })
+  local pid, run_dir = start_controller(d, 2)
+  H.wait_for(function()
+    return journal_count(run_dir, "done") == 2 and journal_count(run_dir, "launched") == 4
+  end, 30, "two plans done and two running")
+  sys.kill(pid, "KILL")
+  sys.wait(pid, 10)
+  lu.assertEquals(#engines_alive(), 2) -- the orphans of the dead controller
+  local done_before = H.read(d .. "/Sample.p01.hdf")
+  -- resume: the orphans are stopped, the two unfinished plans run again (quickly now)
+  local r = H.rasrun({ "resume", run_dir }, { env = { FAKE_RAS_SECONDS = "0.2" }, timeout = 60 })
+  lu.assertEquals(r.code, 0, r.stderr)
+  lu.assertStrContains(r.stderr, "stopping engine pid")
+  lu.assertEquals(engines_alive(), {})
+  lu.assertEquals(journal_count(run_dir, "attempt", "Sample/p01"), 1) -- not rerun
+  lu.assertEquals(journal_count(run_dir, "attempt", "Sample/p03"), 2)
+  lu.assertEquals(H.read(d .. "/Sample.p01.hdf"), done_before)
+  for _, n in ipairs({ "01", "02", "03", "04" }) do
+    lu.assertTrue(rasrun.checks.standard {}(d .. "/Sample.p" .. n .. ".hdf").ok, n)
+  end
+  local doc = json.decode(H.read(run_dir .. "/run.json"))
+  lu.assertTrue(doc.ok)
+  lu.assertTrue(doc.plans[1].resumed)
+end
