@@ -48,47 +48,54 @@ FORCE:
 
 $(BUILD)/%.o: src/%.c $(wildcard src/*.h) $(BUILD)/flags
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	@echo "CC $<"
+	@$(CC) $(CFLAGS) -c -o $@ $<
 
 bin/rasrun: $(OBJ)
 	@mkdir -p bin
-	$(CC) $(LDFLAGS) -o $@ $(OBJ) $(LDLIBS)
+	@echo "LD $@"
+	@$(CC) $(LDFLAGS) -o $@ $(OBJ) $(LDLIBS)
 
 bin/fake-ras: $(FAKE_SRC) $(wildcard tests/fake-ras/*.h) $(BUILD)/flags
 	@mkdir -p bin
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(FAKE_SRC) $(shell pkg-config --libs hdf5) -lm
+	@echo "CC $@"
+	@$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(FAKE_SRC) $(shell pkg-config --libs hdf5) -lm
 
 sim: $(SIM)/.stamp
 $(SIM)/.stamp: bin/fake-ras
-	rm -rf $(SIM_LINUX) $(SIM_WINDOWS)
-	mkdir -p $(SIM_LINUX)/bin $(SIM_LINUX)/libs/mkl $(SIM_LINUX)/libs/rhel_8 $(SIM_WINDOWS)
-	for e in RasUnsteady RasGeomPreprocess RasSteady; do cp bin/fake-ras $(SIM_LINUX)/bin/$$e; done
-	cp bin/fake-ras $(SIM_WINDOWS)/Ras.exe
-	cp bin/fake-ras $(SIM)/fake-ras
-	touch $@
+	@echo "SIM $(SIM)"
+	@rm -rf $(SIM_LINUX) $(SIM_WINDOWS)
+	@mkdir -p $(SIM_LINUX)/bin $(SIM_LINUX)/libs/mkl $(SIM_LINUX)/libs/rhel_8 $(SIM_WINDOWS)
+	@for e in RasUnsteady RasGeomPreprocess RasSteady; do cp bin/fake-ras $(SIM_LINUX)/bin/$$e; done
+	@cp bin/fake-ras $(SIM_WINDOWS)/Ras.exe
+	@cp bin/fake-ras $(SIM)/fake-ras
+	@touch $@
 
 deps:
-	tools/install-deps
+	tests/install-deps
 
 test: all
-	tools/run-tests
+	tests/run
 
 # Only the tests that need no root, namespaces or network (quick edit-test loop).
 test-fast: all
-	RASRUN_TEST_FAST=1 tools/run-tests
+	RASRUN_TEST_FAST=1 tests/run
 
 valgrind: all
-	tools/valgrind-core
+	tests/valgrind-core
 
 bench: all
-	bench/run
+	tests/bench/run
 
-install: bin/rasrun
+install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/rasrun/lua/rasrun \
 	           $(DESTDIR)$(PREFIX)/share/rasrun/recipes $(DESTDIR)$(PREFIX)/share/doc/rasrun
 	install -m 755 bin/rasrun $(DESTDIR)$(PREFIX)/bin/rasrun
 	cp -R lua/. $(DESTDIR)$(PREFIX)/share/rasrun/lua/
 	cp -R recipes/. $(DESTDIR)$(PREFIX)/share/rasrun/recipes/
+	rm -rf $(DESTDIR)$(PREFIX)/share/rasrun/hecras-sim
+	cp -R $(SIM) $(DESTDIR)$(PREFIX)/share/rasrun/hecras-sim
+	rm -f $(DESTDIR)$(PREFIX)/share/rasrun/hecras-sim/.stamp
 	cp -R docs/. README.md $(DESTDIR)$(PREFIX)/share/doc/rasrun/
 
 uninstall:

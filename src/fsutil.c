@@ -1,6 +1,7 @@
 /* File-system helpers: folders, trees, atomic copies and writes. */
 #include "fsutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -11,22 +12,8 @@
 #include <unistd.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
-
-/* umask(2) can only be read by setting it, which races with other threads
- * creating files; /proc/self/status reports it without changing it. */
-static mode_t current_umask(void)
-{
-    FILE *f = fopen("/proc/self/status", "re");
-    unsigned m = 022;
-    char line[256];
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "Umask: %o", &m) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return (mode_t)m;
-}
 
 static int say(char *err, size_t errlen, const char *what, const char *path)
 {
@@ -80,20 +67,44 @@ int fs_rmtree(const char *path, char *err, size_t errlen)
     return 0;
 }
 
-/* Creates a uniquely named temporary file beside dst (".NAME.XXXXXX.part",
- * so that it never matches the final name's pattern) and opens it. */
+int fs_clear(const char *path, char *err, size_t errlen)
+{
+    DIR *d = opendir(path);
+    if (!d)
+        return errno == ENOENT ? 0 : say(err, errlen, "cannot list", path);
+    struct dirent *e;
+    int rc = 0;
+    while (rc == 0 && (e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char sub[PATH_MAX];
+        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+        rc = fs_rmtree(sub, err, errlen);
+    }
+    closedir(d);
+    return rc;
+}
+
+/* Creates a uniquely named temporary file beside dst (".NAME.<random>.part",
+ * so that it never matches the final name's pattern) with the given mode
+ * (the umask applies, as for any new file). */
 static int temp_open(char *out, size_t n, const char *dst, mode_t mode)
 {
     const char *slash = strrchr(dst, '/');
     int dirlen = slash ? (int)(slash - dst + 1) : 0;
-    if (snprintf(out, n, "%.*s.%s.XXXXXX.part", dirlen, dst, slash ? slash + 1 : dst) >= (int)n) {
-        errno = ENAMETOOLONG;
-        return -1;
+    for (int tries = 0; tries < 16; tries++) {
+        unsigned long long r = 0;
+        if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+            r = (unsigned long long)getpid() << 20 ^ (unsigned long long)tries;
+        if (snprintf(out, n, "%.*s.%s.%016llx.part", dirlen, dst, slash ? slash + 1 : dst, r) >= (int)n) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        int fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+        if (fd >= 0 || errno != EEXIST)
+            return fd;
     }
-    int fd = mkostemps(out, 5, O_CLOEXEC);
-    if (fd >= 0)
-        fchmod(fd, mode & ~current_umask());
-    return fd;
+    return -1;
 }
 
 static int copy_data(int in, int out, off_t size)

@@ -8,6 +8,8 @@
 
 int fs_mkdirs(const char *path, char *err, size_t errlen);
 int fs_rmtree(const char *path, char *err, size_t errlen);
+/* Removes everything inside the folder, keeping the folder itself. */
+int fs_clear(const char *path, char *err, size_t errlen);
 
 /* Copies a regular file: a reflink where the file system can, else
  * copy_file_range. Writes dst through a temporary name in dst's folder and

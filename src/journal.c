@@ -1,7 +1,10 @@
-/* The run journal writer. */
+/* The run journal writer. Lines are written at once (a killed controller
+ * loses nothing it wrote); fsync runs on a helper thread so that the
+ * scheduler's loop never waits for the disk. journal_close syncs last. */
 #include "journal.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,11 +12,39 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Group commit: at most one background fsync per this many seconds. */
+#define SYNC_EVERY 0.1
+
 struct journal {
     int fd;
-    int dirty;
+    int dirty;      /* written since the last fsync request */
+    double last_sync; /* monotonic */
     char *path;
+    pthread_t flusher;
+    int has_flusher;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int pending;    /* an fsync is wanted */
+    int stop;
 };
+
+static void *flush_loop(void *arg)
+{
+    journal *j = arg;
+    pthread_mutex_lock(&j->mu);
+    for (;;) {
+        while (!j->pending && !j->stop)
+            pthread_cond_wait(&j->cv, &j->mu);
+        if (!j->pending && j->stop)
+            break;
+        j->pending = 0;
+        pthread_mutex_unlock(&j->mu);
+        fdatasync(j->fd);
+        pthread_mutex_lock(&j->mu);
+    }
+    pthread_mutex_unlock(&j->mu);
+    return NULL;
+}
 
 journal *journal_open(const char *path, char *err, size_t errlen)
 {
@@ -30,6 +61,8 @@ journal *journal_open(const char *path, char *err, size_t errlen)
         return NULL;
     }
     j->fd = fd;
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_cond_init(&j->cv, NULL);
     return j;
 }
 
@@ -71,12 +104,48 @@ int journal_sync(journal *j)
     return fsync(j->fd);
 }
 
+static double mono(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+void journal_sync_async(journal *j)
+{
+    if (!j || !j->dirty)
+        return;
+    double now = mono();
+    if (now - j->last_sync < SYNC_EVERY)
+        return; /* still dirty: a later call syncs it */
+    j->last_sync = now;
+    j->dirty = 0;
+    pthread_mutex_lock(&j->mu);
+    if (!j->has_flusher)
+        j->has_flusher = pthread_create(&j->flusher, NULL, flush_loop, j) == 0;
+    j->pending = 1;
+    pthread_cond_signal(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    if (!j->has_flusher)
+        fsync(j->fd); /* no thread: do it here */
+}
+
 void journal_close(journal *j)
 {
     if (!j)
         return;
+    if (j->has_flusher) {
+        pthread_mutex_lock(&j->mu);
+        j->stop = 1;
+        pthread_cond_signal(&j->cv);
+        pthread_mutex_unlock(&j->mu);
+        pthread_join(j->flusher, NULL);
+    }
+    j->dirty = 1;
     journal_sync(j);
     close(j->fd);
+    pthread_mutex_destroy(&j->mu);
+    pthread_cond_destroy(&j->cv);
     free(j->path);
     free(j);
 }

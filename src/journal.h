@@ -1,6 +1,8 @@
 /* The run journal: append-only, one JSON object per line, fsync'd. Writes go
- * out at once (a killed controller loses nothing written); fsync is batched
- * to once per loop round by journal_sync. */
+ * out at once (a killed controller loses nothing written); fsync is batched:
+ * journal_sync does it now, journal_sync_async on a helper thread at most
+ * every 100 ms (group commit: the scheduler's loop never waits for the disk;
+ * an OS crash loses at most that much, which a resume simply redoes). */
 #ifndef RASRUN_JOURNAL_H
 #define RASRUN_JOURNAL_H
 
@@ -14,6 +16,7 @@ journal *journal_open(const char *path, char *err, size_t errlen);
  * ownership of obj. Returns 0 or -1 (errno set). */
 int journal_write(journal *j, cJSON *obj);
 int journal_sync(journal *j);
+void journal_sync_async(journal *j);
 void journal_close(journal *j);
 const char *journal_path(const journal *j);
 

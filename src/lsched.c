@@ -9,7 +9,7 @@
  *     on_event = function(ev) end, tick = function() end,
  *     tick_every = 0.25, cancel_wait = 20, down_grace = 30, keep_scratch = false,
  *   }
- * spec = { inputs = {...}, steps = {{argv...}, ...}, env = {NAME = value},
+ * spec = { inputs = {...}, links = {...}, steps = {{argv...}, ...}, env = {NAME = value},
  *          result = {from =, to =}, collect = {glob...}, geometry = {key =, files = {...}} }
  * results[i] = { key, plan, status, attempts, worker, host, elapsed, result, reason,
  *                report, history = { {attempt, worker, status, ...}, ... } } */
@@ -84,6 +84,7 @@ static void spec_free(job_spec *sp)
     if (!sp)
         return;
     strv_free(sp->inputs, sp->ninputs);
+    strv_free(sp->links, sp->nlinks);
     for (int i = 0; i < sp->nsteps; i++) {
         char **a = sp->steps[i];
         for (int k = 0; a && a[k]; k++)
@@ -106,6 +107,7 @@ static job_spec *read_spec(lua_State *L, int t)
     if (!sp)
         return NULL;
     sp->inputs = strv(L, t, "inputs", &sp->ninputs);
+    sp->links = strv(L, t, "links", &sp->nlinks);
     lua_getfield(L, t, "steps");
     int steps = lua_gettop(L);
     sp->nsteps = lua_istable(L, steps) ? (int)lua_rawlen(L, steps) : 0;
@@ -179,6 +181,7 @@ static int read_worker(sched *s, lua_State *L, int t, int index, char *err, size
     w->engine = (int)field_num(L, t, "engine", 1) - 1;
     w->workdir = field_str(L, t, "workdir", "/tmp/rasrun");
     w->kill_grace = field_num(L, t, "kill_grace", 5);
+    w->slot_busy = calloc((size_t)w->slots, 1);
     w->state = W_DOWN;
     return ops->create(w, L, t, err, n);
 }
@@ -432,6 +435,7 @@ static void free_sched(sched *s)
         free(w->name);
         free(w->host);
         free(w->workdir);
+        free(w->slot_busy);
         free(w);
     }
     free(s->workers);

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 static double clock_s(clockid_t id)
@@ -214,7 +215,7 @@ static void drain(struct pollfd *pf, struct dynbuf *b)
 
 struct child_io {
     pid_t pid;
-    struct pollfd p[3]; /* stdout, stderr, stdin */
+    struct pollfd p[4]; /* stdout, stderr, stdin, pidfd */
     const char *input;
     size_t inlen, fed;
     struct dynbuf out, err;
@@ -239,19 +240,33 @@ static void feed(struct child_io *c)
 }
 
 /* Pumps the pipes until the child has exited and closed them, or the deadline
- * passes (then the whole tree is killed). Returns the wait status. */
+ * passes (then the whole tree is killed). The child's exit is watched through
+ * a pidfd, so nothing sleeps in fixed slices. Returns the wait status. */
 static int pump(struct child_io *c, double timeout, int *timed_out)
 {
     double deadline = clock_s(CLOCK_MONOTONIC) + timeout;
     int status = 0, reaped = 0;
+    struct pollfd *pidfd = &c->p[3];
+    pidfd->fd = (int)syscall(SYS_pidfd_open, c->pid, 0);
+    pidfd->events = POLLIN;
     while (c->p[0].fd >= 0 || c->p[1].fd >= 0 || !reaped) {
-        if (!reaped && waitpid(c->pid, &status, WNOHANG) == c->pid)
+        if (!reaped && waitpid(c->pid, &status, WNOHANG) == c->pid) {
             reaped = 1;
-        if (!*timed_out && clock_s(CLOCK_MONOTONIC) > deadline) {
+            if (pidfd->fd >= 0)
+                close(pidfd->fd);
+            pidfd->fd = -1;
+            continue;
+        }
+        double left = deadline - clock_s(CLOCK_MONOTONIC);
+        if (!*timed_out && left <= 0) {
             *timed_out = 1;
             proc_kill_tree(c->pid, SIGKILL);
         }
-        if (poll(c->p, 3, reaped ? 50 : 10) <= 0)
+        /* Without a pidfd (old kernels) fall back to short sleeps. */
+        int ms = *timed_out ? 50 : (int)(left * 1000) + 1;
+        if (pidfd->fd < 0 && !reaped && ms > 10)
+            ms = 10;
+        if (poll(c->p, 4, ms) <= 0)
             continue;
         if (c->p[0].fd >= 0 && c->p[0].revents)
             drain(&c->p[0], &c->out);
@@ -262,6 +277,8 @@ static int pump(struct child_io *c, double timeout, int *timed_out)
     feed(c);
     if (c->p[2].fd >= 0)
         close(c->p[2].fd);
+    if (pidfd->fd >= 0)
+        close(pidfd->fd);
     return status;
 }
 
@@ -295,6 +312,7 @@ static int l_run(lua_State *L)
     c.p[0] = (struct pollfd){ out[0], POLLIN, 0 };
     c.p[1] = (struct pollfd){ errp[0], POLLIN, 0 };
     c.p[2] = (struct pollfd){ in[1], POLLOUT, 0 };
+    c.p[3] = (struct pollfd){ -1, 0, 0 };
     if (c.pid < 0) {
         for (int i = 0; i < 3; i++)
             if (c.p[i].fd >= 0)

@@ -166,6 +166,21 @@ static int any_free_slot(sched *s)
     return 0;
 }
 
+void sched_slot_dir(char *out, size_t n, worker *w, int slot)
+{
+    char wname[256];
+    safe_name(wname, sizeof wname, w->name);
+    snprintf(out, n, "%s/%s/%s.%d", w->workdir, w->s->run_id, wname, slot + 1);
+}
+
+/* Where a failed attempt's work folder is kept (keep_scratch). */
+void sched_kept_dir(char *out, size_t n, attempt *a)
+{
+    char safe[512];
+    safe_name(safe, sizeof safe, a->job->key);
+    snprintf(out, n, "%s/%s/%s-a%d", a->w->workdir, a->w->s->run_id, safe, a->number);
+}
+
 static void start_attempt(sched *s, job *j, worker *w)
 {
     attempt *a = calloc(1, sizeof *a);
@@ -180,7 +195,11 @@ static void start_attempt(sched *s, job *j, worker *w)
     a->phase = A_STAGE_IN;
     char safe[512];
     safe_name(safe, sizeof safe, j->key);
-    snprintf(a->workdir, sizeof a->workdir, "%s/%s/%s-a%d", w->workdir, s->run_id, safe, a->number);
+    a->slot = 0;
+    while (a->slot < w->slots - 1 && w->slot_busy[a->slot])
+        a->slot++;
+    w->slot_busy[a->slot] = 1;
+    sched_slot_dir(a->workdir, sizeof a->workdir, w, a->slot);
     snprintf(a->log, sizeof a->log, "%s/logs/%s-a%d.log", s->run_dir, safe, a->number);
     if (!j->first_start)
         j->first_start = a->t_start;
@@ -200,7 +219,11 @@ static void dispatch(sched *s)
 {
     if (s->interrupted)
         return;
-    for (int i = 0; i < s->njobs && any_free_slot(s); i++) {
+    /* Jobs before the cursor are all running or done: skip them. */
+    while (s->first_open < s->njobs && (s->jobs[s->first_open].state == J_DONE ||
+                                        s->jobs[s->first_open].state == J_RUNNING))
+        s->first_open++;
+    for (int i = s->first_open; i < s->njobs && any_free_slot(s); i++) {
         job *j = &s->jobs[i];
         if (j->state != J_READY)
             continue;
@@ -426,11 +449,25 @@ static int judge(sched *s, attempt *a, char *why, size_t n)
     return 1;
 }
 
+/* Gives the slot back: its folder emptied (the outputs were staged out
+ * already) and the backend's state freed. */
+static void release_slot(sched *s, attempt *a, int remove_workdir)
+{
+    worker *w = a->w;
+    if (a->released)
+        return;
+    a->released = 1;
+    w->running--;
+    if (!a->abandoned)
+        w->ops->release(w, a, remove_workdir);
+    w->slot_busy[a->slot] = 0;
+    (void)s;
+}
+
 static void process_finished(sched *s, attempt *a)
 {
     job *j = a->job;
     worker *w = a->w;
-    w->running--;
     char why[1024] = "";
     int ok = judge(s, a, why, sizeof why);
     if (ok && commit(s, a, why, sizeof why) != 0)
@@ -443,12 +480,13 @@ static void process_finished(sched *s, attempt *a)
     cJSON_AddBoolToObject(o, "ok", ok);
     cJSON_AddNumberToObject(o, "exit", a->exit_code);
     cJSON_AddNumberToObject(o, "elapsed", a->t_end - a->t_start);
+    if (a->t_exit > 0 && a->t_launch > 0)
+        cJSON_AddNumberToObject(o, "engine_seconds", a->t_exit - a->t_launch);
     if (!ok)
         cJSON_AddStringToObject(o, "reason", why);
     jwrite(s, o);
     lsched_history(s, a, ok ? "ok" : a->interrupted ? "cancelled" : "failed", ok ? NULL : why);
-    if (!a->abandoned)
-        w->ops->release(w, a, ok || !s->keep_scratch);
+    release_slot(s, a, ok || !s->keep_scratch);
     if (ok) {
         j->reason[0] = 0;
         finish_job(s, j, S_OK, NULL);
@@ -466,6 +504,8 @@ static void process_finished(sched *s, attempt *a)
         lsched_event(s, "attempt_failed", j, a, NULL, why);
         if (j->attempts <= j->retries && !s->interrupted) {
             j->state = J_READY;
+            if (j->index < s->first_open)
+                s->first_open = j->index;
             lsched_event(s, "retry", j, a, NULL, why);
         } else {
             finish_job(s, j, S_FAILED, why);
@@ -480,11 +520,27 @@ static void process_finished(sched *s, attempt *a)
     }
 }
 
+/* Finished attempts give their slots back first, and the next engines start,
+ * before the checks of the finished ones run (their outputs are already
+ * staged out; a check can take a while). With keep_scratch a failed
+ * attempt's folder is kept, so the slot waits for the verdict. */
 static void drain_finished(sched *s)
 {
-    while (s->finished) {
+    attempt *list = NULL;
+    while (s->finished) { /* reverse: oldest first */
         attempt *a = s->finished;
         s->finished = a->next;
+        a->next = list;
+        list = a;
+    }
+    if (!s->keep_scratch) {
+        for (attempt *a = list; a; a = a->next)
+            release_slot(s, a, 1);
+        dispatch(s);
+    }
+    while (list) {
+        attempt *a = list;
+        list = a->next;
         process_finished(s, a);
     }
 }
@@ -692,8 +748,7 @@ int sched_main(sched *s)
         drain_finished(s);
         check_workers(s);
         abandon_stuck(s);
-        if (s->journal)
-            journal_sync(s->journal);
+        journal_sync_async(s->journal);
         if (now >= s->next_tick) {
             s->next_tick = now + s->tick_every;
             lsched_tick(s);

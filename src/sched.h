@@ -25,6 +25,8 @@ typedef struct job job;
 typedef struct {
     char **inputs;          /* files copied into the work folder */
     int ninputs;
+    char **links;           /* inputs the engine only reads: a worker may hard-link them */
+    int nlinks;
     char ***steps;          /* argv arrays, run one after another */
     int nsteps;
     char **env;             /* "NAME=value" added to the engine's environment */
@@ -79,13 +81,16 @@ struct attempt {
     worker *w;
     job_spec *spec;
     int number;             /* 1, 2, ... for the job */
+    int slot;               /* the worker slot it runs in, 0-based */
     enum attempt_phase phase;
-    char workdir[4096];     /* on the worker */
+    char workdir[4096];     /* on the worker: one folder per slot and run, emptied
+                               before each attempt (no create/delete churn) */
     char log[4096];         /* local log file */
-    double t_start, t_launch, t_end;   /* wall clock */
+    double t_start, t_launch, t_exit, t_end;   /* wall clock; t_exit: the engine ended */
     double deadline;        /* monotonic; 0 none */
     int cancelling;         /* cancel requested (timeout, Ctrl-C, lost host) */
     int abandoned;          /* written off while its backend still holds it */
+    int released;           /* slot and backend state already given back */
     int timed_out;
     int interrupted;
 
@@ -141,6 +146,7 @@ struct worker {
     enum worker_state state;
     char down_reason[512];
     int running;            /* attempts in flight */
+    unsigned char *slot_busy; /* per slot */
     char *workdir;          /* scratch root on the worker */
     double kill_grace;      /* seconds between TERM and KILL */
     void *data;             /* the backend's own state */
@@ -157,6 +163,11 @@ void sched_attempt_launched(attempt *a, long pid, unsigned long long starttime);
 void sched_attempt_done(attempt *a);
 /* The worker went up or down (reason names the host and the cause). */
 void sched_worker_state(worker *w, enum worker_state st, const char *reason);
+
+/* The work folder of a worker slot in this run, and where a failed
+ * attempt's folder is kept when the run keeps scratch folders. */
+void sched_slot_dir(char *out, size_t n, worker *w, int slot);
+void sched_kept_dir(char *out, size_t n, attempt *a);
 
 /* A temporary file name in the project folder for a staged-out file. */
 char *sched_stage_name(attempt *a, const char *final_name);

@@ -17,6 +17,7 @@ struct sched {
     job *jobs;
     int njobs;
     int ndone;
+    int first_open;             /* no job before it is waiting or ready */
     attempt *live;              /* attempts in flight */
     attempt *finished;          /* reported done, waiting for the loop */
     attempt *zombies;           /* abandoned: freed after the workers close */

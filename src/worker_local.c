@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -102,19 +103,11 @@ static int fail(worker *w, local_attempt *la, const char *fmt, ...)
     return -1;
 }
 
-static int stage_in(worker *w, local_attempt *la)
+static int in_list(const char *name, char **list, int n)
 {
-    attempt *a = la->a;
-    char err[1024];
-    if (fs_rmtree(a->workdir, err, sizeof err) != 0 || fs_mkdirs(a->workdir, err, sizeof err) != 0)
-        return fail(w, la, "%s: %s", w->name, err);
-    for (int i = 0; i < a->spec->ninputs; i++) {
-        char src[8192], dst[8192];
-        snprintf(src, sizeof src, "%s/%s", a->job->project_dir, a->spec->inputs[i]);
-        snprintf(dst, sizeof dst, "%s/%s", a->workdir, a->spec->inputs[i]);
-        if (fs_copy(src, dst, 1, err, sizeof err) != 0)
-            return fail(w, la, "staging in: %s", err);
-    }
+    for (int i = 0; i < n; i++)
+        if (strcmp(list[i], name) == 0)
+            return 1;
     return 0;
 }
 
@@ -126,7 +119,58 @@ static int matches_any(const char *name, char **pats, int n)
     return 0;
 }
 
-/* Copies the outputs into the project folder under temporary names (mtime
+/* Inputs are copied (mtime kept), or hard-linked when the engine only reads
+ * them: no data copied, no inode made (ext4 slows down under create/delete
+ * churn). A link that cannot be made (another file system) becomes a copy. */
+static int stage_in(worker *w, local_attempt *la)
+{
+    attempt *a = la->a;
+    char err[1024];
+    if (fs_clear(a->workdir, err, sizeof err) != 0 || fs_mkdirs(a->workdir, err, sizeof err) != 0)
+        return fail(w, la, "%s: %s", w->name, err);
+    for (int i = 0; i < a->spec->ninputs; i++) {
+        const char *name = a->spec->inputs[i];
+        char src[8192], dst[8192];
+        snprintf(src, sizeof src, "%s/%s", a->job->project_dir, name);
+        snprintf(dst, sizeof dst, "%s/%s", a->workdir, name);
+        if (in_list(name, a->spec->links, a->spec->nlinks) && link(src, dst) == 0)
+            continue;
+        if (fs_copy(src, dst, 1, err, sizeof err) != 0)
+            return fail(w, la, "staging in: %s", err);
+    }
+    return 0;
+}
+
+/* An input the engine left as it was (same file, or same size and mtime as
+ * the project's) does not come back: only what the run made or changed. */
+static int unchanged_input(attempt *a, const char *name, const struct stat *st)
+{
+    if (!in_list(name, a->spec->inputs, a->spec->ninputs))
+        return 0;
+    char src[8192];
+    struct stat ps;
+    snprintf(src, sizeof src, "%s/%s", a->job->project_dir, name);
+    if (stat(src, &ps) != 0)
+        return 0;
+    return (ps.st_dev == st->st_dev && ps.st_ino == st->st_ino) ||
+           (ps.st_size == st->st_size && ps.st_mtim.tv_sec == st->st_mtim.tv_sec &&
+            ps.st_mtim.tv_nsec == st->st_mtim.tv_nsec);
+}
+
+/* Moves a file into the project under its staging name: a rename on the
+ * same file system (mtime kept, nothing copied), else a copy with the mtime. */
+static int move_out(const char *src, const char *dst, char *err, size_t n)
+{
+    if (rename(src, dst) == 0)
+        return 0;
+    if (errno != EXDEV) {
+        snprintf(err, n, "cannot move %s to %s: %s", src, dst, strerror(errno));
+        return -1;
+    }
+    return fs_copy(src, dst, 1, err, n);
+}
+
+/* Brings the outputs into the project folder under temporary names (mtime
  * kept: the freshness check reads it). */
 static void stage_out(worker *w, local_attempt *la)
 {
@@ -156,10 +200,13 @@ static void stage_out(worker *w, local_attempt *la)
         }
         char src[8192], err[1024];
         snprintf(src, sizeof src, "%s/%s", a->workdir, name);
+        struct stat st;
+        if (kind != OUT_RESULT && (stat(src, &st) != 0 || unchanged_input(a, name, &st)))
+            continue;
         char *tmp = sched_stage_name(a, final);
         if (!tmp)
             continue;
-        if (fs_copy(src, tmp, 1, err, sizeof err) != 0) {
+        if (move_out(src, tmp, err, sizeof err) != 0) {
             snprintf(a->reason, sizeof a->reason, "staging out: %s", err);
             a->failed = 1;
             free(tmp);
@@ -238,6 +285,7 @@ static void on_exit_fd(void *ud, int fd, short revents)
      * its tree) do not outlive it. */
     kill_remembered(la);
     a->exit_code = proc_exit_code(status);
+    a->t_exit = wall();
     if (a->cancelling) {
         finish(w, la);
         return;
@@ -324,24 +372,43 @@ static void free_local(local_attempt *la)
     free(la);
 }
 
+/* The slot folder is emptied for its next attempt, or, to keep a failed
+ * attempt's files, renamed aside (the next attempt makes a new one). */
 static void lw_release(worker *w, attempt *a, int remove_workdir)
 {
     local_attempt *la = a->wdata;
     char err[1024];
-    if (remove_workdir && fs_rmtree(a->workdir, err, sizeof err) != 0)
-        fprintf(stderr, "rasrun: %s: %s\n", w->name, err);
-    /* The run folder level (<workdir>/<run id>) goes when it is empty. */
-    char *slash = strrchr(a->workdir, '/');
-    if (remove_workdir && slash) {
-        *slash = 0;
-        rmdir(a->workdir);
-        *slash = '/';
+    if (remove_workdir) {
+        if (fs_clear(a->workdir, err, sizeof err) != 0)
+            fprintf(stderr, "rasrun: %s: %s\n", w->name, err);
+    } else {
+        char kept[4096];
+        sched_kept_dir(kept, sizeof kept, a);
+        if (rename(a->workdir, kept) != 0)
+            fprintf(stderr, "rasrun: %s: cannot keep %s as %s: %s\n", w->name, a->workdir, kept,
+                    strerror(errno));
     }
     if (la) {
         unlink_live(w->data, la);
         free_local(la);
     }
     a->wdata = NULL;
+}
+
+/* Slot folders, and the run's folder when nothing was kept in it. */
+static void remove_slot_dirs(worker *w)
+{
+    char dir[4096], err[1024];
+    for (int k = 0; k < w->slots; k++) {
+        sched_slot_dir(dir, sizeof dir, w, k);
+        if (fs_rmtree(dir, err, sizeof err) != 0)
+            fprintf(stderr, "rasrun: %s: %s\n", w->name, err);
+    }
+    char *slash = strrchr(dir, '/');
+    if (slash) {
+        *slash = 0;
+        rmdir(dir);
+    }
 }
 
 static void lw_close(worker *w)
@@ -362,6 +429,7 @@ static void lw_close(worker *w)
         la->a->wdata = NULL;
         free_local(la);
     }
+    remove_slot_dirs(w);
 }
 
 static void lw_destroy(worker *w)

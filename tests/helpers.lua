@@ -12,7 +12,7 @@ H.bin = path.join(H.root, "bin", "rasrun")
 H.data = path.join(H.root, "tests", "data")
 H.fast = os.getenv("RASRUN_TEST_FAST") == "1"
 
-local temps = {}
+local temps, spawned = {}, {}
 
 -- A fresh temporary folder, removed by H.cleanup().
 function H.tmpdir(tag)
@@ -22,8 +22,23 @@ function H.tmpdir(tag)
 end
 
 function H.cleanup()
+  -- processes a failed test left behind go first (their whole trees)
+  for _, pid in ipairs(spawned) do
+    if sys.alive(pid) then
+      sys.kill_tree(pid, "KILL")
+      sys.wait(pid, 5)
+    end
+  end
+  spawned = {}
   for _, d in ipairs(temps) do fs.rmtree(d) end
   temps = {}
+end
+
+-- sys.spawn, with the process killed by H.cleanup() if the test leaves it.
+function H.spawn(argv, opts)
+  local pid, err = sys.spawn(argv, opts)
+  if pid then spawned[#spawned + 1] = pid end
+  return pid, err
 end
 
 -- Writes a sample project; plans default to four quick successful ones.

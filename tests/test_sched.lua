@@ -325,7 +325,7 @@ local function start_controller(dir, slots, env)
   local work = H.tmpdir("work")
   env = env or {}
   env.RASRUN_TEST_RUNDIR, env.RASRUN_TEST_WORKDIR = run_dir, work
-  local pid = assert(sys.spawn({ H.bin, "run", H.root .. "/tests/recipes/pool_run.lua", dir, tostring(slots) },
+  local pid = assert(H.spawn({ H.bin, "run", H.root .. "/tests/recipes/pool_run.lua", dir, tostring(slots) },
     { env = env, stdout = dir .. "/out.txt", stderr = dir .. "/err.txt" }))
   return pid, run_dir, work
 end
@@ -346,7 +346,8 @@ function TestSched:test_sigint_stops_every_engine_and_cleans_up()
                          { title = "queued", seconds = 30 } })
   local pid, run_dir, work = start_controller(d, 2)
   H.wait_for(function() return journal_count(run_dir, "launched") == 2 end, 20, "two engines")
-  lu.assertEquals(#engines_alive(), 3) -- the hang mode adds a helper
+  -- the hang mode adds a helper in its own session
+  H.wait_for(function() return #engines_alive() == 3 end, 10, "three engine processes")
   sys.kill(pid, "INT")
   local code = sys.wait(pid, 30)
   lu.assertEquals(code, 130)
@@ -381,7 +382,8 @@ function TestSched:test_sigkill_then_resume_finishes_the_rest()
   end, 30, "two plans done and two running")
   sys.kill(pid, "KILL")
   sys.wait(pid, 10)
-  lu.assertEquals(#engines_alive(), 2) -- the orphans of the dead controller
+  -- the orphans of the dead controller
+  H.wait_for(function() return #engines_alive() == 2 end, 10, "the two orphaned engines")
   local done_before = H.read(d .. "/Sample.p01.hdf")
   -- resume: the orphans are stopped, the two unfinished plans run again (quickly now)
   local r = H.rasrun({ "resume", run_dir }, { env = { FAKE_RAS_SECONDS = "0.2" }, timeout = 60 })

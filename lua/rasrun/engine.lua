@@ -71,8 +71,18 @@ local function linux_spec(plan, e)
   steps[#steps + 1] = { e.home .. "/bin/RasUnsteady", tmp, x }
   local own, geom = plan:outputs("linux")
   local libs = e.home .. "/libs"
+  -- RasUnsteady writes only the .tmp.hdf (and new files); the boundary file,
+  -- the preprocessed geometry and restart files are read. A worker may
+  -- hard-link those instead of copying them. DSS files can be written: copied.
+  local links = {}
+  for _, n in ipairs(inputs) do
+    local low = n:lower()
+    if low:match("%.b%d%d$") or low:match("%.x%d%d$") or low:match("%.rst$") then
+      links[#links + 1] = n
+    end
+  end
   return {
-    inputs = inputs, steps = steps,
+    inputs = inputs, links = links, steps = steps,
     env = { LD_LIBRARY_PATH = libs .. ":" .. libs .. "/mkl:" .. libs .. "/rhel_8" },
     result = { from = plan.project:name_of(plan.id .. ".tmp.hdf"), to = stem .. "." .. plan.id .. ".hdf" },
     collect = own,

@@ -486,15 +486,20 @@ function Pool:run(opts)
 
   progress:begin(#jobs, results, self.workers)
   local user_event = opts.on_event
+  local on_event -- none when nobody listens: no event tables are built
+  if user_event and progress.mode ~= "quiet" then
+    on_event = function(ev) progress:event(ev); user_event(ev) end
+  elseif user_event then
+    on_event = user_event
+  elseif progress.mode ~= "quiet" then
+    on_event = function(ev) progress:event(ev) end
+  end
   local sres, sig = require("rasrun.sched").run {
     run_id = run_id, run_dir = run_dir, journal = journal,
     workers = workers, jobs = to_run,
     check = make_check(opts.check),
-    on_event = function(ev)
-      progress:event(ev)
-      if user_event then user_event(ev) end
-    end,
-    tick = function() progress:tick() end,
+    on_event = on_event,
+    tick = progress.mode == "live" and function() progress:tick() end or nil,
     keep_scratch = opts.keep_scratch, cancel_wait = opts.cancel_wait, down_grace = opts.down_grace,
   }
   for i, sr in ipairs(sres) do

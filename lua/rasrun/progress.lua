@@ -58,6 +58,7 @@ end
 local function label(ev) return ev.job or ev.plan or "?" end
 
 function P:event(ev)
+  if self.mode == "quiet" then return end
   local k = label(ev)
   if ev.type == "start" then
     self.running[k] = { worker = ev.worker, t0 = ev.started or sys.now(), state = "staging",

@@ -19,24 +19,15 @@ local SUMMARY = { unsteady = "/Results/Unsteady/Summary", steady = "/Results/Ste
 local MESSAGES = "/Results/Summary/Compute Messages (text)"
 local MAX_WS_BASE = "/Results/Unsteady/Output/Output Blocks/Base Output/Summary Output/2D Flow Areas"
 
-local function attrs_or_empty(f, p)
-  if not f:exists(p) then return {} end
-  return f:attrs(p) or {}
-end
-
 -- 6.x: attributes of Summary/Volume Accounting; 5.0.7: "Vol Accounting ..."
--- attributes on the Summary group itself.
-local function volume(f, summary)
-  local va = summary .. "/Volume Accounting"
-  if f:exists(va) then
-    local a = f:attrs(va) or {}
-    if a["Error Percent"] ~= nil then
-      return { error_percent = a["Error Percent"], error = a["Error"],
-               starting = a["Volume Starting"], ending = a["Volume Ending"],
-               units = a["Vol Accounting in"], layout = "6.x" }
-    end
+-- attributes on the Summary group itself (s).
+local function volume(f, summary, s)
+  local a = f:attrs(summary .. "/Volume Accounting")
+  if a and a["Error Percent"] ~= nil then
+    return { error_percent = a["Error Percent"], error = a["Error"],
+             starting = a["Volume Starting"], ending = a["Volume Ending"],
+             units = a["Vol Accounting in"], layout = "6.x" }
   end
-  local s = attrs_or_empty(f, summary)
   if s["Vol Accounting Error Percentage"] ~= nil then
     return { error_percent = s["Vol Accounting Error Percentage"], error = s["Vol Accounting Error"],
              starting = s["Vol Accounting Cell Start"], ending = s["Vol Accounting Cell End"],
@@ -46,7 +37,6 @@ local function volume(f, summary)
 end
 
 local function messages(f)
-  if f:kind(MESSAGES) ~= "dataset" then return nil end
   local v = f:read(MESSAGES)
   if type(v) == "table" then v = table.concat(v, "\n") end
   if type(v) ~= "string" then return nil end
@@ -54,9 +44,8 @@ local function messages(f)
 end
 
 local function plan_info(f)
-  local p = "/Plan Data/Plan Information"
-  if not f:exists(p) then return nil end
-  local a = f:attrs(p) or {}
+  local a = f:attrs("/Plan Data/Plan Information")
+  if not a then return nil end
   return { name = a["Plan Name"], title = a["Plan Title"], short_id = a["Plan ShortID"],
            file = a["Plan Filename"], geometry = a["Geometry Filename"],
            flow = a["Flow Filename"], start = a["Simulation Start Time"],
@@ -70,14 +59,17 @@ function M.read(path)
   local f, err = hdf.open(path)
   if not f then return nil, err end
   local root = f:attrs("/") or {}
+  local groups = f:members("/Results")
   local r = { path = path, mtime = st.mtime, size = st.size,
               file_type = root["File Type"], version = root["File Version"],
-              units = root["Units System"], has_results = f:exists("/Results") }
-  if f:exists("/Results/Unsteady") then r.kind = "unsteady"
-  elseif f:exists("/Results/Steady") then r.kind = "steady" end
+              units = root["Units System"], has_results = groups ~= nil }
+  for _, g in ipairs(groups or {}) do
+    if g == "Unsteady" then r.kind = "unsteady"
+    elseif g == "Steady" and not r.kind then r.kind = "steady" end
+  end
   local summary = r.kind and SUMMARY[r.kind]
-  if summary and f:exists(summary) then
-    local s = f:attrs(summary) or {}
+  local s = summary and f:attrs(summary)
+  if s then
     r.solution = s["Solution"]
     r.computation_time = s["Computation Time Total"]
     r.max_wsel_error = s["Maximum WSEL Error"]
@@ -87,7 +79,7 @@ function M.read(path)
       local a, b = hecdate.parse_window(s["Run Time Window"])
       r.run_window = { start = a, stop = b, text = s["Run Time Window"] }
     end
-    r.volume = volume(f, summary)
+    r.volume = volume(f, summary, s)
   end
   r.messages = messages(f)
   r.plan = plan_info(f)

@@ -1,0 +1,103 @@
+-- Dispatch overhead: N plans whose engine returns at once (FAKE_RAS_SECONDS=0),
+-- on 2 local slots, in one run, side by side with:
+--   the floor      a bare C loop that posix_spawns and reaps the engine, 2 at a time
+--   xargs -P2      what a user would write: cd into the project, run the engine
+--   GNU parallel   the same with parallel -j2
+--   rasrun         stages each plan into a work folder, runs the engine, brings
+--                  the result back, runs the standard checks, journals every event
+--   rasrun run tests/bench/dispatch.lua [N]
+local rasrun = require "rasrun"
+local sys, fs, path = rasrun.sys, rasrun.fs, rasrun.path
+
+local N = math.tointeger(tonumber(arg[1] or "2000"))
+local PER = 50 -- plans per project (HEC-RAS allows p01..p99)
+local SLOTS = 2
+local root = assert(fs.tempdir("rasrun-bench"))
+local ras = rasrun.sim.home("linux") .. "/bin/RasUnsteady"
+local floor_bin = arg[2] or "build/spawnfloor"
+
+io.stderr:write(("preparing %d plans in %s ...\n"):format(N, root))
+local projects, jobs = {}, {}
+for i = 1, (N + PER - 1) // PER do
+  local n = math.min(PER, N - (i - 1) * PER)
+  local plans = {}
+  for k = 1, n do plans[k] = { title = ("bench %d.%d"):format(i, k), seconds = 0 } end
+  local dir = path.join(root, ("P%03d"):format(i))
+  projects[#projects + 1] = rasrun.project.open(rasrun.sample.write(dir, { plans = plans }))
+  for k = 1, n do jobs[#jobs + 1] = ("%s Sample.p%02d.tmp.hdf x01"):format(dir, k) end
+end
+local input = table.concat(jobs, "\n") .. "\n"
+sys.setenv("FAKE_RAS_SECONDS", "0")
+-- Every contender runs the engine with the library path real RasUnsteady
+-- needs (rasrun sets it for the linux engine; a user's script must too).
+local home = rasrun.sim.home("linux")
+sys.setenv("LD_LIBRARY_PATH", home .. "/libs:" .. home .. "/libs/mkl:" .. home .. "/libs/rhel_8")
+
+local function timed(fn)
+  local t0 = sys.monotonic()
+  local ok, detail = fn()
+  return sys.monotonic() - t0, ok, detail
+end
+
+-- Each contender runs ROUNDS times, in forward then reverse order, and keeps
+-- its best time: the machine's state (page cache, the file system's view of
+-- recently deleted files) then favours no one for being first or last.
+local ROUNDS = math.tointeger(tonumber(os.getenv("BENCH_ROUNDS") or "2"))
+local results, contenders = {}, {}
+local function measure(name, fn) contenders[#contenders + 1] = { name = name, fn = fn } end
+
+local function cmd(argv)
+  return function()
+    local r = sys.run(argv, { input = input, timeout = 3600 })
+    return r.code == 0, r.stderr:sub(1, 300)
+  end
+end
+
+measure("bare posix_spawn loop", cmd({ floor_bin, tostring(SLOTS), ras }))
+measure("xargs -P2", cmd({ "xargs", "-P", tostring(SLOTS), "-L", "1", "sh", "-c",
+  'cd "$0" && exec ' .. ras .. ' "$1" "$2"' }))
+measure("GNU parallel -j2", cmd({ "parallel", "--will-cite", "-j", tostring(SLOTS), "--colsep", " ",
+  "cd {1} && exec " .. ras .. " {2} {3}" }))
+measure("rasrun (stage, run, check)", function()
+  local pool = rasrun.pool { rasrun.worker { type = "local", name = "bench", slots = SLOTS,
+    workdir = path.join(root, "work"), engine = { kind = "linux", home = rasrun.sim.home("linux") } } }
+  local run = pool:run { projects = projects, force = true, quiet = true,
+                         run_dir = path.join(root, "run" .. sys.monotonic()),
+                         check = rasrun.checks.standard {} }
+  return run.counts.ok == N, ("%d ok of %d"):format(run.counts.ok, N)
+end)
+
+for round = 1, ROUNDS do
+  local first, last, step = 1, #contenders, 1
+  if round % 2 == 0 then first, last, step = #contenders, 1, -1 end
+  for i = first, last, step do
+    local c = contenders[i]
+    local secs, ok, detail = timed(c.fn)
+    io.stderr:write(("  round %d %-28s %7.2f s %s\n"):format(round, c.name, secs,
+      ok and "" or ("FAILED: " .. tostring(detail))))
+    local r = results[i] or { name = c.name, secs = math.huge, ok = true }
+    r.secs, r.ok = math.min(r.secs, secs), r.ok and ok
+    results[i] = r
+  end
+end
+
+local by = {}
+for _, r in ipairs(results) do by[r.name] = r end
+local ours = by["rasrun (stage, run, check)"]
+print(("\ndispatch overhead: %d plans, engine returns at once, %d local slots, best of %d rounds")
+  :format(N, SLOTS, ROUNDS))
+print(("%-28s %9s %9s %14s"):format("", "wall s", "ms/plan", "rasrun/this"))
+for _, r in ipairs(results) do
+  print(("%-28s %9.2f %9.2f %13.2fx%s"):format(r.name, r.secs, r.secs / N * 1000, ours.secs / r.secs,
+    r.ok and "" or "  (failed)"))
+end
+local function verdict(name, limit, word)
+  local ratio = ours.secs / by[name].secs
+  return ("%s %.2fx %s (%s %s)"):format(name, ratio, ratio <= limit and "ok" or "MISSED", word, limit)
+end
+print("targets: " .. table.concat({
+  verdict("xargs -P2", 1.0, "faster than, <="),
+  verdict("GNU parallel -j2", 1.0, "faster than, <="),
+  verdict("bare posix_spawn loop", 2.0, "within"),
+}, "; "))
+fs.rmtree(root)
