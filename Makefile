@@ -9,7 +9,7 @@
 
 PREFIX  ?= /usr/local
 CC      ?= gcc
-PKGS    := lua5.4 hdf5 libcjson libssh2 libcurl libedit
+PKGS    := lua5.4 hdf5 libcjson libssh2 libcurl libedit libcrypto
 VERSION := 0.1.0
 
 # snprintf into fixed message buffers truncates by design; paths that must

@@ -3,6 +3,7 @@
 
 #include <lauxlib.h>
 #include <lualib.h>
+#include <libssh2.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,8 +78,11 @@ static void set_path(lua_State *L)
 
 lua_State *host_new(void)
 {
-    if (!lua_dir[0])
+    if (!lua_dir[0]) {
         find_dirs();
+        /* libssh2 wants one global initialisation before any thread uses it. */
+        libssh2_init(0);
+    }
     lua_State *L = luaL_newstate();
     if (!L)
         return NULL;
@@ -89,6 +93,7 @@ lua_State *host_new(void)
     preload(L, "rasrun.json", luaopen_rasrun_json);
     preload(L, "rasrun.journal", luaopen_rasrun_journal);
     preload(L, "rasrun.sched", luaopen_rasrun_sched);
+    preload(L, "rasrun.ssh_c", luaopen_rasrun_ssh);
     set_path(L);
     lua_pushstring(L, RASRUN_VERSION);
     lua_setglobal(L, "_RASRUN_VERSION");

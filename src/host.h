@@ -27,5 +27,6 @@ int luaopen_rasrun_sys(lua_State *L);
 int luaopen_rasrun_json(lua_State *L);
 int luaopen_rasrun_journal(lua_State *L);
 int luaopen_rasrun_sched(lua_State *L);
+int luaopen_rasrun_ssh(lua_State *L);
 
 #endif

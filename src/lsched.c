@@ -361,6 +361,8 @@ void lsched_history(sched *s, attempt *a, const char *status, const char *reason
     set_num(L, "exit_code", a->exit_code);
     set_str(L, "log", a->log);
     set_str(L, "workdir", a->workdir);
+    set_num(L, "bytes_up", (double)a->bytes_up);
+    set_num(L, "bytes_down", (double)a->bytes_down);
     lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
     lua_pop(L, 1);
 }

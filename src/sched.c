@@ -29,7 +29,7 @@ const char *sched_run_id(sched *s) { return s->run_id; }
 
 const worker_ops *worker_ops_find(const char *type)
 {
-    static const worker_ops *const all[] = { &worker_local_ops };
+    static const worker_ops *const all[] = { &worker_local_ops, &worker_ssh_ops };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (strcmp(all[i]->type, type) == 0)
             return all[i];
@@ -132,15 +132,28 @@ static int tried_on(job *j, worker *w)
     return 0;
 }
 
+/* The lowest tier of a worker still connecting: higher tiers wait for it, so
+ * that a slow SSH handshake does not hand tier 0's plans to tier 1. */
+static int connecting_tier(sched *s)
+{
+    int t = 1 << 30;
+    for (int i = 0; i < s->nworkers; i++)
+        if (s->workers[i]->state == W_CONNECTING && s->workers[i]->tier < t)
+            t = s->workers[i]->tier;
+    return t;
+}
+
 /* A free slot for the job: workers that have not failed it first (a retry
  * moves elsewhere when it can), then the lowest tier, then the least loaded. */
 static worker *pick_worker(sched *s, job *j)
 {
     worker *best = NULL;
     double best_key[4] = { 0 };
+    int wait_above = connecting_tier(s);
     for (int i = 0; i < s->nworkers; i++) {
         worker *w = s->workers[i];
-        if (w->state != W_UP || w->running >= w->slots || !j->specs[w->engine])
+        if (w->state != W_UP || w->running >= w->slots || !j->specs[w->engine] ||
+            w->tier > wait_above)
             continue;
         double key[4] = { tried_on(j, w), w->tier, (double)w->running / w->slots, w->running };
         int better = !best;
@@ -482,6 +495,10 @@ static void process_finished(sched *s, attempt *a)
     cJSON_AddNumberToObject(o, "elapsed", a->t_end - a->t_start);
     if (a->t_exit > 0 && a->t_launch > 0)
         cJSON_AddNumberToObject(o, "engine_seconds", a->t_exit - a->t_launch);
+    if (a->bytes_up || a->bytes_down) {
+        cJSON_AddNumberToObject(o, "bytes_up", (double)a->bytes_up);
+        cJSON_AddNumberToObject(o, "bytes_down", (double)a->bytes_down);
+    }
     if (!ok)
         cJSON_AddStringToObject(o, "reason", why);
     jwrite(s, o);

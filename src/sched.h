@@ -99,6 +99,7 @@ struct attempt {
     int failed;             /* the worker could not complete (staging, lost host) */
     char reason[512];
     double launch_epoch;    /* engine start on the worker's clock */
+    unsigned long long bytes_up, bytes_down; /* file bytes sent to / fetched from the worker */
     int utc_offset;         /* the worker's UTC offset, seconds */
     staged result;          /* tmp NULL: no result file came back */
     staged *outputs;        /* collected outputs */
@@ -178,5 +179,6 @@ enum { OUT_RESULT, OUT_COLLECT, OUT_GEOM };
 /* Backends by type name. */
 const worker_ops *worker_ops_find(const char *type);
 extern const worker_ops worker_local_ops;
+extern const worker_ops worker_ssh_ops;
 
 #endif

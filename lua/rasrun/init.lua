@@ -16,6 +16,7 @@ local submodules = {
   path = "rasrun.path", project = "rasrun.project", checks = "rasrun.checks",
   results = "rasrun.results", sample = "rasrun.sample", hecdate = "rasrun.hecdate",
   sim = "rasrun.sim", cli = "rasrun.cli", engine = "rasrun.engine", report = "rasrun.report",
+  ssh = "rasrun.ssh", probe = "rasrun.probe",
   journal = "rasrun.journal",
 }
 

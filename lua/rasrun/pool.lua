@@ -27,7 +27,8 @@ M.types = {
   ["local"] = { workdir = false },
   ssh = { host = true, port = false, user = false, identity = false, agent = false,
           password_env = false, passphrase_env = false, known_hosts = false, host_key = false,
-          workdir = false, connect_timeout = false, keepalive = false, io_timeout = false },
+          workdir = false, connect_timeout = false, keepalive = false, io_timeout = false,
+          ssh_config = false },
 }
 
 local COMMON = { type = true, name = true, slots = true, cores_total = true, cores_per_plan = true,
@@ -64,6 +65,10 @@ function M.worker(cfg)
       error(("%s: missing field '%s'"):format(where, k), 2)
     end
   end
+  if cfg.password ~= nil or cfg.passphrase ~= nil then
+    error(("%s: give password_env / passphrase_env (the name of an environment variable), "
+      .. "never the secret itself"):format(where), 2)
+  end
   for k in pairs(cfg) do
     if not COMMON[k] and fields[k] == nil then
       error(("%s: unknown field '%s'"):format(where, tostring(k)), 2)
@@ -84,7 +89,10 @@ function M.worker(cfg)
   for k, v in pairs(cfg) do w[k] = v end
   w.name = cfg.name or (t .. counter)
   w.slots, w.tier, w.engine = slots, cfg.tier or 0, e
-  w.workdir = cfg.workdir or (t == "local" and default_workdir() or "/tmp/rasrun")
+  if t == "ssh" and cfg.host_key and cfg.host_key ~= "strict" and cfg.host_key ~= "accept-new" then
+    error(("%s: host_key must be \"strict\" or \"accept-new\", got %q"):format(where, tostring(cfg.host_key)), 2)
+  end
+  w.workdir = cfg.workdir or (t == "local" and default_workdir() or "rasrun")
   w.workdir = t == "local" and path.abspath(w.workdir) or w.workdir
   return w
 end
@@ -375,8 +383,11 @@ local function worker_table(w)
   for k, v in pairs(w) do
     if type(v) ~= "table" and type(v) ~= "function" and k:sub(1, 1) ~= "_" then t[k] = v end
   end
+  if w.type == "ssh" then
+    for k, v in pairs(require("rasrun.ssh").settings(w)) do t[k] = v end
+  end
   t.engine = w._engine_index
-  t.host = w.type == "local" and sys.hostname() or w.host
+  t.host = w.type == "local" and sys.hostname() or t.hostname
   return t
 end
 

@@ -27,6 +27,7 @@ function M.data(run)
     for _, h in ipairs(r.history or {}) do
       attempts[#attempts + 1] = { attempt = h.attempt, worker = h.worker, host = h.host,
         status = h.status, reason = h.reason, exit_code = h.exit_code, log = h.log,
+        bytes_up = h.bytes_up, bytes_down = h.bytes_down,
         started = iso(h.started), ended = iso(h.ended), launched = iso(h.launched),
         seconds = h.ended and h.started and (h.ended - h.started) or nil }
     end

@@ -1,0 +1,86 @@
+-- OpenSSH client configuration (~/.ssh/config), for what rasrun uses:
+-- HostName, User, Port, IdentityFile. As ssh does, the first value found for
+-- an option wins; Host patterns take * and ? and !negation; Include is
+-- followed. Match blocks are not evaluated (their options are skipped).
+local fs = require "rasrun.fs"
+local path = require "rasrun.path"
+
+local M = {}
+
+local function glob_to_lua(p)
+  return "^" .. p:gsub("[%^%$%(%)%%%.%[%]%+%-]", "%%%0"):gsub("%*", ".*"):gsub("%?", ".") .. "$"
+end
+
+local function host_matches(patterns, host)
+  local any = false
+  for _, p in ipairs(patterns) do
+    local neg = p:sub(1, 1) == "!"
+    local pat = glob_to_lua(neg and p:sub(2) or p)
+    if host:lower():match(pat:lower()) then
+      if neg then return false end
+      any = true
+    end
+  end
+  return any
+end
+
+local function words(s)
+  local out = {}
+  for w in s:gmatch('"([^"]*)"') do out[#out + 1] = w end
+  if #out > 0 then return out end
+  for w in s:gmatch("%S+") do out[#out + 1] = w end
+  return out
+end
+
+-- Options in file order, with their Host patterns: { {patterns, key, value}, ... }
+local function read(file, out, depth)
+  if depth > 8 then return out end
+  local text = fs.read(path.expanduser(file))
+  if not text then return out end
+  local patterns = { "*" }
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    line = line:gsub("#.*$", ""):gsub("^%s+", ""):gsub("%s+$", "")
+    local key, rest = line:match("^(%S+)%s*=?%s*(.*)$")
+    if key then
+      local k = key:lower()
+      if k == "host" then patterns = words(rest)
+      elseif k == "match" then patterns = {} -- not evaluated: nothing below applies
+      elseif k == "include" then
+        for _, inc in ipairs(words(rest)) do
+          inc = path.expanduser(inc)
+          if inc:sub(1, 1) ~= "/" then inc = path.expanduser("~/.ssh/" .. inc) end
+          for _, f in ipairs(fs.glob(inc)) do read(f, out, depth + 1) end
+        end
+      else
+        out[#out + 1] = { patterns, k, rest }
+      end
+    end
+  end
+  return out
+end
+
+-- Expands ssh's tokens in a file name.
+local function expand(s, host, user)
+  s = s:gsub("%%d", os.getenv("HOME") or ""):gsub("%%u", os.getenv("USER") or "")
+       :gsub("%%h", host):gsub("%%r", user or ""):gsub("%%%%", "%%")
+  return path.expanduser(s)
+end
+
+-- Settings for host: { hostname=, user=, port=, identity_files = {...} } (absent
+-- fields were not configured).
+function M.resolve(host, file)
+  local r = { identity_files = {} }
+  for _, o in ipairs(read(file or "~/.ssh/config", {}, 0)) do
+    local patterns, k, v = o[1], o[2], o[3]
+    if #patterns > 0 and host_matches(patterns, host) then
+      if k == "hostname" and not r.hostname then r.hostname = v:gsub("%%h", host)
+      elseif k == "user" and not r.user then r.user = v
+      elseif k == "port" and not r.port then r.port = tonumber(v)
+      elseif k == "identityfile" then r.identity_files[#r.identity_files + 1] = v end
+    end
+  end
+  for i, f in ipairs(r.identity_files) do r.identity_files[i] = expand(f, host, r.user) end
+  return r
+end
+
+return M

@@ -1,0 +1,770 @@
+/* SSH connections over libssh2 (see ssh_conn.h). */
+#include "ssh_conn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#define CHUNK (2u << 20) /* SFTP calls of this size let libssh2 pipeline packets */
+
+static double mono(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static int say(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int say(char *err, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, n, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+const char *ssh_error(ssh_conn *c)
+{
+    char *msg = NULL;
+    if (!c || !c->s)
+        return "no session";
+    libssh2_session_last_error(c->s, &msg, NULL, 0);
+    return msg && *msg ? msg : "unknown SSH error";
+}
+
+/* ---- the socket, with byte counting ------------------------------------------ */
+
+static ssize_t recv_cb(libssh2_socket_t sock, void *buf, size_t len, int flags, void **abstract)
+{
+    ssh_conn *c = *abstract;
+    ssize_t r = recv(sock, buf, len, flags);
+    if (r < 0)
+        return -errno;
+    c->wire_received += (unsigned long long)r;
+    c->last_rx = mono();
+    return r;
+}
+
+static ssize_t send_cb(libssh2_socket_t sock, const void *buf, size_t len, int flags, void **abstract)
+{
+    ssh_conn *c = *abstract;
+    ssize_t r = send(sock, buf, len, flags | MSG_NOSIGNAL);
+    if (r < 0)
+        return -errno;
+    c->wire_sent += (unsigned long long)r;
+    return r;
+}
+
+static int tcp_connect(const ssh_target *t, const char *label, char *err, size_t n)
+{
+    char port[16];
+    snprintf(port, sizeof port, "%d", t->port);
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
+    int rc = getaddrinfo(t->host, port, &hints, &res);
+    if (rc != 0)
+        return say(err, n, "%s: cannot resolve %s: %s", label, t->host, gai_strerror(rc));
+    int fd = -1, last = 0;
+    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) {
+            last = errno;
+            continue;
+        }
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
+            last = errno;
+            close(fd);
+            fd = -1;
+            continue;
+        }
+        struct pollfd p = { fd, POLLOUT, 0 };
+        int ready = poll(&p, 1, (int)(t->connect_timeout * 1000));
+        int soerr = 0;
+        socklen_t sl = sizeof soerr;
+        if (ready <= 0)
+            last = ETIMEDOUT;
+        else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 || soerr)
+            last = soerr ? soerr : errno;
+        if (ready <= 0 || soerr) {
+            close(fd);
+            fd = -1;
+        }
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        if (last == ETIMEDOUT)
+            return say(err, n, "%s: cannot connect: no answer within %.0f s", label, t->connect_timeout);
+        return say(err, n, "%s: cannot connect: %s", label, strerror(last));
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+/* ---- host keys ----------------------------------------------------------------- */
+
+static const struct {
+    int hostkey_type;
+    int knownhost_key;
+    const char *name;
+    const char *methods;
+} KEYS[] = {
+    { LIBSSH2_HOSTKEY_TYPE_ED25519, LIBSSH2_KNOWNHOST_KEY_ED25519, "ssh-ed25519", "ssh-ed25519" },
+    { LIBSSH2_HOSTKEY_TYPE_ECDSA_256, LIBSSH2_KNOWNHOST_KEY_ECDSA_256, "ecdsa-sha2-nistp256",
+      "ecdsa-sha2-nistp256" },
+    { LIBSSH2_HOSTKEY_TYPE_ECDSA_384, LIBSSH2_KNOWNHOST_KEY_ECDSA_384, "ecdsa-sha2-nistp384",
+      "ecdsa-sha2-nistp384" },
+    { LIBSSH2_HOSTKEY_TYPE_ECDSA_521, LIBSSH2_KNOWNHOST_KEY_ECDSA_521, "ecdsa-sha2-nistp521",
+      "ecdsa-sha2-nistp521" },
+    { LIBSSH2_HOSTKEY_TYPE_RSA, LIBSSH2_KNOWNHOST_KEY_SSHRSA, "ssh-rsa",
+      "rsa-sha2-512,rsa-sha2-256,ssh-rsa" },
+};
+#define NKEYS (sizeof KEYS / sizeof KEYS[0])
+
+static const char *key_name(int hostkey_type)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (KEYS[i].hostkey_type == hostkey_type)
+            return KEYS[i].name;
+    return "unknown key type";
+}
+
+/* Does known_hosts hold a key of this type for the host? A check with a
+ * dummy key says MISMATCH exactly then (this works for hashed entries too). */
+static int known_type(LIBSSH2_KNOWNHOSTS *kh, const ssh_target *t, int knownhost_key)
+{
+    static const char dummy[64];
+    struct libssh2_knownhost *h;
+    int r = libssh2_knownhost_checkp(kh, t->host, t->port, dummy, sizeof dummy,
+                                     LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW |
+                                         knownhost_key, &h);
+    return r == LIBSSH2_KNOWNHOST_CHECK_MISMATCH;
+}
+
+/* Like OpenSSH: offer the key types known_hosts has for this host first, so
+ * that a host with several keys is checked against the one we know. */
+static void prefer_known_types(LIBSSH2_SESSION *s, LIBSSH2_KNOWNHOSTS *kh, const ssh_target *t)
+{
+    char pref[512] = "";
+    int used[NKEYS] = { 0 };
+    for (size_t i = 0; i < NKEYS; i++)
+        if (known_type(kh, t, KEYS[i].knownhost_key)) {
+            used[i] = 1;
+            snprintf(pref + strlen(pref), sizeof pref - strlen(pref), "%s%s", *pref ? "," : "",
+                     KEYS[i].methods);
+        }
+    if (!*pref)
+        return; /* nothing known: libssh2's own order */
+    for (size_t i = 0; i < NKEYS; i++)
+        if (!used[i])
+            snprintf(pref + strlen(pref), sizeof pref - strlen(pref), ",%s", KEYS[i].methods);
+    libssh2_session_method_pref(s, LIBSSH2_METHOD_HOSTKEY, pref);
+}
+
+static void fingerprint(LIBSSH2_SESSION *s, char *out, size_t n)
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *h = (const unsigned char *)libssh2_hostkey_hash(s, LIBSSH2_HOSTKEY_HASH_SHA256);
+    if (!h) {
+        snprintf(out, n, "?");
+        return;
+    }
+    char enc[64];
+    size_t k = 0;
+    for (int i = 0; i < 32; i += 3) {
+        unsigned v = (unsigned)h[i] << 16 | (i + 1 < 32 ? (unsigned)h[i + 1] << 8 : 0) |
+                     (i + 2 < 32 ? h[i + 2] : 0);
+        int chars = i + 2 < 32 ? 4 : (i + 1 < 32 ? 3 : 2);
+        for (int c = 0; c < chars; c++)
+            enc[k++] = b64[(v >> (18 - 6 * c)) & 63];
+    }
+    enc[k] = 0;
+    snprintf(out, n, "SHA256:%s", enc);
+}
+
+/* Appends the host's key to known_hosts (accept-new) without rewriting the
+ * file: lines libssh2 does not understand stay as they are. */
+static int record_key(LIBSSH2_KNOWNHOSTS *kh, const ssh_target *t, const char *key, size_t len,
+                      int keybit, char *err, size_t n, const char *label)
+{
+    char spec[600];
+    if (t->port == 22)
+        snprintf(spec, sizeof spec, "%s", t->host);
+    else
+        snprintf(spec, sizeof spec, "[%s]:%d", t->host, t->port);
+    struct libssh2_knownhost *added = NULL;
+    if (libssh2_knownhost_addc(kh, spec, NULL, key, len, NULL, 0,
+                               LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW | keybit,
+                               &added) != 0)
+        return say(err, n, "%s: cannot record the host key", label);
+    char line[8192];
+    size_t outlen = 0;
+    if (libssh2_knownhost_writeline(kh, added, line, sizeof line, &outlen,
+                                    LIBSSH2_KNOWNHOST_FILE_OPENSSH) != 0)
+        return say(err, n, "%s: cannot format the host key line", label);
+    int fd = open(t->known_hosts, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, line, outlen) != (ssize_t)outlen) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return say(err, n, "%s: cannot write %s: %s", label, t->known_hosts, strerror(e));
+    }
+    close(fd);
+    return 0;
+}
+
+static int verify_host(ssh_conn *c, LIBSSH2_KNOWNHOSTS *kh, const ssh_target *t, char *err, size_t n)
+{
+    size_t len = 0;
+    int type = 0;
+    const char *key = libssh2_session_hostkey(c->s, &len, &type);
+    if (!key)
+        return say(err, n, "%s: the host sent no host key", c->label);
+    int keybit = 0;
+    for (size_t i = 0; i < NKEYS; i++)
+        if (KEYS[i].hostkey_type == type)
+            keybit = KEYS[i].knownhost_key;
+    if (!keybit)
+        return say(err, n, "%s: host key of an unsupported type", c->label);
+    struct libssh2_knownhost *h;
+    int r = libssh2_knownhost_checkp(kh, t->host, t->port, key, len,
+                                     LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW | keybit,
+                                     &h);
+    char fp[80];
+    fingerprint(c->s, fp, sizeof fp);
+    switch (r) {
+    case LIBSSH2_KNOWNHOST_CHECK_MATCH:
+        return 0;
+    case LIBSSH2_KNOWNHOST_CHECK_MISMATCH:
+        return say(err, n, "%s: host key mismatch for %s (%s, offered %s): it differs from the key in "
+                   "%s; refusing to connect (if the host was reinstalled, remove its old line)",
+                   c->label, t->host, key_name(type), fp, t->known_hosts);
+    case LIBSSH2_KNOWNHOST_CHECK_NOTFOUND:
+        if (t->accept_new)
+            return record_key(kh, t, key, len, keybit, err, n, c->label);
+        return say(err, n, "%s: %s is not in %s (%s %s); add it (ssh-keyscan) or use "
+                   "host_key = \"accept-new\"", c->label, t->host, t->known_hosts, key_name(type), fp);
+    default:
+        return say(err, n, "%s: cannot check the host key of %s", c->label, t->host);
+    }
+}
+
+/* ---- authentication ----------------------------------------------------------- */
+
+static void append(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void append(char *buf, size_t n, const char *fmt, ...)
+{
+    size_t len = strlen(buf);
+    if (len >= n - 1)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + len, n - len, fmt, ap);
+    va_end(ap);
+}
+
+static int try_agent(ssh_conn *c, const ssh_target *t, char *tried, size_t n)
+{
+    if (!getenv("SSH_AUTH_SOCK")) {
+        append(tried, n, "%sssh-agent (SSH_AUTH_SOCK is not set)", *tried ? "; " : "");
+        return -1;
+    }
+    LIBSSH2_AGENT *ag = libssh2_agent_init(c->s);
+    if (!ag || libssh2_agent_connect(ag) != 0 || libssh2_agent_list_identities(ag) != 0) {
+        append(tried, n, "%sssh-agent (cannot reach it)", *tried ? "; " : "");
+        if (ag)
+            libssh2_agent_free(ag);
+        return -1;
+    }
+    struct libssh2_agent_publickey *id = NULL, *prev = NULL;
+    int ok = -1, count = 0;
+    while (libssh2_agent_get_identity(ag, &id, prev) == 0) {
+        count++;
+        if (libssh2_agent_userauth(ag, t->user, id) == 0) {
+            ok = 0;
+            break;
+        }
+        prev = id;
+    }
+    if (ok != 0)
+        append(tried, n, "%sssh-agent (%d key%s refused)", *tried ? "; " : "", count,
+               count == 1 ? "" : "s");
+    libssh2_agent_disconnect(ag);
+    libssh2_agent_free(ag);
+    return ok;
+}
+
+static int try_key(ssh_conn *c, const ssh_target *t, const char *file, char *tried, size_t n)
+{
+    if (access(file, R_OK) != 0) {
+        append(tried, n, "%skey %s (%s)", *tried ? "; " : "", file, strerror(errno));
+        return -1;
+    }
+    const char *pass = t->passphrase_env ? getenv(t->passphrase_env) : NULL;
+    int rc = libssh2_userauth_publickey_fromfile_ex(c->s, t->user, (unsigned)strlen(t->user), NULL,
+                                                    file, pass);
+    if (rc == 0)
+        return 0;
+    if (rc == LIBSSH2_ERROR_FILE)
+        append(tried, n, "%skey %s (cannot be read%s)", *tried ? "; " : "", file,
+               pass ? ": wrong passphrase?" : t->passphrase_env ? "" : ": passphrase needed? set passphrase_env");
+    else
+        append(tried, n, "%skey %s (refused)", *tried ? "; " : "", file);
+    return -1;
+}
+
+static int try_password(ssh_conn *c, const ssh_target *t, char *tried, size_t n)
+{
+    const char *pw = getenv(t->password_env);
+    if (!pw) {
+        append(tried, n, "%spassword (%s is not set)", *tried ? "; " : "", t->password_env);
+        return -1;
+    }
+    if (libssh2_userauth_password(c->s, t->user, pw) == 0)
+        return 0;
+    append(tried, n, "%spassword from %s (refused)", *tried ? "; " : "", t->password_env);
+    return -1;
+}
+
+static int authenticate(ssh_conn *c, const ssh_target *t, char *err, size_t n)
+{
+    char tried[2048] = "";
+    /* Asking for the methods also tells us when no authentication is needed. */
+    libssh2_userauth_list(c->s, t->user, (unsigned)strlen(t->user));
+    if (libssh2_userauth_authenticated(c->s))
+        return 0;
+    if (t->agent && try_agent(c, t, tried, sizeof tried) == 0)
+        return 0;
+    for (int i = 0; i < t->nidentities; i++)
+        if (try_key(c, t, t->identities[i], tried, sizeof tried) == 0)
+            return 0;
+    if (t->password_env && try_password(c, t, tried, sizeof tried) == 0)
+        return 0;
+    if (!*tried)
+        snprintf(tried, sizeof tried, "no agent, key or password given");
+    return say(err, n, "%s: authentication failed: %s", c->label, tried);
+}
+
+/* ---- connect / close ---------------------------------------------------------- */
+
+ssh_conn *ssh_connect(const ssh_target *t, char *err, size_t n)
+{
+    ssh_conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        say(err, n, "out of memory");
+        return NULL;
+    }
+    c->sock = -1;
+    c->io_timeout = t->io_timeout > 0 ? t->io_timeout : 30;
+    if (t->port == 22)
+        snprintf(c->label, sizeof c->label, "ssh %s (%s@%s)", t->name, t->user, t->host);
+    else
+        snprintf(c->label, sizeof c->label, "ssh %s (%s@%s:%d)", t->name, t->user, t->host, t->port);
+    c->sock = tcp_connect(t, c->label, err, n);
+    if (c->sock < 0) {
+        free(c);
+        return NULL;
+    }
+    c->s = libssh2_session_init_ex(NULL, NULL, NULL, c);
+    if (!c->s) {
+        say(err, n, "%s: cannot start an SSH session", c->label);
+        ssh_close(c);
+        return NULL;
+    }
+    libssh2_session_callback_set(c->s, LIBSSH2_CALLBACK_RECV, (void *)recv_cb);
+    libssh2_session_callback_set(c->s, LIBSSH2_CALLBACK_SEND, (void *)send_cb);
+    libssh2_session_set_blocking(c->s, 1);
+    libssh2_session_set_timeout(c->s, (long)(t->connect_timeout * 1000));
+    LIBSSH2_KNOWNHOSTS *kh = libssh2_knownhost_init(c->s);
+    if (kh && t->known_hosts)
+        libssh2_knownhost_readfile(kh, t->known_hosts, LIBSSH2_KNOWNHOST_FILE_OPENSSH);
+    if (kh)
+        prefer_known_types(c->s, kh, t);
+    int rc = libssh2_session_handshake(c->s, c->sock);
+    if (rc != 0) {
+        say(err, n, "%s: SSH handshake failed: %s", c->label,
+            rc == LIBSSH2_ERROR_TIMEOUT ? "no answer in time" : ssh_error(c));
+        if (kh)
+            libssh2_knownhost_free(kh);
+        ssh_close(c);
+        return NULL;
+    }
+    int bad = !kh || verify_host(c, kh, t, err, n) != 0;
+    if (!kh)
+        say(err, n, "%s: cannot read known hosts", c->label);
+    if (kh)
+        libssh2_knownhost_free(kh);
+    if (bad || authenticate(c, t, err, n) != 0) {
+        ssh_close(c);
+        return NULL;
+    }
+    libssh2_session_set_timeout(c->s, (long)(c->io_timeout * 1000));
+    c->last_rx = mono();
+    return c;
+}
+
+void ssh_close(ssh_conn *c)
+{
+    if (!c)
+        return;
+    if (c->sftp)
+        libssh2_sftp_shutdown(c->sftp);
+    if (c->s) {
+        libssh2_session_set_timeout(c->s, 2000);
+        libssh2_session_disconnect(c->s, "rasrun done");
+        libssh2_session_free(c->s);
+    }
+    if (c->sock >= 0)
+        close(c->sock);
+    free(c);
+}
+
+int ssh_keepalive(ssh_conn *c)
+{
+    int next = 0;
+    return libssh2_keepalive_send(c->s, &next) == 0 ? 0 : -1;
+}
+
+/* ---- commands ------------------------------------------------------------------- */
+
+/* Waits until the socket can move in the direction libssh2 waits for. */
+static int wait_socket(ssh_conn *c, double deadline)
+{
+    int dir = libssh2_session_block_directions(c->s);
+    struct pollfd p = { c->sock, 0, 0 };
+    if (dir & LIBSSH2_SESSION_BLOCK_INBOUND)
+        p.events |= POLLIN;
+    if (dir & LIBSSH2_SESSION_BLOCK_OUTBOUND)
+        p.events |= POLLOUT;
+    if (!p.events)
+        p.events = POLLIN;
+    int ms = (int)((deadline - mono()) * 1000);
+    if (ms <= 0)
+        return -1;
+    return poll(&p, 1, ms > 200 ? 200 : ms) >= 0 ? 0 : -1;
+}
+
+struct grow {
+    char *p;
+    size_t n, cap;
+};
+
+static int grow_add(struct grow *g, const char *data, size_t len)
+{
+    if (g->n + len + 1 > g->cap) {
+        size_t cap = (g->cap ? g->cap * 2 : 4096) + len;
+        char *p = realloc(g->p, cap);
+        if (!p)
+            return -1;
+        g->p = p;
+        g->cap = cap;
+    }
+    memcpy(g->p + g->n, data, len);
+    g->n += len;
+    g->p[g->n] = 0;
+    return 0;
+}
+
+int ssh_exec(ssh_conn *c, const char *cmd, const char *input, char **out, char **errout,
+             int *exit_code, double timeout, char *err, size_t n)
+{
+    struct grow o = { 0 }, e = { 0 };
+    double deadline = mono() + timeout;
+    LIBSSH2_CHANNEL *ch = libssh2_channel_open_session(c->s);
+    if (!ch)
+        return say(err, n, "%s: cannot open a channel: %s", c->label, ssh_error(c));
+    if (libssh2_channel_exec(ch, cmd) != 0) {
+        libssh2_channel_free(ch);
+        return say(err, n, "%s: cannot run a command: %s", c->label, ssh_error(c));
+    }
+    libssh2_session_set_blocking(c->s, 0);
+    size_t inlen = input ? strlen(input) : 0, fed = 0;
+    int eof_sent = 0, rc = 0;
+    char buf[16384];
+    for (;;) {
+        int progress = 0;
+        if (!eof_sent) {
+            if (fed < inlen) {
+                ssize_t w = libssh2_channel_write(ch, input + fed, inlen - fed);
+                if (w > 0) {
+                    fed += (size_t)w;
+                    progress = 1;
+                } else if (w != LIBSSH2_ERROR_EAGAIN) {
+                    rc = -1;
+                    break;
+                }
+            }
+            if (fed >= inlen && libssh2_channel_send_eof(ch) != LIBSSH2_ERROR_EAGAIN)
+                eof_sent = 1;
+        }
+        ssize_t r = libssh2_channel_read(ch, buf, sizeof buf);
+        if (r > 0) {
+            grow_add(&o, buf, (size_t)r);
+            progress = 1;
+        } else if (r < 0 && r != LIBSSH2_ERROR_EAGAIN) {
+            rc = -1;
+            break;
+        }
+        ssize_t r2 = libssh2_channel_read_stderr(ch, buf, sizeof buf);
+        if (r2 > 0) {
+            grow_add(&e, buf, (size_t)r2);
+            progress = 1;
+        } else if (r2 < 0 && r2 != LIBSSH2_ERROR_EAGAIN) {
+            rc = -1;
+            break;
+        }
+        if (libssh2_channel_eof(ch) && r <= 0 && r2 <= 0)
+            break;
+        if (mono() > deadline) {
+            rc = -2;
+            break;
+        }
+        if (!progress && wait_socket(c, deadline) != 0) {
+            rc = -2;
+            break;
+        }
+    }
+    if (rc == 0) {
+        while (libssh2_channel_close(ch) == LIBSSH2_ERROR_EAGAIN && mono() < deadline)
+            wait_socket(c, deadline);
+        while (libssh2_channel_wait_closed(ch) == LIBSSH2_ERROR_EAGAIN && mono() < deadline)
+            wait_socket(c, deadline);
+        *exit_code = libssh2_channel_get_exit_status(ch);
+    }
+    libssh2_session_set_blocking(c->s, 1);
+    libssh2_channel_free(ch);
+    if (out)
+        *out = o.p ? o.p : strdup("");
+    else
+        free(o.p);
+    if (errout)
+        *errout = e.p ? e.p : strdup("");
+    else
+        free(e.p);
+    if (rc == -2)
+        return say(err, n, "%s: the command did not finish within %.0f s", c->label, timeout);
+    if (rc != 0)
+        return say(err, n, "%s: the connection failed during a command: %s", c->label, ssh_error(c));
+    return 0;
+}
+
+/* ---- SFTP ---------------------------------------------------------------------- */
+
+int ssh_sftp(ssh_conn *c, char *err, size_t n)
+{
+    if (c->sftp)
+        return 0;
+    c->sftp = libssh2_sftp_init(c->s);
+    if (!c->sftp)
+        return say(err, n, "%s: cannot start SFTP: %s", c->label, ssh_error(c));
+    return 0;
+}
+
+static const char *sftp_reason(ssh_conn *c)
+{
+    unsigned long code = c->sftp ? libssh2_sftp_last_error(c->sftp) : 0;
+    switch (code) {
+    case LIBSSH2_FX_NO_SUCH_FILE: return "no such file";
+    case LIBSSH2_FX_PERMISSION_DENIED: return "permission denied";
+    case LIBSSH2_FX_FAILURE: return "failure (disk full, or the file exists?)";
+    case LIBSSH2_FX_NO_SPACE_ON_FILESYSTEM: return "no space left";
+    case 0: return ssh_error(c);
+    default: return "SFTP error";
+    }
+}
+
+int ssh_put(ssh_conn *c, const char *local, const char *remote, char *err, size_t n)
+{
+    if (ssh_sftp(c, err, n) != 0)
+        return -1;
+    int fd = open(local, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return say(err, n, "cannot read %s: %s", local, strerror(errno));
+    struct stat st;
+    fstat(fd, &st);
+    char part[4200];
+    snprintf(part, sizeof part, "%s.rasrun-part", remote);
+    LIBSSH2_SFTP_HANDLE *h = libssh2_sftp_open(c->sftp, part,
+                                               LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_TRUNC,
+                                               (long)(st.st_mode & 0777));
+    if (!h) {
+        close(fd);
+        return say(err, n, "%s: cannot write %s: %s", c->label, part, sftp_reason(c));
+    }
+    char *buf = malloc(CHUNK);
+    int rc = buf ? 0 : -1;
+    ssize_t got;
+    while (rc == 0 && (got = read(fd, buf, CHUNK)) > 0) {
+        for (ssize_t off = 0; off < got;) {
+            ssize_t w = libssh2_sftp_write(h, buf + off, (size_t)(got - off));
+            if (w < 0) {
+                rc = -1;
+                break;
+            }
+            off += w;
+            c->file_sent += (unsigned long long)w;
+        }
+    }
+    free(buf);
+    close(fd);
+    LIBSSH2_SFTP_ATTRIBUTES a = { .flags = LIBSSH2_SFTP_ATTR_ACMODTIME,
+                                  .atime = (unsigned long)st.st_atime,
+                                  .mtime = (unsigned long)st.st_mtime };
+    if (rc == 0 && libssh2_sftp_fsetstat(h, &a) != 0)
+        rc = -1;
+    if (libssh2_sftp_close(h) != 0)
+        rc = -1;
+    if (rc != 0)
+        return say(err, n, "%s: upload of %s failed: %s", c->label, local, sftp_reason(c));
+    /* SFTP v3 rename refuses an existing target: replace it. */
+    libssh2_sftp_unlink(c->sftp, remote);
+    if (libssh2_sftp_rename(c->sftp, part, remote) != 0)
+        return say(err, n, "%s: cannot rename %s: %s", c->label, part, sftp_reason(c));
+    return 0;
+}
+
+int ssh_get(ssh_conn *c, const char *remote, const char *local, char *err, size_t n)
+{
+    if (ssh_sftp(c, err, n) != 0)
+        return -1;
+    LIBSSH2_SFTP_HANDLE *h = libssh2_sftp_open(c->sftp, remote, LIBSSH2_FXF_READ, 0);
+    if (!h)
+        return say(err, n, "%s: cannot read %s: %s", c->label, remote, sftp_reason(c));
+    LIBSSH2_SFTP_ATTRIBUTES a;
+    memset(&a, 0, sizeof a);
+    libssh2_sftp_fstat(h, &a);
+    int fd = open(local, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int e = errno;
+        libssh2_sftp_close(h);
+        return say(err, n, "cannot write %s: %s", local, strerror(e));
+    }
+    char *buf = malloc(CHUNK);
+    int rc = buf ? 0 : -1;
+    for (;;) {
+        if (!buf)
+            break;
+        ssize_t r = libssh2_sftp_read(h, buf, CHUNK);
+        if (r == 0)
+            break;
+        if (r < 0 || write(fd, buf, (size_t)r) != r) {
+            rc = -1;
+            break;
+        }
+        c->file_received += (unsigned long long)r;
+    }
+    free(buf);
+    libssh2_sftp_close(h);
+    if (rc == 0 && (a.flags & LIBSSH2_SFTP_ATTR_ACMODTIME)) {
+        struct timespec ts[2] = { { (time_t)a.atime, 0 }, { (time_t)a.mtime, 0 } };
+        futimens(fd, ts);
+    }
+    if (close(fd) != 0)
+        rc = -1;
+    if (rc != 0) {
+        unlink(local);
+        return say(err, n, "%s: download of %s failed: %s", c->label, remote, sftp_reason(c));
+    }
+    return 0;
+}
+
+int ssh_stat(ssh_conn *c, const char *remote, unsigned long long *size, double *mtime, char *err,
+             size_t n)
+{
+    if (ssh_sftp(c, err, n) != 0)
+        return -1;
+    LIBSSH2_SFTP_ATTRIBUTES a;
+    if (libssh2_sftp_stat(c->sftp, remote, &a) != 0) {
+        if (libssh2_sftp_last_error(c->sftp) == LIBSSH2_FX_NO_SUCH_FILE)
+            return 0;
+        return say(err, n, "%s: cannot stat %s: %s", c->label, remote, sftp_reason(c));
+    }
+    if (size)
+        *size = a.filesize;
+    if (mtime)
+        *mtime = (double)a.mtime;
+    return 1;
+}
+
+int ssh_symlink(ssh_conn *c, const char *target, const char *link, char *err, size_t n)
+{
+    if (ssh_sftp(c, err, n) != 0)
+        return -1;
+    /* OpenSSH's sftp-server takes the two paths in the reverse of the draft's
+     * order; libssh2 sends them as given, so pass them the way it expects. */
+    if (libssh2_sftp_symlink(c->sftp, link, (char *)target) != 0)
+        return say(err, n, "%s: cannot link %s to %s: %s", c->label, link, target, sftp_reason(c));
+    return 0;
+}
+
+int ssh_mkdirs(ssh_conn *c, const char *dir, char *err, size_t n)
+{
+    if (ssh_sftp(c, err, n) != 0)
+        return -1;
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", dir);
+    for (char *p = buf + 1;; p++) {
+        if (*p != '/' && *p != 0)
+            continue;
+        char ch = *p;
+        *p = 0;
+        LIBSSH2_SFTP_ATTRIBUTES a;
+        if (libssh2_sftp_stat(c->sftp, buf, &a) != 0 && libssh2_sftp_mkdir(c->sftp, buf, 0755) != 0)
+            return say(err, n, "%s: cannot create folder %s: %s", c->label, buf, sftp_reason(c));
+        *p = ch;
+        if (!ch)
+            break;
+    }
+    return 0;
+}
+
+int ssh_list(ssh_conn *c, const char *dir, ssh_list_fn fn, void *ud, char *err, size_t n)
+{
+    if (ssh_sftp(c, err, n) != 0)
+        return -1;
+    LIBSSH2_SFTP_HANDLE *h = libssh2_sftp_opendir(c->sftp, dir);
+    if (!h)
+        return say(err, n, "%s: cannot list %s: %s", c->label, dir, sftp_reason(c));
+    char name[1024];
+    LIBSSH2_SFTP_ATTRIBUTES a;
+    int r;
+    while ((r = libssh2_sftp_readdir(h, name, sizeof name, &a)) > 0) {
+        if ((a.flags & LIBSSH2_SFTP_ATTR_PERMISSIONS) && !LIBSSH2_SFTP_S_ISREG(a.permissions))
+            continue;
+        fn(ud, name, a.filesize, (double)a.mtime);
+    }
+    libssh2_sftp_closedir(h);
+    if (r < 0)
+        return say(err, n, "%s: listing %s failed: %s", c->label, dir, sftp_reason(c));
+    return 0;
+}
+
+void ssh_quote(char *out, size_t n, const char *word)
+{
+    size_t k = 0;
+    if (k + 1 < n)
+        out[k++] = '\'';
+    for (const char *p = word; *p && k + 5 < n; p++) {
+        if (*p == '\'') {
+            memcpy(out + k, "'\\''", 4);
+            k += 4;
+        } else {
+            out[k++] = *p;
+        }
+    }
+    if (k + 1 < n)
+        out[k++] = '\'';
+    out[k] = 0;
+}

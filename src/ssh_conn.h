@@ -1,0 +1,74 @@
+/* SSH connections over libssh2: connect with a time limit, verify the host
+ * key against known_hosts, authenticate (agent, key files, password from the
+ * environment), run commands, move files with SFTP. Blocking calls, each
+ * bounded by the connection's I/O timeout. One connection is used by one
+ * thread at a time. Messages name the worker, user, host and port; never a
+ * password or passphrase. */
+#ifndef RASRUN_SSH_CONN_H
+#define RASRUN_SSH_CONN_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <libssh2.h>
+#include <libssh2_sftp.h>
+
+typedef struct {
+    const char *name;           /* worker name, for messages */
+    const char *host;           /* address or name to connect to */
+    int port;
+    const char *user;
+    char **identities;          /* private key files to try */
+    int nidentities;
+    int agent;                  /* try ssh-agent (SSH_AUTH_SOCK) */
+    const char *password_env;   /* environment variable holding the password */
+    const char *passphrase_env; /* ... holding the key files' passphrase */
+    const char *known_hosts;    /* file */
+    int accept_new;             /* unknown host keys are recorded, not refused */
+    double connect_timeout;     /* seconds: TCP connect, handshake, auth */
+    double io_timeout;          /* seconds: any later blocking call */
+} ssh_target;
+
+typedef struct ssh_conn {
+    int sock;
+    LIBSSH2_SESSION *s;
+    LIBSSH2_SFTP *sftp;
+    char label[512];            /* "ssh node1 (ras@10.1.0.5:22)" */
+    unsigned long long wire_sent, wire_received; /* bytes on the socket */
+    unsigned long long file_sent, file_received; /* file payload moved by SFTP */
+    double last_rx;             /* monotonic: anything arrived from the server */
+    double io_timeout;
+} ssh_conn;
+
+ssh_conn *ssh_connect(const ssh_target *t, char *err, size_t n);
+void ssh_close(ssh_conn *c);
+
+/* Runs cmd (through the login shell), feeding input (may be NULL); collects
+ * stdout/stderr (caller frees) and the exit status. timeout bounds the run.
+ * Returns 0 when the command ran (whatever its status), -1 on a session error. */
+int ssh_exec(ssh_conn *c, const char *cmd, const char *input, char **out, char **errout,
+             int *exit_code, double timeout, char *err, size_t n);
+
+/* SFTP. Uploads write to "<remote>.rasrun-part" and rename into place; both
+ * directions keep the modification time. */
+int ssh_sftp(ssh_conn *c, char *err, size_t n);
+int ssh_put(ssh_conn *c, const char *local, const char *remote, char *err, size_t n);
+int ssh_get(ssh_conn *c, const char *remote, const char *local, char *err, size_t n);
+/* 1 exists (size and mtime filled), 0 absent, -1 error. */
+int ssh_stat(ssh_conn *c, const char *remote, unsigned long long *size, double *mtime, char *err,
+             size_t n);
+int ssh_symlink(ssh_conn *c, const char *target, const char *link, char *err, size_t n);
+int ssh_mkdirs(ssh_conn *c, const char *dir, char *err, size_t n);
+/* Calls fn for every regular file in dir (not recursive). */
+typedef void (*ssh_list_fn)(void *ud, const char *name, unsigned long long size, double mtime);
+int ssh_list(ssh_conn *c, const char *dir, ssh_list_fn fn, void *ud, char *err, size_t n);
+
+/* Sends a keepalive when one is due; returns -1 when the session failed. */
+int ssh_keepalive(ssh_conn *c);
+
+/* The last libssh2 error of the session as text. */
+const char *ssh_error(ssh_conn *c);
+
+/* Single-quotes a word for the remote POSIX shell into out. */
+void ssh_quote(char *out, size_t n, const char *word);
+
+#endif

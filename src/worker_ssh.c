@@ -1,0 +1,1113 @@
+/* The SSH worker: plans run on a Linux host reached over SSH.
+ *
+ * One I/O thread per worker owns the host's libssh2 session, which its slots
+ * share (one channel per running engine). The main thread hands it attempts
+ * (copied into tasks: the thread never sees Lua or scheduler state) and gets
+ * back "launched" and "done" messages through a queue and an eventfd watched
+ * by the scheduler's loop.
+ *
+ * On the host, per attempt:
+ *   stage in   the plan's files go to a content-addressed cache
+ *              (<workdir>/.rasrun-cache/<sha256>) unless already there, so a
+ *              file is sent once per host; the slot folder gets symlinks to
+ *              the files the engine only reads and copies of the rest
+ *   launch     one command prepares the folder and starts the engine steps
+ *              under setsid (own session and process group), output to a log
+ *              that `tail` streams back; a watchdog kills the group when the
+ *              channel closes
+ *   cancel     kills the engine's process group and every descendant
+ *   stage out  outputs come back by SFTP into temporary names in the project
+ * A link that stops answering for keepalive seconds (plus as many again) is
+ * declared lost: its attempts fail (and are retried elsewhere), the thread
+ * reconnects in the background, and kills what the lost attempts left
+ * running once the host answers again. */
+#include "sched.h"
+#include "hashcache.h"
+#include "ssh_conn.h"
+#include "ssh_lua.h"
+#include "ssh_scripts.h"
+
+#include <lauxlib.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+
+#define CACHE ".rasrun-cache"
+
+enum task_phase { T_QUEUED, T_RUNNING, T_DONE };
+enum { M_LAUNCHED, M_DONE, M_UP, M_DOWN };
+
+typedef struct out_file {
+    char *tmp, *final;
+    int kind;
+} out_file;
+
+/* One attempt as the thread sees it: copies of everything it needs. */
+typedef struct task {
+    attempt *a;                 /* only handed back to the main thread */
+    char *project_dir, *slot_dir, *kept_dir, *log_path, *stage_suffix, *plan;
+    char **inputs;
+    unsigned char *is_link;
+    int ninputs;
+    char ***steps;
+    int nsteps;
+    char **env;
+    int nenv;
+    char *result_from, *result_to;
+    char **collect, **geom;
+    int ncollect, ngeom;
+    double kill_grace;
+    /* thread state */
+    enum task_phase phase;
+    LIBSSH2_CHANNEL *ch;
+    int log_fd;
+    long pid;
+    long long epoch;
+    int utc_offset;
+    char errbuf[2048];          /* the channel's stderr: markers and script errors */
+    size_t errlen;
+    int exit_code, failed, cancel, killed;
+    double t_exit;              /* wall clock: the engine's command ended */
+    char reason[512];
+    out_file *outs;
+    int nouts;
+    unsigned long long bytes_up, bytes_down;
+    struct task *next;          /* the thread's list */
+} task;
+
+typedef struct msg {
+    int kind;
+    task *t;
+    char reason[512];
+    struct msg *next;
+} msg;
+
+typedef struct chore {
+    char *cmd;
+    struct chore *next;
+} chore;
+
+typedef struct orphan {
+    long pid;
+    char *dir;
+    struct orphan *next;
+} orphan;
+
+typedef struct {
+    ssh_target target;
+    char *run_dir_remote;       /* <workdir>/<run id> once the home is known */
+    char *workdir;              /* as configured (relative: under the login home) */
+    char *home;                 /* the remote home (absolute) */
+    double keepalive;
+    pthread_t thread;
+    int started;
+    pthread_mutex_t mu;
+    task *incoming;             /* main -> thread */
+    chore *chores;              /* main -> thread: commands to run on the host */
+    int stop;
+    msg *outbox, *outbox_tail;  /* thread -> main */
+    int wake_thread;            /* eventfd the thread polls */
+    int wake_main;              /* eventfd the scheduler's loop watches */
+    int watch;
+    /* thread-only */
+    ssh_conn *c;
+    hashcache *hc;
+    strset *blobs;
+    int blobs_listed;
+    task *tasks;
+    orphan *orphans;
+    double next_connect;
+    double backoff;
+    int auth_failed;
+    task **made;                /* every task, freed with the worker */
+    int nmade;
+} sshw;
+
+static double mono(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void wake(int fd)
+{
+    uint64_t one = 1;
+    ssize_t r = write(fd, &one, sizeof one);
+    (void)r;
+}
+
+static void drain_fd(int fd)
+{
+    uint64_t v;
+    while (read(fd, &v, sizeof v) == (ssize_t)sizeof v)
+        ;
+}
+
+static char **dupv(char **v, int n)
+{
+    char **out = calloc((size_t)n + 1, sizeof *out);
+    for (int i = 0; out && i < n; i++)
+        out[i] = strdup(v[i]);
+    return out;
+}
+
+static void freev(char **v, int n)
+{
+    for (int i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* ---- messages ------------------------------------------------------------------ */
+
+static void post(worker *w, int kind, task *t, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void post(worker *w, int kind, task *t, const char *fmt, ...)
+{
+    sshw *x = w->data;
+    msg *m = calloc(1, sizeof *m);
+    if (!m)
+        return;
+    m->kind = kind;
+    m->t = t;
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(m->reason, sizeof m->reason, fmt, ap);
+        va_end(ap);
+    }
+    pthread_mutex_lock(&x->mu);
+    if (x->outbox_tail)
+        x->outbox_tail->next = m;
+    else
+        x->outbox = m;
+    x->outbox_tail = m;
+    pthread_mutex_unlock(&x->mu);
+    wake(x->wake_main);
+}
+
+/* Main thread: applies what the thread reported. */
+static void on_messages(void *ud, int fd, short revents)
+{
+    (void)revents;
+    worker *w = ud;
+    sshw *x = w->data;
+    drain_fd(fd);
+    pthread_mutex_lock(&x->mu);
+    msg *m = x->outbox;
+    x->outbox = x->outbox_tail = NULL;
+    pthread_mutex_unlock(&x->mu);
+    while (m) {
+        msg *next = m->next;
+        task *t = m->t;
+        if (m->kind == M_UP) {
+            sched_worker_state(w, W_UP, NULL);
+        } else if (m->kind == M_DOWN) {
+            sched_worker_state(w, W_DOWN, m->reason);
+        } else if (m->kind == M_LAUNCHED && t->a) {
+            t->a->launch_epoch = (double)t->epoch;
+            t->a->utc_offset = t->utc_offset;
+            sched_attempt_launched(t->a, t->pid, (unsigned long long)t->epoch);
+        } else if (m->kind == M_DONE && t->a) {
+            attempt *a = t->a;
+            a->exit_code = t->exit_code;
+            a->failed = t->failed;
+            snprintf(a->reason, sizeof a->reason, "%s", t->reason);
+            for (int i = 0; i < t->nouts; i++) {
+                sched_add_output(a, t->outs[i].tmp, t->outs[i].final, t->outs[i].kind);
+                t->outs[i].tmp = NULL;
+            }
+            a->t_exit = t->t_exit;
+            a->bytes_up = t->bytes_up;
+            a->bytes_down = t->bytes_down;
+            sched_attempt_done(a);
+        }
+        free(m);
+        m = next;
+    }
+}
+
+/* ---- remote scripts ------------------------------------------------------------ */
+
+/* A path under the work folder (relative work folders are under the login home). */
+static char *remote_path(sshw *x, const char *rel)
+{
+    char *p = NULL;
+    if (x->workdir[0] == '/') {
+        if (asprintf(&p, "%s/%s", x->workdir, rel) < 0)
+            return NULL;
+    } else if (asprintf(&p, "%s/%s/%s", x->home, x->workdir, rel) < 0) {
+        return NULL;
+    }
+    return p;
+}
+
+
+
+/* The launch command: prepare the slot folder from the cache, write the
+ * steps, start them in their own session, stream the log, report the exit.
+ * Markers go to stderr: "rasrun-pid PID EPOCH TZ", "rasrun-exit CODE". */
+static char *launch_script(sshw *x, task *t, char hexes[][65])
+{
+    struct sbuf b = { 0 };
+    sb_add(&b, "exec 3<&0\nD=");
+    sb_word(&b, t->slot_dir);
+    sb_add(&b, "\nC=");
+    char *cache = remote_path(x, CACHE);
+    sb_word(&b, cache ? cache : CACHE);
+    free(cache);
+    sb_add(&b, "\nrm -rf \"$D\" && mkdir -p \"$D\" && cd \"$D\" || "
+               "{ echo \"rasrun-fail cannot prepare $D\" >&2; exit 201; }\n");
+    for (int i = 0; i < t->ninputs; i++) {
+        sb_add(&b, t->is_link[i] ? "ln -s \"$C/%s\" " : "cp -p \"$C/%s\" ", hexes[i]);
+        sb_word(&b, t->inputs[i]);
+        sb_add(&b, " || { echo \"rasrun-fail cannot place an input in $D\" >&2; exit 202; }\n");
+    }
+    sb_add(&b, "cat > rasrun-steps.sh <<'RASRUN_STEPS_END'\n");
+    for (int i = 0; i < t->nenv; i++) {
+        const char *eq = strchr(t->env[i], '=');
+        if (!eq)
+            continue;
+        sb_add(&b, "export %.*s=", (int)(eq - t->env[i]), t->env[i]);
+        sb_word(&b, eq + 1);
+        sb_add(&b, "\n");
+    }
+    sb_add(&b, "export RASRUN_WORKER=");
+    sb_word(&b, x->target.name);
+    sb_add(&b, " RASRUN_PLAN=");
+    sb_word(&b, t->plan);
+    sb_add(&b, "\n");
+    for (int s = 0; s < t->nsteps; s++) {
+        sb_add(&b, "%s", s + 1 == t->nsteps ? "exec" : "");
+        for (char **a = t->steps[s]; *a; a++) {
+            sb_add(&b, " ");
+            sb_word(&b, *a);
+        }
+        sb_add(&b, "%s\n", s + 1 == t->nsteps ? "" : " || exit $?");
+    }
+    sb_add(&b, "RASRUN_STEPS_END\n"
+               ": > rasrun-engine.log\n"
+               "setsid sh rasrun-steps.sh </dev/null >>rasrun-engine.log 2>&1 3<&- &\n"
+               "pid=$!\n"
+               "echo \"rasrun-pid $pid $(date +%%s) $(date +%%z)\" >&2\n"
+               "here=$(pwd -P)\n"
+               "mine() { [ \"$(readlink /proc/$pid/cwd 2>/dev/null)\" = \"$here\" ]; }\n"
+               "( while read -r _ <&3; do :; done; mine && kill -TERM -- -$pid 2>/dev/null; sleep 5; "
+               "mine && kill -KILL -- -$pid 2>/dev/null ) >/dev/null 2>&1 &\n"
+               "wd=$!\n"
+               "tail -c +1 -s 0.2 -f --pid=$pid rasrun-engine.log 2>/dev/null\n"
+               "wait $pid; rc=$?\n"
+               "kill $wd 2>/dev/null\n"
+               "echo \"rasrun-exit $rc\" >&2\n"
+               "exit 0\n");
+    return b.p;
+}
+
+/* ---- the thread: connection --------------------------------------------------- */
+
+static void lose_connection(worker *w, const char *why);
+
+static int conn_ok(sshw *x) { return x->c != NULL; }
+
+/* Makes a path under the login home absolute (the home is known once connected). */
+static void absolutize(sshw *x, char **path)
+{
+    if ((*path)[0] == '/' || !x->home)
+        return;
+    char *abs = NULL;
+    if (asprintf(&abs, "%s/%s", x->home, *path) >= 0) {
+        free(*path);
+        *path = abs;
+    }
+}
+
+static void kill_orphans(worker *w)
+{
+    sshw *x = w->data;
+    while (x->orphans && conn_ok(x)) {
+        orphan *o = x->orphans;
+        char *script = ssh_kill_script(o->pid, o->dir, w->kill_grace);
+        char *out = NULL, *err_out = NULL, err[512];
+        int code = 0;
+        int rc = script ? ssh_exec(x->c, script, NULL, &out, &err_out, &code, 30 + w->kill_grace, err,
+                                   sizeof err)
+                        : 0;
+        free(script);
+        free(out);
+        free(err_out);
+        if (rc != 0) {
+            lose_connection(w, err);
+            return;
+        }
+        x->orphans = o->next;
+        free(o->dir);
+        free(o);
+    }
+}
+
+static void try_connect(worker *w)
+{
+    sshw *x = w->data;
+    double now = mono();
+    if (x->auth_failed || now < x->next_connect)
+        return;
+    char err[1024] = "";
+    ssh_conn *c = ssh_connect(&x->target, err, sizeof err);
+    if (c && !x->home) {
+        /* The login home makes relative work folders absolute. */
+        char *out = NULL;
+        int code = 0;
+        if (ssh_exec(c, "pwd", NULL, &out, NULL, &code, c->io_timeout, err, sizeof err) == 0 && code == 0) {
+            out[strcspn(out, "\n")] = 0;
+            x->home = out;
+        } else {
+            free(out);
+            ssh_close(c);
+            c = NULL;
+        }
+    }
+    if (!c) {
+        x->backoff = x->backoff ? (x->backoff * 2 > 10 ? 10 : x->backoff * 2) : 1;
+        x->next_connect = now + x->backoff;
+        if (strstr(err, "authentication failed") || strstr(err, "host key mismatch") ||
+            strstr(err, "is not in "))
+            x->auth_failed = 1; /* retrying cannot help */
+        post(w, M_DOWN, NULL, "%s", err);
+        return;
+    }
+    libssh2_keepalive_config(c->s, 1, (unsigned)(x->keepalive > 1 ? x->keepalive : 1));
+    x->c = c;
+    x->backoff = 0;
+    x->blobs_listed = 0;
+    kill_orphans(w);
+    if (conn_ok(x))
+        post(w, M_UP, NULL, NULL);
+}
+
+/* ---- the thread: attempts ------------------------------------------------------- */
+
+static void finish_task(worker *w, task *t)
+{
+    if (t->ch) {
+        libssh2_channel_free(t->ch);
+        t->ch = NULL;
+    }
+    if (t->log_fd >= 0) {
+        close(t->log_fd);
+        t->log_fd = -1;
+    }
+    t->phase = T_DONE;
+    sshw *x = w->data;
+    task **pp = &x->tasks;
+    while (*pp && *pp != t)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = t->next;
+    post(w, M_DONE, t, NULL);
+}
+
+static void fail_task(worker *w, task *t, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail_task(worker *w, task *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->reason, sizeof t->reason, fmt, ap);
+    va_end(ap);
+    t->failed = 1;
+    finish_task(w, t);
+}
+
+static void list_blob(void *ud, const char *name, unsigned long long size, double mtime)
+{
+    (void)size;
+    (void)mtime;
+    if (strlen(name) == 64)
+        strset_add(ud, name);
+}
+
+/* Every input in the host's cache: hashed here, sent only when missing. */
+static int ensure_blobs(worker *w, task *t, char hexes[][65], char *err, size_t n)
+{
+    sshw *x = w->data;
+    char *cache = remote_path(x, CACHE);
+    int rc = 0;
+    if (!x->blobs_listed) {
+        if (ssh_mkdirs(x->c, cache, err, n) != 0 || ssh_list(x->c, cache, list_blob, x->blobs, err, n) != 0)
+            rc = -1;
+        x->blobs_listed = rc == 0;
+    }
+    for (int i = 0; rc == 0 && i < t->ninputs; i++) {
+        char local[8192];
+        snprintf(local, sizeof local, "%s/%s", t->project_dir, t->inputs[i]);
+        if (hashcache_file(x->hc, local, hexes[i], NULL, err, n) != 0) {
+            rc = -2;
+            break;
+        }
+        if (strset_has(x->blobs, hexes[i]))
+            continue;
+        char remote[4400];
+        snprintf(remote, sizeof remote, "%s/%s", cache, hexes[i]);
+        unsigned long long before = x->c->file_sent;
+        if (ssh_put(x->c, local, remote, err, n) != 0) {
+            rc = -1;
+            break;
+        }
+        t->bytes_up += x->c->file_sent - before;
+        strset_add(x->blobs, hexes[i]);
+    }
+    free(cache);
+    return rc;
+}
+
+static void start_task(worker *w, task *t)
+{
+    sshw *x = w->data;
+    char err[1024];
+    absolutize(x, &t->slot_dir);
+    absolutize(x, &t->kept_dir);
+    char (*hexes)[65] = calloc((size_t)t->ninputs + 1, 65);
+    int rc = hexes ? ensure_blobs(w, t, hexes, err, sizeof err) : -2;
+    if (rc == -2) {
+        free(hexes);
+        fail_task(w, t, "staging in: %s", hexes ? err : "out of memory");
+        return;
+    }
+    if (rc != 0) {
+        free(hexes);
+        fail_task(w, t, "lost the connection to %s while staging in: %s", w->host, err);
+        lose_connection(w, err);
+        return;
+    }
+    char *script = launch_script(x, t, hexes);
+    free(hexes);
+    t->log_fd = open(t->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    LIBSSH2_CHANNEL *ch = script ? libssh2_channel_open_session(x->c->s) : NULL;
+    if (!ch || libssh2_channel_exec(ch, script) != 0) {
+        snprintf(err, sizeof err, "%s", ssh_error(x->c));
+        if (ch)
+            libssh2_channel_free(ch);
+        free(script);
+        fail_task(w, t, "%s: cannot start the engine: %s", x->c->label, err);
+        lose_connection(w, err);
+        return;
+    }
+    free(script);
+    t->ch = ch;
+    t->phase = T_RUNNING;
+    x->c->last_rx = mono();
+}
+
+static void parse_marker(worker *w, task *t, char *line)
+{
+    long pid;
+    long long epoch;
+    int tz;
+    int code;
+    if (sscanf(line, "rasrun-pid %ld %lld %d", &pid, &epoch, &tz) == 3) {
+        t->pid = pid;
+        t->epoch = epoch;
+        /* +HHMM -> seconds */
+        int sign = tz < 0 ? -1 : 1;
+        tz *= sign;
+        t->utc_offset = sign * ((tz / 100) * 3600 + (tz % 100) * 60);
+        post(w, M_LAUNCHED, t, NULL);
+    } else if (sscanf(line, "rasrun-exit %d", &code) == 1) {
+        t->exit_code = code;
+    } else if (strncmp(line, "rasrun-fail ", 12) == 0) {
+        snprintf(t->reason, sizeof t->reason, "%s: %s", w->name, line + 12);
+    }
+}
+
+static int matches(const char *name, char **pats, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (fnmatch(pats[i], name, 0) == 0)
+            return 1;
+    return 0;
+}
+
+struct outlist {
+    task *t;
+    char **names;
+    int n, cap;
+};
+
+static void add_candidate(void *ud, const char *name, unsigned long long size, double mtime)
+{
+    struct outlist *ol = ud;
+    task *t = ol->t;
+    if (strcmp(name, t->result_from) != 0 && !matches(name, t->collect, t->ncollect) &&
+        !matches(name, t->geom, t->ngeom))
+        return;
+    /* an input the engine left as it was does not come back */
+    for (int i = 0; i < t->ninputs && strcmp(name, t->result_from) != 0; i++)
+        if (strcmp(t->inputs[i], name) == 0) {
+            char local[8192];
+            struct stat st;
+            snprintf(local, sizeof local, "%s/%s", t->project_dir, name);
+            if (stat(local, &st) == 0 && (unsigned long long)st.st_size == size &&
+                (double)st.st_mtime == mtime)
+                return;
+        }
+    if (ol->n == ol->cap) {
+        int cap = ol->cap ? ol->cap * 2 : 8;
+        char **g = realloc(ol->names, sizeof *g * (size_t)cap);
+        if (!g)
+            return;
+        ol->names = g;
+        ol->cap = cap;
+    }
+    ol->names[ol->n++] = strdup(name);
+}
+
+static void stage_out(worker *w, task *t)
+{
+    sshw *x = w->data;
+    char err[1024];
+    struct outlist ol = { t, NULL, 0, 0 };
+    if (ssh_list(x->c, t->slot_dir, add_candidate, &ol, err, sizeof err) != 0) {
+        fail_task(w, t, "staging out: %s", err);
+        lose_connection(w, err);
+        return;
+    }
+    for (int i = 0; i < ol.n; i++) {
+        const char *name = ol.names[i];
+        int kind = strcmp(name, t->result_from) == 0 ? OUT_RESULT
+                   : matches(name, t->collect, t->ncollect) ? OUT_COLLECT : OUT_GEOM;
+        const char *final = kind == OUT_RESULT ? t->result_to : name;
+        char remote[8192], *tmp = NULL;
+        snprintf(remote, sizeof remote, "%s/%s", t->slot_dir, name);
+        if (asprintf(&tmp, "%s/.%s%s", t->project_dir, final, t->stage_suffix) < 0)
+            continue;
+        unsigned long long before = x->c->file_received;
+        if (ssh_get(x->c, remote, tmp, err, sizeof err) != 0) {
+            free(tmp);
+            snprintf(t->reason, sizeof t->reason, "staging out: %s", err);
+            t->failed = 1;
+            continue;
+        }
+        t->bytes_down += x->c->file_received - before;
+        out_file *g = realloc(t->outs, sizeof *g * (size_t)(t->nouts + 1));
+        if (!g) {
+            unlink(tmp);
+            free(tmp);
+            continue;
+        }
+        t->outs = g;
+        t->outs[t->nouts++] = (out_file){ tmp, strdup(final), kind };
+    }
+    freev(ol.names, ol.n);
+    finish_task(w, t);
+}
+
+/* Reads what a running engine's channel has (non-blocking session). */
+static void service(worker *w, task *t)
+{
+    char buf[16384];
+    ssize_t r;
+    while ((r = libssh2_channel_read(t->ch, buf, sizeof buf)) > 0)
+        if (t->log_fd >= 0 && write(t->log_fd, buf, (size_t)r) < 0)
+            break;
+    int broken = r < 0 && r != LIBSSH2_ERROR_EAGAIN;
+    while ((r = libssh2_channel_read_stderr(t->ch, t->errbuf + t->errlen,
+                                            sizeof t->errbuf - 1 - t->errlen)) > 0) {
+        t->errlen += (size_t)r;
+        t->errbuf[t->errlen] = 0;
+        char *nl;
+        while ((nl = strchr(t->errbuf, '\n'))) {
+            *nl = 0;
+            parse_marker(w, t, t->errbuf);
+            size_t rest = t->errlen - (size_t)(nl + 1 - t->errbuf);
+            memmove(t->errbuf, nl + 1, rest + 1);
+            t->errlen = rest;
+        }
+        if (t->errlen >= sizeof t->errbuf - 1)
+            t->errlen = 0; /* a line longer than the buffer: drop it */
+    }
+    broken |= r < 0 && r != LIBSSH2_ERROR_EAGAIN;
+    if (broken) {
+        lose_connection(w, "the engine's channel failed");
+        return;
+    }
+    if (!libssh2_channel_eof(t->ch))
+        return;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    t->t_exit = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+    sshw *x = w->data;
+    libssh2_session_set_blocking(x->c->s, 1);
+    libssh2_channel_close(t->ch);
+    libssh2_channel_wait_closed(t->ch);
+    if (t->cancel) {
+        finish_task(w, t);
+    } else if (t->exit_code < 0) {
+        fail_task(w, t, "%s", t->reason[0] ? t->reason : "the engine's command ended without an exit status");
+    } else {
+        if (t->exit_code != 0)
+            snprintf(t->reason, sizeof t->reason, "the engine exited with code %d", t->exit_code);
+        stage_out(w, t);
+    }
+    if (x->c)
+        libssh2_session_set_blocking(x->c->s, 0);
+}
+
+static void cancel_task(worker *w, task *t)
+{
+    sshw *x = w->data;
+    if (t->phase == T_QUEUED) {
+        t->killed = 1;
+        fail_task(w, t, "cancelled before it started");
+        return;
+    }
+    if (t->phase != T_RUNNING || t->pid <= 0)
+        return; /* launched, pid not known yet: tried again next round */
+    t->killed = 1;
+    char *script = ssh_kill_script(t->pid, t->slot_dir, t->kill_grace);
+    char err[1024], *out = NULL, *eo = NULL;
+    int code = 0;
+    libssh2_session_set_blocking(x->c->s, 1);
+    int rc = ssh_exec(x->c, script, NULL, &out, &eo, &code, 30 + w->kill_grace, err, sizeof err);
+    free(script);
+    free(out);
+    free(eo);
+    if (rc != 0)
+        lose_connection(w, err);
+    else
+        libssh2_session_set_blocking(x->c->s, 0);
+}
+
+/* The session is gone: fail what ran on it (the scheduler retries elsewhere),
+ * remember what may still run there, and reconnect later. */
+static void lose_connection(worker *w, const char *why)
+{
+    sshw *x = w->data;
+    if (!x->c)
+        return;
+    char reason[600];
+    snprintf(reason, sizeof reason, "lost %s: %s", x->c->label, why);
+    while (x->tasks) {
+        task *t = x->tasks;
+        if (t->pid > 0) {
+            orphan *o = calloc(1, sizeof *o);
+            if (o) {
+                o->pid = t->pid;
+                o->dir = strdup(t->slot_dir);
+                o->next = x->orphans;
+                x->orphans = o;
+            }
+        }
+        if (t->ch) {
+            libssh2_channel_free(t->ch);
+            t->ch = NULL;
+        }
+        fail_task(w, t, "%s", reason);
+    }
+    ssh_close(x->c);
+    x->c = NULL;
+    x->next_connect = mono() + 1;
+    post(w, M_DOWN, NULL, "%s", reason);
+}
+
+static void take_incoming(worker *w)
+{
+    sshw *x = w->data;
+    pthread_mutex_lock(&x->mu);
+    task *in = x->incoming;
+    x->incoming = NULL;
+    pthread_mutex_unlock(&x->mu);
+    /* keep the order they came in */
+    task *rev = NULL;
+    while (in) {
+        task *n = in->next;
+        in->next = rev;
+        rev = in;
+        in = n;
+    }
+    while (rev) {
+        task *t = rev;
+        rev = t->next;
+        t->next = NULL;
+        task **tail = &x->tasks;
+        while (*tail)
+            tail = &(*tail)->next;
+        *tail = t;
+    }
+}
+
+static int has_running(sshw *x)
+{
+    for (task *t = x->tasks; t; t = t->next)
+        if (t->phase == T_RUNNING)
+            return 1;
+    return 0;
+}
+
+/* Work the thread was asked to do besides attempts (keep a failed
+ * attempt's folder): shell commands run once connected. */
+static void run_chores(worker *w)
+{
+    sshw *x = w->data;
+    pthread_mutex_lock(&x->mu);
+    chore *c = x->chores;
+    x->chores = NULL;
+    pthread_mutex_unlock(&x->mu);
+    while (c) {
+        chore *next = c->next;
+        if (conn_ok(x)) {
+            char err[512], *out = NULL, *eo = NULL;
+            int code;
+            libssh2_session_set_blocking(x->c->s, 1);
+            if (ssh_exec(x->c, c->cmd, NULL, &out, &eo, &code, 60, err, sizeof err) != 0)
+                lose_connection(w, err);
+            free(out);
+            free(eo);
+        }
+        free(c->cmd);
+        free(c);
+        c = next;
+    }
+}
+
+static void *thread_main(void *arg)
+{
+    worker *w = arg;
+    sshw *x = w->data;
+    double next_keepalive = 0;
+    for (;;) {
+        pthread_mutex_lock(&x->mu);
+        int stop = x->stop;
+        pthread_mutex_unlock(&x->mu);
+        take_incoming(w);
+        if (stop && !x->tasks)
+            break;
+        if (!conn_ok(x))
+            try_connect(w);
+        if (!conn_ok(x)) {
+            /* Attempts given to a host that is down fail at once. */
+            for (task *t = x->tasks, *n; t; t = n) {
+                n = t->next;
+                fail_task(w, t, "%s is not reachable: %s", w->host,
+                          x->auth_failed ? "authentication or host key refused" : "connection lost");
+            }
+            if (stop)
+                break;
+        }
+        for (task *t = x->tasks, *n; t && conn_ok(x); t = n) {
+            n = t->next;
+            if (t->cancel && !t->killed)
+                cancel_task(w, t);
+            else if (t->phase == T_QUEUED) {
+                libssh2_session_set_blocking(x->c->s, 1);
+                start_task(w, t);
+            }
+            if (conn_ok(x) && t->phase == T_RUNNING) {
+                libssh2_session_set_blocking(x->c->s, 0);
+                service(w, t);
+            }
+        }
+        run_chores(w);
+        int running = conn_ok(x) && has_running(x);
+        if (running) {
+            /* Keepalive replies are read by the channel reads; a link that
+             * stops answering is lost after twice the keepalive interval. */
+            double now = mono();
+            if (now >= next_keepalive) {
+                libssh2_session_set_blocking(x->c->s, 0);
+                ssh_keepalive(x->c);
+                next_keepalive = now + (x->keepalive > 0 ? x->keepalive : 15) / 2;
+            }
+            if (now - x->c->last_rx > 2 * x->keepalive) {
+                char why[128];
+                snprintf(why, sizeof why, "no answer for %.0f s (keepalive %g s)", now - x->c->last_rx,
+                         x->keepalive);
+                lose_connection(w, why);
+                running = 0;
+            }
+        }
+        struct pollfd p[2] = { { x->wake_thread, POLLIN, 0 },
+                               { running ? x->c->sock : -1, POLLIN, 0 } };
+        poll(p, 2, 100);
+        if (p[0].revents)
+            drain_fd(x->wake_thread);
+    }
+    /* Leaving: remove this run's folders and stop what the lost attempts left. */
+    if (!conn_ok(x) && x->orphans) {
+        x->next_connect = 0;
+        try_connect(w);
+    }
+    if (conn_ok(x) && x->run_dir_remote) {
+        libssh2_session_set_blocking(x->c->s, 1);
+        struct sbuf b = { 0 };
+        sb_add(&b, "rm -rf ");
+        sb_word(&b, x->run_dir_remote);
+        char err[512], *out = NULL, *eo = NULL;
+        int code;
+        ssh_exec(x->c, b.p, NULL, &out, &eo, &code, 60, err, sizeof err);
+        free(b.p);
+        free(out);
+        free(eo);
+    }
+    if (x->c) {
+        ssh_close(x->c);
+        x->c = NULL;
+    }
+    return NULL;
+}
+
+/* ---- the worker interface (main thread) ------------------------------------------ */
+
+static int sw_create(worker *w, lua_State *L, int idx, char *err, size_t n)
+{
+    sshw *x = calloc(1, sizeof *x);
+    if (!x)
+        return snprintf(err, n, "out of memory"), -1;
+    w->data = x;
+    x->wake_thread = x->wake_main = x->watch = -1;
+    pthread_mutex_init(&x->mu, NULL);
+    if (ssh_target_from_lua(L, idx, &x->target, err, n) != 0)
+        return -1;
+    lua_getfield(L, idx, "keepalive");
+    x->keepalive = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : 15;
+    lua_pop(L, 1);
+    x->workdir = strdup(w->workdir);
+    x->wake_thread = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    x->wake_main = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    x->hc = hashcache_new();
+    x->blobs = strset_new();
+    return 0;
+}
+
+static int sw_open(worker *w, char *err, size_t n)
+{
+    sshw *x = w->data;
+    /* Slot folders (from w->workdir) live on the host, relative ones under
+     * the login home. */
+    if (asprintf(&x->run_dir_remote, "%s/%s", x->workdir, sched_run_id(w->s)) < 0)
+        return snprintf(err, n, "out of memory"), -1;
+    x->watch = loop_watch(sched_loop(w->s), x->wake_main, POLLIN, on_messages, w);
+    if (pthread_create(&x->thread, NULL, thread_main, w) != 0)
+        return snprintf(err, n, "ssh %s: cannot start its thread", w->name), -1;
+    x->started = 1;
+    return 0; /* up or down is reported by the thread */
+}
+
+static void sw_start(worker *w, attempt *a)
+{
+    sshw *x = w->data;
+    job_spec *sp = a->spec;
+    task *t = calloc(1, sizeof *t);
+    if (!t) {
+        a->failed = 1;
+        snprintf(a->reason, sizeof a->reason, "out of memory");
+        sched_attempt_done(a);
+        return;
+    }
+    t->a = a;
+    a->wdata = t;
+    t->project_dir = strdup(a->job->project_dir);
+    /* Slot folders from the scheduler are relative to the login home unless
+     * the work folder is absolute; the thread resolves the home. */
+    t->slot_dir = NULL;
+    char rel[4200];
+    snprintf(rel, sizeof rel, "%s", a->workdir);
+    t->log_path = strdup(a->log);
+    char *suffix = sched_stage_name(a, "");
+    /* ".../.<final>.rasrun-RUN-aN": keep what follows the project folder and "/." */
+    t->stage_suffix = strdup(suffix + strlen(a->job->project_dir) + 2);
+    free(suffix);
+    char kept[4200];
+    sched_kept_dir(kept, sizeof kept, a);
+    t->kept_dir = strdup(kept);
+    t->plan = strdup(a->job->plan);
+    t->ninputs = sp->ninputs;
+    t->inputs = dupv(sp->inputs, sp->ninputs);
+    t->is_link = calloc((size_t)sp->ninputs + 1, 1);
+    for (int i = 0; i < sp->ninputs; i++)
+        for (int k = 0; k < sp->nlinks; k++)
+            if (strcmp(sp->inputs[i], sp->links[k]) == 0)
+                t->is_link[i] = 1;
+    t->nsteps = sp->nsteps;
+    t->steps = calloc((size_t)sp->nsteps + 1, sizeof *t->steps);
+    for (int s = 0; s < sp->nsteps; s++) {
+        int k = 0;
+        while (sp->steps[s][k])
+            k++;
+        t->steps[s] = dupv(sp->steps[s], k);
+    }
+    t->nenv = sp->nenv;
+    t->env = dupv(sp->env, sp->nenv);
+    t->result_from = strdup(sp->result_from);
+    t->result_to = strdup(sp->result_to);
+    t->ncollect = sp->ncollect;
+    t->collect = dupv(sp->collect, sp->ncollect);
+    t->ngeom = sp->ngeom;
+    t->geom = dupv(sp->geom_files, sp->ngeom);
+    t->kill_grace = w->kill_grace;
+    t->log_fd = -1;
+    t->exit_code = -1;
+    /* Absolute slot folder: resolved by the thread when the home is known. */
+    t->slot_dir = strdup(rel);
+    task **g = realloc(x->made, sizeof *g * (size_t)(x->nmade + 1));
+    if (g) {
+        x->made = g;
+        x->made[x->nmade++] = t;
+    }
+    pthread_mutex_lock(&x->mu);
+    t->next = x->incoming;
+    x->incoming = t;
+    pthread_mutex_unlock(&x->mu);
+    wake(x->wake_thread);
+}
+
+static void sw_cancel(worker *w, attempt *a)
+{
+    sshw *x = w->data;
+    task *t = a->wdata;
+    if (!t)
+        return;
+    pthread_mutex_lock(&x->mu);
+    t->cancel = 1;
+    pthread_mutex_unlock(&x->mu);
+    wake(x->wake_thread);
+}
+
+static void free_task(task *t)
+{
+    free(t->project_dir);
+    free(t->slot_dir);
+    free(t->kept_dir);
+    free(t->log_path);
+    free(t->stage_suffix);
+    free(t->plan);
+    freev(t->inputs, t->ninputs);
+    free(t->is_link);
+    for (int s = 0; s < t->nsteps; s++) {
+        int k = 0;
+        while (t->steps[s] && t->steps[s][k])
+            k++;
+        freev(t->steps[s], k);
+    }
+    free(t->steps);
+    freev(t->env, t->nenv);
+    free(t->result_from);
+    free(t->result_to);
+    freev(t->collect, t->ncollect);
+    freev(t->geom, t->ngeom);
+    for (int i = 0; i < t->nouts; i++) {
+        if (t->outs[i].tmp)
+            unlink(t->outs[i].tmp);
+        free(t->outs[i].tmp);
+        free(t->outs[i].final);
+    }
+    free(t->outs);
+    free(t);
+}
+
+/* The next attempt in the slot empties its folder; a failed attempt's
+ * folder that the run keeps is moved aside on the host. */
+static void sw_release(worker *w, attempt *a, int remove_workdir)
+{
+    sshw *x = w->data;
+    task *t = a->wdata;
+    if (t && !remove_workdir) {
+        struct sbuf b = { 0 };
+        sb_add(&b, "cd && mv ");
+        sb_word(&b, t->slot_dir);
+        sb_add(&b, " ");
+        sb_word(&b, t->kept_dir);
+        chore *c = calloc(1, sizeof *c);
+        if (c && b.p) {
+            c->cmd = b.p;
+            pthread_mutex_lock(&x->mu);
+            c->next = x->chores;
+            x->chores = c;
+            pthread_mutex_unlock(&x->mu);
+            wake(x->wake_thread);
+        } else {
+            free(c);
+            free(b.p);
+        }
+    }
+    if (t)
+        t->a = NULL; /* freed with the worker: the thread is done with it */
+    a->wdata = NULL;
+}
+
+static void sw_close(worker *w)
+{
+    sshw *x = w->data;
+    if (!x || !x->started)
+        return;
+    pthread_mutex_lock(&x->mu);
+    x->stop = 1;
+    pthread_mutex_unlock(&x->mu);
+    wake(x->wake_thread);
+    pthread_join(x->thread, NULL);
+    x->started = 0;
+    if (x->watch >= 0)
+        loop_unwatch(sched_loop(w->s), x->watch);
+    /* Reports that arrived after the run ended are dropped. */
+    while (x->outbox) {
+        msg *m = x->outbox;
+        x->outbox = m->next;
+        free(m);
+    }
+    x->outbox_tail = NULL;
+}
+
+static void sw_destroy(worker *w)
+{
+    sshw *x = w->data;
+    if (!x)
+        return;
+    for (int i = 0; i < x->nmade; i++)
+        free_task(x->made[i]);
+    free(x->made);
+    while (x->orphans) {
+        orphan *o = x->orphans;
+        x->orphans = o->next;
+        free(o->dir);
+        free(o);
+    }
+    while (x->chores) {
+        chore *c = x->chores;
+        x->chores = c->next;
+        free(c->cmd);
+        free(c);
+    }
+    ssh_target_free(&x->target);
+    free(x->workdir);
+    free(x->home);
+    free(x->run_dir_remote);
+    hashcache_free(x->hc);
+    strset_free(x->blobs);
+    if (x->wake_thread >= 0)
+        close(x->wake_thread);
+    if (x->wake_main >= 0)
+        close(x->wake_main);
+    pthread_mutex_destroy(&x->mu);
+    free(x);
+    w->data = NULL;
+}
+
+const worker_ops worker_ssh_ops = {
+    .type = "ssh",
+    .create = sw_create,
+    .open = sw_open,
+    .start = sw_start,
+    .cancel = sw_cancel,
+    .release = sw_release,
+    .tick = NULL,
+    .close = sw_close,
+    .destroy = sw_destroy,
+};

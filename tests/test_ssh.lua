@@ -1,0 +1,325 @@
+-- The SSH worker against real OpenSSH sshd on test hosts in network
+-- namespaces (tests/testhosts.lua). Needs root; skipped with RASRUN_TEST_FAST.
+local lu = require "luaunit"
+local rasrun = require "rasrun"
+local fs = require "rasrun.fs"
+local sys = require "rasrun.sys"
+local json = require "rasrun.json"
+local H = require "helpers"
+local T = require "testhosts"
+
+TestSsh = {}
+
+local env
+
+function TestSsh:setupClass()
+  if H.fast or sys.run({ "id", "-u" }).stdout ~= "0\n" then return end
+  env = T.start(3)
+end
+
+function TestSsh:teardownClass()
+  if env then T.stop(env) end
+  env = nil
+end
+
+function TestSsh:setUp()
+  if not env then lu.skip("needs root for network namespaces (or RASRUN_TEST_FAST=1)") end
+end
+
+function TestSsh:tearDown() H.cleanup() end
+
+local function project(plans)
+  local d = H.tmpdir("ssh")
+  return rasrun.project.open(H.project(d, plans)), d
+end
+
+local function run(pool, prj, opts)
+  opts = opts or {}
+  opts.project = prj
+  opts.run_dir = opts.run_dir or (prj.dir .. "/run-" .. sys.monotonic())
+  return H.run(pool, opts)
+end
+
+local function no_engines_anywhere()
+  for _, h in ipairs(env.hosts) do
+    if #T.engines(h) > 0 then return false end
+  end
+  return true
+end
+
+function TestSsh:test_probe_reports_connection_engine_cores_disk()
+  local rep = rasrun.ssh.probe(T.worker(env, 1))
+  local by = {}
+  for _, c in ipairs(rep.checks) do by[c.name] = c end
+  lu.assertTrue(by.connect.ok, by.connect.detail)
+  lu.assertTrue(by.engine.ok, by.engine.detail)
+  lu.assertEquals(rep.cores, sys.ncpu())
+  lu.assertTrue(rep.free_bytes > 0)
+  local broken = T.worker(env, 1, { engine = { kind = "linux", home = "/nowhere" } })
+  rep = rasrun.ssh.probe(broken)
+  lu.assertStrContains(rep.checks[2].detail, "/nowhere/bin/RasUnsteady: not found on the host")
+end
+
+function TestSsh:test_workers_command_probes_a_recipe()
+  local d = H.tmpdir("ssh")
+  fs.write(d .. "/probe.lua", ([[
+local rasrun = require "rasrun"
+local pool = rasrun.pool {
+  rasrun.worker { type = "ssh", name = "h1", host = %q, user = "root", identity = %q,
+                  known_hosts = %q, workdir = %q, engine = { kind = "linux", home = %q } },
+  rasrun.worker { type = "ssh", name = "nobody", host = %q, user = "root",
+                  identity = %q, known_hosts = %q, connect_timeout = 1,
+                  engine = { kind = "linux", home = "/x" } },
+}
+pool:run { project = "unused.prj" }
+error("not reached")
+]]):format(env.hosts[1].addr, env.key, env.known_hosts, env.hosts[1].work, env.hosts[1].home,
+    T.nobody(env), env.key, env.known_hosts))
+  local r = H.rasrun({ "workers", d .. "/probe.lua" })
+  lu.assertEquals(r.code, 1, r.stderr)
+  lu.assertStrContains(r.stdout, "OK   h1 (ssh, root@" .. env.hosts[1].addr)
+  lu.assertStrContains(r.stdout, "FAIL nobody")
+  lu.assertStrContains(r.stdout, "cannot connect")
+end
+
+function TestSsh:test_key_agent_and_password_authentication()
+  local ssh_c = require "rasrun.ssh_c"
+  local s = rasrun.ssh.settings(T.worker(env, 1))
+  local c = assert(ssh_c.connect(s))
+  local code, out = c:exec("echo hello")
+  lu.assertEquals(code, 0)
+  lu.assertEquals(out, "hello\n")
+  c:close()
+  -- agent
+  local sock = H.tmpdir("agent") .. "/sock"
+  local agent = sys.run({ "ssh-agent", "-a", sock })
+  lu.assertEquals(agent.code, 0, agent.stderr)
+  local agent_pid = tonumber(agent.stdout:match("SSH_AGENT_PID=(%d+)"))
+  local old = os.getenv("SSH_AUTH_SOCK")
+  sys.setenv("SSH_AUTH_SOCK", sock)
+  local added = sys.run({ "ssh-add", env.key }, { env = { SSH_AUTH_SOCK = sock } })
+  lu.assertEquals(added.code, 0, added.stderr)
+  local via_agent = rasrun.ssh.settings(T.worker(env, 1, { identity = false, agent = true }))
+  lu.assertEquals(#via_agent.identities, 0)
+  local ok, err = pcall(function() assert(ssh_c.connect(via_agent)):close() end)
+  sys.setenv("SSH_AUTH_SOCK", old)
+  sys.kill(agent_pid, "TERM")
+  lu.assertTrue(ok, err)
+  -- password from an environment variable, never shown
+  T.add_user(env, "rrtest", "Secr3t-pw")
+  sys.setenv("RR_TEST_PW", "Secr3t-pw")
+  local pw = rasrun.ssh.settings(T.worker(env, 1, { user = "rrtest", identity = false,
+                                                     password_env = "RR_TEST_PW", agent = false }))
+  c = assert(ssh_c.connect(pw))
+  code, out = c:exec("id -un")
+  lu.assertEquals(out, "rrtest\n")
+  c:close()
+  sys.setenv("RR_TEST_PW", "wrong-pw")
+  local bad, msg = ssh_c.connect(pw)
+  lu.assertNil(bad)
+  lu.assertStrContains(msg, "authentication failed: password from RR_TEST_PW (refused)")
+  lu.assertNil(msg:find("wrong-pw", 1, true))
+  sys.setenv("RR_TEST_PW", nil)
+  -- a key the host does not know
+  local wrong = H.tmpdir("key") .. "/wrong"
+  sys.run({ "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", wrong })
+  bad, msg = ssh_c.connect(rasrun.ssh.settings(T.worker(env, 1, { identity = wrong, agent = false })))
+  lu.assertNil(bad)
+  lu.assertStrContains(msg, "ssh h1 (root@" .. env.hosts[1].addr .. "): authentication failed: key "
+    .. wrong .. " (refused)")
+end
+
+function TestSsh:test_host_key_mismatch_is_refused_and_accept_new_records()
+  local ssh_c = require "rasrun.ssh_c"
+  local d = H.tmpdir("kh")
+  -- h2's key written down under h1's address: a mismatch
+  local line = env.hosts[2].host_key_line:gsub("^%S+", env.hosts[1].addr)
+  fs.write(d .. "/wrong_known_hosts", line .. "\n")
+  local c, msg = ssh_c.connect(rasrun.ssh.settings(T.worker(env, 1, { known_hosts = d .. "/wrong_known_hosts" })))
+  lu.assertNil(c)
+  lu.assertStrContains(msg, "host key mismatch for " .. env.hosts[1].addr .. " (ssh-ed25519")
+  lu.assertStrContains(msg, "refusing to connect")
+  -- unknown host, strict: refused
+  c, msg = ssh_c.connect(rasrun.ssh.settings(T.worker(env, 1, { known_hosts = d .. "/empty" })))
+  lu.assertNil(c)
+  lu.assertStrContains(msg, "is not in " .. d .. "/empty")
+  -- accept-new records the key and connects
+  c = assert(ssh_c.connect(rasrun.ssh.settings(T.worker(env, 1, { known_hosts = d .. "/new",
+                                                                    host_key = "accept-new" }))))
+  c:close()
+  lu.assertStrContains(H.read(d .. "/new"), env.hosts[1].addr .. " ssh-ed25519 ")
+  -- and the recorded key is then accepted strictly
+  c = assert(ssh_c.connect(rasrun.ssh.settings(T.worker(env, 1, { known_hosts = d .. "/new" }))))
+  c:close()
+end
+
+function TestSsh:test_ssh_config_is_honoured()
+  local home = H.tmpdir("home")
+  fs.mkdirs(home .. "/.ssh")
+  fs.write(home .. "/.ssh/config", ([[
+Host node1
+    HostName %s
+    User root
+    Port 22
+    IdentityFile %s
+Host *
+    User nobody
+]]):format(env.hosts[1].addr, env.key))
+  local old = os.getenv("HOME")
+  sys.setenv("HOME", home)
+  local ok, s = pcall(rasrun.ssh.settings, T.worker(env, 1, { host = "node1", user = false, identity = false }))
+  sys.setenv("HOME", old)
+  lu.assertTrue(ok, s)
+  lu.assertEquals(s.hostname, env.hosts[1].addr)
+  lu.assertEquals(s.user, "root")
+  lu.assertEquals(s.identities, { env.key })
+  local c = assert(require("rasrun.ssh_c").connect(s))
+  c:close()
+end
+
+function TestSsh:test_heterogeneous_pool_matches_a_local_run()
+  local plans = {}
+  for i = 1, 6 do plans[i] = { title = "p" .. i, seconds = 0.4 } end
+  local prj = project(plans)
+  local local_run = run(rasrun.pool { H.local_worker("here", 2) }, prj, { force = true })
+  lu.assertTrue(local_run.ok)
+  local wsel = {}
+  for _, r in ipairs(local_run.results) do wsel[r.plan] = rasrun.results.max_wsel(r.result, "Sample 2D").wsel end
+  local pool = rasrun.pool { H.local_worker("here", 1), T.worker(env, 1), T.worker(env, 2) }
+  local mixed = run(pool, prj, { force = true })
+  lu.assertTrue(mixed.ok)
+  local on = {}
+  for _, r in ipairs(mixed.results) do
+    on[r.worker] = true
+    lu.assertEquals(rasrun.results.max_wsel(r.result, "Sample 2D").wsel, wsel[r.plan])
+    lu.assertTrue(rasrun.checks.standard {}(r.result).ok)
+    lu.assertStrContains(H.read(r.history[1].log), "Finished Unsteady Flow Simulation")
+  end
+  lu.assertTrue(on.h1 and on.h2, "both SSH hosts ran plans")
+  -- the hosts keep nothing of the run but their file cache
+  for i = 1, 2 do
+    for _, n in ipairs(fs.list(env.hosts[i].work)) do lu.assertEquals(n, ".rasrun-cache") end
+  end
+end
+
+function TestSsh:test_a_second_run_sends_far_fewer_bytes()
+  local plans = {}
+  for i = 1, 4 do plans[i] = { title = "p" .. i, seconds = 0.1 } end
+  local prj = project(plans)
+  local function sent(r)
+    local n = 0
+    for _, res in ipairs(r.results) do
+      for _, h in ipairs(res.history) do n = n + (h.bytes_up or 0) end
+    end
+    return n
+  end
+  local pool = rasrun.pool { T.worker(env, 3) }
+  local first = run(pool, prj, { force = true })
+  lu.assertTrue(first.ok)
+  local second = run(pool, prj, { force = true })
+  lu.assertTrue(second.ok)
+  lu.assertTrue(sent(first) > 4 * 4000, "the first run sends every plan's files: " .. sent(first))
+  lu.assertEquals(sent(second), 0)
+end
+
+function TestSsh:test_unreachable_and_refusing_hosts_cost_a_message_not_a_hang()
+  -- plans long enough for the unreachable host's 1 s connect timeout to pass
+  local prj = project({ { title = "a", seconds = 2 }, { title = "b", seconds = 2 } })
+  local wrong = H.tmpdir("key") .. "/wrong"
+  sys.run({ "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", wrong })
+  local downs = {}
+  local pool = rasrun.pool {
+    T.worker(env, 1, { name = "ghost", host = T.nobody(env), connect_timeout = 1 }),
+    T.worker(env, 2, { name = "locked", identity = wrong, agent = false }),
+    T.worker(env, 3),
+  }
+  local t0 = sys.monotonic()
+  local r = run(pool, prj, { on_event = function(ev)
+    if ev.type == "worker_down" then downs[ev.worker] = ev.reason end
+  end })
+  lu.assertTrue(r.ok)
+  lu.assertTrue(sys.monotonic() - t0 < 20)
+  for _, res in ipairs(r.results) do lu.assertEquals(res.worker, "h3") end
+  lu.assertStrContains(downs.ghost, "cannot connect")
+  lu.assertStrContains(downs.locked, "authentication failed")
+end
+
+function TestSsh:test_remote_failures_are_checked_and_retried()
+  local prj = project({ { title = "crash on h1", mode = "crash@h1", seconds = 0.1 },
+                        { title = "volume", mode = "volume", seconds = 0.1 } })
+  local pool = rasrun.pool { T.worker(env, 1, { slots = 1 }), H.local_worker("here", 1, { tier = 1 }) }
+  local r = run(pool, prj, { retries = 1, plans = { "01" } })
+  local res = r.results[1]
+  lu.assertEquals(res.status, "ok")
+  lu.assertEquals(res.history[1].worker, "h1")
+  lu.assertStrContains(res.history[1].reason, "the engine exited with code 174")
+  lu.assertEquals(res.history[2].worker, "here")
+  r = run(rasrun.pool { T.worker(env, 1) }, prj, { plans = { "02" } })
+  lu.assertEquals(r.results[1].status, "failed")
+  lu.assertStrContains(r.results[1].reason, "volume accounting error 5.3% exceeds 1%")
+end
+
+function TestSsh:test_timeout_kills_the_remote_process_tree()
+  local prj = project({ { title = "hangs", mode = "hang" } })
+  local r = run(rasrun.pool { T.worker(env, 1, { slots = 1 }) }, prj, { timeout = 1.5 })
+  lu.assertEquals(r.results[1].status, "failed")
+  lu.assertStrContains(r.results[1].reason, "timed out")
+  H.wait_for(function() return #T.engines(env.hosts[1]) == 0 end, 10, "the hung engine and its helper to go")
+end
+
+function TestSsh:test_cut_link_moves_plans_and_the_orphan_dies_when_it_returns()
+  local h1 = env.hosts[1]
+  local prj = project({ { title = "hangs on h1 only", mode = "hang@h1", seconds = 6 } })
+  local pool = rasrun.pool { T.worker(env, 1, { slots = 1, keepalive = 1 }),
+                             H.local_worker("here", 1, { tier = 1 }) }
+  local cut_at, failed_at, alive_after_cut, up_again
+  local r = run(pool, prj, { retries = 1, on_event = function(ev)
+    if ev.type == "launched" and ev.worker == "h1" then
+      -- wait until the engine really runs on h1, then cut its link
+      H.wait_for(function() return #T.engines(h1) > 0 end, 10, "the engine on h1")
+      T.cut(h1)
+      cut_at = sys.monotonic()
+    elseif ev.type == "attempt_failed" and ev.worker == "h1" then
+      failed_at = sys.monotonic()
+      alive_after_cut = #T.engines(h1) > 0
+      T.mend(h1)
+    elseif ev.type == "worker_up" and ev.worker == "h1" and failed_at then
+      up_again = sys.monotonic()
+    end
+  end })
+  if cut_at and not failed_at then T.mend(h1) end
+  local res = r.results[1]
+  lu.assertEquals(res.status, "ok")
+  lu.assertEquals(res.history[1].worker, "h1")
+  lu.assertStrContains(res.history[1].reason, "no answer")
+  lu.assertEquals(res.history[2].worker, "here")
+  lu.assertTrue(failed_at - cut_at < 1 * 2 + 3, ("noticed %.1f s after the cut"):format(failed_at - cut_at))
+  lu.assertTrue(alive_after_cut, "the engine outlived the cut link")
+  lu.assertNotNil(up_again, "h1 came back during the run")
+  H.wait_for(function() return #T.engines(h1) == 0 end, 10, "the orphaned engine on h1 to be stopped")
+end
+
+function TestSsh:test_sigint_leaves_no_engine_on_any_host()
+  local _, d = project({ { title = "a", seconds = 60 }, { title = "b", seconds = 60 },
+                         { title = "c", mode = "hang" } })
+  local recipe = d .. "/remote.lua"
+  fs.write(recipe, ([[
+local rasrun = require "rasrun"
+package.path = %q .. "/tests/?.lua;" .. package.path
+local env = { hosts = {}, key = %q, known_hosts = %q }
+env.hosts[1] = { name = "h1", addr = %q, work = %q, home = %q }
+env.hosts[2] = { name = "h2", addr = %q, work = %q, home = %q }
+local T = require "testhosts"
+local pool = rasrun.pool { T.worker(env, 1), T.worker(env, 2) }
+pool:run { project = %q, progress = "plain", run_dir = %q }
+]]):format(H.root, env.key, env.known_hosts, env.hosts[1].addr, env.hosts[1].work, env.hosts[1].home,
+    env.hosts[2].addr, env.hosts[2].work, env.hosts[2].home, d .. "/Sample.prj", d .. "/run"))
+  local pid = assert(H.spawn({ H.bin, "run", recipe }, { stdout = d .. "/out", stderr = d .. "/err" }))
+  H.wait_for(function()
+    return #T.engines(env.hosts[1]) > 0 and #T.engines(env.hosts[2]) > 0
+  end, 30, "engines on both hosts")
+  sys.kill(pid, "INT")
+  lu.assertEquals(sys.wait(pid, 60), 130, H.read(d .. "/err"))
+  H.wait_for(no_engines_anywhere, 15, "no engine left on any host")
+  lu.assertStrContains(H.read(d .. "/err"), "3 cancelled")
+end
