@@ -153,24 +153,44 @@ static int known_type(LIBSSH2_KNOWNHOSTS *kh, const ssh_target *t, int knownhost
     return r == LIBSSH2_KNOWNHOST_CHECK_MISMATCH;
 }
 
+/* Appends the methods of a comma list that this libssh2 supports. */
+static void add_supported(char *pref, size_t n, const char *methods, const char **algs, int nalgs)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", methods);
+    for (char *save = NULL, *m = strtok_r(buf, ",", &save); m; m = strtok_r(NULL, ",", &save))
+        for (int i = 0; i < nalgs; i++)
+            if (strcmp(algs[i], m) == 0) {
+                size_t len = strlen(pref);
+                snprintf(pref + len, n - len, "%s%s", len ? "," : "", m);
+                break;
+            }
+}
+
 /* Like OpenSSH: offer the key types known_hosts has for this host first, so
- * that a host with several keys is checked against the one we know. */
+ * that a host with several keys is checked against the one we know. Only
+ * methods this libssh2 supports are named (libssh2 1.10 strips unknown ones
+ * with an overlapping memcpy). */
 static void prefer_known_types(LIBSSH2_SESSION *s, LIBSSH2_KNOWNHOSTS *kh, const ssh_target *t)
 {
+    const char **algs = NULL;
+    int nalgs = libssh2_session_supported_algs(s, LIBSSH2_METHOD_HOSTKEY, &algs);
+    if (nalgs <= 0)
+        return;
     char pref[512] = "";
     int used[NKEYS] = { 0 };
     for (size_t i = 0; i < NKEYS; i++)
         if (known_type(kh, t, KEYS[i].knownhost_key)) {
             used[i] = 1;
-            snprintf(pref + strlen(pref), sizeof pref - strlen(pref), "%s%s", *pref ? "," : "",
-                     KEYS[i].methods);
+            add_supported(pref, sizeof pref, KEYS[i].methods, algs, nalgs);
         }
-    if (!*pref)
-        return; /* nothing known: libssh2's own order */
-    for (size_t i = 0; i < NKEYS; i++)
-        if (!used[i])
-            snprintf(pref + strlen(pref), sizeof pref - strlen(pref), ",%s", KEYS[i].methods);
-    libssh2_session_method_pref(s, LIBSSH2_METHOD_HOSTKEY, pref);
+    if (*pref) { /* nothing known: libssh2's own order */
+        for (size_t i = 0; i < NKEYS; i++)
+            if (!used[i])
+                add_supported(pref, sizeof pref, KEYS[i].methods, algs, nalgs);
+        libssh2_session_method_pref(s, LIBSSH2_METHOD_HOSTKEY, pref);
+    }
+    libssh2_free(s, algs);
 }
 
 static void fingerprint(LIBSSH2_SESSION *s, char *out, size_t n)
@@ -320,8 +340,10 @@ static int try_key(ssh_conn *c, const ssh_target *t, const char *file, char *tri
     if (rc == LIBSSH2_ERROR_FILE)
         append(tried, n, "%skey %s (cannot be read%s)", *tried ? "; " : "", file,
                pass ? ": wrong passphrase?" : t->passphrase_env ? "" : ": passphrase needed? set passphrase_env");
-    else
+    else if (rc == LIBSSH2_ERROR_AUTHENTICATION_FAILED || rc == LIBSSH2_ERROR_PUBLICKEY_UNVERIFIED)
         append(tried, n, "%skey %s (refused)", *tried ? "; " : "", file);
+    else
+        append(tried, n, "%skey %s (%s)", *tried ? "; " : "", file, ssh_error(c));
     return -1;
 }
 
@@ -419,10 +441,14 @@ void ssh_close(ssh_conn *c)
 {
     if (!c)
         return;
+    if (c->s) {
+        /* In non-blocking mode these calls return EAGAIN and free nothing. */
+        libssh2_session_set_blocking(c->s, 1);
+        libssh2_session_set_timeout(c->s, 2000);
+    }
     if (c->sftp)
         libssh2_sftp_shutdown(c->sftp);
     if (c->s) {
-        libssh2_session_set_timeout(c->s, 2000);
         libssh2_session_disconnect(c->s, "rasrun done");
         libssh2_session_free(c->s);
     }

@@ -39,9 +39,9 @@ MaxSessions 50
 ]]
 
 local function add_host(env, i)
-  local tag = ("rr%d%d"):format(sys.pid() % 10000, i)
-  local h = { name = "h" .. i, ns = tag, veth = tag .. "a", addr = ("10.213.%d.2"):format(i),
-              dir = env.dir .. "/h" .. i }
+  local tag = ("rr%d-%d"):format(sys.pid(), i)
+  local net = ("10.%d.%d"):format(env.octet, i)
+  local h = { name = "h" .. i, ns = tag, veth = tag .. "a", addr = net .. ".2", dir = env.dir .. "/h" .. i }
   h.work, h.home = h.dir .. "/work", h.dir .. "/hecras"
   assert(fs.mkdirs(h.work))
   sh({ "cp", "-a", H.sim("linux"), h.home }, "copying the engine")
@@ -49,7 +49,7 @@ local function add_host(env, i)
   env.namespaces[#env.namespaces + 1] = h.ns
   sh({ "ip", "link", "add", h.veth, "type", "veth", "peer", "name", tag .. "b" })
   sh({ "ip", "link", "set", tag .. "b", "netns", h.ns })
-  sh({ "ip", "addr", "add", ("10.213.%d.1/24"):format(i), "dev", h.veth })
+  sh({ "ip", "addr", "add", net .. ".1/24", "dev", h.veth })
   sh({ "ip", "link", "set", h.veth, "up" })
   sh({ "ip", "netns", "exec", h.ns, "ip", "addr", "add", h.addr .. "/24", "dev", tag .. "b" })
   sh({ "ip", "netns", "exec", h.ns, "ip", "link", "set", tag .. "b", "up" })
@@ -70,9 +70,34 @@ local function add_host(env, i)
   return h
 end
 
+-- Hosts of a test process that died without cleaning up (a crash) would
+-- keep their namespaces, links and sshd: remove those of dead owners.
+local function reap_stale()
+  local links = sys.run({ "ip", "-o", "link", "show" }).stdout
+  for owner, i in links:gmatch("rr(%d+)%-(%d+)a[@:]") do
+    if not sys.alive(tonumber(owner)) then
+      local ns = ("rr%s-%s"):format(owner, i)
+      local r = sys.run({ "ip", "netns", "pids", ns })
+      for pid in (r and r.stdout or ""):gmatch("%d+") do sys.kill(tonumber(pid), "KILL") end
+      sys.run({ "ip", "netns", "del", ns })
+      sys.run({ "ip", "link", "del", ns .. "a" })
+    end
+  end
+  -- an sshd whose namespace lost its name: found by its test folder
+  for _, name in ipairs(fs.list("/proc")) do
+    local pid = tonumber(name)
+    local cmd = pid and fs.read("/proc/" .. name .. "/cmdline")
+    local dir = cmd and cmd:match("sshd%z.-%z%-f%z(/[^%z]*/rasrun%-test%-hosts%-[^/%z]+)/h%d+/sshd_config")
+    if dir and not fs.isdir(dir) then sys.kill(pid, "KILL") end
+  end
+end
+
 function M.start(count)
-  -- not H.tmpdir: the hosts outlive each test's cleanup; stop() removes it
-  local env = { dir = assert(fs.tempdir("rasrun-test-hosts")), hosts = {}, namespaces = {} }
+  reap_stale()
+  -- not H.tmpdir: the hosts outlive each test's cleanup; stop() removes it.
+  -- Each test process gets its own subnet: no clash with another's hosts.
+  local env = { dir = assert(fs.tempdir("rasrun-test-hosts")), hosts = {}, namespaces = {},
+                octet = 100 + sys.pid() % 150 }
   env.key = env.dir .. "/client_key"
   sh({ "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", env.key })
   assert(fs.mkdirs("/run/sshd"))
@@ -92,7 +117,7 @@ end
 
 -- An address on a test host's own link where nothing answers: connecting
 -- to it times out, and no packet leaves the test's network.
-function M.nobody(env) return env.hosts[1].addr:gsub("%.2$", ".77") end
+function M.nobody(env) return (env.hosts[1].addr:gsub("%.2$", ".77")) end
 
 function M.cut(h) sh({ "ip", "link", "set", h.veth, "down" }) end
 function M.mend(h) sh({ "ip", "link", "set", h.veth, "up" }) end
