@@ -8,6 +8,7 @@
  *   c:put(local, remote)  c:get(remote, local)  -> true | nil, msg
  *   c:stat(remote) -> {size=, mtime=} | false (absent) | nil, msg
  *   c:stage_tree(local_dir, remote_dir) -> {files=, uploaded=, bytes=} | nil, msg
+ *       (files whose hash and place match the last staging's manifest are not sent)
  *   c:stats() -> {wire_sent=, wire_received=, file_sent=, file_received=}
  *   c:close()      (also __gc, __close)
  *   ssh_c.kill_script(pid, dir [, grace]) -> the command that stops an engine */
@@ -281,14 +282,6 @@ static int walk(struct walk *w, const char *root, const char *sub)
     return rc;
 }
 
-static void add_blob(void *ud, const char *name, unsigned long long size, double mtime)
-{
-    (void)size;
-    (void)mtime;
-    if (strlen(name) == 64)
-        strset_add(ud, name);
-}
-
 /* The manifest of a staged folder: "<sha256> <relative path>" lines. */
 static strset *read_manifest(ssh_conn *c, const char *remote_dir)
 {
@@ -313,6 +306,9 @@ static strset *read_manifest(ssh_conn *c, const char *remote_dir)
     return m;
 }
 
+/* Brings remote_dir up to date with local_dir: a file whose content (hash)
+ * and place match the manifest of the last staging is not sent again; the
+ * others are uploaded (each atomically). */
 static int stage_tree(uconn *u, const char *local_dir, const char *remote_dir, int *uploaded,
                       unsigned long long *bytes, int *files, char *err, size_t n)
 {
@@ -323,16 +319,8 @@ static int stage_tree(uconn *u, const char *local_dir, const char *remote_dir, i
         return -1;
     }
     *files = w.n;
-    char cache[4200];
-    snprintf(cache, sizeof cache, "%s/../.rasrun-cache", remote_dir);
-    strset *blobs = strset_new(), *manifest = NULL, *dirs = strset_new();
-    rc = ssh_mkdirs(u->c, cache, err, n);
-    if (rc == 0)
-        rc = ssh_list(u->c, cache, add_blob, blobs, err, n);
-    if (rc == 0) {
-        manifest = read_manifest(u->c, remote_dir);
-        rc = ssh_mkdirs(u->c, remote_dir, err, n);
-    }
+    strset *manifest = read_manifest(u->c, remote_dir), *dirs = strset_new();
+    rc = ssh_mkdirs(u->c, remote_dir, err, n);
     struct { char *p; size_t len, cap; } man = { NULL, 0, 0 };
     unsigned long long before = u->c->file_sent;
     for (int i = 0; rc == 0 && i < w.n; i++) {
@@ -343,21 +331,21 @@ static int stage_tree(uconn *u, const char *local_dir, const char *remote_dir, i
         snprintf(line, sizeof line, "%s %s", hex, w.rel[i]);
         size_t ll = strlen(line);
         if (man.len + ll + 2 > man.cap) {
-            man.cap = (man.cap + ll + 2) * 2;
-            man.p = realloc(man.p, man.cap);
+            size_t cap = (man.cap + ll + 2) * 2;
+            char *g = realloc(man.p, cap);
+            if (!g) {
+                rc = -1;
+                snprintf(err, n, "out of memory");
+                break;
+            }
+            man.p = g;
+            man.cap = cap;
         }
         memcpy(man.p + man.len, line, ll);
         man.len += ll;
         man.p[man.len++] = '\n';
         if (strset_has(manifest, line))
-            continue; /* same content at the same place: nothing to do */
-        if (!strset_has(blobs, hex)) {
-            snprintf(remote, sizeof remote, "%s/%s", cache, hex);
-            if ((rc = ssh_put(u->c, local, remote, err, n)) != 0)
-                break;
-            strset_add(blobs, hex);
-            (*uploaded)++;
-        }
+            continue; /* same content at the same place: nothing to send */
         char *slash = strrchr(w.rel[i], '/');
         if (slash) {
             snprintf(remote, sizeof remote, "%s/%.*s", remote_dir, (int)(slash - w.rel[i]), w.rel[i]);
@@ -368,18 +356,9 @@ static int stage_tree(uconn *u, const char *local_dir, const char *remote_dir, i
             }
         }
         snprintf(remote, sizeof remote, "%s/%s", remote_dir, w.rel[i]);
-        libssh2_sftp_unlink(u->c->sftp, remote);
-        char target[8400];
-        int depth = 1;
-        for (const char *p = w.rel[i]; *p; p++)
-            depth += *p == '/';
-        /* a relative link: the tree stays valid wherever the work folder is */
-        int k = 0;
-        for (int d = 0; d < depth; d++)
-            k += snprintf(target + k, sizeof target - (size_t)k, "../");
-        snprintf(target + k, sizeof target - (size_t)k, ".rasrun-cache/%s", hex);
-        if ((rc = ssh_symlink(u->c, target, remote, err, n)) != 0)
+        if ((rc = ssh_put(u->c, local, remote, err, n)) != 0)
             break;
+        (*uploaded)++;
     }
     *bytes = u->c->file_sent - before;
     if (rc == 0) {
@@ -395,7 +374,6 @@ static int stage_tree(uconn *u, const char *local_dir, const char *remote_dir, i
     for (int i = 0; i < w.n; i++)
         free(w.rel[i]);
     free(w.rel);
-    strset_free(blobs);
     strset_free(manifest);
     strset_free(dirs);
     return rc;

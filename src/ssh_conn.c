@@ -601,12 +601,15 @@ int ssh_sftp(ssh_conn *c, char *err, size_t n)
 static const char *sftp_reason(ssh_conn *c)
 {
     unsigned long code = c->sftp ? libssh2_sftp_last_error(c->sftp) : 0;
+    if (libssh2_session_last_errno(c->s) != LIBSSH2_ERROR_SFTP_PROTOCOL)
+        return ssh_error(c);
     switch (code) {
     case LIBSSH2_FX_NO_SUCH_FILE: return "no such file";
     case LIBSSH2_FX_PERMISSION_DENIED: return "permission denied";
     case LIBSSH2_FX_FAILURE: return "failure (disk full, or the file exists?)";
     case LIBSSH2_FX_NO_SPACE_ON_FILESYSTEM: return "no space left";
-    case 0: return ssh_error(c);
+    case LIBSSH2_FX_FILE_ALREADY_EXISTS: return "the file exists";
+    case LIBSSH2_FX_OP_UNSUPPORTED: return "the server does not support this";
     default: return "SFTP error";
     }
 }
@@ -722,17 +725,6 @@ int ssh_stat(ssh_conn *c, const char *remote, unsigned long long *size, double *
     if (mtime)
         *mtime = (double)a.mtime;
     return 1;
-}
-
-int ssh_symlink(ssh_conn *c, const char *target, const char *link, char *err, size_t n)
-{
-    if (ssh_sftp(c, err, n) != 0)
-        return -1;
-    /* OpenSSH's sftp-server takes the two paths in the reverse of the draft's
-     * order; libssh2 sends them as given, so pass them the way it expects. */
-    if (libssh2_sftp_symlink(c->sftp, link, (char *)target) != 0)
-        return say(err, n, "%s: cannot link %s to %s: %s", c->label, link, target, sftp_reason(c));
-    return 0;
 }
 
 int ssh_mkdirs(ssh_conn *c, const char *dir, char *err, size_t n)

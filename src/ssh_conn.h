@@ -56,7 +56,6 @@ int ssh_get(ssh_conn *c, const char *remote, const char *local, char *err, size_
 /* 1 exists (size and mtime filled), 0 absent, -1 error. */
 int ssh_stat(ssh_conn *c, const char *remote, unsigned long long *size, double *mtime, char *err,
              size_t n);
-int ssh_symlink(ssh_conn *c, const char *target, const char *link, char *err, size_t n);
 int ssh_mkdirs(ssh_conn *c, const char *dir, char *err, size_t n);
 /* Calls fn for every regular file in dir (not recursive). */
 typedef void (*ssh_list_fn)(void *ud, const char *name, unsigned long long size, double mtime);

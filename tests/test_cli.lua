@@ -146,6 +146,36 @@ function TestCli:test_recipe_path_and_site_modules()
   lu.assertEquals(r.stdout, "team-pool\n")
 end
 
+function TestCli:test_the_sample_recipe_end_to_end()
+  local d = H.tmpdir("sample")
+  local r = H.rasrun({ "run", "sample", "--dir", d .. "/s", "--slots", "2" },
+    { env = { FAKE_RAS_SECONDS = "0.2" }, timeout = 120 })
+  lu.assertEquals(r.code, 0, r.stderr)
+  lu.assertStrContains(r.stdout, "Writing the sample project into " .. d .. "/s")
+  for i = 1, 4 do lu.assertStrContains(r.stdout, ("PASS %s/s/Sample.p%02d.hdf"):format(d, i)) end
+  lu.assertStrContains(r.stderr, "4 plans: 4 ok, 0 failed, 0 skipped, 0 cancelled")
+  -- a second run skips what is up to date
+  r = H.rasrun({ "run", "sample", "--dir", d .. "/s" }, { timeout = 60 })
+  lu.assertEquals(r.code, 0, r.stderr)
+  lu.assertStrContains(r.stderr, "4 skipped")
+end
+
+function TestCli:test_install_finds_its_modules_without_environment()
+  if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
+  local prefix = H.tmpdir("install")
+  local r = require("rasrun.sys").run({ "make", "-s", "install", "PREFIX=" .. prefix }, { cwd = H.root, timeout = 300 })
+  lu.assertEquals(r.code, 0, r.stderr)
+  local bin = prefix .. "/bin/rasrun"
+  -- from another folder, with a clean environment apart from PATH
+  r = require("rasrun.sys").run({ bin, "check", H.data .. "/rashdf/FLODENCR.p01.hdf" },
+    { cwd = prefix, env = { LUA_PATH = false, LUA_CPATH = false, RASRUN_PATH = false } })
+  lu.assertEquals(r.code, 0, r.stderr)
+  r = require("rasrun.sys").run({ bin, "run", "sample", "--dir", prefix .. "/s" },
+    { cwd = prefix, env = { FAKE_RAS_SECONDS = "0.1" }, timeout = 120 })
+  lu.assertEquals(r.code, 0, r.stderr)
+  lu.assertStrContains(r.stdout, "PASS " .. prefix .. "/s/Sample.p04.hdf")
+end
+
 TestRepl = {}
 
 function TestRepl:test_piped_statements()

@@ -318,6 +318,21 @@ function TestSched:test_workers_from_remote_workers_json()
   end)
 end
 
+function TestSched:test_live_progress_on_a_terminal()
+  if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
+  local d = H.tmpdir("tty")
+  H.project(d, { { title = "a", seconds = 1.5 }, { title = "b", seconds = 1.5 } })
+  -- script(1) gives the run a pseudo-terminal: the live block is drawn there
+  local r = sys.run({ "script", "-qefc", H.bin .. " run " .. H.root .. "/tests/recipes/pool_run.lua " .. d .. " 2",
+                      "/dev/null" }, { env = { TERM = "xterm", RASRUN_TEST_RUNDIR = d .. "/run",
+                                          RASRUN_TEST_PROGRESS = "auto" }, timeout = 60 })
+  lu.assertEquals(r.code, 0, r.stdout)
+  lu.assertStrContains(r.stdout, "\27[")                     -- the block is redrawn in place
+  lu.assertStrMatches(r.stdout, ".*Sample/p01 +here +00:0%d +running.*")
+  lu.assertStrContains(r.stdout, "[0/2 done, 0 failed, 2 running")
+  lu.assertStrContains(r.stdout, "2 plans: 2 ok, 0 failed")
+end
+
 -- ---- the controller as a process: signals, kill, resume ---------------------
 
 local function start_controller(dir, slots, env)

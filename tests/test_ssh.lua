@@ -129,6 +129,50 @@ function TestSsh:test_key_agent_and_password_authentication()
     .. wrong .. " (refused)")
 end
 
+function TestSsh:test_key_with_a_passphrase_from_the_environment()
+  local ssh_c = require "rasrun.ssh_c"
+  local k = H.tmpdir("key") .. "/locked"
+  sys.run({ "ssh-keygen", "-q", "-t", "ed25519", "-N", "open sesame", "-f", k })
+  local auth = env.hosts[1].dir .. "/authorized_keys"
+  local before = H.read(auth)
+  fs.write(auth, before .. H.read(k .. ".pub"))
+  local w = T.worker(env, 1, { identity = k, passphrase_env = "RR_TEST_PASSPHRASE", agent = false })
+  sys.setenv("RR_TEST_PASSPHRASE", "open sesame")
+  local c, err = ssh_c.connect(rasrun.ssh.settings(w))
+  sys.setenv("RR_TEST_PASSPHRASE", "wrong words")
+  local bad, msg = ssh_c.connect(rasrun.ssh.settings(w))
+  sys.setenv("RR_TEST_PASSPHRASE", nil)
+  fs.write(auth, before)
+  lu.assertNotNil(c, err)
+  c:close()
+  lu.assertNil(bad)
+  lu.assertStrContains(msg, "key " .. k .. " (cannot be read: wrong passphrase?)")
+  lu.assertNil(msg:find("wrong words", 1, true))
+end
+
+function TestSsh:test_stage_tree_sends_only_what_changed()
+  local c = assert(rasrun.ssh.connect(T.worker(env, 1)))
+  local src = H.tmpdir("tree")
+  for i = 1, 30 do
+    fs.mkdirs(("%s/d%d"):format(src, i % 3))
+    fs.write(("%s/d%d/f%02d.txt"):format(src, i % 3, i), ("content %d\n"):format(i):rep(100))
+  end
+  local dest = env.hosts[1].work .. "/tree"
+  local first = assert(c:stage_tree(src, dest))
+  lu.assertEquals(first.files, 30)
+  lu.assertEquals(first.uploaded, 30)
+  lu.assertEquals(H.read(dest .. "/d1/f07.txt"), H.read(src .. "/d1/f07.txt"))
+  local again = assert(c:stage_tree(src, dest))
+  lu.assertEquals(again.uploaded, 0)
+  lu.assertEquals(again.bytes, 0)
+  fs.write(src .. "/d2/f05.txt", "changed\n")
+  local third = assert(c:stage_tree(src, dest))
+  lu.assertEquals(third.uploaded, 1)
+  lu.assertEquals(H.read(dest .. "/d2/f05.txt"), "changed\n")
+  c:close()
+  fs.rmtree(dest)
+end
+
 function TestSsh:test_host_key_mismatch_is_refused_and_accept_new_records()
   local ssh_c = require "rasrun.ssh_c"
   local d = H.tmpdir("kh")
@@ -297,6 +341,28 @@ function TestSsh:test_cut_link_moves_plans_and_the_orphan_dies_when_it_returns()
   lu.assertTrue(alive_after_cut, "the engine outlived the cut link")
   lu.assertNotNil(up_again, "h1 came back during the run")
   H.wait_for(function() return #T.engines(h1) == 0 end, 10, "the orphaned engine on h1 to be stopped")
+end
+
+function TestSsh:test_remote_workers_recipe_runs_a_ras_commander_pool()
+  local plans = {}
+  for i = 1, 4 do plans[i] = { title = "p" .. i, seconds = 0.3 } end
+  local _, d = project(plans)
+  local function ssh_entry(i)
+    local h = env.hosts[i]
+    return { name = h.name, worker_type = "ssh", hostname = h.addr, username = "root", key_path = env.key,
+             known_hosts = env.known_hosts, remote_path = h.work, queue_priority = 0, cores_total = 2,
+             cores_per_plan = 1, ras_exe_path = h.home .. "/bin/RasUnsteady", keepalive = 2 }
+  end
+  fs.write(d .. "/RemoteWorkers.json", json.encode({ workers = {
+    ssh_entry(1), ssh_entry(2),
+    { name = "pc-01", worker_type = "psexec", hostname = "pc-01", share_path = "\\\\pc-01\\RasRemote" },
+  } }))
+  local r = H.rasrun({ "run", "remote-workers", d .. "/RemoteWorkers.json", d .. "/Sample.prj" },
+    { timeout = 120 })
+  lu.assertEquals(r.code, 0, r.stderr)
+  lu.assertStrContains(r.stderr, 'skipping worker "pc-01": worker_type "psexec" is not supported by rasrun yet')
+  lu.assertStrMatches(r.stdout, "01 +ok +h%d.*")
+  for i = 1, 4 do lu.assertTrue(rasrun.checks.standard {}(("%s/Sample.p%02d.hdf"):format(d, i)).ok) end
 end
 
 function TestSsh:test_sigint_leaves_no_engine_on_any_host()

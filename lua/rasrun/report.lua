@@ -105,7 +105,7 @@ local function timeline(run)
     for _, a in ipairs(row.bars) do
       local xa, xb = x(a.h.started), x(a.h.ended or a.h.started)
       local status = a.h.status or "failed"
-      out[#out + 1] = ('<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="%s"><title>%s attempt %d: %s, %.1f s%s</title></rect>')
+      out[#out + 1] = ('<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="%s" stroke="#fff"><title>%s attempt %d: %s, %.1f s%s</title></rect>')
         :format(xa, y, math.max(1.5, xb - xa), rowh - 4, COLORS[status] or "#555", esc(a.r.key),
           a.h.attempt, status, (a.h.ended or a.h.started) - a.h.started,
           a.h.reason and (" - " .. esc(a.h.reason)) or "")

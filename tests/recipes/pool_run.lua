@@ -8,6 +8,8 @@ local pool = rasrun.pool {
                   workdir = os.getenv("RASRUN_TEST_WORKDIR"),
                   engine = { kind = "linux", home = assert(rasrun.sim.home("linux")) } },
 }
-local run = pool:run { project = dir .. "/Sample.prj", progress = "plain",
+-- RASRUN_TEST_PROGRESS=auto: the display rasrun picks (live on a terminal)
+local progress = os.getenv("RASRUN_TEST_PROGRESS") ~= "auto" and "plain" or nil
+local run = pool:run { project = dir .. "/Sample.prj", progress = progress,
                        run_dir = os.getenv("RASRUN_TEST_RUNDIR") }
 print("finished", run.ok)

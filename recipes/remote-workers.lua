@@ -1,0 +1,31 @@
+-- Run a project's plans on the workers of a ras-commander RemoteWorkers.json
+-- (local and ssh entries; other worker types are reported and skipped).
+--
+--   rasrun run remote-workers RemoteWorkers.json models/Creek/Creek.prj [PLAN...]
+--
+-- Entries need the engine: ras_exe_path (.../Ras.exe or .../bin/RasUnsteady)
+-- or a rasrun "engine" object; ssh entries may also carry known_hosts,
+-- host_key, keepalive and connect_timeout.
+local rasrun = require "rasrun"
+
+local json_file, prj_path = arg[1], arg[2]
+if not json_file or not prj_path then
+  error("usage: rasrun run remote-workers RemoteWorkers.json PROJECT.prj [PLAN...]", 0)
+end
+local workers, skipped = rasrun.workers_from_json(json_file)
+if #workers == 0 then
+  error(("%s: no usable worker (%d skipped)"):format(json_file, #skipped), 0)
+end
+local plans = nil
+if #arg > 2 then plans = { table.unpack(arg, 3) } end
+
+local run = rasrun.pool(workers):run {
+  project = prj_path,
+  plans = plans,
+  retries = 2,
+  check = rasrun.checks.standard { max_volume_error = 1.0 },
+}
+for _, r in ipairs(run.results) do
+  print(("%-4s %-10s %-12s %d attempt(s) %6.1f s %s"):format(r.plan, r.status, r.worker or "-",
+    r.attempts, r.elapsed, r.reason or ""))
+end
