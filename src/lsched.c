@@ -15,6 +15,7 @@
  *                report, history = { {attempt, worker, status, ...}, ... } } */
 #include "host.h"
 #include "sched_int.h"
+#include "luafield.h"
 
 #include <lauxlib.h>
 #include <stdlib.h>
@@ -29,23 +30,6 @@ static double wall(void)
 }
 
 /* ---- reading tables --------------------------------------------------------- */
-
-static char *field_str(lua_State *L, int t, const char *k, const char *dflt)
-{
-    lua_getfield(L, t, k);
-    const char *v = lua_tostring(L, -1);
-    char *r = v ? strdup(v) : dflt ? strdup(dflt) : NULL;
-    lua_pop(L, 1);
-    return r;
-}
-
-static double field_num(lua_State *L, int t, const char *k, double dflt)
-{
-    lua_getfield(L, t, k);
-    double v = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : dflt;
-    lua_pop(L, 1);
-    return v;
-}
 
 /* Array of strings at t[k] (or at index t itself when k is NULL). */
 static char **strv(lua_State *L, int t, const char *k, int *n)
@@ -139,14 +123,14 @@ static job_spec *read_spec(lua_State *L, int t)
     lua_pop(L, 1);
     lua_getfield(L, t, "result");
     if (lua_istable(L, -1)) {
-        sp->result_from = field_str(L, lua_gettop(L), "from", NULL);
-        sp->result_to = field_str(L, lua_gettop(L), "to", NULL);
+        sp->result_from = lf_str(L, lua_gettop(L), "from", NULL);
+        sp->result_to = lf_str(L, lua_gettop(L), "to", NULL);
     }
     lua_pop(L, 1);
     sp->collect = strv(L, t, "collect", &sp->ncollect);
     lua_getfield(L, t, "geometry");
     if (lua_istable(L, -1)) {
-        sp->geom_key = field_str(L, lua_gettop(L), "key", NULL);
+        sp->geom_key = lf_str(L, lua_gettop(L), "key", NULL);
         sp->geom_files = strv(L, lua_gettop(L), "files", &sp->ngeom);
     }
     lua_pop(L, 1);
@@ -159,7 +143,7 @@ static job_spec *read_spec(lua_State *L, int t)
 
 static int read_worker(sched *s, lua_State *L, int t, int index, char *err, size_t n)
 {
-    char *type = field_str(L, t, "type", "local");
+    char *type = lf_str(L, t, "type", "local");
     const worker_ops *ops = worker_ops_find(type);
     if (!ops) {
         snprintf(err, n, "unknown worker type '%s'", type);
@@ -172,15 +156,15 @@ static int read_worker(sched *s, lua_State *L, int t, int index, char *err, size
     w->ops = ops;
     w->s = s;
     w->index = index;
-    w->name = field_str(L, t, "name", "worker");
-    w->host = field_str(L, t, "host", "localhost");
-    w->slots = (int)field_num(L, t, "slots", 1);
+    w->name = lf_str(L, t, "name", "worker");
+    w->host = lf_str(L, t, "host", "localhost");
+    w->slots = (int)lf_num(L, t, "slots", 1);
     if (w->slots < 1)
         w->slots = 1;
-    w->tier = (int)field_num(L, t, "tier", 0);
-    w->engine = (int)field_num(L, t, "engine", 1) - 1;
-    w->workdir = field_str(L, t, "workdir", "/tmp/rasrun");
-    w->kill_grace = field_num(L, t, "kill_grace", 5);
+    w->tier = (int)lf_num(L, t, "tier", 0);
+    w->engine = (int)lf_num(L, t, "engine", 1) - 1;
+    w->workdir = lf_str(L, t, "workdir", "/tmp/rasrun");
+    w->kill_grace = lf_num(L, t, "kill_grace", 5);
     w->slot_busy = calloc((size_t)w->slots, 1);
     w->state = W_DOWN;
     return ops->create(w, L, t, err, n);
@@ -190,11 +174,11 @@ static int read_job(sched *s, lua_State *L, int t, int index, int nengines)
 {
     job *j = &s->jobs[index];
     j->index = index;
-    j->key = field_str(L, t, "key", "?");
-    j->plan = field_str(L, t, "plan", "?");
-    j->project_dir = field_str(L, t, "project_dir", ".");
-    j->retries = (int)field_num(L, t, "retries", 0);
-    j->timeout = field_num(L, t, "timeout", 0);
+    j->key = lf_str(L, t, "key", "?");
+    j->plan = lf_str(L, t, "plan", "?");
+    j->project_dir = lf_str(L, t, "project_dir", ".");
+    j->retries = (int)lf_num(L, t, "retries", 0);
+    j->timeout = lf_num(L, t, "timeout", 0);
     j->specs = calloc((size_t)nengines + 1, sizeof *j->specs);
     lua_getfield(L, t, "specs");
     for (int e = 0; e < nengines && lua_istable(L, -1); e++) {
@@ -221,7 +205,7 @@ static int read_job(sched *s, lua_State *L, int t, int index, int nengines)
     j->history_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     j->report_ref = LUA_NOREF;
     j->state = J_WAITING;
-    char *why = field_str(L, t, "unrunnable", NULL);
+    char *why = lf_str(L, t, "unrunnable", NULL);
     if (why) {
         j->unrunnable = 1;
         snprintf(j->reason, sizeof j->reason, "%s", why);
@@ -457,19 +441,19 @@ static int l_run(lua_State *L)
     s.L = L;
     s.loop = loop_new();
     s.check_ref = s.event_ref = s.tick_ref = LUA_NOREF;
-    char *v = field_str(L, 1, "run_id", "run");
+    char *v = lf_str(L, 1, "run_id", "run");
     snprintf(s.run_id, sizeof s.run_id, "%s", v);
     free(v);
-    v = field_str(L, 1, "run_dir", ".");
+    v = lf_str(L, 1, "run_dir", ".");
     snprintf(s.run_dir, sizeof s.run_dir, "%s", v);
     free(v);
     lua_getfield(L, 1, "journal");
     if (!lua_isnil(L, -1))
         s.journal = journal_check(L, -1);
     lua_pop(L, 1);
-    s.tick_every = field_num(L, 1, "tick_every", 0.25);
-    s.cancel_wait = field_num(L, 1, "cancel_wait", 20);
-    s.down_grace = field_num(L, 1, "down_grace", 30);
+    s.tick_every = lf_num(L, 1, "tick_every", 0.25);
+    s.cancel_wait = lf_num(L, 1, "cancel_wait", 20);
+    s.down_grace = lf_num(L, 1, "down_grace", 30);
     lua_getfield(L, 1, "keep_scratch");
     s.keep_scratch = lua_toboolean(L, -1);
     lua_pop(L, 1);

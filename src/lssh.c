@@ -16,6 +16,7 @@
 #include "hashcache.h"
 #include "ssh_conn.h"
 #include "ssh_lua.h"
+#include "luafield.h"
 #include "ssh_scripts.h"
 
 #include <lauxlib.h>
@@ -36,32 +37,15 @@ typedef struct {
 
 /* ---- settings ------------------------------------------------------------------- */
 
-static char *opt(lua_State *L, int t, const char *k)
-{
-    lua_getfield(L, t, k);
-    const char *v = lua_tostring(L, -1);
-    char *r = v ? strdup(v) : NULL;
-    lua_pop(L, 1);
-    return r;
-}
-
-static double num(lua_State *L, int t, const char *k, double dflt)
-{
-    lua_getfield(L, t, k);
-    double v = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : dflt;
-    lua_pop(L, 1);
-    return v;
-}
-
 int ssh_target_from_lua(lua_State *L, int idx, ssh_target *t, char *err, size_t n)
 {
     memset(t, 0, sizeof *t);
-    t->name = opt(L, idx, "name");
-    t->host = opt(L, idx, "hostname");
+    t->name = lf_str(L, idx, "name", NULL);
+    t->host = lf_str(L, idx, "hostname", NULL);
     if (!t->host)
-        t->host = opt(L, idx, "host");
-    t->port = (int)num(L, idx, "port", 22);
-    t->user = opt(L, idx, "user");
+        t->host = lf_str(L, idx, "host", NULL);
+    t->port = (int)lf_num(L, idx, "port", 22);
+    t->user = lf_str(L, idx, "user", NULL);
     if (!t->user)
         t->user = strdup(getenv("USER") ? getenv("USER") : "root");
     lua_getfield(L, idx, "identities");
@@ -78,14 +62,14 @@ int ssh_target_from_lua(lua_State *L, int idx, ssh_target *t, char *err, size_t 
     lua_getfield(L, idx, "agent");
     t->agent = lua_toboolean(L, -1);
     lua_pop(L, 1);
-    t->password_env = opt(L, idx, "password_env");
-    t->passphrase_env = opt(L, idx, "passphrase_env");
-    t->known_hosts = opt(L, idx, "known_hosts");
-    char *policy = opt(L, idx, "host_key");
+    t->password_env = lf_str(L, idx, "password_env", NULL);
+    t->passphrase_env = lf_str(L, idx, "passphrase_env", NULL);
+    t->known_hosts = lf_str(L, idx, "known_hosts", NULL);
+    char *policy = lf_str(L, idx, "host_key", NULL);
     t->accept_new = policy && strcmp(policy, "accept-new") == 0;
     free(policy);
-    t->connect_timeout = num(L, idx, "connect_timeout", 10);
-    t->io_timeout = num(L, idx, "io_timeout", 60);
+    t->connect_timeout = lf_num(L, idx, "connect_timeout", 10);
+    t->io_timeout = lf_num(L, idx, "io_timeout", 60);
     if (!t->name)
         t->name = strdup(t->host ? t->host : "?");
     if (!t->host || !t->known_hosts) {

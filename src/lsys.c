@@ -11,6 +11,7 @@
  * env tables map NAME to a string (set) or false (unset). */
 #include "host.h"
 #include "proc.h"
+#include "luafield.h"
 
 #include <lauxlib.h>
 #include <errno.h>
@@ -173,16 +174,6 @@ static const char *opt_str(lua_State *L, int opts, const char *key)
     return s;
 }
 
-static double opt_num(lua_State *L, int opts, const char *key, double dflt)
-{
-    if (lua_isnoneornil(L, opts))
-        return dflt;
-    lua_getfield(L, opts, key);
-    double v = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : dflt;
-    lua_pop(L, 1);
-    return v;
-}
-
 /* ---- run: spawn, feed, capture, wait ------------------------------------- */
 
 struct dynbuf {
@@ -294,7 +285,7 @@ static int l_run(lua_State *L)
         c.input = lua_tolstring(L, -1, &c.inlen); /* kept alive by opts */
     if (opts)
         lua_pop(L, 1);
-    double timeout = opt_num(L, opts, "timeout", 600);
+    double timeout = opts ? lf_num(L, opts, "timeout", 600) : 600;
     char **envp = env_from(L, opts);
 
     int out[2], errp[2], in[2] = { -1, -1 };

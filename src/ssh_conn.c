@@ -16,7 +16,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
-#define CHUNK (2u << 20) /* SFTP calls of this size let libssh2 pipeline packets */
+#define CHUNK (4u << 20) /* SFTP calls of this size let libssh2 pipeline packets */
 
 static double mono(void)
 {
@@ -503,6 +503,21 @@ static int grow_add(struct grow *g, const char *data, size_t len)
     return 0;
 }
 
+/* Appends what one stream of the channel has; returns the bytes read, 0 for
+ * nothing now (EAGAIN), or <0 on an error. */
+static ssize_t read_stream(LIBSSH2_CHANNEL *ch, int stream, struct grow *g, char *buf, size_t n,
+                           int *progress)
+{
+    ssize_t r = libssh2_channel_read_ex(ch, stream, buf, n);
+    if (r == LIBSSH2_ERROR_EAGAIN)
+        return 0;
+    if (r > 0) {
+        grow_add(g, buf, (size_t)r);
+        *progress = 1;
+    }
+    return r;
+}
+
 int ssh_exec(ssh_conn *c, const char *cmd, const char *input, char **out, char **errout,
              int *exit_code, double timeout, char *err, size_t n)
 {
@@ -535,23 +550,13 @@ int ssh_exec(ssh_conn *c, const char *cmd, const char *input, char **out, char *
             if (fed >= inlen && libssh2_channel_send_eof(ch) != LIBSSH2_ERROR_EAGAIN)
                 eof_sent = 1;
         }
-        ssize_t r = libssh2_channel_read(ch, buf, sizeof buf);
-        if (r > 0) {
-            grow_add(&o, buf, (size_t)r);
-            progress = 1;
-        } else if (r < 0 && r != LIBSSH2_ERROR_EAGAIN) {
+        ssize_t r = read_stream(ch, 0, &o, buf, sizeof buf, &progress);
+        ssize_t r2 = r < 0 ? r : read_stream(ch, SSH_EXTENDED_DATA_STDERR, &e, buf, sizeof buf, &progress);
+        if (r < 0 || r2 < 0) {
             rc = -1;
             break;
         }
-        ssize_t r2 = libssh2_channel_read_stderr(ch, buf, sizeof buf);
-        if (r2 > 0) {
-            grow_add(&e, buf, (size_t)r2);
-            progress = 1;
-        } else if (r2 < 0 && r2 != LIBSSH2_ERROR_EAGAIN) {
-            rc = -1;
-            break;
-        }
-        if (libssh2_channel_eof(ch) && r <= 0 && r2 <= 0)
+        if (libssh2_channel_eof(ch) && r == 0 && r2 == 0)
             break;
         if (mono() > deadline) {
             rc = -2;
@@ -614,6 +619,36 @@ static const char *sftp_reason(ssh_conn *c)
     }
 }
 
+/* Writes bytes [off, off + len) of the local file fd into the open handle. */
+static int write_range(ssh_conn *c, LIBSSH2_SFTP_HANDLE *h, int fd, off_t off, off_t len)
+{
+    char *buf = malloc(CHUNK);
+    if (!buf)
+        return -1;
+    libssh2_sftp_seek64(h, (libssh2_uint64_t)off);
+    int rc = 0;
+    while (rc == 0 && len > 0) {
+        ssize_t got = pread(fd, buf, (size_t)(len < (off_t)CHUNK ? len : (off_t)CHUNK), off);
+        if (got <= 0) {
+            rc = -1;
+            break;
+        }
+        for (ssize_t done = 0; done < got;) {
+            ssize_t w = libssh2_sftp_write(h, buf + done, (size_t)(got - done));
+            if (w < 0) {
+                rc = -1;
+                break;
+            }
+            done += w;
+            c->file_sent += (unsigned long long)w;
+        }
+        off += got;
+        len -= got;
+    }
+    free(buf);
+    return rc;
+}
+
 int ssh_put(ssh_conn *c, const char *local, const char *remote, char *err, size_t n)
 {
     if (ssh_sftp(c, err, n) != 0)
@@ -632,21 +667,7 @@ int ssh_put(ssh_conn *c, const char *local, const char *remote, char *err, size_
         close(fd);
         return say(err, n, "%s: cannot write %s: %s", c->label, part, sftp_reason(c));
     }
-    char *buf = malloc(CHUNK);
-    int rc = buf ? 0 : -1;
-    ssize_t got;
-    while (rc == 0 && (got = read(fd, buf, CHUNK)) > 0) {
-        for (ssize_t off = 0; off < got;) {
-            ssize_t w = libssh2_sftp_write(h, buf + off, (size_t)(got - off));
-            if (w < 0) {
-                rc = -1;
-                break;
-            }
-            off += w;
-            c->file_sent += (unsigned long long)w;
-        }
-    }
-    free(buf);
+    int rc = write_range(c, h, fd, 0, st.st_size);
     close(fd);
     LIBSSH2_SFTP_ATTRIBUTES a = { .flags = LIBSSH2_SFTP_ATTR_ACMODTIME,
                                   .atime = (unsigned long)st.st_atime,
@@ -655,8 +676,10 @@ int ssh_put(ssh_conn *c, const char *local, const char *remote, char *err, size_
         rc = -1;
     if (libssh2_sftp_close(h) != 0)
         rc = -1;
-    if (rc != 0)
+    if (rc != 0) {
+        libssh2_sftp_unlink(c->sftp, part);
         return say(err, n, "%s: upload of %s failed: %s", c->label, local, sftp_reason(c));
+    }
     /* SFTP v3 rename refuses an existing target: replace it. */
     libssh2_sftp_unlink(c->sftp, remote);
     if (libssh2_sftp_rename(c->sftp, part, remote) != 0)

@@ -49,7 +49,8 @@ int ssh_exec(ssh_conn *c, const char *cmd, const char *input, char **out, char *
              int *exit_code, double timeout, char *err, size_t n);
 
 /* SFTP. Uploads write to "<remote>.rasrun-part" and rename into place; both
- * directions keep the modification time. */
+ * directions keep the modification time. Requests are CHUNK bytes, so that
+ * libssh2 keeps many SFTP packets in flight. */
 int ssh_sftp(ssh_conn *c, char *err, size_t n);
 int ssh_put(ssh_conn *c, const char *local, const char *remote, char *err, size_t n);
 int ssh_get(ssh_conn *c, const char *remote, const char *local, char *err, size_t n);

@@ -331,24 +331,30 @@ static void absolutize(sshw *x, char **path)
     }
 }
 
+/* Runs a command on the host (takes cmd; output discarded). A session that
+ * fails on the way is lost. Leaves the session blocking. */
+static int host_run(worker *w, char *cmd, double timeout)
+{
+    sshw *x = w->data;
+    char err[1024], *out = NULL, *eo = NULL;
+    int code = 0;
+    libssh2_session_set_blocking(x->c->s, 1);
+    int rc = cmd ? ssh_exec(x->c, cmd, NULL, &out, &eo, &code, timeout, err, sizeof err) : 0;
+    free(cmd);
+    free(out);
+    free(eo);
+    if (rc != 0)
+        lose_connection(w, err);
+    return rc;
+}
+
 static void kill_orphans(worker *w)
 {
     sshw *x = w->data;
     while (x->orphans && conn_ok(x)) {
         orphan *o = x->orphans;
-        char *script = ssh_kill_script(o->pid, o->dir, w->kill_grace);
-        char *out = NULL, *err_out = NULL, err[512];
-        int code = 0;
-        int rc = script ? ssh_exec(x->c, script, NULL, &out, &err_out, &code, 30 + w->kill_grace, err,
-                                   sizeof err)
-                        : 0;
-        free(script);
-        free(out);
-        free(err_out);
-        if (rc != 0) {
-            lose_connection(w, err);
+        if (host_run(w, ssh_kill_script(o->pid, o->dir, w->kill_grace), 30 + w->kill_grace) != 0)
             return;
-        }
         x->orphans = o->next;
         free(o->dir);
         free(o);
@@ -672,17 +678,7 @@ static void cancel_task(worker *w, task *t)
     if (t->phase != T_RUNNING || t->pid <= 0)
         return; /* launched, pid not known yet: tried again next round */
     t->killed = 1;
-    char *script = ssh_kill_script(t->pid, t->slot_dir, t->kill_grace);
-    char err[1024], *out = NULL, *eo = NULL;
-    int code = 0;
-    libssh2_session_set_blocking(x->c->s, 1);
-    int rc = ssh_exec(x->c, script, NULL, &out, &eo, &code, 30 + w->kill_grace, err, sizeof err);
-    free(script);
-    free(out);
-    free(eo);
-    if (rc != 0)
-        lose_connection(w, err);
-    else
+    if (host_run(w, ssh_kill_script(t->pid, t->slot_dir, t->kill_grace), 30 + t->kill_grace) == 0)
         libssh2_session_set_blocking(x->c->s, 0);
 }
 
@@ -763,16 +759,10 @@ static void run_chores(worker *w)
     pthread_mutex_unlock(&x->mu);
     while (c) {
         chore *next = c->next;
-        if (conn_ok(x)) {
-            char err[512], *out = NULL, *eo = NULL;
-            int code;
-            libssh2_session_set_blocking(x->c->s, 1);
-            if (ssh_exec(x->c, c->cmd, NULL, &out, &eo, &code, 60, err, sizeof err) != 0)
-                lose_connection(w, err);
-            free(out);
-            free(eo);
-        }
-        free(c->cmd);
+        if (conn_ok(x))
+            host_run(w, c->cmd, 60);
+        else
+            free(c->cmd);
         free(c);
         c = next;
     }
@@ -846,16 +836,10 @@ static void *thread_main(void *arg)
         try_connect(w);
     }
     if (conn_ok(x) && x->run_dir_remote) {
-        libssh2_session_set_blocking(x->c->s, 1);
         struct sbuf b = { 0 };
         sb_add(&b, "rm -rf ");
         sb_word(&b, x->run_dir_remote);
-        char err[512], *out = NULL, *eo = NULL;
-        int code;
-        ssh_exec(x->c, b.p, NULL, &out, &eo, &code, 60, err, sizeof err);
-        free(b.p);
-        free(out);
-        free(eo);
+        host_run(w, b.p, 60);
     }
     if (x->c) {
         ssh_close(x->c);

@@ -100,6 +100,20 @@ function H.result(run, plan)
   error("no result for plan " .. plan)
 end
 
+-- Live processes whose executable lies under the folder (engines of an install).
+function H.processes_under(dir)
+  local found = {}
+  for _, name in ipairs(fs.list("/proc")) do
+    if name:match("^%d+$") then
+      local exe = fs.readlink("/proc/" .. name .. "/exe")
+      if exe and exe:find(dir, 1, true) and sys.alive(tonumber(name)) then
+        found[#found + 1] = tonumber(name)
+      end
+    end
+  end
+  return found
+end
+
 function H.need_root()
   if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
   local r = sys.run({ "id", "-u" })

@@ -10,20 +10,8 @@ TestSched = {}
 
 function TestSched:tearDown() H.cleanup() end
 
--- Processes running a simulated engine binary (by /proc/PID/exe).
-local function engines_alive()
-  local found = {}
-  local sim = H.sim()
-  for _, name in ipairs(fs.list("/proc")) do
-    if name:match("^%d+$") then
-      local exe = fs.readlink("/proc/" .. name .. "/exe")
-      if exe and exe:find(sim, 1, true) and sys.alive(tonumber(name)) then
-        found[#found + 1] = tonumber(name)
-      end
-    end
-  end
-  return found
-end
+-- Processes running a simulated engine binary.
+local function engines_alive() return H.processes_under(H.sim()) end
 
 local function pool_of(...)
   return rasrun.pool { ... }

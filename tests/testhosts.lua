@@ -154,18 +154,7 @@ function M.add_user(env, name, password)
 end
 
 -- Processes running an engine from this host's install.
-function M.engines(h)
-  local found = {}
-  for _, name in ipairs(fs.list("/proc")) do
-    if name:match("^%d+$") then
-      local exe = fs.readlink("/proc/" .. name .. "/exe")
-      if exe and exe:find(h.home, 1, true) and sys.alive(tonumber(name)) then
-        found[#found + 1] = tonumber(name)
-      end
-    end
-  end
-  return found
-end
+function M.engines(h) return H.processes_under(h.home) end
 
 function M.worker(env, i, extra)
   local h = env.hosts[i]
