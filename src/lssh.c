@@ -123,7 +123,7 @@ static int l_connect(lua_State *L)
     u->c = NULL;
     u->hc = NULL;
     luaL_setmetatable(L, CONN_MT);
-    u->c = ssh_connect(&t, err, sizeof err);
+    u->c = ssh_connect(&t, NULL, err, sizeof err);
     ssh_target_free(&t);
     if (!u->c)
         return failure(L, err);

@@ -381,8 +381,12 @@ static int authenticate(ssh_conn *c, const ssh_target *t, char *err, size_t n)
 
 /* ---- connect / close ---------------------------------------------------------- */
 
-ssh_conn *ssh_connect(const ssh_target *t, char *err, size_t n)
+ssh_conn *ssh_connect(const ssh_target *t, int *refused, char *err, size_t n)
 {
+    int dummy;
+    if (!refused)
+        refused = &dummy;
+    *refused = 0;
     ssh_conn *c = calloc(1, sizeof *c);
     if (!c) {
         say(err, n, "out of memory");
@@ -429,6 +433,7 @@ ssh_conn *ssh_connect(const ssh_target *t, char *err, size_t n)
     if (kh)
         libssh2_knownhost_free(kh);
     if (bad || authenticate(c, t, err, n) != 0) {
+        *refused = 1;
         ssh_close(c);
         return NULL;
     }
@@ -455,6 +460,23 @@ void ssh_close(ssh_conn *c)
     if (c->sock >= 0)
         close(c->sock);
     free(c);
+}
+
+int ssh_broken(ssh_conn *c)
+{
+    switch (libssh2_session_last_errno(c->s)) {
+    case LIBSSH2_ERROR_SOCKET_SEND:
+    case LIBSSH2_ERROR_SOCKET_RECV:
+    case LIBSSH2_ERROR_SOCKET_DISCONNECT:
+    case LIBSSH2_ERROR_SOCKET_TIMEOUT:
+    case LIBSSH2_ERROR_TIMEOUT:
+    case LIBSSH2_ERROR_DECRYPT:
+    case LIBSSH2_ERROR_INVALID_MAC:
+    case LIBSSH2_ERROR_CHANNEL_FAILURE:
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 int ssh_keepalive(ssh_conn *c)

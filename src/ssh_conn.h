@@ -39,7 +39,10 @@ typedef struct ssh_conn {
     double io_timeout;
 } ssh_conn;
 
-ssh_conn *ssh_connect(const ssh_target *t, char *err, size_t n);
+/* Connects, checks the host key, authenticates. On failure *refused (when
+ * given) says whether the host refused us (host key, authentication):
+ * retrying cannot help then, unlike a host that did not answer. */
+ssh_conn *ssh_connect(const ssh_target *t, int *refused, char *err, size_t n);
 void ssh_close(ssh_conn *c);
 
 /* Runs cmd (through the login shell), feeding input (may be NULL); collects
@@ -61,6 +64,10 @@ int ssh_mkdirs(ssh_conn *c, const char *dir, char *err, size_t n);
 /* Calls fn for every regular file in dir (not recursive). */
 typedef void (*ssh_list_fn)(void *ud, const char *name, unsigned long long size, double mtime);
 int ssh_list(ssh_conn *c, const char *dir, ssh_list_fn fn, void *ud, char *err, size_t n);
+
+/* After a failed call: is the connection itself gone (socket error, time
+ * out), rather than one request refused (no such file, permission)? */
+int ssh_broken(ssh_conn *c);
 
 /* Sends a keepalive when one is due; returns -1 when the session failed. */
 int ssh_keepalive(ssh_conn *c);

@@ -41,13 +41,16 @@ char *ssh_kill_script(long pid, const char *dir, double grace)
     struct sbuf b = { 0 };
     sb_add(&b, "P=%ld\nD=", pid);
     sb_word(&b, dir);
-    sb_add(&b, "\n[ \"$(readlink /proc/$P/cwd 2>/dev/null)\" = \"$D\" ] || exit 0\n"
+    /* /proc/P/cwd is the fully resolved path: compare it with D resolved */
+    sb_add(&b, "\nR=$(cd \"$D\" 2>/dev/null && pwd -P) || exit 0\n"
+               "[ \"$(readlink /proc/$P/cwd 2>/dev/null)\" = \"$R\" ] || exit 0\n"
                "tree() { for c in $(ps -o pid= --ppid \"$1\" 2>/dev/null); do tree \"$c\"; done; "
                "echo \"$1\"; }\n"
                "all=$(tree $P)\n"
                "kill -TERM -- -$P 2>/dev/null; for p in $all; do kill -TERM $p 2>/dev/null; done\n"
                "sleep %.1f\n"
                "kill -KILL -- -$P 2>/dev/null; for p in $all; do kill -KILL $p 2>/dev/null; done\n"
+               "echo stopped\n"
                "exit 0\n", grace > 0 ? grace : 0);
     return b.p;
 }

@@ -15,7 +15,8 @@ void sb_word(struct sbuf *b, const char *w);
 
 /* Kills the process group led by pid and every descendant that left it
  * (TERM, then KILL after grace seconds), only while the leader still works
- * in dir: a reused pid is never hit. Caller frees. */
+ * in dir: a reused pid is never hit. Prints "stopped" when it found the
+ * engine. Caller frees. */
 char *ssh_kill_script(long pid, const char *dir, double grace);
 
 #endif

@@ -17,8 +17,9 @@
  *              channel closes
  *   cancel     kills the engine's process group and every descendant
  *   stage out  outputs come back by SFTP into temporary names in the project
- * A link that stops answering for keepalive seconds (plus as many again) is
- * declared lost: its attempts fail (and are retried elsewhere), the thread
+ * A link that stops answering for the keepalive interval plus as much again
+ * (libssh2's interval is at least 2 s) is declared lost: its attempts fail
+ * (and are retried elsewhere), the thread
  * reconnects in the background, and kills what the lost attempts left
  * running once the host answers again. */
 #include "sched.h"
@@ -252,8 +253,6 @@ static char *remote_path(sshw *x, const char *rel)
     return p;
 }
 
-
-
 /* The launch command: prepare the slot folder from the cache, write the
  * steps, start them in their own session, stream the log, report the exit.
  * Markers go to stderr: "rasrun-pid PID EPOCH TZ", "rasrun-exit CODE". */
@@ -319,6 +318,20 @@ static void lose_connection(worker *w, const char *why);
 
 static int conn_ok(sshw *x) { return x->c != NULL; }
 
+/* libssh2 sends keepalives at most every 2 s (it treats 1 as 2). */
+static double keepalive_interval(sshw *x)
+{
+    double k = x->keepalive > 0 ? x->keepalive : 15;
+    return k < 2 ? 2 : (double)(long)(k + 0.5);
+}
+
+/* A link silent this long is lost: one interval for the keepalive to go out,
+ * as much again (at least 2 s) for the answer to come back. */
+static double silence_limit(sshw *x)
+{
+    return 2 * keepalive_interval(x);
+}
+
 /* Makes a path under the login home absolute (the home is known once connected). */
 static void absolutize(sshw *x, char **path)
 {
@@ -343,7 +356,7 @@ static int host_run(worker *w, char *cmd, double timeout)
     free(cmd);
     free(out);
     free(eo);
-    if (rc != 0)
+    if (rc != 0 && ssh_broken(x->c))
         lose_connection(w, err);
     return rc;
 }
@@ -368,7 +381,8 @@ static void try_connect(worker *w)
     if (x->auth_failed || now < x->next_connect)
         return;
     char err[1024] = "";
-    ssh_conn *c = ssh_connect(&x->target, err, sizeof err);
+    int refused = 0;
+    ssh_conn *c = ssh_connect(&x->target, &refused, err, sizeof err);
     if (c && !x->home) {
         /* The login home makes relative work folders absolute. */
         char *out = NULL;
@@ -385,13 +399,11 @@ static void try_connect(worker *w)
     if (!c) {
         x->backoff = x->backoff ? (x->backoff * 2 > 10 ? 10 : x->backoff * 2) : 1;
         x->next_connect = now + x->backoff;
-        if (strstr(err, "authentication failed") || strstr(err, "host key mismatch") ||
-            strstr(err, "is not in "))
-            x->auth_failed = 1; /* retrying cannot help */
+        x->auth_failed = refused; /* a refusal is final: retrying cannot help */
         post(w, M_DOWN, NULL, "%s", err);
         return;
     }
-    libssh2_keepalive_config(c->s, 1, (unsigned)(x->keepalive > 1 ? x->keepalive : 1));
+    libssh2_keepalive_config(c->s, 1, (unsigned)keepalive_interval(x));
     x->c = c;
     x->backoff = 0;
     x->blobs_listed = 0;
@@ -490,6 +502,10 @@ static void start_task(worker *w, task *t)
     }
     if (rc != 0) {
         free(hexes);
+        if (!ssh_broken(x->c)) { /* the host refused a request: this attempt fails */
+            fail_task(w, t, "staging in to %s: %s", w->host, err);
+            return;
+        }
         fail_task(w, t, "lost the connection to %s while staging in: %s", w->host, err);
         lose_connection(w, err);
         return;
@@ -582,8 +598,10 @@ static void stage_out(worker *w, task *t)
     char err[1024];
     struct outlist ol = { t, NULL, 0, 0 };
     if (ssh_list(x->c, t->slot_dir, add_candidate, &ol, err, sizeof err) != 0) {
+        freev(ol.names, ol.n);
         fail_task(w, t, "staging out: %s", err);
-        lose_connection(w, err);
+        if (ssh_broken(x->c))
+            lose_connection(w, err);
         return;
     }
     for (int i = 0; i < ol.n; i++) {
@@ -814,12 +832,12 @@ static void *thread_main(void *arg)
             if (now >= next_keepalive) {
                 libssh2_session_set_blocking(x->c->s, 0);
                 ssh_keepalive(x->c);
-                next_keepalive = now + (x->keepalive > 0 ? x->keepalive : 15) / 2;
+                next_keepalive = now + 0.5;
             }
-            if (now - x->c->last_rx > 2 * x->keepalive) {
+            if (now - x->c->last_rx > silence_limit(x)) {
                 char why[128];
                 snprintf(why, sizeof why, "no answer for %.0f s (keepalive %g s)", now - x->c->last_rx,
-                         x->keepalive);
+                         keepalive_interval(x));
                 lose_connection(w, why);
                 running = 0;
             }

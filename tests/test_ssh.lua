@@ -303,6 +303,15 @@ function TestSsh:test_remote_failures_are_checked_and_retried()
   lu.assertStrContains(r.results[1].reason, "volume accounting error 5.3% exceeds 1%")
 end
 
+function TestSsh:test_a_quiet_engine_on_a_healthy_link_is_not_lost()
+  -- 9 s in four steps: over 2 s without a byte from the engine, longer than
+  -- libssh2's shortest keepalive interval
+  local prj = project({ { title = "quiet", seconds = 9 } })
+  local r = run(rasrun.pool { T.worker(env, 1, { keepalive = 1 }) }, prj)
+  lu.assertEquals(r.results[1].status, "ok", r.results[1].reason)
+  lu.assertEquals(r.results[1].attempts, 1)
+end
+
 function TestSsh:test_timeout_kills_the_remote_process_tree()
   local prj = project({ { title = "hangs", mode = "hang" } })
   local r = run(rasrun.pool { T.worker(env, 1, { slots = 1 }) }, prj, { timeout = 1.5 })
@@ -337,7 +346,8 @@ function TestSsh:test_cut_link_moves_plans_and_the_orphan_dies_when_it_returns()
   lu.assertEquals(res.history[1].worker, "h1")
   lu.assertStrContains(res.history[1].reason, "no answer")
   lu.assertEquals(res.history[2].worker, "here")
-  lu.assertTrue(failed_at - cut_at < 1 * 2 + 3, ("noticed %.1f s after the cut"):format(failed_at - cut_at))
+  -- keepalive 1 s: libssh2 sends every 2 s, so the link is lost after 4 s silent
+  lu.assertTrue(failed_at - cut_at < 4 + 2, ("noticed %.1f s after the cut"):format(failed_at - cut_at))
   lu.assertTrue(alive_after_cut, "the engine outlived the cut link")
   lu.assertNotNil(up_again, "h1 came back during the run")
   H.wait_for(function() return #T.engines(h1) == 0 end, 10, "the orphaned engine on h1 to be stopped")
@@ -365,22 +375,32 @@ function TestSsh:test_remote_workers_recipe_runs_a_ras_commander_pool()
   for i = 1, 4 do lu.assertTrue(rasrun.checks.standard {}(("%s/Sample.p%02d.hdf"):format(d, i)).ok) end
 end
 
+-- A recipe file running the project on the test hosts' workers (for tests
+-- that signal or kill the controller).
+local function remote_recipe(d, hosts)
+  local lines = { "local rasrun = require 'rasrun'",
+    ("package.path = %q .. '/tests/?.lua;' .. package.path"):format(H.root),
+    ("local env = { hosts = {}, key = %q, known_hosts = %q }"):format(env.key, env.known_hosts) }
+  local workers = {}
+  for _, i in ipairs(hosts) do
+    local h = env.hosts[i]
+    lines[#lines + 1] = ("env.hosts[%d] = { name = %q, addr = %q, work = %q, home = %q }")
+      :format(i, h.name, h.addr, h.work, h.home)
+    workers[#workers + 1] = ("T.worker(env, %d)"):format(i)
+  end
+  lines[#lines + 1] = "local T = require 'testhosts'"
+  lines[#lines + 1] = ("local pool = rasrun.pool { %s }"):format(table.concat(workers, ", "))
+  lines[#lines + 1] = ("pool:run { project = %q, progress = 'plain', run_dir = %q }")
+    :format(d .. "/Sample.prj", d .. "/run")
+  fs.write(d .. "/remote.lua", table.concat(lines, "\n") .. "\n")
+  return d .. "/remote.lua"
+end
+
 function TestSsh:test_sigint_leaves_no_engine_on_any_host()
   local _, d = project({ { title = "a", seconds = 60 }, { title = "b", seconds = 60 },
                          { title = "c", mode = "hang" } })
-  local recipe = d .. "/remote.lua"
-  fs.write(recipe, ([[
-local rasrun = require "rasrun"
-package.path = %q .. "/tests/?.lua;" .. package.path
-local env = { hosts = {}, key = %q, known_hosts = %q }
-env.hosts[1] = { name = "h1", addr = %q, work = %q, home = %q }
-env.hosts[2] = { name = "h2", addr = %q, work = %q, home = %q }
-local T = require "testhosts"
-local pool = rasrun.pool { T.worker(env, 1), T.worker(env, 2) }
-pool:run { project = %q, progress = "plain", run_dir = %q }
-]]):format(H.root, env.key, env.known_hosts, env.hosts[1].addr, env.hosts[1].work, env.hosts[1].home,
-    env.hosts[2].addr, env.hosts[2].work, env.hosts[2].home, d .. "/Sample.prj", d .. "/run"))
-  local pid = assert(H.spawn({ H.bin, "run", recipe }, { stdout = d .. "/out", stderr = d .. "/err" }))
+  local pid = assert(H.spawn({ H.bin, "run", remote_recipe(d, { 1, 2 }) },
+    { stdout = d .. "/out", stderr = d .. "/err" }))
   H.wait_for(function()
     return #T.engines(env.hosts[1]) > 0 and #T.engines(env.hosts[2]) > 0
   end, 30, "engines on both hosts")
@@ -388,4 +408,28 @@ pool:run { project = %q, progress = "plain", run_dir = %q }
   lu.assertEquals(sys.wait(pid, 60), 130, H.read(d .. "/err"))
   H.wait_for(no_engines_anywhere, 15, "no engine left on any host")
   lu.assertStrContains(H.read(d .. "/err"), "3 cancelled")
+end
+
+function TestSsh:test_sigkill_stops_remote_engines_and_resume_finishes()
+  local _, d = project({ { title = "quick", seconds = 0.2 }, { title = "quick too", seconds = 0.2 },
+                         { title = "slow", seconds = 60 }, { title = "slower", seconds = 60 } })
+  local recipe = remote_recipe(d, { 1 })
+  local pid = assert(H.spawn({ H.bin, "run", recipe }, { stdout = d .. "/out", stderr = d .. "/err" }))
+  local function count(ev)
+    local ok, entries = pcall(H.journal, d .. "/run")
+    local n = 0
+    for _, e in ipairs(ok and entries or {}) do if e.ev == ev then n = n + 1 end end
+    return n
+  end
+  H.wait_for(function() return count("done") == 2 and count("launched") == 4 end, 30,
+    "two plans done and two running on h1")
+  H.wait_for(function() return #T.engines(env.hosts[1]) == 2 end, 10, "two engines on h1")
+  sys.kill(pid, "KILL")
+  sys.wait(pid, 10)
+  -- the dead controller's connection closes: the watchdogs on h1 stop the engines
+  H.wait_for(function() return #T.engines(env.hosts[1]) == 0 end, 15, "the engines on h1 to stop")
+  local r = H.rasrun({ "resume", d .. "/run" }, { env = { FAKE_RAS_SECONDS = "0.2" }, timeout = 120 })
+  lu.assertEquals(r.code, 0, r.stderr)
+  lu.assertStrContains(r.stderr, "resuming run run")
+  for i = 1, 4 do lu.assertTrue(rasrun.checks.standard {}(("%s/Sample.p%02d.hdf"):format(d, i)).ok) end
 end

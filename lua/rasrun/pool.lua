@@ -303,19 +303,25 @@ end
 
 -- Engines of the killed controller keep running: stop those on this machine
 -- (identified by pid and start time, so a reused pid is left alone) and
--- remove their work folders. Remote ones are handled by their worker types.
-local function stop_orphans(orphans, say)
-  local host = sys.hostname()
+-- remove their work folders. Whether an engine ran here or on an SSH host
+-- is the type of the worker that ran it; those go to their worker type.
+local function stop_orphans(orphans, workers, say)
+  local by_name = {}
+  for _, w in ipairs(workers) do by_name[w.name] = w end
   local remote = {}
   for _, e in ipairs(orphans) do
-    if e.host == host or e.host == "localhost" then
+    local w = by_name[e.worker]
+    if w and w.type == "ssh" then
+      remote[#remote + 1] = e
+    elseif w or e.host == sys.hostname() then
       if e.pid and sys.alive(e.pid) and sys.starttime(e.pid) == e.starttime then
         say(("stopping engine pid %d of plan %s left by the interrupted run"):format(e.pid, e.plan))
         sys.kill_tree(e.pid, "KILL")
       end
-      if e.workdir then fs.rmtree(e.workdir) end
+      if e.workdir and e.workdir:sub(1, 1) == "/" then fs.rmtree(e.workdir) end
     else
-      remote[#remote + 1] = e
+      say(("cannot stop the engine of plan %s on worker %s: the worker is not in this pool")
+        :format(e.plan, tostring(e.worker)))
     end
   end
   return remote
@@ -423,7 +429,7 @@ function Pool:run(opts)
   if resume_dir then
     local orphans
     resumed, orphans = read_resume(resume_dir)
-    remote_orphans = stop_orphans(orphans, say)
+    remote_orphans = stop_orphans(orphans, self.workers, say)
   end
 
   local run_id = resume_dir and path.basename(resume_dir) or new_run_id()

@@ -97,13 +97,18 @@ function M.stop_orphans(workers, orphans, say)
           say(("cannot reach %s to stop %d engine(s) left by the interrupted run: %s"):format(w.name, #mine, err))
         else
           for _, e in ipairs(mine) do
-            say(("stopping engine pid %d of plan %s on %s, left by the interrupted run"):format(e.pid, e.plan, w.name))
             local dir = e.workdir
             if dir:sub(1, 1) ~= "/" then
               local _, home = c:exec("pwd")
               dir = (home or ""):gsub("\n$", "") .. "/" .. dir
             end
-            c:exec(ssh_c.kill_script(e.pid, dir, w.kill_grace or 5), nil, 60)
+            -- Usually gone already: when the controller died its channel
+            -- closed, and the engine's watchdog on the host stopped it.
+            local _, out = c:exec(ssh_c.kill_script(e.pid, dir, w.kill_grace or 5), nil, 60)
+            if out and out:find("stopped", 1, true) then
+              say(("stopped engine pid %d of plan %s on %s, left by the interrupted run")
+                :format(e.pid, e.plan, w.name))
+            end
             c:exec("rm -rf " .. path.shell_quote(dir), nil, 60)
           end
           c:close()
