@@ -74,11 +74,16 @@ static void safe_name(char *out, size_t n, const char *key)
     out[i] = 0;
 }
 
+void sched_stage_suffix(attempt *a, char *out, size_t n)
+{
+    snprintf(out, n, ".rasrun-%s-a%d", a->w->s->run_id, a->number);
+}
+
 char *sched_stage_name(attempt *a, const char *final_name)
 {
-    char *p = NULL;
-    if (asprintf(&p, "%s/.%s.rasrun-%s-a%d", a->job->project_dir, final_name, a->w->s->run_id,
-                 a->number) < 0)
+    char suffix[128], *p = NULL;
+    sched_stage_suffix(a, suffix, sizeof suffix);
+    if (asprintf(&p, "%s/.%s%s", a->job->project_dir, final_name, suffix) < 0)
         return NULL;
     return p;
 }

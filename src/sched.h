@@ -170,8 +170,10 @@ void sched_worker_state(worker *w, enum worker_state st, const char *reason);
 void sched_slot_dir(char *out, size_t n, worker *w, int slot);
 void sched_kept_dir(char *out, size_t n, attempt *a);
 
-/* A temporary file name in the project folder for a staged-out file. */
+/* A temporary file name in the project folder for a staged-out file:
+ * "<project>/.<final name><suffix>", the suffix naming the run and attempt. */
 char *sched_stage_name(attempt *a, const char *final_name);
+void sched_stage_suffix(attempt *a, char *out, size_t n);
 /* Records a staged-out file on the attempt (takes ownership of tmp). */
 void sched_add_output(attempt *a, char *tmp, const char *final_name, int kind);
 enum { OUT_RESULT, OUT_COLLECT, OUT_GEOM };

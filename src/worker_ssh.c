@@ -917,16 +917,13 @@ static void sw_start(worker *w, attempt *a)
     t->a = a;
     a->wdata = t;
     t->project_dir = strdup(a->job->project_dir);
-    /* Slot folders from the scheduler are relative to the login home unless
-     * the work folder is absolute; the thread resolves the home. */
-    t->slot_dir = NULL;
-    char rel[4200];
-    snprintf(rel, sizeof rel, "%s", a->workdir);
+    /* Relative to the login home unless the work folder is absolute: the
+     * thread makes it absolute once it knows the home. */
+    t->slot_dir = strdup(a->workdir);
     t->log_path = strdup(a->log);
-    char *suffix = sched_stage_name(a, "");
-    /* ".../.<final>.rasrun-RUN-aN": keep what follows the project folder and "/." */
-    t->stage_suffix = strdup(suffix + strlen(a->job->project_dir) + 2);
-    free(suffix);
+    char suffix[128];
+    sched_stage_suffix(a, suffix, sizeof suffix);
+    t->stage_suffix = strdup(suffix);
     char kept[4200];
     sched_kept_dir(kept, sizeof kept, a);
     t->kept_dir = strdup(kept);
@@ -957,8 +954,6 @@ static void sw_start(worker *w, attempt *a)
     t->kill_grace = w->kill_grace;
     t->log_fd = -1;
     t->exit_code = -1;
-    /* Absolute slot folder: resolved by the thread when the home is known. */
-    t->slot_dir = strdup(rel);
     task **g = realloc(x->made, sizeof *g * (size_t)(x->nmade + 1));
     if (g) {
         x->made = g;
