@@ -109,6 +109,8 @@ static int tcp_connect(const ssh_target *t, const char *label, char *err, size_t
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    /* Requests and answers go out at once; ssh_put turns this off while it
+     * streams a large file (full segments, as OpenSSH does for bulk data). */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     return fd;
 }
@@ -689,7 +691,12 @@ int ssh_put(ssh_conn *c, const char *local, const char *remote, char *err, size_
         close(fd);
         return say(err, n, "%s: cannot write %s: %s", c->label, part, sftp_reason(c));
     }
+    int bulk = st.st_size >= (off_t)CHUNK, off = 0, on = 1;
+    if (bulk)
+        setsockopt(c->sock, IPPROTO_TCP, TCP_NODELAY, &off, sizeof off);
     int rc = write_range(c, h, fd, 0, st.st_size);
+    if (bulk)
+        setsockopt(c->sock, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
     close(fd);
     LIBSSH2_SFTP_ATTRIBUTES a = { .flags = LIBSSH2_SFTP_ATTR_ACMODTIME,
                                   .atime = (unsigned long)st.st_atime,
