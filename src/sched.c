@@ -361,37 +361,27 @@ static int commit(sched *s, attempt *a, char *err, size_t n)
     return 0;
 }
 
-/* A failed attempt's outputs are kept for inspection in the run folder
- * (attempts/<plan>-aN/); the project keeps its previous result. */
-static void keep_failed(sched *s, attempt *a)
+/* A failed attempt's staged files are kept for inspection in the run folder
+ * (attempts/<plan>-aN/), or removed (keep = 0: a cancelled attempt); the
+ * project keeps its previous result either way. */
+static void drop_staged(sched *s, attempt *a, int keep)
 {
-    char safe[512], dir[8192];
+    char safe[512], dir[8192], err[512];
     safe_name(safe, sizeof safe, a->job->key);
     snprintf(dir, sizeof dir, "%s/attempts/%s-a%d", s->run_dir, safe, a->number);
-    char err[512];
     int made = 0;
     staged *lists[3] = { &a->result, a->outputs, a->geom };
     int counts[3] = { a->result.tmp ? 1 : 0, a->noutputs, a->ngeom };
     for (int k = 0; k < 3; k++)
         for (int i = 0; i < counts[k]; i++) {
             staged *st = &lists[k][i];
-            if (!made && fs_mkdirs(dir, err, sizeof err) == 0)
-                made = 1;
+            if (keep && !made)
+                made = fs_mkdirs(dir, err, sizeof err) == 0;
             char dst[8192 + 512];
             snprintf(dst, sizeof dst, "%s/%s", dir, st->final);
             if (!made || rename(st->tmp, dst) != 0)
                 unlink(st->tmp);
         }
-}
-
-static void unlink_staged(attempt *a)
-{
-    if (a->result.tmp)
-        unlink(a->result.tmp);
-    for (int i = 0; i < a->noutputs; i++)
-        unlink(a->outputs[i].tmp);
-    for (int i = 0; i < a->ngeom; i++)
-        unlink(a->geom[i].tmp);
 }
 
 /* ---- finishing attempts ------------------------------------------------------- */
@@ -490,10 +480,8 @@ static void process_finished(sched *s, attempt *a)
     int ok = judge(s, a, why, sizeof why);
     if (ok && commit(s, a, why, sizeof why) != 0)
         ok = 0;
-    if (!ok && !a->interrupted)
-        keep_failed(s, a);
-    else if (!ok)
-        unlink_staged(a);
+    if (!ok)
+        drop_staged(s, a, !a->interrupted);
     cJSON *o = jrec("attempt_end", j, a);
     cJSON_AddBoolToObject(o, "ok", ok);
     cJSON_AddNumberToObject(o, "exit", a->exit_code);

@@ -43,6 +43,8 @@ typedef struct {
 enum job_state { J_WAITING, J_READY, J_RUNNING, J_DONE };
 enum job_status { S_NONE, S_OK, S_FAILED, S_CANCELLED };
 
+enum { OUT_RESULT, OUT_COLLECT, OUT_GEOM };
+
 /* One staged-out file: the temporary copy beside its final name. */
 typedef struct {
     char *tmp;
@@ -176,7 +178,17 @@ char *sched_stage_name(attempt *a, const char *final_name);
 void sched_stage_suffix(attempt *a, char *out, size_t n);
 /* Records a staged-out file on the attempt (takes ownership of tmp). */
 void sched_add_output(attempt *a, char *tmp, const char *final_name, int kind);
-enum { OUT_RESULT, OUT_COLLECT, OUT_GEOM };
+
+/* Questions about a job spec (src/jobspec.c). Specs do not change during a
+ * run and live until the workers are closed: worker threads may read them. */
+int spec_lists(char **list, int n, const char *name);
+/* What a work-folder file is to the job: OUT_RESULT (*final: its name in the
+ * project), OUT_COLLECT or OUT_GEOM (*final: the same name), or -1. */
+int spec_output_kind(const job_spec *sp, const char *name, const char **final);
+/* Did the engine leave this input as it was: same size and modification time
+ * as the project's copy (mtime_nsec < 0: whole seconds only)? */
+int spec_unchanged_input(const job_spec *sp, const char *project_dir, const char *name,
+                         unsigned long long size, long long mtime_sec, long mtime_nsec);
 
 /* Backends by type name. */
 const worker_ops *worker_ops_find(const char *type);

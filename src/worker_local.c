@@ -9,7 +9,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -103,22 +102,6 @@ static int fail(worker *w, local_attempt *la, const char *fmt, ...)
     return -1;
 }
 
-static int in_list(const char *name, char **list, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (strcmp(list[i], name) == 0)
-            return 1;
-    return 0;
-}
-
-static int matches_any(const char *name, char **pats, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (fnmatch(pats[i], name, 0) == 0)
-            return 1;
-    return 0;
-}
-
 /* Inputs are copied (mtime kept), or hard-linked when the engine only reads
  * them: no data copied, no inode made (ext4 slows down under create/delete
  * churn). A link that cannot be made (another file system) becomes a copy. */
@@ -133,28 +116,12 @@ static int stage_in(worker *w, local_attempt *la)
         char src[8192], dst[8192];
         snprintf(src, sizeof src, "%s/%s", a->job->project_dir, name);
         snprintf(dst, sizeof dst, "%s/%s", a->workdir, name);
-        if (in_list(name, a->spec->links, a->spec->nlinks) && link(src, dst) == 0)
+        if (spec_lists(a->spec->links, a->spec->nlinks, name) && link(src, dst) == 0)
             continue;
         if (fs_copy(src, dst, 1, err, sizeof err) != 0)
             return fail(w, la, "staging in: %s", err);
     }
     return 0;
-}
-
-/* An input the engine left as it was (same file, or same size and mtime as
- * the project's) does not come back: only what the run made or changed. */
-static int unchanged_input(attempt *a, const char *name, const struct stat *st)
-{
-    if (!in_list(name, a->spec->inputs, a->spec->ninputs))
-        return 0;
-    char src[8192];
-    struct stat ps;
-    snprintf(src, sizeof src, "%s/%s", a->job->project_dir, name);
-    if (stat(src, &ps) != 0)
-        return 0;
-    return (ps.st_dev == st->st_dev && ps.st_ino == st->st_ino) ||
-           (ps.st_size == st->st_size && ps.st_mtim.tv_sec == st->st_mtim.tv_sec &&
-            ps.st_mtim.tv_nsec == st->st_mtim.tv_nsec);
 }
 
 /* Moves a file into the project under its staging name: a rename on the
@@ -185,23 +152,19 @@ static void stage_out(worker *w, local_attempt *la)
     }
     struct dirent *e;
     while ((e = readdir(d))) {
-        const char *name = e->d_name;
-        int kind;
-        const char *final = name;
-        if (strcmp(name, sp->result_from) == 0) {
-            kind = OUT_RESULT;
-            final = sp->result_to;
-        } else if (matches_any(name, sp->collect, sp->ncollect)) {
-            kind = OUT_COLLECT;
-        } else if (matches_any(name, sp->geom_files, sp->ngeom)) {
-            kind = OUT_GEOM;
-        } else {
+        const char *name = e->d_name, *final;
+        int kind = spec_output_kind(sp, name, &final);
+        if (kind < 0)
             continue;
-        }
         char src[8192], err[1024];
         snprintf(src, sizeof src, "%s/%s", a->workdir, name);
+        /* an input the engine left as it was (a hard link, or a copy with the
+         * project's size and mtime) does not come back */
         struct stat st;
-        if (kind != OUT_RESULT && (stat(src, &st) != 0 || unchanged_input(a, name, &st)))
+        if (kind != OUT_RESULT &&
+            (stat(src, &st) != 0 ||
+             spec_unchanged_input(sp, a->job->project_dir, name, (unsigned long long)st.st_size,
+                                  (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec)))
             continue;
         char *tmp = sched_stage_name(a, final);
         if (!tmp)

@@ -2,9 +2,11 @@
  *
  * One I/O thread per worker owns the host's libssh2 session, which its slots
  * share (one channel per running engine). The main thread hands it attempts
- * (copied into tasks: the thread never sees Lua or scheduler state) and gets
+ * (turned into tasks: the thread never sees Lua or the scheduler's state) and gets
  * back "launched" and "done" messages through a queue and an eventfd watched
- * by the scheduler's loop.
+ * by the scheduler's loop. Tasks hold copies of the attempt's paths; the job
+ * spec itself is read in place (it does not change during a run and lives
+ * until the worker is closed).
  *
  * On the host, per attempt:
  *   stage in   the plan's files go to a content-addressed cache
@@ -31,7 +33,6 @@
 #include <lauxlib.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -53,20 +54,11 @@ typedef struct out_file {
     int kind;
 } out_file;
 
-/* One attempt as the thread sees it: copies of everything it needs. */
+/* One attempt as the thread sees it. */
 typedef struct task {
     attempt *a;                 /* only handed back to the main thread */
+    const job_spec *sp;         /* read only */
     char *project_dir, *slot_dir, *kept_dir, *log_path, *stage_suffix, *plan;
-    char **inputs;
-    unsigned char *is_link;
-    int ninputs;
-    char ***steps;
-    int nsteps;
-    char **env;
-    int nenv;
-    char *result_from, *result_to;
-    char **collect, **geom;
-    int ncollect, ngeom;
     double kill_grace;
     /* thread state */
     enum task_phase phase;
@@ -153,14 +145,6 @@ static void drain_fd(int fd)
     uint64_t v;
     while (read(fd, &v, sizeof v) == (ssize_t)sizeof v)
         ;
-}
-
-static char **dupv(char **v, int n)
-{
-    char **out = calloc((size_t)n + 1, sizeof *out);
-    for (int i = 0; out && i < n; i++)
-        out[i] = strdup(v[i]);
-    return out;
 }
 
 static void freev(char **v, int n)
@@ -267,17 +251,19 @@ static char *launch_script(sshw *x, task *t, char hexes[][65])
     free(cache);
     sb_add(&b, "\nrm -rf \"$D\" && mkdir -p \"$D\" && cd \"$D\" || "
                "{ echo \"rasrun-fail cannot prepare $D\" >&2; exit 201; }\n");
-    for (int i = 0; i < t->ninputs; i++) {
-        sb_add(&b, t->is_link[i] ? "ln -s \"$C/%s\" " : "cp -p \"$C/%s\" ", hexes[i]);
-        sb_word(&b, t->inputs[i]);
+    const job_spec *sp = t->sp;
+    for (int i = 0; i < sp->ninputs; i++) {
+        int link = spec_lists(sp->links, sp->nlinks, sp->inputs[i]);
+        sb_add(&b, link ? "ln -s \"$C/%s\" " : "cp -p \"$C/%s\" ", hexes[i]);
+        sb_word(&b, sp->inputs[i]);
         sb_add(&b, " || { echo \"rasrun-fail cannot place an input in $D\" >&2; exit 202; }\n");
     }
     sb_add(&b, "cat > rasrun-steps.sh <<'RASRUN_STEPS_END'\n");
-    for (int i = 0; i < t->nenv; i++) {
-        const char *eq = strchr(t->env[i], '=');
+    for (int i = 0; i < sp->nenv; i++) {
+        const char *eq = strchr(sp->env[i], '=');
         if (!eq)
             continue;
-        sb_add(&b, "export %.*s=", (int)(eq - t->env[i]), t->env[i]);
+        sb_add(&b, "export %.*s=", (int)(eq - sp->env[i]), sp->env[i]);
         sb_word(&b, eq + 1);
         sb_add(&b, "\n");
     }
@@ -286,13 +272,13 @@ static char *launch_script(sshw *x, task *t, char hexes[][65])
     sb_add(&b, " RASRUN_PLAN=");
     sb_word(&b, t->plan);
     sb_add(&b, "\n");
-    for (int s = 0; s < t->nsteps; s++) {
-        sb_add(&b, "%s", s + 1 == t->nsteps ? "exec" : "");
-        for (char **a = t->steps[s]; *a; a++) {
+    for (int s = 0; s < sp->nsteps; s++) {
+        sb_add(&b, "%s", s + 1 == sp->nsteps ? "exec" : "");
+        for (char **a = sp->steps[s]; *a; a++) {
             sb_add(&b, " ");
             sb_word(&b, *a);
         }
-        sb_add(&b, "%s\n", s + 1 == t->nsteps ? "" : " || exit $?");
+        sb_add(&b, "%s\n", s + 1 == sp->nsteps ? "" : " || exit $?");
     }
     sb_add(&b, "RASRUN_STEPS_END\n"
                ": > rasrun-engine.log\n"
@@ -464,9 +450,9 @@ static int ensure_blobs(worker *w, task *t, char hexes[][65], char *err, size_t 
             rc = -1;
         x->blobs_listed = rc == 0;
     }
-    for (int i = 0; rc == 0 && i < t->ninputs; i++) {
+    for (int i = 0; rc == 0 && i < t->sp->ninputs; i++) {
         char local[8192];
-        snprintf(local, sizeof local, "%s/%s", t->project_dir, t->inputs[i]);
+        snprintf(local, sizeof local, "%s/%s", t->project_dir, t->sp->inputs[i]);
         if (hashcache_file(x->hc, local, hexes[i], NULL, err, n) != 0) {
             rc = -2;
             break;
@@ -493,7 +479,7 @@ static void start_task(worker *w, task *t)
     char err[1024];
     absolutize(x, &t->slot_dir);
     absolutize(x, &t->kept_dir);
-    char (*hexes)[65] = calloc((size_t)t->ninputs + 1, 65);
+    char (*hexes)[65] = calloc((size_t)t->sp->ninputs + 1, 65);
     int rc = hexes ? ensure_blobs(w, t, hexes, err, sizeof err) : -2;
     if (rc == -2) {
         free(hexes);
@@ -550,14 +536,6 @@ static void parse_marker(worker *w, task *t, char *line)
     }
 }
 
-static int matches(const char *name, char **pats, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (fnmatch(pats[i], name, 0) == 0)
-            return 1;
-    return 0;
-}
-
 struct outlist {
     task *t;
     char **names;
@@ -568,19 +546,13 @@ static void add_candidate(void *ud, const char *name, unsigned long long size, d
 {
     struct outlist *ol = ud;
     task *t = ol->t;
-    if (strcmp(name, t->result_from) != 0 && !matches(name, t->collect, t->ncollect) &&
-        !matches(name, t->geom, t->ngeom))
+    const char *final;
+    int kind = spec_output_kind(t->sp, name, &final);
+    /* an input the engine left as it was does not come back (SFTP gives
+     * whole seconds) */
+    if (kind < 0 || (kind != OUT_RESULT &&
+                     spec_unchanged_input(t->sp, t->project_dir, name, size, (long long)mtime, -1)))
         return;
-    /* an input the engine left as it was does not come back */
-    for (int i = 0; i < t->ninputs && strcmp(name, t->result_from) != 0; i++)
-        if (strcmp(t->inputs[i], name) == 0) {
-            char local[8192];
-            struct stat st;
-            snprintf(local, sizeof local, "%s/%s", t->project_dir, name);
-            if (stat(local, &st) == 0 && (unsigned long long)st.st_size == size &&
-                (double)st.st_mtime == mtime)
-                return;
-        }
     if (ol->n == ol->cap) {
         int cap = ol->cap ? ol->cap * 2 : 8;
         char **g = realloc(ol->names, sizeof *g * (size_t)cap);
@@ -605,10 +577,8 @@ static void stage_out(worker *w, task *t)
         return;
     }
     for (int i = 0; i < ol.n; i++) {
-        const char *name = ol.names[i];
-        int kind = strcmp(name, t->result_from) == 0 ? OUT_RESULT
-                   : matches(name, t->collect, t->ncollect) ? OUT_COLLECT : OUT_GEOM;
-        const char *final = kind == OUT_RESULT ? t->result_to : name;
+        const char *name = ol.names[i], *final;
+        int kind = spec_output_kind(t->sp, name, &final);
         char remote[8192], *tmp = NULL;
         snprintf(remote, sizeof remote, "%s/%s", t->slot_dir, name);
         if (asprintf(&tmp, "%s/.%s%s", t->project_dir, final, t->stage_suffix) < 0)
@@ -906,7 +876,6 @@ static int sw_open(worker *w, char *err, size_t n)
 static void sw_start(worker *w, attempt *a)
 {
     sshw *x = w->data;
-    job_spec *sp = a->spec;
     task *t = calloc(1, sizeof *t);
     if (!t) {
         a->failed = 1;
@@ -928,29 +897,7 @@ static void sw_start(worker *w, attempt *a)
     sched_kept_dir(kept, sizeof kept, a);
     t->kept_dir = strdup(kept);
     t->plan = strdup(a->job->plan);
-    t->ninputs = sp->ninputs;
-    t->inputs = dupv(sp->inputs, sp->ninputs);
-    t->is_link = calloc((size_t)sp->ninputs + 1, 1);
-    for (int i = 0; i < sp->ninputs; i++)
-        for (int k = 0; k < sp->nlinks; k++)
-            if (strcmp(sp->inputs[i], sp->links[k]) == 0)
-                t->is_link[i] = 1;
-    t->nsteps = sp->nsteps;
-    t->steps = calloc((size_t)sp->nsteps + 1, sizeof *t->steps);
-    for (int s = 0; s < sp->nsteps; s++) {
-        int k = 0;
-        while (sp->steps[s][k])
-            k++;
-        t->steps[s] = dupv(sp->steps[s], k);
-    }
-    t->nenv = sp->nenv;
-    t->env = dupv(sp->env, sp->nenv);
-    t->result_from = strdup(sp->result_from);
-    t->result_to = strdup(sp->result_to);
-    t->ncollect = sp->ncollect;
-    t->collect = dupv(sp->collect, sp->ncollect);
-    t->ngeom = sp->ngeom;
-    t->geom = dupv(sp->geom_files, sp->ngeom);
+    t->sp = a->spec;
     t->kill_grace = w->kill_grace;
     t->log_fd = -1;
     t->exit_code = -1;
@@ -986,20 +933,6 @@ static void free_task(task *t)
     free(t->log_path);
     free(t->stage_suffix);
     free(t->plan);
-    freev(t->inputs, t->ninputs);
-    free(t->is_link);
-    for (int s = 0; s < t->nsteps; s++) {
-        int k = 0;
-        while (t->steps[s] && t->steps[s][k])
-            k++;
-        freev(t->steps[s], k);
-    }
-    free(t->steps);
-    freev(t->env, t->nenv);
-    free(t->result_from);
-    free(t->result_to);
-    freev(t->collect, t->ncollect);
-    freev(t->geom, t->ngeom);
     for (int i = 0; i < t->nouts; i++) {
         if (t->outs[i].tmp)
             unlink(t->outs[i].tmp);

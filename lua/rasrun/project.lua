@@ -215,8 +215,6 @@ function Plan:__tostring()
   return ("plan %s %q (%s)"):format(self.number, self.title or "?", self.file or "missing")
 end
 
-function Plan:ext(suffix) return self.id .. (suffix or "") end
-
 -- Files a run of this plan needs, as names inside the project folder.
 -- Returns the list and a list of required files that are missing.
 function Plan:inputs(kind)
