@@ -23,6 +23,9 @@ static int say(char *err, size_t errlen, const char *what, const char *path)
 
 int fs_mkdirs(const char *path, char *err, size_t errlen)
 {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return 0; /* the common case: one call */
     char buf[PATH_MAX];
     if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
         errno = ENAMETOOLONG;
@@ -39,7 +42,6 @@ int fs_mkdirs(const char *path, char *err, size_t errlen)
         if (!c)
             break;
     }
-    struct stat st;
     if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
         errno = ENOTDIR;
         return say(err, errlen, "cannot create folder", path);

@@ -299,17 +299,18 @@ static int l_open(lua_State *L)
         return fail(L, "%s: not a regular file", path);
     if (st.st_size == 0)
         return fail(L, "%s: empty file (0 bytes), not HDF5", path);
-    if (H5Fis_hdf5(path) <= 0)
-        return fail(L, "%s: not an HDF5 file", path);
     hfile *f = lua_newuserdatauv(L, sizeof *f, 1);
     f->fid = H5I_INVALID_HID;
     luaL_setmetatable(L, FILE_MT);
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, 1);
     f->fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f->fid < 0)
-        return fail(L, "%s: HDF5 file cannot be opened (truncated or damaged)", path);
-    return 1;
+    if (f->fid >= 0)
+        return 1;
+    /* Only now tell "not HDF5 at all" from "HDF5, but damaged". */
+    if (H5Fis_hdf5(path) <= 0)
+        return fail(L, "%s: not an HDF5 file", path);
+    return fail(L, "%s: HDF5 file cannot be opened (truncated or damaged)", path);
 }
 
 static int f_close(lua_State *L)
@@ -513,6 +514,26 @@ static int slab_arg(lua_State *L, int idx, int rank, hsize_t *out, const hsize_t
     return 1;
 }
 
+/* HDF5 allocates (and zeroes) a 1 MiB type-conversion buffer for every read
+ * that converts, however small: a short string costs a megabyte of memset.
+ * Ask for what the read needs instead, up to that default. */
+#define DEFAULT_TCONV (1024 * 1024)
+static hid_t conversion_plist(hsize_t n, hid_t ft, hid_t mt)
+{
+    size_t elem = H5Tget_size(ft) > H5Tget_size(mt) ? H5Tget_size(ft) : H5Tget_size(mt);
+    hsize_t need = (n ? n : 1) * elem;
+    if (elem == 0 || need >= DEFAULT_TCONV)
+        return H5P_DEFAULT;
+    hid_t xfer = H5Pcreate(H5P_DATASET_XFER);
+    if (xfer < 0)
+        return H5P_DEFAULT;
+    if (H5Pset_buffer(xfer, (size_t)need, NULL, NULL) < 0) {
+        H5Pclose(xfer);
+        return H5P_DEFAULT;
+    }
+    return xfer;
+}
+
 static int f_read(lua_State *L)
 {
     hfile *f = check_file(L);
@@ -552,10 +573,13 @@ static int f_read(lua_State *L)
     }
     if (!err) {
         buf = calloc(n ? n : 1, H5Tget_size(mt) + 1);
+        hid_t xfer = conversion_plist(n, ft, mt);
         if (!buf)
             err = "does not fit in memory";
-        else if (H5Dread(d, mt, mspace, space, H5P_DEFAULT, buf) < 0)
+        else if (H5Dread(d, mt, mspace, space, xfer, buf) < 0)
             err = "cannot be read (damaged file?)";
+        if (xfer != H5P_DEFAULT)
+            H5Pclose(xfer);
     }
     if (!err) {
         size_t idx = 0;

@@ -5,6 +5,7 @@
 #include "sched.h"
 #include "fsutil.h"
 #include "proc.h"
+#include "spawner.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -26,6 +27,7 @@ typedef struct local_attempt {
     attempt *a;
     pid_t pid;
     int pidfd, watch;
+    int spawning;            /* a step is being started on a helper thread */
     int step;
     int log_fd;
     char **envp;
@@ -38,6 +40,8 @@ typedef struct local_attempt {
 
 typedef struct {
     local_attempt *live;
+    spawner *spawn;
+    int closing;
 } local_worker;
 
 static int lw_create(worker *w, lua_State *L, int idx, char *err, size_t n)
@@ -52,12 +56,15 @@ static int lw_create(worker *w, lua_State *L, int idx, char *err, size_t n)
 
 static int lw_open(worker *w, char *err, size_t n)
 {
+    local_worker *lw = w->data;
     if (fs_mkdirs(w->workdir, err, n) != 0)
         return -1;
     if (access(w->workdir, W_OK) != 0) {
         snprintf(err, n, "work folder %s is not writable: %s", w->workdir, strerror(errno));
         return -1;
     }
+    if (!lw->spawn && !(lw->spawn = spawner_new(sched_loop(w->s), err, n)))
+        return -1;
     sched_worker_state(w, W_UP, NULL);
     return 0;
 }
@@ -181,12 +188,39 @@ static void stage_out(worker *w, local_attempt *la)
 }
 
 static void on_exit_fd(void *ud, int fd, short revents);
+static void lw_cancel(worker *w, attempt *a);
 
-static int launch_step(worker *w, local_attempt *la)
+/* The engine of the current step is running (or could not start). */
+static void on_spawned(void *ud, const spawn_result *r)
+{
+    local_attempt *la = ud;
+    attempt *a = la->a;
+    worker *w = a->w;
+    local_worker *lw = w->data;
+    la->spawning = 0;
+    if (r->pid < 0)
+        return (void)fail(w, la, "%s: %s", w->name, r->err);
+    la->pid = r->pid;
+    la->pidfd = r->pidfd;
+    if (la->pidfd < 0) {
+        proc_kill_tree(la->pid, SIGKILL);
+        waitpid(la->pid, NULL, 0);
+        return (void)fail(w, la, "%s: %s", w->name, r->err);
+    }
+    if (lw->closing)
+        return; /* lw_close stops it */
+    la->watch = loop_watch(sched_loop(w->s), la->pidfd, POLLIN, on_exit_fd, la);
+    if (la->step == 0)
+        sched_attempt_launched(a, la->pid, r->starttime);
+    if (a->cancelling)
+        lw_cancel(w, a); /* asked while it was starting */
+}
+
+static void launch_step(worker *w, local_attempt *la)
 {
     attempt *a = la->a;
+    local_worker *lw = w->data;
     proc_spec ps = { a->spec->steps[la->step], la->envp, a->workdir, -1, la->log_fd, la->log_fd, 1 };
-    char err[1024];
     if (la->step == 0) {
         a->launch_epoch = wall();
         time_t now = (time_t)a->launch_epoch;
@@ -194,19 +228,8 @@ static int launch_step(worker *w, local_attempt *la)
         localtime_r(&now, &tm);
         a->utc_offset = (int)tm.tm_gmtoff;
     }
-    la->pid = proc_spawn(&ps, err, sizeof err);
-    if (la->pid < 0)
-        return fail(w, la, "%s: %s", w->name, err);
-    la->pidfd = (int)syscall(SYS_pidfd_open, la->pid, 0);
-    if (la->pidfd < 0) {
-        proc_kill_tree(la->pid, SIGKILL);
-        waitpid(la->pid, NULL, 0);
-        return fail(w, la, "%s: pidfd_open: %s", w->name, strerror(errno));
-    }
-    la->watch = loop_watch(sched_loop(w->s), la->pidfd, POLLIN, on_exit_fd, la);
-    if (la->step == 0)
-        sched_attempt_launched(a, la->pid, proc_starttime(la->pid));
-    return 0;
+    la->spawning = 1;
+    spawner_start(lw->spawn, &ps, on_spawned, la);
 }
 
 static void remember_tree(local_attempt *la)
@@ -305,7 +328,7 @@ static void lw_cancel(worker *w, attempt *a)
 {
     local_attempt *la = a->wdata;
     if (!la || la->pidfd < 0)
-        return; /* between steps nothing runs; the attempt ends on its own */
+        return; /* starting (on_spawned stops it) or between steps: nothing to stop yet */
     if (!la->kill_at) {
         remember_tree(la);
         proc_kill_tree(la->pid, SIGTERM);
@@ -377,6 +400,10 @@ static void remove_slot_dirs(worker *w)
 static void lw_close(worker *w)
 {
     local_worker *lw = w->data;
+    if (lw) {
+        lw->closing = 1;
+        spawner_drain(lw->spawn);
+    }
     /* Anything still running was written off: make sure it is gone. */
     while (lw && lw->live) {
         local_attempt *la = lw->live;
@@ -386,7 +413,8 @@ static void lw_close(worker *w)
             proc_kill_tree(la->pid, SIGKILL);
             kill_remembered(la);
             waitpid(la->pid, NULL, 0);
-            loop_unwatch(sched_loop(w->s), la->watch);
+            if (la->watch >= 0)
+                loop_unwatch(sched_loop(w->s), la->watch);
             close(la->pidfd);
         }
         la->a->wdata = NULL;
@@ -397,6 +425,9 @@ static void lw_close(worker *w)
 
 static void lw_destroy(worker *w)
 {
+    local_worker *lw = w->data;
+    if (lw)
+        spawner_free(lw->spawn);
     free(w->data);
     w->data = NULL;
 }
