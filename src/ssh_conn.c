@@ -542,27 +542,68 @@ static ssize_t read_stream(LIBSSH2_CHANNEL *ch, int stream, struct grow *g, char
     return r;
 }
 
+/* Feeds a string as a command's input. */
+struct string_source {
+    const char *p;
+    size_t left;
+};
+
+static ssize_t from_string(void *ud, char *buf, size_t n)
+{
+    struct string_source *src = ud;
+    if (n > src->left)
+        n = src->left;
+    memcpy(buf, src->p, n);
+    src->p += n;
+    src->left -= n;
+    return (ssize_t)n;
+}
+
 int ssh_exec(ssh_conn *c, const char *cmd, const char *input, char **out, char **errout,
              int *exit_code, double timeout, char *err, size_t n)
 {
+    struct string_source src = { input ? input : "", input ? strlen(input) : 0 };
+    return ssh_exec_stream(c, cmd, from_string, &src, out, errout, exit_code, timeout, err, n);
+}
+
+int ssh_exec_stream(ssh_conn *c, const char *cmd, ssh_source_fn source, void *ud, char **out,
+                    char **errout, int *exit_code, double timeout, char *err, size_t n)
+{
     struct grow o = { 0 }, e = { 0 };
     double deadline = mono() + timeout;
+    enum { INBUF = 256 * 1024 };
+    char *inbuf = malloc(INBUF);
+    if (!inbuf)
+        return say(err, n, "out of memory");
     LIBSSH2_CHANNEL *ch = libssh2_channel_open_session(c->s);
-    if (!ch)
+    if (!ch) {
+        free(inbuf);
         return say(err, n, "%s: cannot open a channel: %s", c->label, ssh_error(c));
+    }
     if (libssh2_channel_exec(ch, cmd) != 0) {
         libssh2_channel_free(ch);
+        free(inbuf);
         return say(err, n, "%s: cannot run a command: %s", c->label, ssh_error(c));
     }
     libssh2_session_set_blocking(c->s, 0);
-    size_t inlen = input ? strlen(input) : 0, fed = 0;
-    int eof_sent = 0, rc = 0;
+    size_t inlen = 0, fed = 0;
+    int eof_sent = 0, src_done = 0, rc = 0;
     char buf[16384];
     for (;;) {
         int progress = 0;
         if (!eof_sent) {
+            if (fed == inlen && !src_done) {
+                ssize_t got = source(ud, inbuf, INBUF);
+                if (got < 0) {
+                    rc = -3;
+                    break;
+                }
+                inlen = (size_t)got;
+                fed = 0;
+                src_done = got == 0;
+            }
             if (fed < inlen) {
-                ssize_t w = libssh2_channel_write(ch, input + fed, inlen - fed);
+                ssize_t w = libssh2_channel_write(ch, inbuf + fed, inlen - fed);
                 if (w > 0) {
                     fed += (size_t)w;
                     progress = 1;
@@ -571,7 +612,7 @@ int ssh_exec(ssh_conn *c, const char *cmd, const char *input, char **out, char *
                     break;
                 }
             }
-            if (fed >= inlen && libssh2_channel_send_eof(ch) != LIBSSH2_ERROR_EAGAIN)
+            if (src_done && libssh2_channel_send_eof(ch) != LIBSSH2_ERROR_EAGAIN)
                 eof_sent = 1;
         }
         ssize_t r = read_stream(ch, 0, &o, buf, sizeof buf, &progress);
@@ -600,6 +641,7 @@ int ssh_exec(ssh_conn *c, const char *cmd, const char *input, char **out, char *
     }
     libssh2_session_set_blocking(c->s, 1);
     libssh2_channel_free(ch);
+    free(inbuf);
     if (out)
         *out = o.p ? o.p : strdup("");
     else
@@ -608,6 +650,8 @@ int ssh_exec(ssh_conn *c, const char *cmd, const char *input, char **out, char *
         *errout = e.p ? e.p : strdup("");
     else
         free(e.p);
+    if (rc == -3)
+        return -1; /* the source said why */
     if (rc == -2)
         return say(err, n, "%s: the command did not finish within %.0f s", c->label, timeout);
     if (rc != 0)

@@ -51,6 +51,13 @@ void ssh_close(ssh_conn *c);
 int ssh_exec(ssh_conn *c, const char *cmd, const char *input, char **out, char **errout,
              int *exit_code, double timeout, char *err, size_t n);
 
+/* Like ssh_exec, with the input pulled from source: it fills buf with up to
+ * n bytes and returns the count, 0 at the end, or -1 to abandon the command
+ * (ssh_exec_stream then returns -1 and leaves err to the source). */
+typedef ssize_t (*ssh_source_fn)(void *ud, char *buf, size_t n);
+int ssh_exec_stream(ssh_conn *c, const char *cmd, ssh_source_fn source, void *ud, char **out,
+                    char **errout, int *exit_code, double timeout, char *err, size_t n);
+
 /* SFTP. Uploads write to "<remote>.rasrun-part" and rename into place; both
  * directions keep the modification time. Requests are CHUNK bytes, so that
  * libssh2 keeps many SFTP packets in flight. */

@@ -173,6 +173,55 @@ function TestSsh:test_stage_tree_sends_only_what_changed()
   fs.rmtree(dest)
 end
 
+-- Many small files go in one tar stream (modes, times, deep paths kept);
+-- big ones by SFTP; a host that cannot extract says so.
+function TestSsh:test_stage_tree_streams_small_files_by_tar()
+  local c = assert(rasrun.ssh.connect(T.worker(env, 1)))
+  local src = H.tmpdir("tartree")
+  local deep = ("very long folder name "):rep(5) .. "/" .. ("and another long one "):rep(4)
+  fs.mkdirs(src .. "/" .. deep)
+  local total = 0
+  for i = 1, 40 do
+    local rel = (i % 2 == 0 and deep .. "/" or "") .. ("f%02d.dat"):format(i)
+    local body = ("%d "):format(i):rep(i * 37)
+    fs.write(src .. "/" .. rel, body)
+    total = total + #body
+  end
+  sys.run({ "touch", "-d", "2001-02-03 04:05:06", src .. "/f01.dat" })
+  sys.run({ "chmod", "755", src .. "/f03.dat" })
+  local big = ("x"):rep(3 * 1024 * 1024)
+  fs.write(src .. "/big.bin", big)
+  total = total + #big
+  local dest = env.hosts[1].work .. "/tartree"
+  local r = assert(c:stage_tree(src, dest))
+  lu.assertEquals(r.uploaded, 41)
+  lu.assertEquals(r.bytes, total)
+  for i = 1, 40 do
+    local rel = (i % 2 == 0 and deep .. "/" or "") .. ("f%02d.dat"):format(i)
+    lu.assertEquals(H.read(dest .. "/" .. rel), H.read(src .. "/" .. rel), rel)
+  end
+  lu.assertEquals(#H.read(dest .. "/big.bin"), #big)
+  lu.assertEquals(fs.stat(dest .. "/f01.dat").mtime, fs.stat(src .. "/f01.dat").mtime)
+  lu.assertStrContains(sys.run({ "stat", "-c", "%a", dest .. "/f03.dat" }).stdout, "755")
+  -- every small file changed: streamed again, over the old ones
+  for i = 1, 40 do
+    local rel = (i % 2 == 0 and deep .. "/" or "") .. ("f%02d.dat"):format(i)
+    fs.write(src .. "/" .. rel, "new " .. i)
+  end
+  r = assert(c:stage_tree(src, dest))
+  lu.assertEquals(r.uploaded, 40)
+  lu.assertEquals(H.read(dest .. "/f05.dat"), "new 5")
+  -- a folder where a file must go: tar fails, and the message names host and folder
+  for i = 1, 40 do fs.write(src .. ("/g%02d.dat"):format(i), "g") end
+  fs.mkdirs(dest .. "/g07.dat/in-the-way")
+  local ok, msg = c:stage_tree(src, dest)
+  lu.assertNil(ok)
+  lu.assertStrContains(msg, "tar could not write into " .. dest)
+  lu.assertStrContains(msg, env.hosts[1].addr)
+  c:close()
+  fs.rmtree(dest)
+end
+
 function TestSsh:test_host_key_mismatch_is_refused_and_accept_new_records()
   local ssh_c = require "rasrun.ssh_c"
   local d = H.tmpdir("kh")
