@@ -1,7 +1,8 @@
 /* The local worker: plans run on this machine, each attempt in its own work
  * folder under workdir, engines in their own process groups, watched through
- * pidfds on the scheduler's loop. Engine output goes straight to the
- * attempt's log file (no pipe that a stuck grandchild could hold open). */
+ * pidfds on the scheduler's loop (started on helper threads: see spawner.h).
+ * Engine output goes straight to the attempt's log file (no pipe that a stuck
+ * grandchild could hold open). */
 #include "sched.h"
 #include "fsutil.h"
 #include "proc.h"
@@ -18,7 +19,6 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #define MAX_TREE 256
@@ -27,7 +27,6 @@ typedef struct local_attempt {
     attempt *a;
     pid_t pid;
     int pidfd, watch;
-    int spawning;            /* a step is being started on a helper thread */
     int step;
     int log_fd;
     char **envp;
@@ -197,7 +196,6 @@ static void on_spawned(void *ud, const spawn_result *r)
     attempt *a = la->a;
     worker *w = a->w;
     local_worker *lw = w->data;
-    la->spawning = 0;
     if (r->pid < 0)
         return (void)fail(w, la, "%s: %s", w->name, r->err);
     la->pid = r->pid;
@@ -228,7 +226,6 @@ static void launch_step(worker *w, local_attempt *la)
         localtime_r(&now, &tm);
         a->utc_offset = (int)tm.tm_gmtoff;
     }
-    la->spawning = 1;
     spawner_start(lw->spawn, &ps, on_spawned, la);
 }
 

@@ -365,6 +365,32 @@ function TestSched:test_sigint_stops_every_engine_and_cleans_up()
   lu.assertFalse(fs.exists(d .. "/Sample.p01.hdf"))
 end
 
+-- Engines start on helper threads; a Ctrl-C that lands while they are
+-- starting still stops them once they are up.
+function TestSched:test_sigint_while_engines_start_stops_them()
+  local workdir = H.tmpdir("work")
+  local prj = project({ { title = "a", seconds = 30 }, { title = "b", seconds = 30 } })
+  local sent = false
+  local t0 = sys.monotonic()
+  local ok, e = pcall(run, pool_of(H.local_worker("here", 2, { workdir = workdir })), {
+    project = prj,
+    on_event = function(ev)
+      if ev.type == "start" and not sent then
+        sent = true
+        sys.kill(sys.pid(), "INT")
+      end
+    end })
+  lu.assertFalse(ok)
+  lu.assertEquals(e.exit_code, 130) -- everything written, then the recipe stops
+  lu.assertTrue(sent)
+  lu.assertTrue(sys.monotonic() - t0 < 20, "the engines were not stopped")
+  local doc = json.decode(H.read(prj.dir .. "/run/run.json"))
+  lu.assertEquals(#doc.plans, 2)
+  for _, p in ipairs(doc.plans) do lu.assertEquals(p.status, "cancelled") end
+  lu.assertEquals(engines_alive(), {})
+  lu.assertEquals(fs.list(workdir), {})
+end
+
 function TestSched:test_sigterm_exits_143()
   if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
   local _, d = project({ { title = "long", seconds = 30 } })
