@@ -131,8 +131,6 @@ void spawner_start(spawner *sp, const proc_spec *ps, spawn_cb cb, void *ud)
     }
 }
 
-int spawner_pending(const spawner *sp) { return sp ? sp->pending : 0; }
-
 void spawner_drain(spawner *sp)
 {
     for (int waited = 0; sp && sp->pending > 0 && waited < DRAIN_LIMIT_MS; waited += 100) {

@@ -29,9 +29,6 @@ spawner *spawner_new(loop *l, char *err, size_t errlen);
  * the loop thread, from loop_run_once or spawner_drain. */
 void spawner_start(spawner *sp, const proc_spec *ps, spawn_cb cb, void *ud);
 
-/* Spawns begun and not yet handed back. */
-int spawner_pending(const spawner *sp);
-
 /* Waits (bounded) for every spawn in flight and runs its callback. */
 void spawner_drain(spawner *sp);
 
