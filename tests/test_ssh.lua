@@ -218,6 +218,10 @@ function TestSsh:test_stage_tree_streams_small_files_by_tar()
   lu.assertNil(ok)
   lu.assertStrContains(msg, "tar could not write into " .. dest)
   lu.assertStrContains(msg, env.hosts[1].addr)
+  -- a command that exits without reading its input: its status, not a link error
+  -- (so a host without tar falls back to SFTP)
+  local code = c:exec("exit 3", ("x"):rep(8 * 1024 * 1024), 30)
+  lu.assertEquals(code, 3)
   c:close()
   fs.rmtree(dest)
 end
