@@ -289,6 +289,24 @@ static int l_is_hdf5(lua_State *L)
     return 1;
 }
 
+/* Files up to this size are read whole, in one read, by HDF5's core driver:
+ * opening one and reading a few attributes otherwise costs dozens of small
+ * reads. Bigger ones (real results run to gigabytes) are read as needed. */
+#define SMALL_FILE (4 << 20)
+
+static hid_t small_file_access(off_t size)
+{
+    static hid_t fapl = H5I_INVALID_HID;
+    if (size > SMALL_FILE)
+        return H5P_DEFAULT;
+    if (fapl < 0) {
+        fapl = H5Pcreate(H5P_FILE_ACCESS);
+        if (fapl < 0 || H5Pset_fapl_core(fapl, 1 << 16, 0) < 0)
+            return H5P_DEFAULT;
+    }
+    return fapl;
+}
+
 static int l_open(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
@@ -304,7 +322,7 @@ static int l_open(lua_State *L)
     luaL_setmetatable(L, FILE_MT);
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, 1);
-    f->fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    f->fid = H5Fopen(path, H5F_ACC_RDONLY, small_file_access(st.st_size));
     if (f->fid >= 0)
         return 1;
     /* Only now tell "not HDF5 at all" from "HDF5, but damaged". */
@@ -409,17 +427,34 @@ static herr_t collect_attr(hid_t loc, const char *name, const H5A_info_t *info, 
     return 0;
 }
 
+/* f:attrs(path[, names]): every attribute of path, or only those of the
+ * array names that exist (reading a few out of dozens is much cheaper). */
 static int f_attrs(lua_State *L)
 {
     hfile *f = check_file(L);
     const char *path = luaL_optstring(L, 2, "/");
+    int some = !lua_isnoneornil(L, 3);
+    if (some)
+        luaL_checktype(L, 3, LUA_TTABLE);
     hid_t o = open_object(f, path);
     if (o < 0)
         return fail(L, "%s: no object %s", file_name(L), path);
     lua_newtable(L);
     struct attr_walk w = { L, 0 };
-    hsize_t idx = 0;
-    herr_t st = H5Aiterate2(o, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_attr, &w);
+    herr_t st = 0;
+    if (some) {
+        lua_Integer n = luaL_len(L, 3);
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_geti(L, 3, i);
+            const char *name = lua_tostring(L, -1);
+            lua_pop(L, 1); /* the array keeps the string alive */
+            if (name && H5Aexists(o, name) > 0)
+                collect_attr(o, name, NULL, &w);
+        }
+    } else {
+        hsize_t idx = 0;
+        st = H5Aiterate2(o, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_attr, &w);
+    }
     H5Oclose(o);
     if (st < 0)
         return fail(L, "%s: cannot read attributes of %s (damaged file?)", file_name(L), path);

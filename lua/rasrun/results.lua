@@ -15,14 +15,16 @@ local hecdate = require "rasrun.hecdate"
 
 local M = {}
 
+local LAZY
 local SUMMARY = { unsteady = "/Results/Unsteady/Summary", steady = "/Results/Steady/Summary" }
 local MESSAGES = "/Results/Summary/Compute Messages (text)"
 local MAX_WS_BASE = "/Results/Unsteady/Output/Output Blocks/Base Output/Summary Output/2D Flow Areas"
 
 -- 6.x: attributes of Summary/Volume Accounting; 5.0.7: "Vol Accounting ..."
 -- attributes on the Summary group itself (s).
+local VOLUME_ATTRS = { "Error Percent", "Error", "Volume Starting", "Volume Ending", "Vol Accounting in" }
 local function volume(f, summary, s)
-  local a = f:attrs(summary .. "/Volume Accounting")
+  local a = f:attrs(summary .. "/Volume Accounting", VOLUME_ATTRS)
   if a and a["Error Percent"] ~= nil then
     return { error_percent = a["Error Percent"], error = a["Error"],
              starting = a["Volume Starting"], ending = a["Volume Ending"],
@@ -43,8 +45,10 @@ local function messages(f)
   return (v:gsub("\r\n", "\n"):gsub("\r", "\n"))
 end
 
+local PLAN_ATTRS = { "Plan Name", "Plan Title", "Plan ShortID", "Plan Filename", "Geometry Filename",
+                     "Flow Filename", "Simulation Start Time", "Simulation End Time" }
 local function plan_info(f)
-  local a = f:attrs("/Plan Data/Plan Information")
+  local a = f:attrs("/Plan Data/Plan Information", PLAN_ATTRS)
   if not a then return nil end
   return { name = a["Plan Name"], title = a["Plan Title"], short_id = a["Plan ShortID"],
            file = a["Plan Filename"], geometry = a["Geometry Filename"],
@@ -52,13 +56,29 @@ local function plan_info(f)
            stop = a["Simulation End Time"] }
 end
 
+-- Only the attributes read here are fetched (files carry dozens).
+local ROOT_ATTRS = { "File Type", "File Version", "Units System" }
+local SUMMARY_ATTRS = { "Solution", "Computation Time Total", "Maximum WSEL Error",
+  "Time Stamp Solution Went Unstable", "Time Solution Went Unstable", "Run Time Window",
+  "Vol Accounting Error Percentage", "Vol Accounting Error", "Vol Accounting Cell Start",
+  "Vol Accounting Cell End", "Vol Accounting" }
+
+LAZY = { __index = function(r, k)
+  if k ~= "plan" then return nil end
+  local f = hdf.open(r.path)
+  local v = f and plan_info(f) or false
+  if f then f:close() end
+  rawset(r, "plan", v)
+  return v
+end }
+
 -- Reads what the checks need; nil, message when the file cannot be read.
 function M.read(path)
   local st, serr = fs.stat(path)
   if not st then return nil, serr end
   local f, err = hdf.open(path)
   if not f then return nil, err end
-  local root = f:attrs("/") or {}
+  local root = f:attrs("/", ROOT_ATTRS) or {}
   local groups = f:members("/Results")
   local r = { path = path, mtime = st.mtime, size = st.size,
               file_type = root["File Type"], version = root["File Version"],
@@ -68,7 +88,7 @@ function M.read(path)
     elseif g == "Steady" and not r.kind then r.kind = "steady" end
   end
   local summary = r.kind and SUMMARY[r.kind]
-  local s = summary and f:attrs(summary)
+  local s = summary and f:attrs(summary, SUMMARY_ATTRS)
   if s then
     r.solution = s["Solution"]
     r.computation_time = s["Computation Time Total"]
@@ -82,9 +102,10 @@ function M.read(path)
     r.volume = volume(f, summary, s)
   end
   r.messages = messages(f)
-  r.plan = plan_info(f)
   f:close()
-  return r
+  -- r.plan is read when first asked for: the checks need it only to explain
+  -- a file without results.
+  return setmetatable(r, LAZY)
 end
 
 -- Names of the 2D flow areas with summary maxima.
