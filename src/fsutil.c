@@ -89,8 +89,10 @@ int fs_clear(const char *path, char *err, size_t errlen)
 
 /* Creates a uniquely named temporary file beside dst (".NAME.<random>.part",
  * so that it never matches the final name's pattern) with the given mode
- * (the umask applies, as for any new file). */
-static int temp_open(char *out, size_t n, const char *dst, mode_t mode)
+ * (the umask applies, as for any new file). reuse, when not NULL, is an
+ * existing file renamed to that name and truncated instead (no inode is
+ * allocated; its mode is set to mode exactly); it is gone afterwards. */
+static int temp_open(char *out, size_t n, const char *dst, mode_t mode, const char *reuse)
 {
     const char *slash = strrchr(dst, '/');
     int dirlen = slash ? (int)(slash - dst + 1) : 0;
@@ -101,6 +103,21 @@ static int temp_open(char *out, size_t n, const char *dst, mode_t mode)
         if (snprintf(out, n, "%.*s.%s.%016llx.part", dirlen, dst, slash ? slash + 1 : dst, r) >= (int)n) {
             errno = ENAMETOOLONG;
             return -1;
+        }
+        if (reuse) {
+            const char *old = reuse;
+            reuse = NULL;
+            /* rename(2) would replace an existing file: look first */
+            if (access(out, F_OK) != 0 && rename(old, out) == 0) {
+                int fd = open(out, O_WRONLY | O_TRUNC | O_CLOEXEC);
+                if (fd >= 0 && fchmod(fd, mode) == 0)
+                    return fd;
+                if (fd >= 0)
+                    close(fd);
+                unlink(out);
+                continue;
+            }
+            unlink(old); /* on another file system: a new file it is */
         }
         int fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
         if (fd >= 0 || errno != EEXIST)
@@ -142,6 +159,12 @@ static int copy_data(int in, int out, off_t size)
 
 int fs_copy(const char *src, const char *dst, int keep_mtime, char *err, size_t errlen)
 {
+    return fs_copy_reusing(src, dst, keep_mtime, NULL, err, errlen);
+}
+
+int fs_copy_reusing(const char *src, const char *dst, int keep_mtime, const char *reuse, char *err,
+                    size_t errlen)
+{
     int in = open(src, O_RDONLY | O_CLOEXEC);
     if (in < 0)
         return say(err, errlen, "cannot read", src);
@@ -153,7 +176,7 @@ int fs_copy(const char *src, const char *dst, int keep_mtime, char *err, size_t 
         return say(err, errlen, "cannot copy", src);
     }
     char tmp[PATH_MAX + 64];
-    int out = temp_open(tmp, sizeof tmp, dst, st.st_mode & 0777);
+    int out = temp_open(tmp, sizeof tmp, dst, st.st_mode & 0777, reuse);
     if (out < 0) {
         close(in);
         return say(err, errlen, "cannot write", tmp);
@@ -185,7 +208,7 @@ int fs_copy(const char *src, const char *dst, int keep_mtime, char *err, size_t 
 int fs_write_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen)
 {
     char tmp[PATH_MAX + 64];
-    int fd = temp_open(tmp, sizeof tmp, path, 0666);
+    int fd = temp_open(tmp, sizeof tmp, path, 0666, NULL);
     if (fd < 0)
         return say(err, errlen, "cannot write", tmp);
     const char *p = data;

@@ -17,6 +17,12 @@ int fs_clear(const char *path, char *err, size_t errlen);
  * keep_mtime, dst gets src's modification time. */
 int fs_copy(const char *src, const char *dst, int keep_mtime, char *err, size_t errlen);
 
+/* fs_copy, writing into the file reuse (renamed into place, then truncated)
+ * instead of a new one when it can: no inode is allocated. reuse is gone
+ * afterwards either way. NULL: a plain fs_copy. */
+int fs_copy_reusing(const char *src, const char *dst, int keep_mtime, const char *reuse, char *err,
+                    size_t errlen);
+
 /* Writes data to path atomically (temporary name, fsync, rename). */
 int fs_write_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen);
 

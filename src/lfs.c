@@ -1,6 +1,6 @@
 /* rasrun.fs: the file-system calls plain Lua lacks.
  *
- *   fs.stat(p) -> {type=, size=, mtime=, mode=} | nil, msg
+ *   fs.stat(p) -> {type=, size=, mtime=, mode=, ino=, nlink=} | nil, msg
  *   fs.exists(p)  fs.isdir(p)  fs.isfile(p)  fs.mtime(p) -> seconds | nil
  *   fs.list(dir) -> sorted names | nil, msg
  *   fs.mkdirs(p)  fs.rmtree(p)  fs.remove(p)  fs.rename(a, b)   -> true | nil, msg
@@ -50,7 +50,7 @@ static int l_stat(lua_State *L)
     struct stat st;
     if (stat(p, &st) != 0)
         return fail_errno(L, "", p);
-    lua_createtable(L, 0, 4);
+    lua_createtable(L, 0, 6);
     lua_pushstring(L, S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "dir" : "other");
     lua_setfield(L, -2, "type");
     lua_pushinteger(L, (lua_Integer)st.st_size);
@@ -59,6 +59,10 @@ static int l_stat(lua_State *L)
     lua_setfield(L, -2, "mtime");
     lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
     lua_setfield(L, -2, "mode");
+    lua_pushinteger(L, (lua_Integer)st.st_ino);
+    lua_setfield(L, -2, "ino");
+    lua_pushinteger(L, (lua_Integer)st.st_nlink);
+    lua_setfield(L, -2, "nlink");
     return 1;
 }
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -318,15 +319,72 @@ static int geom_committed(sched *s, const char *key)
     return 0;
 }
 
-static int commit_one(const staged *st, const char *dir, char *err, size_t n)
+#define NSPARES ((int)(sizeof ((sched *)0)->spares / sizeof(char *)))
+
+static void spare_dir(sched *s, char *out, size_t n)
+{
+    snprintf(out, n, "%s/.spares", s->run_dir);
+}
+
+/* Links dst (about to be replaced) into the spare folder; returns the link
+ * or NULL. Only a file with no other name: its content gets overwritten. */
+static char *link_spare(sched *s, const char *dst)
+{
+    struct stat st;
+    if (s->no_spares || s->nspares >= NSPARES || stat(dst, &st) != 0 || !S_ISREG(st.st_mode) ||
+        st.st_nlink != 1)
+        return NULL;
+    char dir[4200], *p = NULL;
+    spare_dir(s, dir, sizeof dir);
+    if (s->spare_seq == 0 && mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        s->no_spares = 1;
+        return NULL;
+    }
+    if (asprintf(&p, "%s/%d", dir, ++s->spare_seq) < 0)
+        return NULL;
+    if (link(dst, p) != 0) {
+        if (errno == EXDEV || errno == EPERM || errno == EMLINK)
+            s->no_spares = 1;
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static int commit_one(sched *s, const staged *st, const char *dir, char *err, size_t n)
 {
     char dst[8192];
     snprintf(dst, sizeof dst, "%s/%s", dir, st->final);
+    char *spare = link_spare(s, dst);
     if (rename(st->tmp, dst) != 0) {
         snprintf(err, n, "cannot move %s into place as %s: %s", st->tmp, dst, strerror(errno));
+        if (spare)
+            unlink(spare); /* still a name of the file in place */
+        free(spare);
         return -1;
     }
+    struct stat sp;
+    if (spare && stat(spare, &sp) == 0 && sp.st_nlink == 1)
+        s->spares[s->nspares++] = spare;
+    else if (spare) {
+        unlink(spare);
+        free(spare);
+    }
     return 0;
+}
+
+char *sched_take_spare(sched *s)
+{
+    return s->nspares > 0 ? s->spares[--s->nspares] : NULL;
+}
+
+static void drop_spares(sched *s)
+{
+    char dir[4200], err[256];
+    while (s->nspares > 0)
+        free(s->spares[--s->nspares]);
+    spare_dir(s, dir, sizeof dir);
+    fs_rmtree(dir, err, sizeof err);
 }
 
 /* Renames the staged files into the project: side outputs first, the result
@@ -337,12 +395,12 @@ static int commit(sched *s, attempt *a, char *err, size_t n)
 {
     const char *dir = a->job->project_dir;
     for (int i = 0; i < a->noutputs; i++)
-        if (commit_one(&a->outputs[i], dir, err, n) != 0)
+        if (commit_one(s, &a->outputs[i], dir, err, n) != 0)
             return -1;
     const char *gk = a->spec->geom_key;
     if (a->ngeom && gk && !geom_committed(s, gk)) {
         for (int i = 0; i < a->ngeom; i++)
-            if (commit_one(&a->geom[i], dir, err, n) != 0)
+            if (commit_one(s, &a->geom[i], dir, err, n) != 0)
                 return -1;
         char **g = realloc(s->geom_done, sizeof *g * (size_t)(s->ngeom_done + 1));
         if (g) {
@@ -353,7 +411,7 @@ static int commit(sched *s, attempt *a, char *err, size_t n)
         for (int i = 0; i < a->ngeom; i++)
             unlink(a->geom[i].tmp);
     }
-    if (commit_one(&a->result, dir, err, n) != 0)
+    if (commit_one(s, &a->result, dir, err, n) != 0)
         return -1;
     free(a->job->result_path);
     if (asprintf(&a->job->result_path, "%s/%s", dir, a->result.final) < 0)
@@ -733,6 +791,7 @@ int sched_main(sched *s)
     s->sigfd = -1;
     if (open_signals(s, &old) != 0)
         fprintf(stderr, "rasrun: signalfd: %s (Ctrl-C will not clean up)\n", strerror(errno));
+    drop_spares(s); /* left by a run killed in this folder */
     open_workers(s);
     for (int i = 0; i < s->njobs; i++)
         if (s->jobs[i].unrunnable) {
@@ -771,6 +830,7 @@ int sched_main(sched *s)
                        s->interrupted ? "cancelled before it started" : "not run");
     for (int i = 0; i < s->nworkers; i++)
         s->workers[i]->ops->close(s->workers[i]);
+    drop_spares(s);
     /* Workers are closed: nothing refers to written-off attempts any more. */
     while (s->zombies) {
         attempt *a = s->zombies;

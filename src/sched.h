@@ -179,6 +179,13 @@ void sched_stage_suffix(attempt *a, char *out, size_t n);
 /* Records a staged-out file on the attempt (takes ownership of tmp). */
 void sched_add_output(attempt *a, char *tmp, const char *final_name, int kind);
 
+/* A file that a commit replaced, kept (under the run folder) so that the
+ * next copy can be written into it: ext4 without a journal scans every
+ * recently freed inode on each create, and a run that replaces results
+ * would otherwise free one and allocate one per plan. NULL when none; the
+ * caller frees the path (see fs_copy_reusing, which uses it up). */
+char *sched_take_spare(sched *s);
+
 /* Questions about a job spec (src/jobspec.c). Specs do not change during a
  * run and live until the workers are closed: worker threads may read them. */
 int spec_lists(char **list, int n, const char *name);

@@ -110,7 +110,8 @@ static int fail(worker *w, local_attempt *la, const char *fmt, ...)
 
 /* Inputs are copied (mtime kept), or hard-linked when the engine only reads
  * them: no data copied, no inode made (ext4 slows down under create/delete
- * churn). A link that cannot be made (another file system) becomes a copy. */
+ * churn). A link that cannot be made (another file system) becomes a copy.
+ * Copies go into a file that a commit replaced when there is one. */
 static int stage_in(worker *w, local_attempt *la)
 {
     attempt *a = la->a;
@@ -124,7 +125,10 @@ static int stage_in(worker *w, local_attempt *la)
         snprintf(dst, sizeof dst, "%s/%s", a->workdir, name);
         if (spec_lists(a->spec->links, a->spec->nlinks, name) && link(src, dst) == 0)
             continue;
-        if (fs_copy(src, dst, 1, err, sizeof err) != 0)
+        char *spare = sched_take_spare(w->s);
+        int rc = fs_copy_reusing(src, dst, 1, spare, err, sizeof err);
+        free(spare);
+        if (rc != 0)
             return fail(w, la, "staging in: %s", err);
     }
     return 0;

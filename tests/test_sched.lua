@@ -225,6 +225,40 @@ function TestSched:test_up_to_date_plans_are_skipped_unless_forced()
   lu.assertEquals(r.counts.ok, 2)
 end
 
+function TestSched:test_a_forced_rerun_writes_into_replaced_results_never_into_shared_files()
+  local plans = {}
+  for k = 1, 6 do plans[k] = { title = "p" .. k, seconds = 0.05 } end
+  local prj = project(plans)
+  -- one slot: plan k+2 starts before plan k+1's result is committed, so
+  -- from plan 4 on each copy has a replaced result to go into
+  local pool = pool_of(H.local_worker("a", 1))
+  lu.assertEquals(run(pool, { project = prj }).counts.ok, 6)
+  local function result(k) return ("%s/Sample.p%02d.hdf"):format(prj.dir, k) end
+  local first = {}
+  for k = 1, 6 do first[fs.stat(result(k)).ino] = true end
+  -- a backup by hard link (as snapshot tools make) shares the file
+  local backup = prj.dir .. "/backup.hdf"
+  lu.assertEquals(sys.run({ "ln", result(1), backup }).code, 0)
+  local saved = fs.read(backup)
+
+  local run2 = prj.dir .. "/run2"
+  local r = run(pool, { project = prj, force = true, run_dir = run2 })
+  lu.assertEquals(r.counts.ok, 6)
+  local reused = 0
+  for k = 1, 6 do
+    local st = fs.stat(result(k))
+    if first[st.ino] then reused = reused + 1 end
+    lu.assertEquals(st.nlink, 1)
+    lu.assertEquals(rasrun.results.read(result(k)).solution, "Unsteady Finished Successfully")
+  end
+  -- replaced results were written again: fewer new files on disk
+  lu.assertTrue(reused >= 3, ("%d of 6 results were written into replaced files"):format(reused))
+  -- the shared one was not: the backup still holds the first run's result
+  lu.assertEquals(fs.read(backup), saved)
+  lu.assertEquals(fs.stat(backup).nlink, 1)
+  lu.assertFalse(fs.exists(run2 .. "/.spares"))
+end
+
 function TestSched:test_windows_engine_and_shared_geometry_outputs()
   local prj = project({ { title = "a", seconds = 0.2, geom = "g01" }, { title = "b", seconds = 0.2, geom = "g01" } })
   local w = rasrun.worker { type = "local", name = "win", slots = 2,
