@@ -22,8 +22,9 @@ Project.__index, Plan.__index = Project, Plan
 
 -- Reads "Key=Value" lines: returns an ordered list and a first-value map.
 -- Lines without "=" (flags such as "English Units") map to true.
-local function read_keys(file)
-  local data, err = fs.read(file, 8 * 1024 * 1024)
+-- Only the first limit bytes are read (default 8 MiB).
+local function read_keys(file, limit)
+  local data, err = fs.read(file, limit or 8 * 1024 * 1024)
   if not data then return nil, err end
   if data:find("\0", 1, true) then return nil, file .. ": binary data, not a HEC-RAS text file" end
   local list, first = {}, {}
@@ -80,7 +81,7 @@ function M.open(prj_path)
     name = (path.split_ext(path.basename(abs))), title = keys["Proj Title"],
     current_plan = keys["Current Plan"],
     units = keys["SI Units"] and "SI" or "English",
-    plan_ids = {}, geom_ids = {}, flow_ids = {}, _plans = {} }, Project)
+    plan_ids = {}, geom_ids = {}, flow_ids = {}, _plans = {}, _geoms = {}, _flows = {} }, Project)
   if not keys["Proj Title"] and not next(list) then
     return nil, prj_path .. ": not a HEC-RAS project file (no Proj Title, no plans)"
   end
@@ -99,21 +100,32 @@ function M.open(prj_path)
   return self
 end
 
--- Geometry and flow descriptors are cheap and read on demand.
+-- Geometry and flow descriptors are read on demand, once per project (plans
+-- share them).
 function Project:geometry(id)
   id = id:lower()
+  if self._geoms[id] then return self._geoms[id] end
   local file = self:file(id)
   local g = { id = id, number = id:sub(2), file = file, missing = file == nil,
               hdf = self:file(id .. ".hdf") }
   if file then
-    local _, keys = read_keys(file)
+    -- the title is the first line; the rest (cross sections, meshes) can
+    -- run to hundreds of megabytes
+    local _, keys = read_keys(file, 64 * 1024)
     g.title = keys and keys["Geom Title"]
   end
+  self._geoms[id] = g
   return g
 end
 
 function Project:flow(id)
   id = id:lower()
+  if self._flows[id] then return self._flows[id] end
+  self._flows[id] = self:_read_flow(id)
+  return self._flows[id]
+end
+
+function Project:_read_flow(id)
   local file = self:file(id)
   local kind = id:sub(1, 1) == "u" and "unsteady" or id:sub(1, 1) == "q" and "quasi-steady" or "steady"
   local f = { id = id, number = id:sub(2), file = file, missing = file == nil, kind = kind }
