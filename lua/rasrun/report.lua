@@ -121,8 +121,9 @@ local function timeline(run)
   return table.concat(out, "\n")
 end
 
-function M.html(run)
-  local d = M.data(run)
+-- d: M.data(run) when the caller has it already.
+function M.html(run, d)
+  d = d or M.data(run)
   local rows = {}
   for _, p in ipairs(d.plans) do
     local cks = {}
@@ -163,8 +164,9 @@ end
 function M.write(run)
   local jp = path.join(run.run_dir, "run.json")
   local hp = path.join(run.run_dir, "report.html")
-  assert(fs.write(jp, json.encode(M.data(run), true) .. "\n"))
-  assert(fs.write(hp, M.html(run)))
+  local d = M.data(run)
+  assert(fs.write(jp, json.encode(d, true) .. "\n"))
+  assert(fs.write(hp, M.html(run, d)))
   return jp, hp
 end
 
