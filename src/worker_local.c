@@ -41,6 +41,7 @@ typedef struct {
     local_attempt *live;
     spawner *spawn;
     int closing;
+    unsigned char *emptied; /* per slot: its folder is there and empty */
 } local_worker;
 
 static int lw_create(worker *w, lua_State *L, int idx, char *err, size_t n)
@@ -49,8 +50,13 @@ static int lw_create(worker *w, lua_State *L, int idx, char *err, size_t n)
     (void)idx;
     (void)err;
     (void)n;
-    w->data = calloc(1, sizeof(local_worker));
-    return w->data ? 0 : -1;
+    local_worker *lw = calloc(1, sizeof *lw);
+    if (lw && !(lw->emptied = calloc((size_t)(w->slots > 0 ? w->slots : 1), 1))) {
+        free(lw);
+        lw = NULL;
+    }
+    w->data = lw;
+    return lw ? 0 : -1;
 }
 
 static int lw_open(worker *w, char *err, size_t n)
@@ -115,9 +121,15 @@ static int fail(worker *w, local_attempt *la, const char *fmt, ...)
 static int stage_in(worker *w, local_attempt *la)
 {
     attempt *a = la->a;
+    local_worker *lw = w->data;
     char err[1024];
-    if (fs_clear(a->workdir, err, sizeof err) != 0 || fs_mkdirs(a->workdir, err, sizeof err) != 0)
+    /* the folder is emptied when a slot is given back: only its first use
+     * in the run, or after a failed attempt's folder was kept, finds it
+     * missing or not empty */
+    if (!lw->emptied[a->slot] &&
+        (fs_clear(a->workdir, err, sizeof err) != 0 || fs_mkdirs(a->workdir, err, sizeof err) != 0))
         return fail(w, la, "%s: %s", w->name, err);
+    lw->emptied[a->slot] = 0;
     for (int i = 0; i < a->spec->ninputs; i++) {
         const char *name = a->spec->inputs[i];
         char src[8192], dst[8192];
@@ -364,10 +376,13 @@ static void free_local(local_attempt *la)
 static void lw_release(worker *w, attempt *a, int remove_workdir)
 {
     local_attempt *la = a->wdata;
+    local_worker *lw = w->data;
     char err[1024];
     if (remove_workdir) {
         if (fs_clear(a->workdir, err, sizeof err) != 0)
             fprintf(stderr, "rasrun: %s: %s\n", w->name, err);
+        else
+            lw->emptied[a->slot] = 1;
     } else {
         char kept[4096];
         sched_kept_dir(kept, sizeof kept, a);
@@ -427,8 +442,10 @@ static void lw_close(worker *w)
 static void lw_destroy(worker *w)
 {
     local_worker *lw = w->data;
-    if (lw)
+    if (lw) {
         spawner_free(lw->spawn);
+        free(lw->emptied);
+    }
     free(w->data);
     w->data = NULL;
 }
