@@ -88,15 +88,20 @@ function M.volume(r, ctx)
 end
 
 function M.messages(r)
-  if not r.messages then return true, "no compute messages stored" end
-  for line in (r.messages .. "\n"):gmatch("([^\n]*)\n") do
-    for _, pat in ipairs(M.error_patterns) do
-      if line:find(pat, 1, true) then
-        return false, ("compute messages: %q"):format(short(line))
-      end
-    end
+  local text = r.messages
+  if not text then return true, "no compute messages stored" end
+  -- the first line holding any of the patterns (one search per pattern over
+  -- the whole text: compute messages can run to thousands of lines)
+  local first
+  for _, pat in ipairs(M.error_patterns) do
+    local at = text:find(pat, 1, true)
+    if at and (not first or at < first) then first = at end
   end
-  return true, "no error lines in the compute messages"
+  if not first then return true, "no error lines in the compute messages" end
+  local from = first
+  while from > 1 and text:sub(from - 1, from - 1) ~= "\n" do from = from - 1 end
+  local to = text:find("\n", first, true)
+  return false, ("compute messages: %q"):format(short(text:sub(from, to and to - 1 or #text)))
 end
 
 -- Optional: every 2D cell's maximum WSEL within [min, max] (opts.area names
