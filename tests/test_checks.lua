@@ -93,6 +93,18 @@ function TestChecks:test_simulated_failure_modes()
   end
 end
 
+function TestChecks:test_messages_report_the_first_error_line_whole()
+  local text = table.concat({
+    "Writing Plan GIS Data...", "  Unsteady Input Summary:",
+    "  12:00:05  Simulation Aborted at 02JAN1900", "ERROR: matrix solution failed", "Finished" }, "\n")
+  local ok, detail = checks.messages { messages = text }
+  lu.assertFalse(ok)
+  lu.assertEquals(detail, 'compute messages: "12:00:05  Simulation Aborted at 02JAN1900"')
+  ok, detail = checks.messages { messages = "ERROR: at the very start" }
+  lu.assertEquals(detail, 'compute messages: "ERROR: at the very start"')
+  lu.assertTrue(checks.messages { messages = "Finished Successfully\nno trouble" })
+end
+
 function TestChecks:test_stale_result_fails_freshness()
   local file = simulate("ok")
   -- the result was written before "launch": stale
