@@ -14,6 +14,7 @@
 #include <lauxlib.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define ARRAY_MT "rasrun.json.array"
@@ -72,6 +73,49 @@ static void sort_strings(lua_State *L, int t, lua_Integer n)
     }
 }
 
+static int cmp_keys(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+#define FAST_KEYS 64
+
+/* An object whose keys are all strings (the common case), its keys sorted
+ * in C. Returns 0, with nothing built, when some key is not a string (or
+ * there are too many for the fast path). The key pointers stay valid: the
+ * table holds the strings and is not changed while it is encoded. */
+static int object_fast(struct enc *e, int idx, int depth, cJSON **out)
+{
+    lua_State *L = e->L;
+    const char *keys[FAST_KEYS];
+    size_t n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TSTRING || n == FAST_KEYS) {
+            lua_pop(L, 1);
+            return 0;
+        }
+        keys[n++] = lua_tostring(L, -1);
+    }
+    qsort(keys, n, sizeof keys[0], cmp_keys);
+    cJSON *o = cJSON_CreateObject();
+    for (size_t i = 0; o && i < n; i++) {
+        lua_pushstring(L, keys[i]);
+        lua_rawget(L, idx);
+        cJSON *item = to_json(e, lua_gettop(L), depth + 1);
+        lua_pop(L, 1);
+        if (!item) {
+            cJSON_Delete(o);
+            o = NULL;
+            break;
+        }
+        cJSON_AddItemToObject(o, keys[i], item);
+    }
+    *out = o;
+    return 1;
+}
+
 static cJSON *table_to_json(struct enc *e, int idx, int depth)
 {
     lua_State *L = e->L;
@@ -91,8 +135,12 @@ static cJSON *table_to_json(struct enc *e, int idx, int depth)
         }
         return a;
     }
-    /* Keys in sorted order, so that the same value always encodes the same.
-     * keys: array of key strings; orig: key string -> the original key. */
+    /* Keys in sorted order, so that the same value always encodes the same. */
+    cJSON *fast;
+    if (object_fast(e, idx, depth, &fast))
+        return fast;
+    /* Numeric keys too: keys is an array of key strings, orig maps a key
+     * string to the original key. */
     lua_newtable(L);
     int keys = lua_gettop(L);
     lua_newtable(L);

@@ -1,0 +1,30 @@
+-- rasrun.json: encoding is deterministic (sorted keys) whatever the keys are.
+local lu = require "luaunit"
+local json = require "rasrun.json"
+
+TestJson = {}
+
+function TestJson:test_objects_encode_with_sorted_keys()
+  lu.assertEquals(json.encode({ b = 1, a = "x", c = true }), '{"a":"x","b":1,"c":true}')
+  -- numeric keys that are not a sequence become strings, sorted with the rest
+  lu.assertEquals(json.encode({ z = 1, ["1"] = 2, [10] = 3 }), '{"1":2,"10":3,"z":1}')
+  lu.assertEquals(json.encode({ a = { [3] = "x", [10] = "y" } }), '{"a":{"10":"y","3":"x"}}')
+end
+
+function TestJson:test_arrays_nesting_and_odd_values()
+  lu.assertEquals(json.encode({ 1, 2, { k = { 3 } } }), '[1,2,{"k":[3]}]')
+  lu.assertEquals(json.encode({ e = json.array(), n = 0 / 0, i = math.huge }), '{"e":[],"i":null,"n":null}')
+  -- many keys (more than the fast path holds) still sort
+  local t, want = {}, {}
+  for i = 1, 100 do t[("k%03d"):format(i)] = i; want[#want + 1] = ('"k%03d":%d'):format(i, i) end
+  lu.assertEquals(json.encode(t), "{" .. table.concat(want, ",") .. "}")
+  local v = json.decode(json.encode({ plans = { { key = "a/p01", ok = true } } }))
+  lu.assertEquals(v.plans[1].key, "a/p01")
+end
+
+function TestJson:test_what_cannot_be_encoded_is_an_error()
+  local cyc = {}
+  cyc.self = cyc
+  lu.assertErrorMsgContains("cycle", json.encode, cyc)
+  lu.assertErrorMsgContains("function", json.encode, { f = print })
+end
