@@ -411,6 +411,7 @@ struct attr_walk {
     lua_State *L;
     int failed;
     int names;      /* stack index of the wanted names (an array), or 0: all */
+    lua_Integer nnames;
 };
 
 /* Is name in the array of wanted names (none given: every name is)? */
@@ -418,9 +419,8 @@ static int wanted(struct attr_walk *w, const char *name)
 {
     if (!w->names)
         return 1;
-    lua_Integer n = luaL_len(w->L, w->names);
-    for (lua_Integer i = 1; i <= n; i++) {
-        lua_geti(w->L, w->names, i);
+    for (lua_Integer i = 1; i <= w->nnames; i++) {
+        lua_rawgeti(w->L, w->names, i);
         const char *s = lua_tostring(w->L, -1);
         int same = s && strcmp(s, name) == 0;
         lua_pop(w->L, 1);
@@ -453,10 +453,11 @@ static int f_attrs(lua_State *L)
 {
     hfile *f = check_file(L);
     const char *path = luaL_optstring(L, 2, "/");
-    struct attr_walk w = { L, 0, 0 };
+    struct attr_walk w = { L, 0, 0, 0 };
     if (!lua_isnoneornil(L, 3)) {
         luaL_checktype(L, 3, LUA_TTABLE);
         w.names = 3;
+        w.nnames = (lua_Integer)lua_rawlen(L, 3);
     }
     hid_t o = open_object(f, path);
     if (o < 0)

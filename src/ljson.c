@@ -81,8 +81,8 @@ static int cmp_keys(const void *a, const void *b)
 #define FAST_KEYS 64
 
 /* An object whose keys are all strings (the common case), its keys sorted
- * in C. Returns 0, with nothing built, when some key is not a string (or
- * there are too many for the fast path). The key pointers stay valid: the
+ * in C. Returns 0, with nothing built, when some key is not a string or
+ * holds a NUL (or there are too many for the fast path). The key pointers stay valid: the
  * table holds the strings and is not changed while it is encoded. */
 static int object_fast(struct enc *e, int idx, int depth, cJSON **out)
 {
@@ -92,11 +92,13 @@ static int object_fast(struct enc *e, int idx, int depth, cJSON **out)
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         lua_pop(L, 1);
-        if (lua_type(L, -1) != LUA_TSTRING || n == FAST_KEYS) {
+        size_t len;
+        const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+        if (!k || strlen(k) != len || n == FAST_KEYS) { /* not a plain C string key */
             lua_pop(L, 1);
             return 0;
         }
-        keys[n++] = lua_tostring(L, -1);
+        keys[n++] = k;
     }
     qsort(keys, n, sizeof keys[0], cmp_keys);
     cJSON *o = cJSON_CreateObject();

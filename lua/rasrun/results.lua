@@ -15,7 +15,6 @@ local hecdate = require "rasrun.hecdate"
 
 local M = {}
 
-local LAZY
 local SUMMARY = { unsteady = "/Results/Unsteady/Summary", steady = "/Results/Steady/Summary" }
 local MESSAGES = "/Results/Summary/Compute Messages (text)"
 local MAX_WS_BASE = "/Results/Unsteady/Output/Output Blocks/Base Output/Summary Output/2D Flow Areas"
@@ -63,7 +62,8 @@ local SUMMARY_ATTRS = { "Solution", "Computation Time Total", "Maximum WSEL Erro
   "Vol Accounting Error Percentage", "Vol Accounting Error", "Vol Accounting Cell Start",
   "Vol Accounting Cell End", "Vol Accounting" }
 
-LAZY = { __index = function(r, k)
+-- r.plan, read when first asked for.
+local LAZY = { __index = function(r, k)
   if k ~= "plan" then return nil end
   local f = hdf.open(r.path)
   local v = f and plan_info(f) or false
