@@ -259,6 +259,33 @@ function TestSched:test_a_forced_rerun_writes_into_replaced_results_never_into_s
   lu.assertFalse(fs.exists(run2 .. "/.spares"))
 end
 
+function TestSched:test_replaced_results_across_file_systems_give_way_to_new_files()
+  if not fs.isdir("/dev/shm") then lu.skip("no /dev/shm: no second file system") end
+  local tmpdir = os.getenv("TMPDIR")
+  sys.setenv("TMPDIR", "/dev/shm")
+  local other_run, other_work = H.tmpdir("xfs-run"), H.tmpdir("xfs-work")
+  sys.setenv("TMPDIR", tmpdir)
+  local plans = {}
+  for k = 1, 4 do plans[k] = { title = "p" .. k, seconds = 0.05 } end
+  local prj = project(plans)
+  local function all_good(r)
+    lu.assertEquals(r.counts.ok, 4)
+    for k = 1, 4 do
+      local res = rasrun.results.read(("%s/Sample.p%02d.hdf"):format(prj.dir, k))
+      lu.assertEquals(res.solution, "Unsteady Finished Successfully")
+    end
+  end
+  all_good(run(pool_of(H.local_worker("a", 1)), { project = prj }))
+  -- the run folder elsewhere: replaced results cannot be linked there
+  all_good(run(pool_of(H.local_worker("a", 1)), { project = prj, force = true, run_dir = other_run }))
+  lu.assertFalse(fs.exists(other_run .. "/.spares"))
+  -- the work folders elsewhere: a kept file cannot be moved into them
+  local run3 = prj.dir .. "/run3"
+  all_good(run(pool_of(H.local_worker("b", 1, { workdir = other_work })),
+    { project = prj, force = true, run_dir = run3 }))
+  lu.assertFalse(fs.exists(run3 .. "/.spares"))
+end
+
 function TestSched:test_windows_engine_and_shared_geometry_outputs()
   local prj = project({ { title = "a", seconds = 0.2, geom = "g01" }, { title = "b", seconds = 0.2, geom = "g01" } })
   local w = rasrun.worker { type = "local", name = "win", slots = 2,
