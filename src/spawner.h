@@ -30,7 +30,7 @@ typedef void (*spawn_cb)(void *ud, const spawn_result *r);
 
 spawner *spawner_new(loop *l, char *err, size_t errlen);
 
-/* Starts ps (argv, envp and cwd must stay valid until cb runs). cb runs on
+/* Starts ps now (ps is not kept after the call). cb runs later, on
  * the loop thread, from loop_run_once or spawner_drain. */
 void spawner_start(spawner *sp, const proc_spec *ps, spawn_cb cb, void *ud);
 
