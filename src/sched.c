@@ -260,6 +260,8 @@ static const char *status_name(enum job_status st)
 
 static void finish_job(sched *s, job *j, enum job_status st, const char *reason)
 {
+    if (j->state == J_WAITING)
+        s->nwaiting--;
     j->state = J_DONE;
     j->status = st;
     j->end = wall();
@@ -288,7 +290,7 @@ static int depends_on(job *j, int other)
 /* Jobs waiting on j become ready, or fail with it. */
 static void release_dependents(sched *s, job *j)
 {
-    for (int i = 0; i < s->njobs; i++) {
+    for (int i = 0; i < s->njobs && s->nwaiting > 0; i++) {
         job *d = &s->jobs[i];
         if (d->state != J_WAITING || !depends_on(d, j->index))
             continue;
@@ -303,8 +305,10 @@ static void release_dependents(sched *s, job *j)
         int ready = 1;
         for (int k = 0; k < d->nafter && ready; k++)
             ready = s->jobs[d->after[k]].state == J_DONE && s->jobs[d->after[k]].status == S_OK;
-        if (ready)
+        if (ready) {
             d->state = J_READY;
+            s->nwaiting--;
+        }
     }
 }
 
@@ -590,7 +594,22 @@ static void process_finished(sched *s, attempt *a)
 /* Finished attempts give their slots back first, and the next engines start,
  * before the checks of the finished ones run (their outputs are already
  * staged out; a check can take a while). With keep_scratch a failed
- * attempt's folder is kept, so the slot waits for the verdict. */
+ * attempt's folder is kept, so the slot waits for the verdict.
+ *
+ * Checks then run in batches of up to JUDGE_BATCH, at most JUDGE_WAIT s after
+ * the first of them finished, and at once when nothing else is running: a
+ * result file's checks cost several times more when each runs alone between
+ * engine starts (the processor's caches hold the engines' data by then) than
+ * when they run one after another. */
+#define JUDGE_BATCH 8
+#define JUDGE_WAIT 0.05
+
+static int judge_now(sched *s)
+{
+    return s->nunjudged >= JUDGE_BATCH || !s->live || s->interrupted || s->keep_scratch ||
+           loop_now() - s->unjudged_since >= JUDGE_WAIT;
+}
+
 static void drain_finished(sched *s)
 {
     attempt *list = NULL;
@@ -600,14 +619,31 @@ static void drain_finished(sched *s)
         a->next = list;
         list = a;
     }
-    if (!s->keep_scratch) {
+    if (list && !s->keep_scratch) {
         for (attempt *a = list; a; a = a->next)
             release_slot(s, a, 1);
         dispatch(s);
     }
+    if (!s->unjudged) {
+        s->unjudged_tail = &s->unjudged;
+        s->unjudged_since = loop_now();
+    }
     while (list) {
         attempt *a = list;
         list = a->next;
+        a->next = NULL;
+        *s->unjudged_tail = a;
+        s->unjudged_tail = &a->next;
+        s->nunjudged++;
+    }
+    if (!s->unjudged || !judge_now(s))
+        return;
+    attempt *batch = s->unjudged;
+    s->unjudged = NULL;
+    s->nunjudged = 0;
+    while (batch) {
+        attempt *a = batch;
+        batch = a->next;
         process_finished(s, a);
     }
 }
@@ -762,6 +798,8 @@ static int wait_ms(sched *s)
             next = a->deadline;
     if (s->finished)
         return 0;
+    if (s->unjudged && s->unjudged_since + JUDGE_WAIT < next)
+        next = s->unjudged_since + JUDGE_WAIT;
     int ms = (int)((next - now) * 1000) + 1;
     return ms < 0 ? 0 : ms;
 }
@@ -792,16 +830,21 @@ int sched_main(sched *s)
         fprintf(stderr, "rasrun: signalfd: %s (Ctrl-C will not clean up)\n", strerror(errno));
     drop_spares(s); /* left by a run killed in this folder */
     open_workers(s);
+    s->nwaiting = 0;
+    for (int i = 0; i < s->njobs; i++)
+        s->nwaiting += s->jobs[i].state == J_WAITING;
     for (int i = 0; i < s->njobs; i++)
         if (s->jobs[i].unrunnable) {
             finish_job(s, &s->jobs[i], S_FAILED, s->jobs[i].reason);
             release_dependents(s, &s->jobs[i]);
         }
     for (int i = 0; i < s->njobs; i++)
-        if (s->jobs[i].state == J_WAITING && s->jobs[i].nafter == 0)
+        if (s->jobs[i].state == J_WAITING && s->jobs[i].nafter == 0) {
             s->jobs[i].state = J_READY;
-    while (s->ndone < s->njobs || s->live || s->finished) {
-        if (s->interrupted && !s->live && !s->finished)
+            s->nwaiting--;
+        }
+    while (s->ndone < s->njobs || s->live || s->finished || s->unjudged) {
+        if (s->interrupted && !s->live && !s->finished && !s->unjudged)
             break;
         dispatch(s);
         check_timeouts(s);

@@ -17,9 +17,13 @@ struct sched {
     job *jobs;
     int njobs;
     int ndone;
+    int nwaiting;               /* jobs in J_WAITING: none, and finishing a job releases nobody */
     int first_open;             /* no job before it is waiting or ready */
     attempt *live;              /* attempts in flight */
     attempt *finished;          /* reported done, waiting for the loop */
+    attempt *unjudged, **unjudged_tail; /* slots given back, checks not run yet (oldest first) */
+    int nunjudged;
+    double unjudged_since;      /* monotonic: when the oldest of them came */
     attempt *zombies;           /* abandoned: freed after the workers close */
     int interrupted;            /* 0, or the signal that stopped the run */
     int forced;                 /* a second signal: no more grace */
@@ -31,7 +35,7 @@ struct sched {
     double all_down_since;      /* monotonic; 0 while some worker is up */
     double down_grace;          /* fail waiting plans after this long with no worker */
     int keep_scratch;
-    char *spares[8];            /* replaced files kept for reuse (see sched_take_spare) */
+    char *spares[16];           /* replaced files kept for reuse (see sched_take_spare) */
     int nspares, spare_seq, no_spares;
     char **geom_done;           /* geometry keys committed in this run */
     int ngeom_done;
