@@ -6,7 +6,7 @@
  *   fs.mkdirs(p)  fs.rmtree(p)  fs.remove(p)  fs.rename(a, b)   -> true | nil, msg
  *   fs.copy(src, dst [, keep_mtime])  fs.write(p, data)  (both atomic)
  *   fs.read(p [, max]) -> data | nil, msg
- *   fs.touch(p [, mtime])  fs.realpath(p)  fs.tempdir(prefix)  fs.free_bytes(p)
+ *   fs.touch(p [, mtime])  fs.realpath(p)  fs.tempdir(prefix [, in])  fs.free_bytes(p)
  *   fs.glob(pattern) -> sorted paths   fs.readlink(p) -> target | nil, msg */
 #include "fsutil.h"
 #include "host.h"
@@ -257,7 +257,7 @@ static int l_readlink(lua_State *L)
 static int l_tempdir(lua_State *L)
 {
     const char *prefix = luaL_optstring(L, 1, "rasrun");
-    const char *base = getenv("TMPDIR");
+    const char *base = luaL_optstring(L, 2, getenv("TMPDIR"));
     if (!base || !*base)
         base = "/tmp";
     lua_pushfstring(L, "%s/%s-XXXXXX", base, prefix);
