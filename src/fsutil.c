@@ -49,6 +49,21 @@ int fs_mkdirs(const char *path, char *err, size_t errlen)
     return 0;
 }
 
+int fs_mkdirs_top(const char *path, char *err, size_t errlen)
+{
+    if (fs_mkdirs(path, err, errlen) != 0)
+        return -1;
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int flags = 0;
+    if (fd >= 0 && ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0 && !(flags & FS_TOPDIR_FL)) {
+        flags |= FS_TOPDIR_FL;
+        (void)ioctl(fd, FS_IOC_SETFLAGS, &flags); /* a hint: fine without */
+    }
+    if (fd >= 0)
+        close(fd);
+    return 0;
+}
+
 static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st;

@@ -8,6 +8,14 @@
 
 int fs_mkdirs(const char *path, char *err, size_t errlen);
 int fs_rmtree(const char *path, char *err, size_t errlen);
+/* Makes the folder (and its parents) and marks it as the top of a directory
+ * hierarchy (ext4's 'T' attribute): folders made inside it are placed in
+ * fresh block groups of the disk, and so are the files made in those. Where
+ * the file system has no such mark, it is a plain fs_mkdirs. Measured on
+ * ext4 without a journal: a file made among thousands of recently deleted
+ * ones costs ~0.5 ms of CPU (the kernel skips each recently freed inode),
+ * which a run's logs and work files pay once per plan without it. */
+int fs_mkdirs_top(const char *path, char *err, size_t errlen);
 /* Removes everything inside the folder, keeping the folder itself. */
 int fs_clear(const char *path, char *err, size_t errlen);
 

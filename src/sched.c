@@ -610,7 +610,8 @@ static int judge_now(sched *s)
            loop_now() - s->unjudged_since >= JUDGE_WAIT;
 }
 
-static void drain_finished(sched *s)
+/* Takes what finished: slots given back, next engines started, checks queued. */
+static void take_finished(sched *s)
 {
     attempt *list = NULL;
     while (s->finished) { /* reverse: oldest first */
@@ -636,16 +637,27 @@ static void drain_finished(sched *s)
         s->unjudged_tail = &a->next;
         s->nunjudged++;
     }
+}
+
+/* Between two checks of a batch, engines that ended meanwhile are replaced
+ * at once: their cores would otherwise wait for the whole batch. */
+static void drain_finished(sched *s)
+{
+    take_finished(s);
     if (!s->unjudged || !judge_now(s))
         return;
-    attempt *batch = s->unjudged;
-    s->unjudged = NULL;
-    s->nunjudged = 0;
-    while (batch) {
-        attempt *a = batch;
-        batch = a->next;
+    for (int n = s->nunjudged; n > 0 && s->unjudged; n--) {
+        attempt *a = s->unjudged;
+        s->unjudged = a->next;
+        s->nunjudged--;
         process_finished(s, a);
+        if (n > 1 && loop_run_once(s->loop, 0) > 0 && s->finished)
+            take_finished(s);
     }
+    if (!s->unjudged)
+        s->nunjudged = 0;
+    else
+        s->unjudged_since = loop_now(); /* the ones that came during the batch */
 }
 
 /* ---- timeouts, signals, workers --------------------------------------------- */

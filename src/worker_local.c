@@ -68,6 +68,11 @@ static int lw_open(worker *w, char *err, size_t n)
         snprintf(err, n, "work folder %s is not writable: %s", w->workdir, strerror(errno));
         return -1;
     }
+    /* this run's slot folders go to a fresh part of the disk (fs_mkdirs_top) */
+    char run_work[4096];
+    snprintf(run_work, sizeof run_work, "%s/%s", w->workdir, sched_run_id(w->s));
+    if (fs_mkdirs_top(run_work, err, n) != 0)
+        return -1;
     if (!lw->spawn && !(lw->spawn = spawner_new(sched_loop(w->s), err, n)))
         return -1;
     sched_worker_state(w, W_UP, NULL);

@@ -435,6 +435,8 @@ function Pool:run(opts)
   local run_id = resume_dir and path.basename(resume_dir) or new_run_id()
   local run_dir = path.abspath(resume_dir or opts.run_dir or
     path.join(projects[1].dir, ".rasrun", "runs", run_id))
+  -- the logs go to a fresh part of the disk (see fs_mkdirs_top)
+  assert(fs.mkdirs_top(run_dir))
   assert(fs.mkdirs(path.join(run_dir, "logs")))
 
   -- Which plans run, and on which engines.
