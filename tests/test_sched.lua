@@ -259,6 +259,33 @@ function TestSched:test_a_forced_rerun_writes_into_replaced_results_never_into_s
   lu.assertFalse(fs.exists(run2 .. "/.spares"))
 end
 
+-- ext4's 'T' mark on a folder: nil where the file system has no such marks.
+local function top_mark(dir)
+  local r = sys.run({ "lsattr", "-d", dir }, { timeout = 10 })
+  if r.code ~= 0 then return nil end
+  return r.stdout:match("^(%S+)"):find("T", 1, true) ~= nil
+end
+
+-- The run folder and the run's work folder are marked as tops of directory
+-- hierarchies, so that logs and slot folders go to fresh block groups (where
+-- the disk has the mark; elsewhere they are plain folders).
+function TestSched:test_run_and_work_folders_are_marked_as_tops_where_the_disk_can()
+  local workdir = H.tmpdir("work")
+  local prj = project({ { title = "a", seconds = 0.3 } })
+  local work_mark
+  local r = run(pool_of(H.local_worker("here", 1, { workdir = workdir })), { project = prj,
+    on_event = function(ev)
+      if ev.type == "launched" then work_mark = top_mark(workdir .. "/" .. fs.list(workdir)[1]) end
+    end })
+  lu.assertTrue(r.ok)
+  local run_mark = top_mark(r.run_dir)
+  if run_mark == nil then print("  (no ext4 marks here: skipped)") return end
+  lu.assertTrue(run_mark)
+  lu.assertTrue(work_mark)
+  lu.assertFalse(top_mark(r.run_dir .. "/logs")) -- only the tops
+  lu.assertFalse(top_mark(workdir))               -- the user's folder is left as it was
+end
+
 function TestSched:test_replaced_results_across_file_systems_give_way_to_new_files()
   if not fs.isdir("/dev/shm") then lu.skip("no /dev/shm: no second file system") end
   local tmpdir = os.getenv("TMPDIR")
