@@ -3,7 +3,8 @@
  *   fs.stat(p) -> {type=, size=, mtime=, mode=, ino=, nlink=} | nil, msg
  *   fs.exists(p)  fs.isdir(p)  fs.isfile(p)  fs.mtime(p) -> seconds | nil
  *   fs.list(dir) -> sorted names | nil, msg
- *   fs.mkdirs(p)  fs.mkdirs_top(p) (see fs_mkdirs_top)  fs.rmtree(p)  fs.remove(p)  fs.rename(a, b)   -> true | nil, msg
+ *   fs.mkdirs(p)  fs.rmtree(p)  fs.remove(p)  fs.rename(a, b)   -> true | nil, msg
+ *   fs.mkdirs_top(p): fs.mkdirs, marked for fresh disk space (fs_mkdirs_top)
  *   fs.copy(src, dst [, keep_mtime])  fs.write(p, data)  (both atomic)
  *   fs.read(p [, max]) -> data | nil, msg
  *   fs.touch(p [, mtime])  fs.realpath(p)  fs.tempdir(prefix [, in])  fs.free_bytes(p)
@@ -307,7 +308,8 @@ static int l_glob(lua_State *L)
 static const luaL_Reg funcs[] = {
     { "stat", l_stat },         { "exists", l_exists },   { "isdir", l_isdir },
     { "isfile", l_isfile },     { "mtime", l_mtime },     { "list", l_list },
-    { "mkdirs", l_mkdirs },     { "mkdirs_top", l_mkdirs_top },     { "rmtree", l_rmtree },   { "remove", l_remove },
+    { "mkdirs", l_mkdirs },     { "rmtree", l_rmtree },   { "remove", l_remove },
+    { "mkdirs_top", l_mkdirs_top },
     { "rename", l_rename },     { "copy", l_copy },       { "write", l_write },
     { "read", l_read },         { "touch", l_touch },     { "realpath", l_realpath },
     { "tempdir", l_tempdir },   { "free_bytes", l_free_bytes }, { "glob", l_glob },
