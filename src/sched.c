@@ -620,7 +620,9 @@ static void take_finished(sched *s)
         a->next = list;
         list = a;
     }
-    if (list && !s->keep_scratch) {
+    if (!list)
+        return;
+    if (!s->keep_scratch) {
         for (attempt *a = list; a; a = a->next)
             release_slot(s, a, 1);
         dispatch(s);
