@@ -195,6 +195,29 @@ function TestSched:test_dependencies_are_respected()
   end)
 end
 
+-- Each project remembers its plans' run times; longest_first starts the
+-- longest known plan first.
+function TestSched:test_run_times_are_remembered_per_project_and_order_longest_first()
+  local a = project({ { title = "short", seconds = 0.1 }, { title = "long", seconds = 0.8 },
+                      { title = "middle", seconds = 0.4 } })
+  local b = project({ { title = "other", seconds = 0.2 } })
+  local pool = pool_of(H.local_worker("here", 1))
+  local r = H.run(pool, { projects = { a, b }, run_dir = a.dir .. "/run1" })
+  lu.assertTrue(r.ok)
+  local ha = json.decode(H.read(a.dir .. "/.rasrun/history.json"))
+  local hb = json.decode(H.read(b.dir .. "/.rasrun/history.json"))
+  lu.assertEquals({ ha["01"] ~= nil, ha["02"] ~= nil, ha["03"] ~= nil, ha["04"] }, { true, true, true, nil })
+  lu.assertTrue(ha["02"] > ha["03"] and ha["03"] > ha["01"])
+  lu.assertEquals(#(function() local t = {} for k in pairs(hb) do t[#t + 1] = k end return t end)(), 1)
+  lu.assertNotNil(hb["01"])
+  local r2 = H.run(pool, { project = a, force = true, order = "longest_first", run_dir = a.dir .. "/run2" })
+  lu.assertTrue(r2.ok)
+  local started = {}
+  for _, res in ipairs(r2.results) do started[#started + 1] = { res.plan, res.history[1].started } end
+  table.sort(started, function(x, y) return x[2] < y[2] end)
+  lu.assertEquals({ started[1][1], started[2][1], started[3][1] }, { "02", "03", "01" })
+end
+
 function TestSched:test_tiers_fill_in_order()
   local prj = project({ { title = "a", seconds = 0.4 }, { title = "b", seconds = 0.4 },
                         { title = "c", seconds = 0.4 } })

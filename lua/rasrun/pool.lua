@@ -166,15 +166,22 @@ local function load_history(prj)
   return data and json.decode(data) or {}
 end
 
-local function save_history(prj, results)
-  local h = load_history(prj)
+-- Remembers the run times of the plans that ended ok, in each project's
+-- history (one pass over the results, then one file per project).
+local function save_history(projects, results)
+  local times = {}
   for _, r in ipairs(results) do
-    if r.status == "ok" and r.project == prj and r.elapsed and r.elapsed > 0 then
-      h[r.plan] = r.elapsed
+    if r.status == "ok" and r.elapsed and r.elapsed > 0 then
+      times[r.project] = times[r.project] or {}
+      times[r.project][r.plan] = r.elapsed
     end
   end
-  fs.mkdirs(path.join(prj.dir, ".rasrun"))
-  fs.write(history_file(prj), json.encode(h))
+  for _, prj in ipairs(projects) do
+    local h = load_history(prj)
+    for plan, secs in pairs(times[prj] or {}) do h[plan] = secs end
+    fs.mkdirs(path.join(prj.dir, ".rasrun"))
+    fs.write(history_file(prj), json.encode(h))
+  end
 end
 
 local function order_jobs(jobs, order)
@@ -537,7 +544,7 @@ function Pool:run(opts)
   journal:write { ev = "run_end", run_id = run_id, ok = run.ok, counts = run.counts,
                   signal = sig }
   journal:close()
-  for _, prj in ipairs(projects) do save_history(prj, results) end
+  save_history(projects, results)
   progress:finish(run)
   runtime.note_run(run)
   if sig then

@@ -192,7 +192,9 @@ function Project:plan(id)
   local pid = "p" .. n
   if not self._plans[pid] then
     local listed = false
-    for _, v in ipairs(self.plan_ids) do listed = listed or v == pid end
+    for _, v in ipairs(self.plan_ids) do
+      if v == pid then listed = true break end
+    end
     if not listed and not self:file(pid) then return nil, ("%s: no plan %s"):format(self.path, pid) end
     self._plans[pid] = parse_plan(self, pid)
   end
