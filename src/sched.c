@@ -642,18 +642,24 @@ static void take_finished(sched *s)
 }
 
 /* Between two checks of a batch, engines that ended meanwhile are replaced
- * at once: their cores would otherwise wait for the whole batch. */
+ * at once: their cores would otherwise wait for the whole batch. A batch
+ * that takes longer than JUDGE_WAIT (slow recipe checks) leaves the rest for
+ * the loop's next turn, so that timeouts and workers' ticks are not held up. */
 static void drain_finished(sched *s)
 {
     take_finished(s);
     if (!s->unjudged || !judge_now(s))
         return;
-    for (int n = s->nunjudged; n > 0 && s->unjudged; n--) {
+    double until = loop_now() + JUDGE_WAIT;
+    int n = s->nunjudged;
+    while (n-- > 0 && s->unjudged) {
         attempt *a = s->unjudged;
         s->unjudged = a->next;
         s->nunjudged--;
         process_finished(s, a);
-        if (n > 1 && loop_run_once(s->loop, 0) > 0 && s->finished)
+        if (n > 0 && loop_now() >= until)
+            return; /* the rest at once on the next turn (unjudged_since is old) */
+        if (n > 0 && loop_run_once(s->loop, 0) > 0 && s->finished)
             take_finished(s);
     }
     if (!s->unjudged)

@@ -127,6 +127,24 @@ function TestSched:test_timeout_kills_the_whole_process_tree()
   H.wait_for(function() return #engines_alive() == 0 end, 5, "the hung engines to be gone")
 end
 
+-- Slow recipe checks do not hold up the rest of the loop: a timeout is
+-- enforced on time while finished plans' checks are still queued.
+function TestSched:test_slow_checks_do_not_delay_a_timeout()
+  local plans = { { title = "hangs", mode = "hang" } }
+  for i = 1, 6 do plans[#plans + 1] = { title = "quick " .. i, seconds = 0.05 } end
+  local prj = project(plans)
+  local r = run(pool_of(H.local_worker("a", 7, { kill_grace = 0 })), { project = prj, timeout = 1,
+    check = function() sys.sleep(0.4) return true end })
+  lu.assertEquals(r.counts.ok, 6)
+  local hung = H.result(r, "01")
+  lu.assertStrContains(hung.reason, "timed out after 1 s")
+  -- the six checks take 2.4 s in all; the engine is stopped at 1 s, give or
+  -- take the one or two checks that run meanwhile
+  local h = hung.history[1]
+  local stopped = h.ended - (h.launched or h.started)
+  lu.assertTrue(stopped < 2.2, ("stopped after %.2f s"):format(stopped))
+end
+
 function TestSched:test_unstable_and_volume_errors_fail_with_the_reason()
   local prj = project({ { title = "unstable", mode = "unstable", seconds = 0.05 },
                         { title = "volume", mode = "volume", seconds = 0.05 },
