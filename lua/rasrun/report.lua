@@ -9,7 +9,19 @@ local json = require "rasrun.json"
 
 local M = {}
 
-local function iso(t) return t and os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t)) or nil end
+-- Times as whole UTC seconds. A run's thousands of times share few seconds:
+-- each is formatted once per report (memo, one per M.data call).
+local memo = {}
+local function iso(t)
+  if not t then return nil end
+  local sec = math.floor(t)
+  local s = memo[sec]
+  if not s then
+    s = os.date("!%Y-%m-%dT%H:%M:%SZ", sec)
+    memo[sec] = s
+  end
+  return s
+end
 
 local function plain_checks(list)
   local out = json.array()
@@ -21,6 +33,7 @@ end
 
 -- The run as plain data (what run.json holds).
 function M.data(run)
+  memo = {}
   local plans = json.array()
   for _, r in ipairs(run.results) do
     local attempts = json.array()
@@ -48,9 +61,11 @@ function M.data(run)
            interrupted = run.interrupted, workers = workers, plans = plans }
 end
 
+local ENTITIES = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;" }
 local function esc(s)
-  return (tostring(s or ""):gsub("[&<>\"]", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;",
-                                               ['"'] = "&quot;" }))
+  s = tostring(s or "")
+  if not s:find('[&<>"]') then return s end -- most text has nothing to escape
+  return (s:gsub('[&<>"]', ENTITIES))
 end
 
 local COLORS = { ok = "#2e7d32", failed = "#c62828", cancelled = "#757575", skipped = "#90a4ae" }
