@@ -662,9 +662,7 @@ static void drain_finished(sched *s)
         if (n > 0 && loop_run_once(s->loop, 0) > 0 && s->finished)
             take_finished(s);
     }
-    if (!s->unjudged)
-        s->nunjudged = 0;
-    else
+    if (s->unjudged)
         s->unjudged_since = loop_now(); /* the ones that came during the batch */
 }
 
