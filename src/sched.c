@@ -1,6 +1,7 @@
 /* The scheduler's mechanism: dispatch to slots, attempt lifecycles, retries,
  * timeouts, Ctrl-C, commits into the project, the journal. */
 #include "sched_int.h"
+#include "spares.h"
 #include "fsutil.h"
 
 #include <cJSON.h>
@@ -322,72 +323,23 @@ static int geom_committed(sched *s, const char *key)
     return 0;
 }
 
-#define NSPARES ((int)(sizeof ((sched *)0)->spares / sizeof(char *)))
-
-static void spare_dir(sched *s, char *out, size_t n)
-{
-    snprintf(out, n, "%s/.spares", s->run_dir);
-}
-
-/* Links dst (about to be replaced) into the spare folder; returns the link
- * or NULL. Only a file with no other name: its content gets overwritten. */
-static char *link_spare(sched *s, const char *dst)
-{
-    struct stat st;
-    if (s->no_spares || s->nspares >= NSPARES || stat(dst, &st) != 0 || !S_ISREG(st.st_mode) ||
-        st.st_nlink != 1)
-        return NULL;
-    char dir[4200], *p = NULL;
-    spare_dir(s, dir, sizeof dir);
-    if (s->spare_seq == 0 && mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        s->no_spares = 1;
-        return NULL;
-    }
-    if (asprintf(&p, "%s/%d", dir, ++s->spare_seq) < 0)
-        return NULL;
-    if (link(dst, p) != 0) {
-        if (errno == EXDEV || errno == EPERM || errno == EMLINK)
-            s->no_spares = 1;
-        free(p);
-        return NULL;
-    }
-    return p;
-}
-
 static int commit_one(sched *s, const staged *st, const char *dir, char *err, size_t n)
 {
     char dst[8192];
     snprintf(dst, sizeof dst, "%s/%s", dir, st->final);
-    char *spare = link_spare(s, dst);
+    char *spare = spares_link(s->spares, dst);
     if (rename(st->tmp, dst) != 0) {
         snprintf(err, n, "cannot move %s into place as %s: %s", st->tmp, dst, strerror(errno));
-        if (spare)
-            unlink(spare); /* still a name of the file in place */
-        free(spare);
+        spares_keep(s->spares, spare); /* still a name of the file in place: dropped */
         return -1;
     }
-    struct stat sp;
-    if (spare && stat(spare, &sp) == 0 && sp.st_nlink == 1)
-        s->spares[s->nspares++] = spare;
-    else if (spare) {
-        unlink(spare);
-        free(spare);
-    }
+    spares_keep(s->spares, spare);
     return 0;
 }
 
 char *sched_take_spare(sched *s)
 {
-    return s->nspares > 0 ? s->spares[--s->nspares] : NULL;
-}
-
-static void drop_spares(sched *s)
-{
-    char dir[4200], err[256];
-    while (s->nspares > 0)
-        free(s->spares[--s->nspares]);
-    spare_dir(s, dir, sizeof dir);
-    fs_rmtree(dir, err, sizeof err);
+    return spares_take(s->spares);
 }
 
 /* Renames the staged files into the project: side outputs first, the result
@@ -846,7 +798,9 @@ int sched_main(sched *s)
     s->sigfd = -1;
     if (open_signals(s, &old) != 0)
         fprintf(stderr, "rasrun: signalfd: %s (Ctrl-C will not clean up)\n", strerror(errno));
-    drop_spares(s); /* left by a run killed in this folder */
+    char spare_dir[4200];
+    snprintf(spare_dir, sizeof spare_dir, "%s/.spares", s->run_dir);
+    s->spares = spares_new(spare_dir); /* removes what a killed run left there */
     open_workers(s);
     s->nwaiting = 0;
     for (int i = 0; i < s->njobs; i++)
@@ -890,7 +844,8 @@ int sched_main(sched *s)
                        s->interrupted ? "cancelled before it started" : "not run");
     for (int i = 0; i < s->nworkers; i++)
         s->workers[i]->ops->close(s->workers[i]);
-    drop_spares(s);
+    spares_free(s->spares);
+    s->spares = NULL;
     /* Workers are closed: nothing refers to written-off attempts any more. */
     while (s->zombies) {
         attempt *a = s->zombies;

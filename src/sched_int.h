@@ -35,8 +35,7 @@ struct sched {
     double all_down_since;      /* monotonic; 0 while some worker is up */
     double down_grace;          /* fail waiting plans after this long with no worker */
     int keep_scratch;
-    char *spares[16];           /* replaced files kept for reuse (see sched_take_spare) */
-    int nspares, spare_seq, no_spares;
+    struct spares *spares;      /* replaced files kept for reuse (see sched_take_spare) */
     char **geom_done;           /* geometry keys committed in this run */
     int ngeom_done;
     /* Lua callbacks (registry refs; LUA_NOREF when absent). */

@@ -1,0 +1,154 @@
+/* Spares (see spares.h): linked aside before a replace, emptied on a helper
+ * thread, handed out emptied. */
+#include "spares.h"
+#include "fsutil.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#define MAX_SPARES 16
+
+struct spares {
+    char *dir;
+    int seq, disabled, made_dir;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t helper;
+    int has_helper, stop;
+    char *pending[MAX_SPARES]; /* to empty */
+    char *ready[MAX_SPARES];   /* emptied */
+    int npending, nready, emptying;
+};
+
+static void *empty_loop(void *arg)
+{
+    spares *sp = arg;
+    pthread_mutex_lock(&sp->mu);
+    for (;;) {
+        while (!sp->npending && !sp->stop)
+            pthread_cond_wait(&sp->cv, &sp->mu);
+        if (sp->stop)
+            break; /* the rest is removed with the folder */
+        char *p = sp->pending[--sp->npending];
+        sp->emptying = 1;
+        pthread_mutex_unlock(&sp->mu);
+        int ok = truncate(p, 0) == 0;
+        if (!ok)
+            unlink(p);
+        pthread_mutex_lock(&sp->mu);
+        sp->emptying = 0;
+        if (ok)
+            sp->ready[sp->nready++] = p;
+        else
+            free(p);
+    }
+    pthread_mutex_unlock(&sp->mu);
+    return NULL;
+}
+
+spares *spares_new(const char *dir)
+{
+    spares *sp = calloc(1, sizeof *sp);
+    if (!sp || !(sp->dir = strdup(dir))) {
+        free(sp);
+        return NULL;
+    }
+    char err[256];
+    fs_rmtree(dir, err, sizeof err);
+    pthread_mutex_init(&sp->mu, NULL);
+    pthread_cond_init(&sp->cv, NULL);
+    return sp;
+}
+
+char *spares_link(spares *sp, const char *dst)
+{
+    struct stat st;
+    if (!sp || sp->disabled)
+        return NULL;
+    pthread_mutex_lock(&sp->mu);
+    int full = sp->npending + sp->nready + sp->emptying >= MAX_SPARES;
+    pthread_mutex_unlock(&sp->mu);
+    if (full || stat(dst, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1)
+        return NULL;
+    if (!sp->made_dir) {
+        if (mkdir(sp->dir, 0700) != 0 && errno != EEXIST) {
+            sp->disabled = 1;
+            return NULL;
+        }
+        sp->made_dir = 1;
+    }
+    char *p = NULL;
+    if (asprintf(&p, "%s/%d", sp->dir, ++sp->seq) < 0)
+        return NULL;
+    if (link(dst, p) != 0) {
+        if (errno == EXDEV || errno == EPERM || errno == EMLINK)
+            sp->disabled = 1;
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void spares_keep(spares *sp, char *link)
+{
+    struct stat st;
+    if (!link)
+        return;
+    if (stat(link, &st) != 0 || st.st_nlink != 1) {
+        unlink(link); /* still a name of a file in use */
+        free(link);
+        return;
+    }
+    pthread_mutex_lock(&sp->mu);
+    if (!sp->has_helper)
+        sp->has_helper = pthread_create(&sp->helper, NULL, empty_loop, sp) == 0;
+    if (sp->has_helper && sp->npending < MAX_SPARES) {
+        sp->pending[sp->npending++] = link;
+        link = NULL;
+        pthread_cond_signal(&sp->cv);
+    }
+    pthread_mutex_unlock(&sp->mu);
+    if (link) { /* no helper thread: not kept (unlinking could wait for the disk too) */
+        sp->disabled = 1;
+        unlink(link);
+        free(link);
+    }
+}
+
+char *spares_take(spares *sp)
+{
+    if (!sp)
+        return NULL;
+    pthread_mutex_lock(&sp->mu);
+    char *p = sp->nready ? sp->ready[--sp->nready] : NULL;
+    pthread_mutex_unlock(&sp->mu);
+    return p;
+}
+
+void spares_free(spares *sp)
+{
+    if (!sp)
+        return;
+    if (sp->has_helper) {
+        pthread_mutex_lock(&sp->mu);
+        sp->stop = 1;
+        pthread_cond_signal(&sp->cv);
+        pthread_mutex_unlock(&sp->mu);
+        pthread_join(sp->helper, NULL);
+    }
+    while (sp->npending)
+        free(sp->pending[--sp->npending]);
+    while (sp->nready)
+        free(sp->ready[--sp->nready]);
+    char err[256];
+    fs_rmtree(sp->dir, err, sizeof err);
+    pthread_mutex_destroy(&sp->mu);
+    pthread_cond_destroy(&sp->cv);
+    free(sp->dir);
+    free(sp);
+}

@@ -1,0 +1,34 @@
+/* Spares: files that a commit replaced in a project, kept for the next
+ * copies into work folders to reuse (fs_copy_reusing) instead of making new
+ * files. ext4 without a journal slows down when files are made among
+ * recently deleted ones, and a run replaces one result per plan.
+ *
+ * A spare is emptied on a helper thread before it is handed out: freeing a
+ * file's blocks can wait for the disk (a file system mounted with discard,
+ * without a journal, discards them synchronously), and the scheduler's loop
+ * must not wait for that. */
+#ifndef RASRUN_SPARES_H
+#define RASRUN_SPARES_H
+
+typedef struct spares spares;
+
+/* Spares live in dir (made when the first is kept; anything already there,
+ * left by a run that was killed, is removed). NULL when out of memory. */
+spares *spares_new(const char *dir);
+
+/* Before dst is replaced: links it into the spares folder, or returns NULL
+ * (full, dst shared with another name or not a regular file, or links not
+ * possible here). */
+char *spares_link(spares *sp, const char *dst);
+
+/* After the replace: link (from spares_link) is kept when it is the file's
+ * only name now, else removed. Takes link. */
+void spares_keep(spares *sp, char *link);
+
+/* An emptied spare (the caller owns the path and the file), or NULL. */
+char *spares_take(spares *sp);
+
+/* Waits for the helper, removes the spares folder, frees. */
+void spares_free(spares *sp);
+
+#endif
