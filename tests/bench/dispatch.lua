@@ -33,10 +33,35 @@ sys.setenv("FAKE_RAS_SECONDS", "0")
 local home = rasrun.sim.home("linux")
 sys.setenv("LD_LIBRARY_PATH", home .. "/libs:" .. home .. "/libs/mkl:" .. home .. "/libs/rhel_8")
 
+-- Where the time goes, per plan, from /proc: this process's CPU (rasrun's
+-- controller runs here), its children's (engines, and xargs, sh or parallel
+-- with theirs) and the cores' idle time. On a CPU-bound machine wall time is
+-- about (own + children + idle) / cores.
+local function proc_fields(file, first, pattern)
+  local f = io.open(file)
+  if not f then return nil end
+  local line = f:read("l")
+  f:close()
+  local v = {}
+  for x in line:sub(first(line)):gmatch(pattern) do v[#v + 1] = x end
+  return v
+end
+local TICK = 100 -- USER_HZ: /proc counts in 1/100 s on Linux
+local function usage()
+  -- /proc/self/stat after the command's closing parenthesis: utime is the
+  -- 12th field, stime, cutime, cstime follow; /proc/stat "cpu": idle is the 4th
+  local st = proc_fields("/proc/self/stat", function(l) return l:find(") ", 1, true) + 2 end, "%S+")
+  local cpu = proc_fields("/proc/stat", function() return 4 end, "%d+")
+  if not st or not cpu then return nil end
+  return { own = (st[12] + st[13]) / TICK, kids = (st[14] + st[15]) / TICK, idle = tonumber(cpu[4]) / TICK }
+end
+
 local function timed(fn)
-  local t0 = sys.monotonic()
+  local u0, t0 = usage(), sys.monotonic()
   local ok, detail = fn()
-  return sys.monotonic() - t0, ok, detail
+  local secs, u1 = sys.monotonic() - t0, usage()
+  local use = u0 and u1 and { own = u1.own - u0.own, kids = u1.kids - u0.kids, idle = u1.idle - u0.idle }
+  return secs, ok, detail, use
 end
 
 -- Each contender runs ROUNDS times, in forward then reverse order, and keeps
@@ -89,11 +114,12 @@ for round = 1, ROUNDS do
   if round % 2 == 0 then first, last, step = #contenders, 1, -1 end
   for i = first, last, step do
     local c = contenders[i]
-    local secs, ok, detail = timed(c.fn)
+    local secs, ok, detail, use = timed(c.fn)
     io.stderr:write(("  round %d %-28s %7.2f s %s\n"):format(round, c.name, secs,
       ok and "" or ("FAILED: " .. tostring(detail))))
     local r = results[i] or { name = c.name, secs = math.huge, ok = true }
-    r.secs, r.ok = math.min(r.secs, secs), r.ok and ok
+    if secs < r.secs then r.secs, r.use = secs, use end
+    r.ok = r.ok and ok
     results[i] = r
   end
 end
@@ -103,10 +129,14 @@ for _, r in ipairs(results) do by[r.name] = r end
 local ours = by["rasrun (stage, run, check)"]
 print(("\ndispatch overhead: %d plans, engine returns at once, %d local slots, best of %d rounds")
   :format(N, SLOTS, ROUNDS))
-print(("%-28s %9s %9s %14s"):format("", "wall s", "ms/plan", "rasrun/this"))
+print(("%-28s %9s %9s %14s   %s"):format("", "wall s", "ms/plan", "rasrun/this",
+  "CPU ms/plan: own, children, idle"))
+local function per_plan(x) return x / N * 1000 end
 for _, r in ipairs(results) do
-  print(("%-28s %9.2f %9.2f %13.2fx%s"):format(r.name, r.secs, r.secs / N * 1000, ours.secs / r.secs,
-    r.ok and "" or "  (failed)"))
+  local u = r.use and ("%6.2f %6.2f %6.2f"):format(per_plan(r.use.own), per_plan(r.use.kids),
+    per_plan(r.use.idle)) or ""
+  print(("%-28s %9.2f %9.2f %13.2fx   %s%s"):format(r.name, r.secs, per_plan(r.secs), ours.secs / r.secs,
+    u, r.ok and "" or "  (failed)"))
 end
 local function verdict(name, limit, word)
   local ratio = ours.secs / by[name].secs
