@@ -2,9 +2,9 @@
  * loses nothing it wrote); fsync runs on a helper thread so that the
  * scheduler's loop never waits for the disk. journal_close syncs last. */
 #include "journal.h"
+#include "helper_thread.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,29 +20,26 @@ struct journal {
     int dirty;      /* written since the last fsync request */
     double last_sync; /* monotonic */
     char *path;
-    pthread_t flusher;
-    int has_flusher;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int pending;    /* an fsync is wanted */
-    int stop;
+    helper_thread flusher;
+    int pending;    /* an fsync is wanted (guarded by flusher.mu) */
 };
 
 static void *flush_loop(void *arg)
 {
     journal *j = arg;
-    pthread_mutex_lock(&j->mu);
+    helper_thread *h = &j->flusher;
+    pthread_mutex_lock(&h->mu);
     for (;;) {
-        while (!j->pending && !j->stop)
-            pthread_cond_wait(&j->cv, &j->mu);
-        if (!j->pending && j->stop)
+        while (!j->pending && !h->stop)
+            pthread_cond_wait(&h->cv, &h->mu);
+        if (!j->pending && h->stop)
             break;
         j->pending = 0;
-        pthread_mutex_unlock(&j->mu);
+        pthread_mutex_unlock(&h->mu);
         fdatasync(j->fd);
-        pthread_mutex_lock(&j->mu);
+        pthread_mutex_lock(&h->mu);
     }
-    pthread_mutex_unlock(&j->mu);
+    pthread_mutex_unlock(&h->mu);
     return NULL;
 }
 
@@ -61,8 +58,7 @@ journal *journal_open(const char *path, char *err, size_t errlen)
         return NULL;
     }
     j->fd = fd;
-    pthread_mutex_init(&j->mu, NULL);
-    pthread_cond_init(&j->cv, NULL);
+    helper_init(&j->flusher);
     return j;
 }
 
@@ -120,13 +116,12 @@ void journal_sync_async(journal *j)
         return; /* still dirty: a later call syncs it */
     j->last_sync = now;
     j->dirty = 0;
-    pthread_mutex_lock(&j->mu);
-    if (!j->has_flusher)
-        j->has_flusher = pthread_create(&j->flusher, NULL, flush_loop, j) == 0;
+    pthread_mutex_lock(&j->flusher.mu);
+    int threaded = helper_ensure(&j->flusher, flush_loop, j);
     j->pending = 1;
-    pthread_cond_signal(&j->cv);
-    pthread_mutex_unlock(&j->mu);
-    if (!j->has_flusher)
+    helper_signal(&j->flusher);
+    pthread_mutex_unlock(&j->flusher.mu);
+    if (!threaded)
         fsync(j->fd); /* no thread: do it here */
 }
 
@@ -134,18 +129,10 @@ void journal_close(journal *j)
 {
     if (!j)
         return;
-    if (j->has_flusher) {
-        pthread_mutex_lock(&j->mu);
-        j->stop = 1;
-        pthread_cond_signal(&j->cv);
-        pthread_mutex_unlock(&j->mu);
-        pthread_join(j->flusher, NULL);
-    }
+    helper_finish(&j->flusher);
     j->dirty = 1;
     journal_sync(j);
     close(j->fd);
-    pthread_mutex_destroy(&j->mu);
-    pthread_cond_destroy(&j->cv);
     free(j->path);
     free(j);
 }

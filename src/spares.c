@@ -2,9 +2,9 @@
  * thread, handed out emptied. */
 #include "spares.h"
 #include "fsutil.h"
+#include "helper_thread.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,10 +16,7 @@
 struct spares {
     char *dir;
     int seq, disabled, made_dir;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    pthread_t helper;
-    int has_helper, stop;
+    helper_thread helper;      /* its mu guards the lists */
     char *pending[MAX_SPARES]; /* to empty */
     char *ready[MAX_SPARES];   /* emptied */
     int npending, nready, emptying;
@@ -28,26 +25,27 @@ struct spares {
 static void *empty_loop(void *arg)
 {
     spares *sp = arg;
-    pthread_mutex_lock(&sp->mu);
+    helper_thread *h = &sp->helper;
+    pthread_mutex_lock(&h->mu);
     for (;;) {
-        while (!sp->npending && !sp->stop)
-            pthread_cond_wait(&sp->cv, &sp->mu);
-        if (sp->stop)
+        while (!sp->npending && !h->stop)
+            pthread_cond_wait(&h->cv, &h->mu);
+        if (h->stop)
             break; /* the rest is removed with the folder */
         char *p = sp->pending[--sp->npending];
         sp->emptying = 1;
-        pthread_mutex_unlock(&sp->mu);
+        pthread_mutex_unlock(&h->mu);
         int ok = truncate(p, 0) == 0;
         if (!ok)
             unlink(p);
-        pthread_mutex_lock(&sp->mu);
+        pthread_mutex_lock(&h->mu);
         sp->emptying = 0;
         if (ok)
             sp->ready[sp->nready++] = p;
         else
             free(p);
     }
-    pthread_mutex_unlock(&sp->mu);
+    pthread_mutex_unlock(&h->mu);
     return NULL;
 }
 
@@ -60,8 +58,7 @@ spares *spares_new(const char *dir)
     }
     char err[256];
     fs_rmtree(dir, err, sizeof err);
-    pthread_mutex_init(&sp->mu, NULL);
-    pthread_cond_init(&sp->cv, NULL);
+    helper_init(&sp->helper);
     return sp;
 }
 
@@ -70,9 +67,9 @@ char *spares_link(spares *sp, const char *dst)
     struct stat st;
     if (!sp || sp->disabled)
         return NULL;
-    pthread_mutex_lock(&sp->mu);
+    pthread_mutex_lock(&sp->helper.mu);
     int full = sp->npending + sp->nready + sp->emptying >= MAX_SPARES;
-    pthread_mutex_unlock(&sp->mu);
+    pthread_mutex_unlock(&sp->helper.mu);
     if (full || stat(dst, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1)
         return NULL;
     if (!sp->made_dir) {
@@ -104,15 +101,13 @@ void spares_keep(spares *sp, char *link)
         free(link);
         return;
     }
-    pthread_mutex_lock(&sp->mu);
-    if (!sp->has_helper)
-        sp->has_helper = pthread_create(&sp->helper, NULL, empty_loop, sp) == 0;
-    if (sp->has_helper && sp->npending < MAX_SPARES) {
+    pthread_mutex_lock(&sp->helper.mu);
+    if (helper_ensure(&sp->helper, empty_loop, sp) && sp->npending < MAX_SPARES) {
         sp->pending[sp->npending++] = link;
         link = NULL;
-        pthread_cond_signal(&sp->cv);
+        helper_signal(&sp->helper);
     }
-    pthread_mutex_unlock(&sp->mu);
+    pthread_mutex_unlock(&sp->helper.mu);
     if (link) { /* no helper thread: not kept (unlinking could wait for the disk too) */
         sp->disabled = 1;
         unlink(link);
@@ -124,9 +119,9 @@ char *spares_take(spares *sp)
 {
     if (!sp)
         return NULL;
-    pthread_mutex_lock(&sp->mu);
+    pthread_mutex_lock(&sp->helper.mu);
     char *p = sp->nready ? sp->ready[--sp->nready] : NULL;
-    pthread_mutex_unlock(&sp->mu);
+    pthread_mutex_unlock(&sp->helper.mu);
     return p;
 }
 
@@ -134,21 +129,13 @@ void spares_free(spares *sp)
 {
     if (!sp)
         return;
-    if (sp->has_helper) {
-        pthread_mutex_lock(&sp->mu);
-        sp->stop = 1;
-        pthread_cond_signal(&sp->cv);
-        pthread_mutex_unlock(&sp->mu);
-        pthread_join(sp->helper, NULL);
-    }
+    helper_finish(&sp->helper);
     while (sp->npending)
         free(sp->pending[--sp->npending]);
     while (sp->nready)
         free(sp->ready[--sp->nready]);
     char err[256];
     fs_rmtree(sp->dir, err, sizeof err);
-    pthread_mutex_destroy(&sp->mu);
-    pthread_cond_destroy(&sp->cv);
     free(sp->dir);
     free(sp);
 }

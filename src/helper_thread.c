@@ -1,0 +1,35 @@
+/* Helper threads (see helper_thread.h). */
+#include "helper_thread.h"
+
+void helper_init(helper_thread *h)
+{
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->cv, NULL);
+    h->started = h->stop = 0;
+}
+
+int helper_ensure(helper_thread *h, void *(*fn)(void *), void *arg)
+{
+    if (!h->started)
+        h->started = pthread_create(&h->t, NULL, fn, arg) == 0;
+    return h->started;
+}
+
+void helper_signal(helper_thread *h)
+{
+    pthread_cond_signal(&h->cv);
+}
+
+void helper_finish(helper_thread *h)
+{
+    if (h->started) {
+        pthread_mutex_lock(&h->mu);
+        h->stop = 1;
+        pthread_cond_signal(&h->cv);
+        pthread_mutex_unlock(&h->mu);
+        pthread_join(h->t, NULL);
+        h->started = 0;
+    }
+    pthread_mutex_destroy(&h->mu);
+    pthread_cond_destroy(&h->cv);
+}

@@ -1,0 +1,30 @@
+/* A helper thread started when first needed, that sleeps on a condition
+ * until it has work, and is stopped and joined at the end: the journal's
+ * fsyncs and the emptying of spares run on one each, away from the loop.
+ * The owner's fields that describe the work are guarded by mu; the thread
+ * waits on cv with mu held and leaves its loop when stop is set. */
+#ifndef RASRUN_HELPER_THREAD_H
+#define RASRUN_HELPER_THREAD_H
+
+#include <pthread.h>
+
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t t;
+    int started; /* the thread was started */
+    int stop;    /* asked to end */
+} helper_thread;
+
+void helper_init(helper_thread *h);
+
+/* With mu held: starts fn(arg) unless it was started; 1 when it runs. */
+int helper_ensure(helper_thread *h, void *(*fn)(void *), void *arg);
+
+/* Wakes the thread (with mu held). */
+void helper_signal(helper_thread *h);
+
+/* Sets stop, wakes the thread and waits for it to end; frees mu and cv. */
+void helper_finish(helper_thread *h);
+
+#endif
