@@ -15,6 +15,13 @@ int helper_ensure(helper_thread *h, void *(*fn)(void *), void *arg)
     return h->started;
 }
 
+int helper_next(helper_thread *h, const int *work, int finish_work)
+{
+    while (!*work && !h->stop)
+        pthread_cond_wait(&h->cv, &h->mu);
+    return !h->stop || (finish_work && *work);
+}
+
 void helper_signal(helper_thread *h)
 {
     pthread_cond_signal(&h->cv);

@@ -21,6 +21,11 @@ void helper_init(helper_thread *h);
 /* With mu held: starts fn(arg) unless it was started; 1 when it runs. */
 int helper_ensure(helper_thread *h, void *(*fn)(void *), void *arg);
 
+/* In the thread, with mu held: sleeps until *work is non-zero or stop is
+ * set. Returns 1 when there is work to do: with finish_work, work asked for
+ * before the stop is still done. */
+int helper_next(helper_thread *h, const int *work, int finish_work);
+
 /* Wakes the thread (with mu held). */
 void helper_signal(helper_thread *h);
 

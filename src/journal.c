@@ -29,11 +29,7 @@ static void *flush_loop(void *arg)
     journal *j = arg;
     helper_thread *h = &j->flusher;
     pthread_mutex_lock(&h->mu);
-    for (;;) {
-        while (!j->pending && !h->stop)
-            pthread_cond_wait(&h->cv, &h->mu);
-        if (!j->pending && h->stop)
-            break;
+    while (helper_next(h, &j->pending, 1)) {
         j->pending = 0;
         pthread_mutex_unlock(&h->mu);
         fdatasync(j->fd);

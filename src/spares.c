@@ -27,11 +27,8 @@ static void *empty_loop(void *arg)
     spares *sp = arg;
     helper_thread *h = &sp->helper;
     pthread_mutex_lock(&h->mu);
-    for (;;) {
-        while (!sp->npending && !h->stop)
-            pthread_cond_wait(&h->cv, &h->mu);
-        if (h->stop)
-            break; /* the rest is removed with the folder */
+    /* at the stop, what is left is removed with the folder */
+    while (helper_next(h, &sp->npending, 0)) {
         char *p = sp->pending[--sp->npending];
         sp->emptying = 1;
         pthread_mutex_unlock(&h->mu);
