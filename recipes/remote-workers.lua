@@ -10,11 +10,11 @@ local rasrun = require "rasrun"
 
 local json_file, prj_path = arg[1], arg[2]
 if not json_file or not prj_path then
-  error("usage: rasrun run remote-workers RemoteWorkers.json PROJECT.prj [PLAN...]", 0)
+  rasrun.fail("usage: rasrun run remote-workers RemoteWorkers.json PROJECT.prj [PLAN...]", 2)
 end
 local workers, skipped = rasrun.workers_from_json(json_file)
 if #workers == 0 then
-  error(("%s: no usable worker (%d skipped)"):format(json_file, #skipped), 0)
+  rasrun.fail(("%s: no usable worker (%d skipped)"):format(json_file, #skipped))
 end
 local plans = nil
 if #arg > 2 then plans = { table.unpack(arg, 3) } end

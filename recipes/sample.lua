@@ -7,14 +7,33 @@
 -- runs skip plans whose results are up to date unless --force.
 local rasrun = require "rasrun"
 
+local USAGE = [[
+usage: rasrun run sample [--dir DIR] [--slots N] [--engine linux|windows] [--force]
+
+Writes a small HEC-RAS project into DIR (default ./rasrun-sample) on the first
+run, computes its plans on a local pool with the simulated engine, and checks
+the results as `rasrun check` does.
+
+  --dir DIR        where the project is (written when missing)
+  --slots N        plans at once (default: the number of cores)
+  --engine KIND    linux (RasUnsteady, the default) or windows (Ras.exe)
+  --force          run plans whose results are up to date too (else skipped)]]
+
 local opts = { dir = "rasrun-sample", slots = tostring(rasrun.sys.ncpu()), engine = "linux" }
 local i = 1
 while i <= #arg do
   local k = arg[i]:match("^%-%-(.+)$")
-  if k == "force" then opts.force = true
-  elseif k and opts[k] then opts[k], i = arg[i + 1], i + 1
-  else error(("sample: unknown argument %q (try --dir, --slots, --engine, --force)"):format(arg[i]), 0) end
+  if k == "help" or arg[i] == "-h" then print(USAGE) return 0
+  elseif k == "force" then opts.force = true
+  elseif k and opts[k] and arg[i + 1] then opts[k], i = arg[i + 1], i + 1
+  elseif k and opts[k] then rasrun.fail(("sample: %s needs a value\n%s"):format(arg[i], USAGE), 2)
+  else rasrun.fail(("sample: unknown argument %q\n%s"):format(arg[i], USAGE), 2) end
   i = i + 1
+end
+local slots = math.tointeger(tonumber(opts.slots))
+if not slots or slots < 1 then rasrun.fail(("sample: --slots needs a whole number, not %q"):format(opts.slots), 2) end
+if opts.engine ~= "linux" and opts.engine ~= "windows" then
+  rasrun.fail(("sample: --engine is linux or windows, not %q"):format(opts.engine), 2)
 end
 
 local prj_path = rasrun.path.join(opts.dir, "Sample.prj")
@@ -25,8 +44,7 @@ end
 local prj = assert(rasrun.project.open(prj_path))
 
 local pool = rasrun.pool {
-  rasrun.worker { type = "local", name = "here", slots = assert(math.tointeger(tonumber(opts.slots)),
-                    "--slots needs a whole number"),
+  rasrun.worker { type = "local", name = "here", slots = slots,
                   engine = { kind = opts.engine, home = assert(rasrun.sim.home(opts.engine)) } },
 }
 

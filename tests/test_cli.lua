@@ -134,6 +134,27 @@ function TestCli:test_run_passes_arguments_and_reports_errors()
   r = H.rasrun({ "run", "no-such-recipe" })
   lu.assertEquals(r.code, 2)
   lu.assertStrContains(r.stderr, 'no recipe "no-such-recipe"')
+  -- rasrun.fail: a message for the user, its status, no traceback
+  fs.write(d .. "/fail.lua", "require('rasrun').fail('fail.lua: models/X.prj not found', 3)\n")
+  r = H.rasrun({ "run", d .. "/fail.lua" })
+  lu.assertEquals(r.code, 3)
+  lu.assertEquals(r.stderr, "fail.lua: models/X.prj not found\n")
+end
+
+function TestCli:test_the_sample_recipe_teaches_its_arguments()
+  local r = H.rasrun({ "run", "sample", "--help" })
+  lu.assertEquals(r.code, 0, r.stderr)
+  lu.assertStrContains(r.stdout, "usage: rasrun run sample [--dir DIR]")
+  lu.assertStrContains(r.stdout, "--force")
+  for _, bad in ipairs({ { "--bogus" }, { "--slots" }, { "--slots", "x" }, { "--engine", "mac" } }) do
+    r = H.rasrun({ "run", "sample", table.unpack(bad) })
+    lu.assertEquals(r.code, 2, table.concat(bad, " "))
+    lu.assertStrContains(r.stderr, "sample: ")
+    lu.assertNotStrContains(r.stderr, "stack traceback")
+  end
+  r = H.rasrun({ "run", "remote-workers" })
+  lu.assertEquals(r.code, 2)
+  lu.assertEquals(r.stderr, "usage: rasrun run remote-workers RemoteWorkers.json PROJECT.prj [PLAN...]\n")
 end
 
 function TestCli:test_recipe_path_and_site_modules()

@@ -7,6 +7,7 @@
 --   rasrun.hdf.open(path)           raw HDF5 access (C)
 --   rasrun.worker{...}, rasrun.pool{...}, pool:run{...}   (rasrun.pool module)
 --   rasrun.workers_from_json(path)  workers from ras-commander's RemoteWorkers.json
+--   rasrun.fail(message [, status]) stop the recipe with a message, no traceback
 --
 -- Submodules load on first use, so `require "rasrun"` stays cheap.
 local M = { version = _RASRUN_VERSION }
@@ -26,6 +27,13 @@ local functions = {
   worker = { "rasrun.pool", "worker" }, pool = { "rasrun.pool", "pool" },
   workers_from_json = { "rasrun.workers_json", "load" },
 }
+
+-- Stops the recipe: `rasrun run` prints message (no Lua traceback: it is
+-- meant for the user, as a usage error or a missing file is) and exits with
+-- status (default 1; 2 is the convention for a wrong command line).
+function M.fail(message, status)
+  error({ exit_code = status or 1, message = tostring(message) }, 0)
+end
 
 setmetatable(M, {
   __index = function(t, k)
