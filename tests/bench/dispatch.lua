@@ -34,27 +34,16 @@ sys.setenv("FAKE_RAS_SECONDS", "0")
 local home = rasrun.sim.home("linux")
 sys.setenv("LD_LIBRARY_PATH", home .. "/libs:" .. home .. "/libs/mkl:" .. home .. "/libs/rhel_8")
 
--- Where the time goes, per plan, from /proc: this process's CPU (rasrun's
--- controller runs here), its children's (engines, and xargs, sh or parallel
--- with theirs) and the cores' idle time. On a CPU-bound machine wall time is
--- about (own + children + idle) / cores.
-local function proc_fields(file, first, pattern)
-  local f = io.open(file)
-  if not f then return nil end
-  local line = f:read("l")
-  f:close()
-  local v = {}
-  for x in line:sub(first(line)):gmatch(pattern) do v[#v + 1] = x end
-  return v
-end
-local TICK = 100 -- USER_HZ: /proc counts in 1/100 s on Linux
+-- Where the time goes, per plan, from /proc: the contender's own CPU, its
+-- children's (engines, and sh or perl where they run) and the cores' idle
+-- time. On a CPU-bound machine wall time is about (own + children + idle) /
+-- cores. Contenders run as child processes of this one.
+local cpustat = require "cpustat"
 local function usage()
-  -- /proc/self/stat after the command's closing parenthesis: utime is the
-  -- 12th field, stime, cutime, cstime follow; /proc/stat "cpu": idle is the 4th
-  local st = proc_fields("/proc/self/stat", function(l) return l:find(") ", 1, true) + 2 end, "%S+")
-  local cpu = proc_fields("/proc/stat", function() return 4 end, "%d+")
-  if not st or not cpu then return nil end
-  return { own = (st[12] + st[13]) / TICK, kids = (st[14] + st[15]) / TICK, idle = tonumber(cpu[4]) / TICK }
+  local own, kids = cpustat.process()
+  local idle = cpustat.idle()
+  if not own or not idle then return nil end
+  return { own = own, kids = kids, idle = idle }
 end
 
 -- fn returns ok, detail and, for a contender that reports it, the CPU
@@ -106,7 +95,8 @@ measure("GNU parallel -j2", cmd(par))
 local self_exe = assert(fs.readlink("/proc/self/exe"))
 local function rasrun_run(mode)
   return function()
-    local r = sys.run({ self_exe, "run", "tests/bench/dispatch_run.lua", root, mode }, { timeout = 3600 })
+    local r = sys.run({ self_exe, "run", "tests/bench/dispatch_run.lua", root, mode, tostring(SLOTS) },
+      { timeout = 3600 })
     local own = tonumber(r.stdout:match("own cpu ([%d.]+)"))
     return r.code == 0, (r.stdout .. r.stderr):sub(1, 300), own
   end
