@@ -63,28 +63,36 @@ pid_t proc_spawn(const proc_spec *s, char *err, size_t errlen)
     return pid;
 }
 
-/* Reads "pid (comm) state ppid pgrp ..." from /proc/PID/stat. comm may hold
- * spaces and parentheses, so parse from the last ')'. */
-static int read_stat(pid_t pid, char *state, pid_t *ppid, pid_t *pgrp, unsigned long long *start)
+/* The fields of /proc/PID/stat from field 3 (state) on, into buf. comm may
+ * hold spaces and parentheses, so they start after the last ')'. */
+static const char *stat_fields(pid_t pid, char *buf, size_t n)
 {
-    char path[64], buf[1024];
+    char path[64];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
+        return NULL;
+    ssize_t got = read(fd, buf, n - 1);
     close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
+    if (got <= 0)
+        return NULL;
+    buf[got] = 0;
     char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' ? p + 2 : NULL;
+}
+
+/* Reads "state ppid pgrp ... starttime" of a process. */
+static int read_stat(pid_t pid, char *state, pid_t *ppid, pid_t *pgrp, unsigned long long *start)
+{
+    char buf[1024];
+    const char *p = stat_fields(pid, buf, sizeof buf);
     if (!p)
         return 0;
     char st;
     int pp, pg;
     unsigned long long t = 0;
-    /* fields after comm: 3 state, 4 ppid, 5 pgrp, ... 22 starttime */
-    if (sscanf(p + 2, "%c %d %d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+    /* fields 3 state, 4 ppid, 5 pgrp, ... 22 starttime */
+    if (sscanf(p, "%c %d %d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
                &st, &pp, &pg, &t) != 4)
         return 0;
     if (state) *state = st;
@@ -92,6 +100,16 @@ static int read_stat(pid_t pid, char *state, pid_t *ppid, pid_t *pgrp, unsigned 
     if (pgrp) *pgrp = pg;
     if (start) *start = t;
     return 1;
+}
+
+int proc_last_cpu(pid_t pid)
+{
+    char buf[1024];
+    const char *p = stat_fields(pid, buf, sizeof buf);
+    for (int field = 3; p && field < 39; field++) /* 39: processor */
+        if ((p = strchr(p, ' ')))
+            p++;
+    return p && *p >= '0' && *p <= '9' ? atoi(p) : -1;
 }
 
 unsigned long long proc_starttime(pid_t pid)

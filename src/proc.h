@@ -30,6 +30,10 @@ int proc_descendants(pid_t root, pid_t *out, int max);
  * it names a process unambiguously across pid reuse. */
 unsigned long long proc_starttime(pid_t pid);
 
+/* The CPU the process last ran on (field 39 of /proc/PID/stat; a zombie
+ * keeps it until reaped), or -1. */
+int proc_last_cpu(pid_t pid);
+
 /* Does the process exist (and is it not a zombie)? */
 int proc_alive(pid_t pid);
 

@@ -280,8 +280,10 @@ static void on_exit_fd(void *ud, int fd, short revents)
     attempt *a = la->a;
     worker *w = a->w;
     int status = 0;
+    int cpu = proc_last_cpu(la->pid); /* before reaping: the next engine goes there */
     if (waitpid(la->pid, &status, WNOHANG) != la->pid)
         return;
+    spawner_prefer_cpu(((local_worker *)w->data)->spawn, cpu);
     loop_unwatch(sched_loop(w->s), la->watch);
     close(fd);
     la->pidfd = -1;
