@@ -2,6 +2,7 @@
  * timeouts, Ctrl-C, commits into the project, the journal. */
 #include "sched_int.h"
 #include "spares.h"
+#include "affinity.h"
 #include "fsutil.h"
 
 #include <cJSON.h>
@@ -829,6 +830,7 @@ int sched_main(sched *s)
             if (s->workers[i]->ops->tick)
                 s->workers[i]->ops->tick(s->workers[i], now);
         drain_finished(s);
+        affinity_release(0); /* moved to a freed core that got no new engine */
         check_workers(s);
         abandon_stuck(s);
         journal_sync_async(s->journal);

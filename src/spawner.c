@@ -1,7 +1,6 @@
 /* Starts engines and hands the outcome to the loop (see spawner.h). */
 #include "spawner.h"
-
-#include <sched.h>
+#include "affinity.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,37 +22,14 @@ struct spawner {
     loop *l;
     int rfd, wfd, watch;
     request *head, *tail; /* started, callback not run yet */
-    int cpu;              /* where the next engine should start, or -1 */
 };
 
-/* The kernel starts a new process on a core of its choosing: on a busy
- * machine often the core of a running engine, where it waits behind that
- * engine while the caller waits for its exec and the caller's own core
- * idles. Pinned to the wanted core for the spawn, the caller makes the
- * child there (it inherits the pin); both get the caller's cores back
- * right after. */
-static int pin_to(int cpu, cpu_set_t *saved)
-{
-    if (cpu < 0 || cpu >= CPU_SETSIZE || sched_getaffinity(0, sizeof *saved, saved) != 0 ||
-        !CPU_ISSET(cpu, saved))
-        return 0;
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
-    return sched_setaffinity(0, sizeof one, &one) == 0;
-}
-
-static void do_spawn(const proc_spec *ps, spawn_result *r, int cpu)
+static void do_spawn(const proc_spec *ps, spawn_result *r)
 {
     r->pidfd = -1;
-    cpu_set_t saved;
-    int pinned = pin_to(cpu, &saved);
     r->pid = proc_spawn(ps, r->err, sizeof r->err);
-    if (pinned) {
-        sched_setaffinity(0, sizeof saved, &saved);
-        if (r->pid > 0)
-            sched_setaffinity(r->pid, sizeof saved, &saved);
-    }
+    /* a loop moved to a free core spawned there: now both get every core */
+    affinity_release(r->pid);
     if (r->pid < 0)
         return;
     r->pidfd = (int)syscall(SYS_pidfd_open, r->pid, 0);
@@ -98,13 +74,7 @@ spawner *spawner_new(loop *l, char *err, size_t errlen)
     sp->rfd = fds[0];
     sp->wfd = fds[1];
     sp->watch = loop_watch(l, sp->rfd, POLLIN, on_ready, sp);
-    sp->cpu = -1;
     return sp;
-}
-
-void spawner_prefer_cpu(spawner *sp, int cpu)
-{
-    sp->cpu = cpu;
 }
 
 void spawner_start(spawner *sp, const proc_spec *ps, spawn_cb cb, void *ud)
@@ -118,8 +88,7 @@ void spawner_start(spawner *sp, const proc_spec *ps, spawn_cb cb, void *ud)
     }
     q->cb = cb;
     q->ud = ud;
-    do_spawn(ps, &q->r, sp->cpu);
-    sp->cpu = -1;
+    do_spawn(ps, &q->r);
     if (sp->tail)
         sp->tail->next = q;
     else {

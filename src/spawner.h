@@ -34,13 +34,6 @@ spawner *spawner_new(loop *l, char *err, size_t errlen);
  * the loop thread, from loop_run_once or spawner_drain. */
 void spawner_start(spawner *sp, const proc_spec *ps, spawn_cb cb, void *ud);
 
-/* The next start runs on this core, when the process may use it: the core
- * an engine just left, which is free. Measured (make bench, 2 slots on 2
- * cores): without it, the kernel placed about a fifth of the new engines on
- * the core of the running one, behind it, while the loop waited for their
- * exec and its own core idled. */
-void spawner_prefer_cpu(spawner *sp, int cpu);
-
 /* Runs the callback of every start not yet reported. */
 void spawner_drain(spawner *sp);
 

@@ -7,6 +7,7 @@
 #include "fsutil.h"
 #include "proc.h"
 #include "spawner.h"
+#include "affinity.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -280,10 +281,10 @@ static void on_exit_fd(void *ud, int fd, short revents)
     attempt *a = la->a;
     worker *w = a->w;
     int status = 0;
-    int cpu = proc_last_cpu(la->pid); /* before reaping: the next engine goes there */
+    int cpu = proc_last_cpu(la->pid); /* a zombie's: read before reaping */
     if (waitpid(la->pid, &status, WNOHANG) != la->pid)
         return;
-    spawner_prefer_cpu(((local_worker *)w->data)->spawn, cpu);
+    affinity_move_to(cpu); /* the work until the next engine starts happens there */
     loop_unwatch(sched_loop(w->s), la->watch);
     close(fd);
     la->pidfd = -1;

@@ -1,0 +1,34 @@
+/* Moving the loop thread to a given core for a while (see affinity.h). */
+#include "affinity.h"
+
+#include <sched.h>
+
+static _Thread_local int pinned;
+static _Thread_local cpu_set_t saved;
+
+int affinity_move_to(int cpu)
+{
+    if (pinned || cpu < 0 || cpu >= CPU_SETSIZE || sched_getaffinity(0, sizeof saved, &saved) != 0 ||
+        !CPU_ISSET(cpu, &saved) || CPU_COUNT(&saved) < 2)
+        return 0;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    pinned = sched_setaffinity(0, sizeof one, &one) == 0;
+    return pinned;
+}
+
+int affinity_pinned(void)
+{
+    return pinned;
+}
+
+void affinity_release(pid_t child)
+{
+    if (!pinned)
+        return;
+    if (child > 0)
+        sched_setaffinity(child, sizeof saved, &saved);
+    sched_setaffinity(0, sizeof saved, &saved);
+    pinned = 0;
+}
