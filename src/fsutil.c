@@ -220,7 +220,7 @@ int fs_copy_reusing(const char *src, const char *dst, int keep_mtime, const char
     return 0;
 }
 
-int fs_write_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen)
+int fs_write_atomic(const char *path, const void *data, size_t len, int sync, char *err, size_t errlen)
 {
     char tmp[PATH_MAX + 64];
     int fd = temp_open(tmp, sizeof tmp, path, 0666, NULL);
@@ -240,7 +240,7 @@ int fs_write_atomic(const char *path, const void *data, size_t len, char *err, s
         p += w;
         left -= (size_t)w;
     }
-    if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+    if ((sync && fsync(fd) != 0) || close(fd) != 0 || rename(tmp, path) != 0) {
         int saved = errno;
         unlink(tmp);
         errno = saved;

@@ -31,8 +31,11 @@ int fs_copy(const char *src, const char *dst, int keep_mtime, char *err, size_t 
 int fs_copy_reusing(const char *src, const char *dst, int keep_mtime, const char *reuse, char *err,
                     size_t errlen);
 
-/* Writes data to path atomically (temporary name, fsync, rename). */
-int fs_write_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen);
+/* Writes data to path atomically: a temporary name, fsync (unless sync is
+ * 0), rename. Without the fsync a crash can leave the old content or, on
+ * some file systems, an empty file; never a mix. */
+int fs_write_atomic(const char *path, const void *data, size_t len, int sync, char *err,
+                    size_t errlen);
 
 /* Seconds (with nanoseconds) of the modification time; -1 when missing. */
 double fs_mtime(const char *path);

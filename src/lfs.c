@@ -177,13 +177,21 @@ static int l_copy(lua_State *L)
                              err, sizeof err), err);
 }
 
+/* fs.write(path, data [, {sync = false}]): atomic; sync = false skips the
+ * fsync, for files whose loss in a crash costs nothing. */
 static int l_write(lua_State *L)
 {
     size_t len;
     const char *p = luaL_checkstring(L, 1);
     const char *data = luaL_checklstring(L, 2, &len);
+    int sync = 1;
+    if (lua_istable(L, 3)) {
+        lua_getfield(L, 3, "sync");
+        sync = lua_isnil(L, -1) || lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
     char err[512];
-    return result(L, fs_write_atomic(p, data, len, err, sizeof err), err);
+    return result(L, fs_write_atomic(p, data, len, sync, err, sizeof err), err);
 }
 
 static int l_read(lua_State *L)

@@ -234,6 +234,10 @@ function TestSched:test_run_times_are_remembered_per_project_and_order_longest_f
   for _, res in ipairs(r2.results) do started[#started + 1] = { res.plan, res.history[1].started } end
   table.sort(started, function(x, y) return x[2] < y[2] end)
   lu.assertEquals({ started[1][1], started[2][1], started[3][1] }, { "02", "03", "01" })
+  -- a damaged history (a crash while it was written) is forgotten, not fatal
+  assert(fs.write(b.dir .. "/.rasrun/history.json", ""))
+  lu.assertTrue(H.run(pool, { project = b, force = true, order = "longest_first", run_dir = b.dir .. "/run3" }).ok)
+  lu.assertNotNil(json.decode(H.read(b.dir .. "/.rasrun/history.json"))["01"])
 end
 
 function TestSched:test_tiers_fill_in_order()
