@@ -28,14 +28,18 @@ local function read_keys(file, limit)
   if not data then return nil, err end
   if data:find("\0", 1, true) then return nil, file .. ": binary data, not a HEC-RAS text file" end
   local list, first = {}, {}
-  for line in (data:gsub("\r\n?", "\n") .. "\n"):gmatch("([^\n]*)\n") do
-    local k, v = line:match("^([^=]+)=(.*)$")
-    if k then
-      v = v:gsub("%s+$", "")
+  -- one pass over the lines (CRLF, LF or CR; blank lines carry nothing):
+  -- plans are read by the thousand
+  for line in data:gmatch("[^\r\n]+") do
+    local eq = line:find("=", 1, true)
+    if eq and eq > 1 then
+      local k, v = line:sub(1, eq - 1), line:sub(eq + 1)
+      local last = v:byte(-1)
+      if last and last <= 32 then v = v:gsub("%s+$", "") end
       list[#list + 1] = { k, v }
       if first[k] == nil then first[k] = v end
-    elseif line:match("^%S") then
-      first[line:gsub("%s+$", "")] = true
+    elseif line:find("^%S") then
+      first[(line:gsub("%s+$", ""))] = true
     end
   end
   return list, first
