@@ -67,6 +67,8 @@ int ssh_target_from_lua(lua_State *L, int idx, ssh_target *t, char *err, size_t 
     t->password_env = lf_str(L, idx, "password_env", NULL);
     t->passphrase_env = lf_str(L, idx, "passphrase_env", NULL);
     t->known_hosts = lf_str(L, idx, "known_hosts", NULL);
+    t->macs = lf_str(L, idx, "macs", NULL);
+    t->ciphers = lf_str(L, idx, "ciphers", NULL);
     char *policy = lf_str(L, idx, "host_key", NULL);
     t->accept_new = policy && strcmp(policy, "accept-new") == 0;
     free(policy);
@@ -92,6 +94,8 @@ void ssh_target_free(ssh_target *t)
     free((char *)t->password_env);
     free((char *)t->passphrase_env);
     free((char *)t->known_hosts);
+    free((char *)t->macs);
+    free((char *)t->ciphers);
     memset(t, 0, sizeof *t);
 }
 
@@ -210,7 +214,13 @@ static int c_stat(lua_State *L)
 static int c_stats(lua_State *L)
 {
     uconn *u = check_conn(L);
-    lua_createtable(L, 0, 4);
+    lua_createtable(L, 0, 6);
+    const char *mac = libssh2_session_methods(u->c->s, LIBSSH2_METHOD_MAC_CS);
+    const char *cipher = libssh2_session_methods(u->c->s, LIBSSH2_METHOD_CRYPT_CS);
+    lua_pushstring(L, mac ? mac : "?");
+    lua_setfield(L, -2, "mac");
+    lua_pushstring(L, cipher ? cipher : "?");
+    lua_setfield(L, -2, "cipher");
     lua_pushinteger(L, (lua_Integer)u->c->wire_sent);
     lua_setfield(L, -2, "wire_sent");
     lua_pushinteger(L, (lua_Integer)u->c->wire_received);

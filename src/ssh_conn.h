@@ -26,6 +26,7 @@ typedef struct {
     int accept_new;             /* unknown host keys are recorded, not refused */
     double connect_timeout;     /* seconds: TCP connect, handshake, auth */
     double io_timeout;          /* seconds: any later blocking call */
+    const char *macs, *ciphers; /* comma lists in order of preference; NULL: defaults */
 } ssh_target;
 
 typedef struct ssh_conn {

@@ -129,6 +129,27 @@ function TestSsh:test_key_agent_and_password_authentication()
     .. wrong .. " (refused)")
 end
 
+-- Without SHA instructions hmac-sha1 goes first (hmac-sha2-256 halves bulk
+-- transfer speed there); a worker's macs and ciphers win; names this
+-- libssh2 lacks are a clear error.
+function TestSsh:test_macs_and_ciphers_are_chosen()
+  local ssh_c = require "rasrun.ssh_c"
+  local sha_ni = H.read("/proc/cpuinfo"):find("%f[%w_]sha_ni%f[^%w_]") ~= nil
+  local c = assert(ssh_c.connect(rasrun.ssh.settings(T.worker(env, 1))))
+  lu.assertEquals(c:stats().mac, sha_ni and "hmac-sha2-256" or "hmac-sha1")
+  c:close()
+  c = assert(ssh_c.connect(rasrun.ssh.settings(T.worker(env, 1, {
+    macs = { "umac-64@openssh.com", "hmac-sha2-512" }, ciphers = "aes256-ctr" }))))
+  lu.assertEquals(c:stats().mac, "hmac-sha2-512")
+  lu.assertEquals(c:stats().cipher, "aes256-ctr")
+  lu.assertEquals(select(2, c:exec("echo ok")), "ok\n")
+  c:close()
+  local bad, msg = ssh_c.connect(rasrun.ssh.settings(T.worker(env, 1, { ciphers = "chacha20-poly1305@openssh.com" })))
+  lu.assertNil(bad)
+  lu.assertStrContains(msg, 'ssh h1 (root@' .. env.hosts[1].addr .. '): ciphers = "chacha20-poly1305@openssh.com": '
+    .. "this libssh2 supports none of them (it has: aes128-ctr")
+end
+
 function TestSsh:test_key_with_a_passphrase_from_the_environment()
   local ssh_c = require "rasrun.ssh_c"
   local k = H.tmpdir("key") .. "/locked"

@@ -28,7 +28,7 @@ M.types = {
   ssh = { host = true, port = false, user = false, identity = false, agent = false,
           password_env = false, passphrase_env = false, known_hosts = false, host_key = false,
           workdir = false, connect_timeout = false, keepalive = false, io_timeout = false,
-          ssh_config = false },
+          ssh_config = false, macs = false, ciphers = false },
 }
 
 local COMMON = { type = true, name = true, slots = true, cores_total = true, cores_per_plan = true,

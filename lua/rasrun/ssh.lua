@@ -9,6 +9,16 @@ local M = {}
 
 local DEFAULT_KEYS = { "~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa" }
 
+-- macs = / ciphers =: a comma list or an array of names, in order of
+-- preference (as OpenSSH's MACs and Ciphers).
+local function method_list(v)
+  if type(v) == "table" then return table.concat(v, ",") end
+  if v ~= nil and type(v) ~= "string" then
+    error(("ssh worker: macs and ciphers are lists of names, not a %s"):format(type(v)), 3)
+  end
+  return v
+end
+
 -- What the C side needs to connect as this worker. No secret is in it: a
 -- password or passphrase stays in its environment variable.
 function M.settings(w)
@@ -35,6 +45,7 @@ function M.settings(w)
     host_key = w.host_key or "strict",
     connect_timeout = w.connect_timeout or 10, io_timeout = w.io_timeout or 60,
     keepalive = w.keepalive or 15,
+    macs = method_list(w.macs), ciphers = method_list(w.ciphers),
   }
 end
 

@@ -61,7 +61,7 @@ local function settings(e, i, opts)
     cfg.workdir = e.remote_path or e.worker_folder
     -- rasrun's own SSH settings, which ras-commander's format does not have
     for _, k in ipairs({ "known_hosts", "host_key", "keepalive", "connect_timeout", "io_timeout",
-                         "identity", "agent", "passphrase_env", "password_env" }) do
+                         "identity", "agent", "passphrase_env", "password_env", "macs", "ciphers" }) do
       if e[k] ~= nil then cfg[k] = e[k] end
     end
     if e.password then
