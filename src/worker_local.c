@@ -1,6 +1,7 @@
 /* The local worker: plans run on this machine, each attempt in its own work
  * folder under workdir, engines in their own process groups, watched through
- * pidfds on the scheduler's loop (started on helper threads: see spawner.h).
+ * pidfds on the scheduler's loop, started from the loop on the core the last
+ * engine left (spawner.h, affinity.h).
  * Engine output goes straight to the attempt's log file (no pipe that a stuck
  * grandchild could hold open). */
 #include "sched.h"

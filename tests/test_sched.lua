@@ -498,8 +498,8 @@ function TestSched:test_sigint_stops_every_engine_and_cleans_up()
   lu.assertFalse(fs.exists(d .. "/Sample.p01.hdf"))
 end
 
--- Engines start on helper threads; a Ctrl-C that lands while they are
--- starting still stops them once they are up.
+-- An engine's start reaches the scheduler after the spawn (spawner.h); a
+-- Ctrl-C that lands in between still stops the engines once they are up.
 function TestSched:test_sigint_while_engines_start_stops_them()
   local workdir = H.tmpdir("work")
   local prj = project({ { title = "a", seconds = 30 }, { title = "b", seconds = 30 } })
