@@ -18,11 +18,6 @@ int affinity_move_to(int cpu)
     return pinned;
 }
 
-int affinity_pinned(void)
-{
-    return pinned;
-}
-
 void affinity_release(pid_t child)
 {
     if (!pinned)

@@ -22,9 +22,6 @@
  * thread is not pinned already. Returns 1 when pinned. */
 int affinity_move_to(int cpu);
 
-/* Is the calling thread pinned by affinity_move_to? */
-int affinity_pinned(void);
-
 /* Gives the calling thread its cores back, and child (if > 0), which was
  * started while pinned, the same cores. */
 void affinity_release(pid_t child);
