@@ -113,8 +113,9 @@ for round = 1, ROUNDS do
     local secs, ok, detail, use = timed(c.fn)
     io.stderr:write(("  round %d %-28s %7.2f s %s\n"):format(round, c.name, secs,
       ok and "" or ("FAILED: " .. tostring(detail))))
-    local r = results[i] or { name = c.name, secs = math.huge, ok = true }
+    local r = results[i] or { name = c.name, secs = math.huge, ok = true, rounds = {} }
     if secs < r.secs then r.secs, r.use = secs, use end
+    r.rounds[round] = secs
     r.ok = r.ok and ok
     results[i] = r
   end
@@ -138,6 +139,15 @@ local function verdict(name, limit, word)
   local ratio = ours.secs / by[name].secs
   return ("%s %.2fx %s (%s %s)"):format(name, ratio, ratio <= limit and "ok" or "MISSED", word, limit)
 end
+-- The machine's speed can move by more than the margins measured here within
+-- one run: the ratio of each round, next to the floor's time in it, shows it.
+local per_round = {}
+for round = 1, ROUNDS do
+  per_round[#per_round + 1] = ("round %d: %.2fx xargs, %.2fx floor (floor %.2f s)"):format(round,
+    ours.rounds[round] / by["xargs -P2"].rounds[round],
+    ours.rounds[round] / by["bare posix_spawn loop"].rounds[round], by["bare posix_spawn loop"].rounds[round])
+end
+print("rasrun " .. table.concat(per_round, "; "))
 print("targets: " .. table.concat({
   verdict("xargs -P2", 1.0, "faster than, <="),
   verdict("GNU parallel -j2", 1.0, "faster than, <="),
