@@ -130,13 +130,17 @@ function TestSsh:test_key_agent_and_password_authentication()
 end
 
 -- Without SHA instructions hmac-sha1 goes first (hmac-sha2-256 halves bulk
--- transfer speed there); a worker's macs and ciphers win; names this
--- libssh2 lacks are a clear error.
+-- transfer speed there), and a host that refuses it gets SHA-2; a worker's
+-- macs and ciphers win; names this libssh2 lacks are a clear error.
 function TestSsh:test_macs_and_ciphers_are_chosen()
   local ssh_c = require "rasrun.ssh_c"
   local sha_ni = H.read("/proc/cpuinfo"):find("%f[%w_]sha_ni%f[^%w_]") ~= nil
   local c = assert(ssh_c.connect(rasrun.ssh.settings(T.worker(env, 1))))
   lu.assertEquals(c:stats().mac, sha_ni and "hmac-sha2-256" or "hmac-sha1")
+  c:close()
+  -- host 3 refuses hmac-sha1: SHA-2 then
+  c = assert(ssh_c.connect(rasrun.ssh.settings(T.worker(env, 3))))
+  lu.assertEquals(c:stats().mac, "hmac-sha2-256")
   c:close()
   c = assert(ssh_c.connect(rasrun.ssh.settings(T.worker(env, 1, {
     macs = { "umac-64@openssh.com", "hmac-sha2-512" }, ciphers = "aes256-ctr" }))))
