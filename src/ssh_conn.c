@@ -231,17 +231,18 @@ static int choose_methods(ssh_conn *c, const ssh_target *t, char *err, size_t n)
             continue;
         const char **algs = NULL;
         int nalgs = libssh2_session_supported_algs(c->s, m[i].cs, &algs);
-        char pref[512] = "", have[1024] = "";
-        if (nalgs > 0) {
+        char pref[512] = "";
+        if (nalgs > 0)
             add_supported(pref, sizeof pref, m[i].list, algs, nalgs);
-            for (int k = 0; k < nalgs; k++)
-                snprintf(have + strlen(have), sizeof have - strlen(have), "%s%s", k ? ", " : "",
-                         algs[k]);
-            libssh2_free(c->s, algs);
-        }
         /* only supported names go to libssh2 (see prefer_known_types) */
-        if (!*pref || libssh2_session_method_pref(c->s, m[i].cs, pref) != 0 ||
-            libssh2_session_method_pref(c->s, m[i].sc, pref) != 0)
+        int ok = *pref && libssh2_session_method_pref(c->s, m[i].cs, pref) == 0 &&
+                 libssh2_session_method_pref(c->s, m[i].sc, pref) == 0;
+        char have[1024] = ""; /* for the message: what this libssh2 has */
+        for (int k = 0; !ok && k < nalgs; k++)
+            snprintf(have + strlen(have), sizeof have - strlen(have), "%s%s", k ? ", " : "", algs[k]);
+        if (nalgs > 0)
+            libssh2_free(c->s, algs);
+        if (!ok)
             return say(err, n, "%s: %s = \"%s\": this libssh2 supports none of them (it has: %s)",
                        c->label, m[i].what, m[i].list, have);
     }
