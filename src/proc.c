@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/wait.h>
 
@@ -119,6 +120,19 @@ unsigned long long proc_starttime(pid_t pid)
     if (!read_stat(pid, &st, NULL, NULL, &t))
         return 0;
     return t;
+}
+
+unsigned long long proc_ticks_now(void)
+{
+    static long per_sec;
+    if (!per_sec)
+        per_sec = sysconf(_SC_CLK_TCK);
+    struct timespec t;
+    if (per_sec <= 0 || clock_gettime(CLOCK_BOOTTIME, &t) != 0)
+        return 0;
+    /* as the kernel rounds a start time: down to whole ticks */
+    return (unsigned long long)t.tv_sec * (unsigned long long)per_sec +
+           (unsigned long long)t.tv_nsec / (1000000000ULL / (unsigned long long)per_sec);
 }
 
 int proc_alive(pid_t pid)

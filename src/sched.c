@@ -400,7 +400,8 @@ static void drop_staged(sched *s, attempt *a, int keep)
 
 /* ---- finishing attempts ------------------------------------------------------- */
 
-void sched_attempt_launched(attempt *a, long pid, unsigned long long starttime)
+void sched_attempt_launched(attempt *a, long pid, unsigned long long start_lo,
+                            unsigned long long start_hi)
 {
     sched *s = a->w->s;
     a->phase = A_RUNNING;
@@ -409,7 +410,9 @@ void sched_attempt_launched(attempt *a, long pid, unsigned long long starttime)
         a->deadline = loop_now() + a->job->timeout;
     cJSON *o = jrec("launched", a->job, a);
     cJSON_AddNumberToObject(o, "pid", (double)pid);
-    cJSON_AddNumberToObject(o, "starttime", (double)starttime);
+    cJSON_AddNumberToObject(o, "starttime", (double)start_lo);
+    if (start_hi != start_lo)
+        cJSON_AddNumberToObject(o, "starttime_max", (double)start_hi);
     cJSON_AddStringToObject(o, "workdir", a->workdir);
     jwrite(s, o);
     lsched_event(s, "launched", a->job, a, NULL, NULL);

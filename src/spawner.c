@@ -27,7 +27,9 @@ struct spawner {
 static void do_spawn(const proc_spec *ps, spawn_result *r)
 {
     r->pidfd = -1;
+    r->start_lo = proc_ticks_now();
     r->pid = proc_spawn(ps, r->err, sizeof r->err);
+    r->start_hi = proc_ticks_now();
     /* a loop moved to a free core spawned there: now both get every core */
     affinity_release(r->pid);
     if (r->pid < 0)
@@ -35,7 +37,6 @@ static void do_spawn(const proc_spec *ps, spawn_result *r)
     r->pidfd = (int)syscall(SYS_pidfd_open, r->pid, 0);
     if (r->pidfd < 0)
         snprintf(r->err, sizeof r->err, "pidfd_open: %s", strerror(errno));
-    r->starttime = proc_starttime(r->pid);
 }
 
 /* Runs the callbacks of every start made so far, oldest first. */

@@ -22,7 +22,8 @@ typedef struct spawner spawner;
 typedef struct {
     pid_t pid;                    /* -1 when the spawn failed (err says why) */
     int pidfd;                    /* the child's pidfd, owned by the callback */
-    unsigned long long starttime; /* proc_starttime of the child */
+    /* the child's proc_starttime is within these (proc_ticks_now around the spawn) */
+    unsigned long long start_lo, start_hi;
     char err[1024];
 } spawn_result;
 

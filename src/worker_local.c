@@ -232,7 +232,7 @@ static void on_spawned(void *ud, const spawn_result *r)
         return; /* lw_close stops it */
     la->watch = loop_watch(sched_loop(w->s), la->pidfd, POLLIN, on_exit_fd, la);
     if (la->step == 0)
-        sched_attempt_launched(a, la->pid, r->starttime);
+        sched_attempt_launched(a, la->pid, r->start_lo, r->start_hi);
     if (a->cancelling)
         lw_cancel(w, a); /* asked while it was starting */
 }

@@ -589,4 +589,13 @@ function TestSched:test_sigkill_then_resume_finishes_the_rest()
   local doc = json.decode(H.read(run_dir .. "/run.json"))
   lu.assertTrue(doc.ok)
   lu.assertTrue(doc.plans[1].resumed)
+  -- the reports are not fsync'd: a crash may take them, and a resume of the
+  -- finished run writes them again without running anything
+  os.remove(run_dir .. "/run.json")
+  os.remove(run_dir .. "/report.html")
+  r = H.rasrun({ "resume", run_dir }, { timeout = 60 })
+  lu.assertEquals(r.code, 0, r.stderr)
+  lu.assertEquals(journal_count(run_dir, "attempt", "Sample/p03"), 2)
+  lu.assertTrue(json.decode(H.read(run_dir .. "/run.json")).ok)
+  lu.assertStrContains(H.read(run_dir .. "/report.html"), "Sample/p04")
 end

@@ -324,7 +324,9 @@ local function stop_orphans(orphans, workers, say)
     if w and w.type == "ssh" then
       remote[#remote + 1] = e
     elseif w or e.host == sys.hostname() then
-      if e.pid and sys.alive(e.pid) and sys.starttime(e.pid) == e.starttime then
+      -- a local engine's start time is known within [starttime, starttime_max]
+      local st = e.pid and sys.alive(e.pid) and sys.starttime(e.pid)
+      if st and e.starttime and st >= e.starttime and st <= (e.starttime_max or e.starttime) then
         say(("stopping engine pid %d of plan %s left by the interrupted run"):format(e.pid, e.plan))
         sys.kill_tree(e.pid, "KILL")
       end
