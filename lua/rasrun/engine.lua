@@ -34,19 +34,27 @@ end
 function M.key(e) return e.kind .. ":" .. e.home end
 
 -- The Linux engine needs the geometry preprocessor when the preprocessed
--- geometry (.xGG) is missing or older than the geometry itself.
-local function geometry_changed(plan)
-  local x = plan.project:file("x" .. plan.geometry.number)
-  if not x then return true end
-  local xt = fs.mtime(x) or 0
-  for _, f in ipairs({ plan.geometry.file, plan.geometry.hdf }) do
-    local t = f and fs.mtime(f)
-    if t and t > xt then return true end
+-- geometry (.xGG) is missing or older than the geometry itself. memo (a
+-- table, optional) keeps the answer per geometry for the specs of one run.
+local function geometry_changed(plan, memo)
+  local g = plan.geometry
+  if memo and memo[g] ~= nil then return memo[g] end
+  local changed = false
+  local x = plan.project:file("x" .. g.number)
+  if not x then
+    changed = true
+  else
+    local xt = fs.mtime(x) or 0
+    for _, f in ipairs({ g.file, g.hdf }) do
+      local t = f and fs.mtime(f)
+      if t and t > xt then changed = true end
+    end
   end
-  return false
+  if memo then memo[g] = changed end
+  return changed
 end
 
-local function linux_spec(plan, e)
+local function linux_spec(plan, e, memo)
   if plan.flow_kind ~= "unsteady" then
     return nil, ("plan %s is %s flow: the linux engine (RasUnsteady) runs unsteady plans only")
       :format(plan.number, plan.flow_kind or "an unknown")
@@ -56,7 +64,7 @@ local function linux_spec(plan, e)
   local tmp = stem .. "." .. plan.id .. ".tmp.hdf"
   local x = "x" .. plan.geometry.number
   local steps = {}
-  if e.preprocess == true or (e.preprocess ~= false and geometry_changed(plan)) then
+  if e.preprocess == true or (e.preprocess ~= false and geometry_changed(plan, memo)) then
     steps[#steps + 1] = { e.home .. "/bin/RasGeomPreprocess", tmp, x }
   else
     -- Without the preprocessor RasUnsteady needs the .xGG: it is required then.
@@ -109,9 +117,11 @@ local function windows_spec(plan, e)
 end
 
 -- The spec for running plan on engine e, or nil and why it cannot run there.
-function M.spec(plan, e)
+-- memo: a table shared by the specs of one run (the plans of a geometry then
+-- look at its files once), or nil.
+function M.spec(plan, e, memo)
   if plan.missing or plan.broken then return nil, plan.error end
-  if e.kind == "linux" then return linux_spec(plan, e) end
+  if e.kind == "linux" then return linux_spec(plan, e, memo) end
   return windows_spec(plan, e)
 end
 

@@ -453,7 +453,7 @@ function Pool:run(opts)
 
   -- Which plans run, and on which engines.
   local engines = engines_of(self.workers)
-  local results, to_run = {}, {}
+  local results, to_run, spec_memo = {}, {}, {}
   for i, j in ipairs(jobs) do
     local r = { plan = j.plan.number, key = j.key, project = j.project, title = j.plan.title,
                 attempts = 0, elapsed = 0, history = {} }
@@ -472,7 +472,7 @@ function Pool:run(opts)
     if not r.status then
       local specs, why = {}, {}
       for e, eng in ipairs(engines) do
-        local s, err = engine.spec(j.plan, eng)
+        local s, err = engine.spec(j.plan, eng, spec_memo)
         specs[e] = s or false
         if not s then why[#why + 1] = ("%s engine: %s"):format(eng.kind, err) end
       end
