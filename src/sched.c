@@ -76,9 +76,11 @@ static void safe_name(char *out, size_t n, const char *key)
     out[i] = 0;
 }
 
+/* Unique per attempt of a run: two plans of one geometry both stage its
+ * outputs (Sample.x01) into the project folder, each under its own name. */
 void sched_stage_suffix(attempt *a, char *out, size_t n)
 {
-    snprintf(out, n, ".rasrun-%s-a%d", a->w->s->run_id, a->number);
+    snprintf(out, n, ".rasrun-%s-j%d-a%d", a->w->s->run_id, a->job->index, a->number);
 }
 
 char *sched_stage_name(attempt *a, const char *final_name)

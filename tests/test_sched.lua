@@ -373,6 +373,43 @@ function TestSched:test_windows_engine_and_shared_geometry_outputs()
   lu.assertStrContains(seen, "done")
 end
 
+-- Plans of one geometry whose .xGG is missing both run the preprocessor and
+-- stage its output into the project folder: each under its own name, so a
+-- failing one never takes the other's.
+function TestSched:test_plans_of_one_geometry_stage_its_outputs_apart()
+  for round = 1, 3 do
+    local d = H.tmpdir("sched")
+    local prj_path = H.project(d, { { title = "fails", seconds = 0.1, mode = "unstable" },
+                                    { title = "works", seconds = 0.1 } })
+    lu.assertTrue(os.remove(d .. "/Sample.x01"))
+    local prj = rasrun.project.open(prj_path)
+    local r = run(pool_of(H.local_worker("a", 2)), { project = prj })
+    lu.assertEquals(r.results[1].status, "failed", "round " .. round)
+    lu.assertEquals(r.results[2].status, "ok", "round " .. round .. ": " .. tostring(r.results[2].reason))
+    lu.assertEquals(fs.read(d .. "/Sample.x01"), "fake preprocessed geometry\n")
+    H.cleanup()
+  end
+end
+
+-- The preprocessor rewrites the .xGG: it gets a copy, never a link to the
+-- project's file, and a failed attempt leaves the project's file as it was.
+function TestSched:test_the_preprocessor_never_writes_the_projects_geometry_file()
+  local prj, d = project({ { title = "crashes after preprocessing", seconds = 0.1, mode = "crash" } })
+  local x = d .. "/Sample.x01"
+  assert(fs.write(x, "the project's own preprocessed geometry\n"))
+  local ino = fs.stat(x).ino
+  local w = H.local_worker("a", 1, { engine = { kind = "linux", home = H.sim("linux"), preprocess = true } })
+  local r = run(pool_of(w), { project = prj })
+  lu.assertEquals(r.results[1].status, "failed")
+  lu.assertEquals(fs.read(x), "the project's own preprocessed geometry\n")
+  lu.assertEquals(fs.stat(x).ino, ino)
+  -- a successful run brings the new one back by rename
+  prj = rasrun.project.open(H.project(d, { { title = "works", seconds = 0.1 } }))
+  r = run(pool_of(w), { project = prj, force = true, run_dir = d .. "/run2" })
+  lu.assertTrue(r.ok, tostring(r.results[1].reason))
+  lu.assertEquals(fs.read(x), "fake preprocessed geometry\n")
+end
+
 function TestSched:test_plans_that_cannot_run_anywhere_fail_at_once()
   local prj, d = project({ { title = "no tmp", seconds = 0.05 }, { title = "fine", seconds = 0.05 } })
   fs.remove(d .. "/Sample.p01.tmp.hdf")

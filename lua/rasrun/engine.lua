@@ -64,7 +64,8 @@ local function linux_spec(plan, e, memo)
   local tmp = stem .. "." .. plan.id .. ".tmp.hdf"
   local x = "x" .. plan.geometry.number
   local steps = {}
-  if e.preprocess == true or (e.preprocess ~= false and geometry_changed(plan, memo)) then
+  local preprocess = e.preprocess == true or (e.preprocess ~= false and geometry_changed(plan, memo))
+  if preprocess then
     steps[#steps + 1] = { e.home .. "/bin/RasGeomPreprocess", tmp, x }
   else
     -- Without the preprocessor RasUnsteady needs the .xGG: it is required then.
@@ -82,10 +83,12 @@ local function linux_spec(plan, e, memo)
   -- RasUnsteady writes only the .tmp.hdf (and new files); the boundary file,
   -- the preprocessed geometry and restart files are read. A worker may
   -- hard-link those instead of copying them. DSS files can be written: copied.
+  -- So is the .xGG when RasGeomPreprocess runs: it rewrites that file, and
+  -- through a link would rewrite the project's own.
   local links = {}
   for _, n in ipairs(inputs) do
     local low = n:lower()
-    if low:match("%.b%d%d$") or low:match("%.x%d%d$") or low:match("%.rst$") then
+    if low:match("%.b%d%d$") or (low:match("%.x%d%d$") and not preprocess) or low:match("%.rst$") then
       links[#links + 1] = n
     end
   end
