@@ -7,6 +7,7 @@
  *   sys.spawn(argv, {cwd=, env=, stdout=path, stderr=path, group=true}) -> pid | nil, msg
  *   sys.wait(pid [, timeout]) -> code | nil, "timeout"
  *   sys.kill(pid, sig)  sys.kill_tree(pid, sig)  sys.alive(pid)  sys.starttime(pid)
+ *   sys.in_folder(dir) -> pids of the processes working in dir or below it
  *   sys.descendants(pid) -> {pid...}
  * env tables map NAME to a string (set) or false (unset). */
 #include "host.h"
@@ -452,6 +453,18 @@ static int l_descendants(lua_State *L)
     return 1;
 }
 
+static int l_in_folder(lua_State *L)
+{
+    pid_t pids[1024];
+    int n = proc_in_folder(luaL_checkstring(L, 1), pids, 1024);
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        lua_pushinteger(L, pids[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
 static const luaL_Reg funcs[] = {
     { "now", l_now },           { "monotonic", l_monotonic }, { "sleep", l_sleep },
     { "isatty", l_isatty },     { "pid", l_pid },             { "hostname", l_hostname },
@@ -459,6 +472,7 @@ static const luaL_Reg funcs[] = {
     { "run", l_run },           { "spawn", l_spawn },         { "wait", l_wait },
     { "kill", l_kill },         { "kill_tree", l_kill_tree }, { "alive", l_alive },
     { "starttime", l_starttime }, { "descendants", l_descendants },
+    { "in_folder", l_in_folder },
     { "uid", l_uid },           { "chdir", l_chdir },
     { NULL, NULL },
 };

@@ -177,6 +177,34 @@ static int snapshot(struct pnode **out)
     return v ? n : 0;
 }
 
+int proc_in_folder(const char *dir, pid_t *out, int max)
+{
+    size_t len = strlen(dir);
+    while (len > 1 && dir[len - 1] == '/')
+        len--;
+    DIR *d = opendir("/proc");
+    if (!d)
+        return 0;
+    int found = 0;
+    struct dirent *e;
+    while (found < max && (e = readdir(d))) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end || pid <= 0)
+            continue;
+        char link[64], cwd[4096];
+        snprintf(link, sizeof link, "/proc/%ld/cwd", pid);
+        ssize_t n = readlink(link, cwd, sizeof cwd - 1);
+        if (n <= 0)
+            continue;
+        cwd[n] = 0;
+        if ((size_t)n >= len && strncmp(cwd, dir, len) == 0 && (cwd[len] == 0 || cwd[len] == '/'))
+            out[found++] = (pid_t)pid;
+    }
+    closedir(d);
+    return found;
+}
+
 int proc_descendants(pid_t root, pid_t *out, int max)
 {
     struct pnode *all = NULL;

@@ -39,6 +39,10 @@ unsigned long long proc_ticks_now(void);
  * keeps it until reaped), or -1. */
 int proc_last_cpu(pid_t pid);
 
+/* Up to max processes whose working folder is dir or inside it (from
+ * /proc/PID/cwd; those of other users are not seen without privileges). */
+int proc_in_folder(const char *dir, pid_t *out, int max);
+
 /* Does the process exist (and is it not a zombie)? */
 int proc_alive(pid_t pid);
 

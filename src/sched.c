@@ -402,22 +402,27 @@ static void drop_staged(sched *s, attempt *a, int keep)
 
 /* ---- finishing attempts ------------------------------------------------------- */
 
-void sched_attempt_launched(attempt *a, long pid, unsigned long long start_lo,
+void sched_attempt_launched(attempt *a, int step, long pid, unsigned long long start_lo,
                             unsigned long long start_hi)
 {
     sched *s = a->w->s;
-    a->phase = A_RUNNING;
-    a->t_launch = wall();
-    if (a->job->timeout > 0)
-        a->deadline = loop_now() + a->job->timeout;
+    if (step == 0) {
+        a->phase = A_RUNNING;
+        a->t_launch = wall();
+        if (a->job->timeout > 0)
+            a->deadline = loop_now() + a->job->timeout;
+    }
     cJSON *o = jrec("launched", a->job, a);
+    if (step > 0)
+        cJSON_AddNumberToObject(o, "step", step);
     cJSON_AddNumberToObject(o, "pid", (double)pid);
     cJSON_AddNumberToObject(o, "starttime", (double)start_lo);
     if (start_hi != start_lo)
         cJSON_AddNumberToObject(o, "starttime_max", (double)start_hi);
     cJSON_AddStringToObject(o, "workdir", a->workdir);
     jwrite(s, o);
-    lsched_event(s, "launched", a->job, a, NULL, NULL);
+    if (step == 0)
+        lsched_event(s, "launched", a->job, a, NULL, NULL);
 }
 
 void sched_attempt_done(attempt *a)

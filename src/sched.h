@@ -160,9 +160,11 @@ struct worker {
 loop *sched_loop(sched *s);
 const char *sched_run_id(sched *s);
 
-/* The engine of the attempt started (pid/pgid on the worker, for the journal);
- * its start time is within [start_lo, start_hi] (equal when known exactly). */
-void sched_attempt_launched(attempt *a, long pid, unsigned long long start_lo,
+/* Step `step` of the attempt's engine started (pid/pgid on the worker, for
+ * the journal); its start time is within [start_lo, start_hi] (equal when
+ * known exactly). Step 0 is the attempt's launch; a later step (RasUnsteady
+ * after RasGeomPreprocess) is journaled so that a resume finds its pid. */
+void sched_attempt_launched(attempt *a, int step, long pid, unsigned long long start_lo,
                             unsigned long long start_hi);
 /* The attempt has finished (ok or not); the scheduler takes over. */
 void sched_attempt_done(attempt *a);

@@ -231,8 +231,7 @@ static void on_spawned(void *ud, const spawn_result *r)
     if (lw->closing)
         return; /* lw_close stops it */
     la->watch = loop_watch(sched_loop(w->s), la->pidfd, POLLIN, on_exit_fd, la);
-    if (la->step == 0)
-        sched_attempt_launched(a, la->pid, r->start_lo, r->start_hi);
+    sched_attempt_launched(a, la->step, la->pid, r->start_lo, r->start_hi);
     if (a->cancelling)
         lw_cancel(w, a); /* asked while it was starting */
 }

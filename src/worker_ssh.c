@@ -202,7 +202,7 @@ static void on_messages(void *ud, int fd, short revents)
         } else if (m->kind == M_LAUNCHED && t->a) {
             t->a->launch_epoch = (double)t->epoch;
             t->a->utc_offset = t->utc_offset;
-            sched_attempt_launched(t->a, t->pid, (unsigned long long)t->epoch,
+            sched_attempt_launched(t->a, 0, t->pid, (unsigned long long)t->epoch,
                                    (unsigned long long)t->epoch);
         } else if (m->kind == M_DONE && t->a) {
             attempt *a = t->a;

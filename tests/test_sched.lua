@@ -589,6 +589,38 @@ function TestSched:test_engines_and_the_controller_keep_every_core()
   end
 end
 
+-- The killed controller's engine may be past its first step (RasUnsteady
+-- after RasGeomPreprocess): the resume stops it, also when the controller
+-- died before that step's pid reached the journal.
+function TestSched:test_resume_stops_an_engine_past_its_first_step()
+  if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
+  for _, lost in ipairs({ false, true }) do
+    local d = H.tmpdir("sched")
+    H.project(d, { { title = "preprocessed, then slow", seconds = 60 } })
+    assert(os.remove(d .. "/Sample.x01")) -- the preprocessor runs first
+    local pid, run_dir = start_controller(d, 1)
+    H.wait_for(function() return journal_count(run_dir, "launched") == 2 end, 30,
+      "RasUnsteady started after the preprocessor")
+    sys.kill(pid, "KILL")
+    sys.wait(pid, 10)
+    lu.assertEquals(#engines_alive(), 1)
+    local jp = run_dir .. "/journal.jsonl"
+    if lost then
+      local keep = {}
+      for line in io.lines(jp) do
+        if not line:find('"step":1', 1, true) then keep[#keep + 1] = line end
+      end
+      assert(fs.write(jp, table.concat(keep, "\n") .. "\n"))
+    end
+    local r = H.rasrun({ "resume", run_dir }, { env = { FAKE_RAS_SECONDS = "0.2" }, timeout = 60 })
+    lu.assertEquals(r.code, 0, r.stderr)
+    lu.assertStrContains(r.stderr, lost and "still working in" or "stopping engine pid")
+    lu.assertEquals(engines_alive(), {})
+    lu.assertTrue(rasrun.checks.standard {}(d .. "/Sample.p01.hdf").ok)
+    H.cleanup()
+  end
+end
+
 function TestSched:test_sigterm_exits_143()
   if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
   local _, d = project({ { title = "long", seconds = 30 } })

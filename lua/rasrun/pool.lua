@@ -324,13 +324,24 @@ local function stop_orphans(orphans, workers, say)
     if w and w.type == "ssh" then
       remote[#remote + 1] = e
     elseif w or e.host == sys.hostname() then
-      -- a local engine's start time is known within [starttime, starttime_max]
+      -- e is the attempt's last step that started; a local engine's start
+      -- time is known within [starttime, starttime_max]
       local st = e.pid and sys.alive(e.pid) and sys.starttime(e.pid)
       if st and e.starttime and st >= e.starttime and st <= (e.starttime_max or e.starttime) then
         say(("stopping engine pid %d of plan %s left by the interrupted run"):format(e.pid, e.plan))
         sys.kill_tree(e.pid, "KILL")
       end
-      if e.workdir and e.workdir:sub(1, 1) == "/" then fs.rmtree(e.workdir) end
+      if e.workdir and e.workdir:sub(1, 1) == "/" then
+        -- anything still working in the attempt's folder is the run's too (a
+        -- step that started just before the kill, a helper it left behind)
+        for _, pid in ipairs(sys.in_folder(e.workdir)) do
+          if pid ~= sys.pid() then
+            say(("stopping pid %d, still working in %s"):format(pid, e.workdir))
+            sys.kill_tree(pid, "KILL")
+          end
+        end
+        fs.rmtree(e.workdir)
+      end
     else
       say(("cannot stop the engine of plan %s on worker %s: the worker is not in this pool")
         :format(e.plan, tostring(e.worker)))
