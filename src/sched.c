@@ -775,8 +775,8 @@ static int wait_ms(sched *s)
 {
     double now = loop_now(), next = now + TICK_MS / 1000.0;
     for (attempt *a = s->live; a; a = a->next)
-        if (a->deadline > 0 && a->deadline < next)
-            next = a->deadline;
+        if (a->deadline > 0 && !a->cancelling && a->deadline < next)
+            next = a->deadline; /* passed for one being cancelled: no spinning */
     if (s->finished)
         return 0;
     if (s->unjudged && s->unjudged_since + JUDGE_WAIT < next)
