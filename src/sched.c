@@ -731,14 +731,23 @@ static int open_signals(sched *s, sigset_t *old)
     sigaddset(&set, SIGTERM);
     sigprocmask(SIG_BLOCK, &set, old);
     s->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (s->sigfd < 0)
+    if (s->sigfd < 0) {
+        int e = errno;
+        sigprocmask(SIG_SETMASK, old, NULL); /* Ctrl-C still stops the process */
+        errno = e;
         return -1;
+    }
     loop_watch(s->loop, s->sigfd, POLLIN, on_signal, s);
     return 0;
 }
 
 static void close_signals(sched *s, const sigset_t *old)
 {
+    struct signalfd_siginfo si;
+    /* one that came as the last plan finished still ends the run as
+     * interrupted (reports written, exit 130/143), not lost */
+    if (s->sigfd >= 0 && !s->interrupted && read(s->sigfd, &si, sizeof si) == (ssize_t)sizeof si)
+        s->interrupted = (int)si.ssi_signo;
     if (s->sigfd >= 0)
         close(s->sigfd);
     s->sigfd = -1;
@@ -808,7 +817,8 @@ int sched_main(sched *s)
     sigset_t old;
     s->sigfd = -1;
     if (open_signals(s, &old) != 0)
-        fprintf(stderr, "rasrun: signalfd: %s (Ctrl-C will not clean up)\n", strerror(errno));
+        fprintf(stderr, "rasrun: signalfd: %s (Ctrl-C will stop rasrun without cleaning up)\n",
+                strerror(errno));
     char spare_dir[4200];
     snprintf(spare_dir, sizeof spare_dir, "%s/.spares", s->run_dir);
     s->spares = spares_new(spare_dir); /* removes what a killed run left there */
