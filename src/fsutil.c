@@ -153,7 +153,7 @@ static int copy_data(int in, int out, off_t size)
         if (n < 0)
             return -1;
         if (n == 0)
-            return 0;
+            break; /* the source changed size: the rest by read/write, to its end */
         left -= n;
     }
     if (left == 0)

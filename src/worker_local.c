@@ -282,16 +282,27 @@ static void on_exit_fd(void *ud, int fd, short revents)
     worker *w = a->w;
     int status = 0;
     int cpu = proc_last_cpu(la->pid); /* a zombie's: read before reaping */
-    if (waitpid(la->pid, &status, WNOHANG) != la->pid)
+    pid_t got = waitpid(la->pid, &status, WNOHANG);
+    int lost = got < 0 && errno == ECHILD; /* reaped elsewhere (a recipe's sys.wait) */
+    if (got != la->pid && !lost)
         return;
     affinity_move_to(cpu); /* the work until the next engine starts happens there */
     loop_unwatch(sched_loop(w->s), la->watch);
+    la->watch = -1;
     close(fd);
     la->pidfd = -1;
     /* Helpers the engine left in its group (or, after a cancel, anywhere in
      * its tree) do not outlive it. */
     kill_remembered(la);
-    a->exit_code = proc_exit_code(status);
+    a->exit_code = lost ? -1 : proc_exit_code(status);
+    if (lost) {
+        snprintf(a->reason, sizeof a->reason, "%s (pid %d): its exit status was taken by another wait",
+                 a->spec->steps[la->step][0], (int)la->pid);
+        a->failed = 1;
+        a->t_exit = wall();
+        finish(w, la);
+        return;
+    }
     a->t_exit = wall();
     if (a->cancelling) {
         finish(w, la);

@@ -148,6 +148,25 @@ function TestSched:test_slow_checks_do_not_delay_a_timeout()
   lu.assertTrue(stopped < 2.2, ("stopped after %.2f s"):format(stopped))
 end
 
+-- A recipe that reaps an engine itself (sys.wait on a child of the
+-- controller) takes its exit status: the attempt fails and says so; the loop
+-- does not wait on it forever.
+function TestSched:test_an_engine_reaped_by_the_recipe_fails_its_attempt()
+  local prj = project({ { title = "reaped elsewhere", seconds = 0.3 } })
+  local reaped
+  local r = run(pool_of(H.local_worker("a", 1)), { project = prj, on_event = function(ev)
+    if ev.type == "launched" and not reaped then
+      for _, pid in ipairs(sys.descendants(sys.pid())) do
+        if sys.wait(pid, 10) then reaped = pid end
+      end
+    end
+  end })
+  lu.assertNotNil(reaped)
+  local res = H.result(r, "01")
+  lu.assertEquals(res.status, "failed")
+  lu.assertStrContains(res.reason, "its exit status was taken by another wait")
+end
+
 function TestSched:test_unstable_and_volume_errors_fail_with_the_reason()
   local prj = project({ { title = "unstable", mode = "unstable", seconds = 0.05 },
                         { title = "volume", mode = "volume", seconds = 0.05 },
