@@ -167,6 +167,21 @@ function TestSched:test_an_engine_reaped_by_the_recipe_fails_its_attempt()
   lu.assertStrContains(res.reason, "its exit status was taken by another wait")
 end
 
+-- Logs are named after the plan's key with '/' and ' ' as '_': projects
+-- "Dam Break" and "Dam_Break" in one run keep their logs apart.
+function TestSched:test_similar_project_names_keep_their_logs_apart()
+  local one = rasrun.project.open(H.project(H.tmpdir("sched"), { { title = "a", seconds = 0.05 } },
+    { name = "Dam Break" }))
+  local two = rasrun.project.open(H.project(H.tmpdir("sched"), { { title = "b", seconds = 0.05 } },
+    { name = "Dam_Break" }))
+  local run_dir = H.tmpdir("sched") .. "/run"
+  local r = H.run(pool_of(H.local_worker("a", 2)), { projects = { one, two }, run_dir = run_dir })
+  lu.assertTrue(r.ok)
+  local logs = fs.glob(run_dir .. "/logs/*.log")
+  lu.assertEquals(#logs, 2)
+  lu.assertNotEquals(r.results[1].history[1].log, r.results[2].history[1].log)
+end
+
 function TestSched:test_unstable_and_volume_errors_fail_with_the_reason()
   local prj = project({ { title = "unstable", mode = "unstable", seconds = 0.05 },
                         { title = "volume", mode = "volume", seconds = 0.05 },

@@ -437,9 +437,11 @@ function Pool:run(opts)
   local jobs, keys = {}, {}
   for _, prj in ipairs(projects) do
     for _, plan in ipairs(select_plans(prj, opts.plans)) do
+      -- keys name log files with '/' and ' ' as '_' (src/sched.c, safe_name):
+      -- they must differ in that form too ("Dam Break" and "Dam_Break")
       local key = prj.name .. "/" .. plan.id
-      if keys[key] then key = key .. "@" .. prj.dir end
-      keys[key] = true
+      if keys[key:gsub("[/ ]", "_")] then key = key .. "@" .. prj.dir end
+      keys[key:gsub("[/ ]", "_")] = true
       jobs[#jobs + 1] = { key = key, plan = plan, project = prj }
     end
   end
