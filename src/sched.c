@@ -416,9 +416,11 @@ void sched_attempt_launched(attempt *a, int step, long pid, unsigned long long s
     if (step > 0)
         cJSON_AddNumberToObject(o, "step", step);
     cJSON_AddNumberToObject(o, "pid", (double)pid);
-    cJSON_AddNumberToObject(o, "starttime", (double)start_lo);
-    if (start_hi != start_lo)
-        cJSON_AddNumberToObject(o, "starttime_max", (double)start_hi);
+    if (start_lo > 0) { /* 0: the clock could not be read; a resume will not trust the pid */
+        cJSON_AddNumberToObject(o, "starttime", (double)start_lo);
+        if (start_hi != start_lo)
+            cJSON_AddNumberToObject(o, "starttime_max", (double)start_hi);
+    }
     cJSON_AddStringToObject(o, "workdir", a->workdir);
     jwrite(s, o);
     if (step == 0)

@@ -628,10 +628,12 @@ end
 
 -- The killed controller's engine may be past its first step (RasUnsteady
 -- after RasGeomPreprocess): the resume stops it, also when the controller
--- died before that step's pid reached the journal.
+-- died before that step's pid reached the journal ("lost"). A pid from
+-- another boot is not trusted ("other boot"): the engine is found by its
+-- work folder.
 function TestSched:test_resume_stops_an_engine_past_its_first_step()
   if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
-  for _, lost in ipairs({ false, true }) do
+  for _, case in ipairs({ "journaled", "lost", "other boot" }) do
     local d = H.tmpdir("sched")
     H.project(d, { { title = "preprocessed, then slow", seconds = 60 } })
     assert(os.remove(d .. "/Sample.x01")) -- the preprocessor runs first
@@ -642,16 +644,20 @@ function TestSched:test_resume_stops_an_engine_past_its_first_step()
     sys.wait(pid, 10)
     lu.assertEquals(#engines_alive(), 1)
     local jp = run_dir .. "/journal.jsonl"
-    if lost then
-      local keep = {}
-      for line in io.lines(jp) do
-        if not line:find('"step":1', 1, true) then keep[#keep + 1] = line end
-      end
-      assert(fs.write(jp, table.concat(keep, "\n") .. "\n"))
+    local keep = {}
+    for line in io.lines(jp) do
+      if case == "other boot" then line = line:gsub('"boot_id":"[^"]*"', '"boot_id":"another"') end
+      if case ~= "lost" or not line:find('"step":1', 1, true) then keep[#keep + 1] = line end
     end
+    assert(fs.write(jp, table.concat(keep, "\n") .. "\n"))
     local r = H.rasrun({ "resume", run_dir }, { env = { FAKE_RAS_SECONDS = "0.2" }, timeout = 60 })
     lu.assertEquals(r.code, 0, r.stderr)
-    lu.assertStrContains(r.stderr, lost and "still working in" or "stopping engine pid")
+    if case == "journaled" then
+      lu.assertStrContains(r.stderr, "stopping engine pid")
+    else
+      lu.assertNotStrContains(r.stderr, "stopping engine pid", case)
+      lu.assertStrContains(r.stderr, "still working in", case)
+    end
     lu.assertEquals(engines_alive(), {})
     lu.assertTrue(rasrun.checks.standard {}(d .. "/Sample.p01.hdf").ok)
     H.cleanup()

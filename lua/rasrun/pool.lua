@@ -299,9 +299,14 @@ local function read_resume(dir)
   local entries, broken = require("rasrun.journal").read(path.join(dir, "journal.jsonl"))
   if not entries then error("pool:run: cannot resume: " .. broken, 4) end
   local done, launched, ended = {}, {}, {}
+  local boot -- of the controller that wrote what follows (older journals: none)
   for _, e in ipairs(entries) do
+    if e.ev == "run_start" or e.ev == "run_resume" then boot = e.boot_id end
     if e.ev == "done" and e.status == "ok" then done[e.job] = e end
-    if e.ev == "launched" then launched[e.job .. "#" .. e.attempt] = e end
+    if e.ev == "launched" then
+      e.boot_id = boot
+      launched[e.job .. "#" .. e.attempt] = e
+    end
     if e.ev == "attempt_end" then ended[e.job .. "#" .. e.attempt] = true end
   end
   local orphans = {}
@@ -311,22 +316,33 @@ local function read_resume(dir)
   return done, orphans
 end
 
+-- This machine's boot: pids and start times name processes only within one.
+local function boot_id()
+  local id = fs.read("/proc/sys/kernel/random/boot_id")
+  return id and id:gsub("%s+$", "") or nil
+end
+
 -- Engines of the killed controller keep running: stop those on this machine
--- (identified by pid and start time, so a reused pid is left alone) and
--- remove their work folders. Whether an engine ran here or on an SSH host
--- is the type of the worker that ran it; those go to their worker type.
+-- (identified by pid and start time within the same boot, so a reused pid
+-- is left alone) and remove their work folders. Whether an engine ran here
+-- or on an SSH host is the type of the worker that ran it; those go to
+-- their worker type.
 local function stop_orphans(orphans, workers, say)
   local by_name = {}
   for _, w in ipairs(workers) do by_name[w.name] = w end
-  local remote = {}
+  local remote, here, boot = {}, sys.hostname(), boot_id()
   for _, e in ipairs(orphans) do
     local w = by_name[e.worker]
     if w and w.type == "ssh" then
       remote[#remote + 1] = e
-    elseif w or e.host == sys.hostname() then
+    elseif e.host and e.host ~= here then
+      say(("cannot stop the engine of plan %s: it ran on %s (worker %s), this is %s")
+        :format(e.plan, e.host, tostring(e.worker), here))
+    elseif w or e.host == here then
       -- e is the attempt's last step that started; a local engine's start
       -- time is known within [starttime, starttime_max]
-      local st = e.pid and sys.alive(e.pid) and sys.starttime(e.pid)
+      local st = e.pid and (not e.boot_id or e.boot_id == boot) and sys.alive(e.pid)
+        and sys.starttime(e.pid)
       if st and e.starttime and st >= e.starttime and st <= (e.starttime_max or e.starttime) then
         say(("stopping engine pid %d of plan %s left by the interrupted run"):format(e.pid, e.plan))
         sys.kill_tree(e.pid, "KILL")
@@ -513,7 +529,7 @@ function Pool:run(opts)
   journal:write {
     ev = resume_dir and "run_resume" or "run_start", run_id = run_id, run_dir = run_dir,
     recipe = runtime.recipe and runtime.recipe.path, args = runtime.recipe and runtime.recipe.args,
-    cwd = os.getenv("PWD"), host = sys.hostname(), pid = sys.pid(),
+    cwd = os.getenv("PWD"), host = sys.hostname(), pid = sys.pid(), boot_id = boot_id(),
     projects = (function() local t = {} for _, p in ipairs(projects) do t[#t + 1] = p.path end return t end)(),
     plans = (function() local t = {} for _, j in ipairs(jobs) do t[#t + 1] = j.key end return t end)(),
     workers = workers,
