@@ -5,6 +5,7 @@
 #include "helper_thread.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,24 @@ struct spares {
     int npending, nready, emptying;
 };
 
+/* Empties a replaced file unless some process still has it open: a reader
+ * of the result it was (RAS Mapper, a script, smbd serving it) keeps what it
+ * reads. The kernel grants a write lease only on a file that no one else has
+ * open; where leases are not to be had, the file is not reused. */
+static int empty_if_unused(const char *p)
+{
+    int fd = open(p, O_WRONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return 0;
+    int ok = fcntl(fd, F_SETLEASE, F_WRLCK) == 0;
+    if (ok) {
+        ok = ftruncate(fd, 0) == 0;
+        fcntl(fd, F_SETLEASE, F_UNLCK);
+    }
+    close(fd);
+    return ok;
+}
+
 static void *empty_loop(void *arg)
 {
     spares *sp = arg;
@@ -32,9 +51,9 @@ static void *empty_loop(void *arg)
         char *p = sp->pending[--sp->npending];
         sp->emptying = 1;
         pthread_mutex_unlock(&h->mu);
-        int ok = truncate(p, 0) == 0;
+        int ok = empty_if_unused(p);
         if (!ok)
-            unlink(p);
+            unlink(p); /* an open reader keeps the file */
         pthread_mutex_lock(&h->mu);
         sp->emptying = 0;
         if (ok)

@@ -6,7 +6,8 @@
  * A spare is emptied on a helper thread before it is handed out: freeing a
  * file's blocks can wait for the disk (a file system mounted with discard,
  * without a journal, discards them synchronously), and the scheduler's loop
- * must not wait for that. */
+ * must not wait for that. A file that some process still has open (someone
+ * reading the old result) is not emptied but let go: the reader keeps it. */
 #ifndef RASRUN_SPARES_H
 #define RASRUN_SPARES_H
 

@@ -322,6 +322,9 @@ function TestSched:test_a_forced_rerun_writes_into_replaced_results_never_into_s
   local backup = prj.dir .. "/backup.hdf"
   lu.assertEquals(sys.run({ "ln", result(1), backup }).code, 0)
   local saved = fs.read(backup)
+  -- and someone is reading the old result of plan 6 (RAS Mapper, a script)
+  local reader = assert(io.open(result(6), "rb"))
+  local old6 = fs.read(result(6))
 
   local run2 = prj.dir .. "/run2"
   local r = run(pool, { project = prj, force = true, run_dir = run2 })
@@ -338,6 +341,9 @@ function TestSched:test_a_forced_rerun_writes_into_replaced_results_never_into_s
   -- the shared one was not: the backup still holds the first run's result
   lu.assertEquals(fs.read(backup), saved)
   lu.assertEquals(fs.stat(backup).nlink, 1)
+  -- nor the one being read: the reader still has the old result whole
+  lu.assertEquals(reader:read("a"), old6)
+  reader:close()
   lu.assertFalse(fs.exists(run2 .. "/.spares"))
 end
 
