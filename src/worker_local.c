@@ -188,12 +188,13 @@ static void stage_out(worker *w, local_attempt *la)
         char src[8192], err[1024];
         snprintf(src, sizeof src, "%s/%s", a->workdir, name);
         /* an input the engine left as it was (a hard link, or a copy with the
-         * project's size and mtime) does not come back */
+         * project's size and mtime) does not come back; nor does a result
+         * file that is one (the Linux engine's .tmp.hdf): the attempt then
+         * has no result, whatever the checks would say */
         struct stat st;
-        if (kind != OUT_RESULT &&
-            (stat(src, &st) != 0 ||
-             spec_unchanged_input(sp, a->job->project_dir, name, (unsigned long long)st.st_size,
-                                  (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec)))
+        if (stat(src, &st) != 0 ||
+            spec_unchanged_input(sp, a->job->project_dir, name, (unsigned long long)st.st_size,
+                                 (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec))
             continue;
         char *tmp = sched_stage_name(a, final);
         if (!tmp)

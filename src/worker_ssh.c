@@ -550,9 +550,9 @@ static void add_candidate(void *ud, const char *name, unsigned long long size, d
     const char *final;
     int kind = spec_output_kind(t->sp, name, &final);
     /* an input the engine left as it was does not come back (SFTP gives
-     * whole seconds) */
-    if (kind < 0 || (kind != OUT_RESULT &&
-                     spec_unchanged_input(t->sp, t->project_dir, name, size, (long long)mtime, -1)))
+     * whole seconds); nor does a result file that is one (the Linux
+     * engine's .tmp.hdf): the attempt then has no result */
+    if (kind < 0 || spec_unchanged_input(t->sp, t->project_dir, name, size, (long long)mtime, -1))
         return;
     if (ol->n == ol->cap) {
         int cap = ol->cap ? ol->cap * 2 : 8;

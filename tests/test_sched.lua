@@ -229,6 +229,23 @@ function TestSched:test_a_stale_result_is_never_taken_for_a_new_one()
   lu.assertStrContains(r.results[1].reason, "stale")
 end
 
+-- An engine that exits 0 and leaves the staged .tmp.hdf as it was copied in
+-- made no result: the attempt fails even with the checks off.
+function TestSched:test_a_result_file_left_as_staged_in_is_no_result()
+  local home = H.tmpdir("engine")
+  assert(fs.mkdirs(home .. "/bin"))
+  for _, prog in ipairs({ "RasUnsteady", "RasGeomPreprocess" }) do
+    assert(fs.write(home .. "/bin/" .. prog, "#!/bin/sh\nexit 0\n"))
+    lu.assertEquals(sys.run({ "chmod", "755", home .. "/bin/" .. prog }).code, 0)
+  end
+  local prj = project({ { title = "does nothing", seconds = 0 } })
+  local w = H.local_worker("a", 1, { engine = { kind = "linux", home = home } })
+  local r = run(pool_of(w), { project = prj, check = false })
+  lu.assertEquals(r.results[1].status, "failed")
+  lu.assertStrContains(r.results[1].reason, "did not write Sample.p01.tmp.hdf")
+  lu.assertFalse(fs.exists(prj.dir .. "/Sample.p01.hdf"))
+end
+
 function TestSched:test_dependencies_are_respected()
   local prj = project({ { title = "first", seconds = 0.5 }, { title = "second", seconds = 0.1 },
                         { title = "free", seconds = 0.1 } })
