@@ -22,7 +22,19 @@ struct journal {
     char *path;
     helper_thread flusher;
     int pending;    /* an fsync is wanted (guarded by flusher.mu) */
+    int sync_err;   /* errno of the helper's last failed fsync (guarded by flusher.mu) */
+    int told;       /* a failed fsync was reported */
 };
+
+/* Once per journal: the disk may not hold what was written. */
+static void tell_sync_failed(journal *j, int e)
+{
+    if (j->told)
+        return;
+    j->told = 1;
+    fprintf(stderr, "rasrun: cannot sync the journal %s to disk: %s (an operating system crash "
+            "could lose its last lines)\n", j->path, strerror(e));
+}
 
 static void *flush_loop(void *arg)
 {
@@ -32,8 +44,10 @@ static void *flush_loop(void *arg)
     while (helper_next(h, &j->pending, 1)) {
         j->pending = 0;
         pthread_mutex_unlock(&h->mu);
-        fdatasync(j->fd);
+        int failed = fdatasync(j->fd) != 0 ? errno : 0;
         pthread_mutex_lock(&h->mu);
+        if (failed)
+            j->sync_err = failed;
     }
     pthread_mutex_unlock(&h->mu);
     return NULL;
@@ -93,7 +107,12 @@ int journal_sync(journal *j)
     if (!j || !j->dirty)
         return 0;
     j->dirty = 0;
-    return fsync(j->fd);
+    if (fsync(j->fd) == 0)
+        return 0;
+    int e = errno;
+    tell_sync_failed(j, e);
+    errno = e;
+    return -1;
 }
 
 static double mono(void)
@@ -116,9 +135,12 @@ void journal_sync_async(journal *j)
     int threaded = helper_ensure(&j->flusher, flush_loop, j);
     j->pending = 1;
     helper_signal(&j->flusher);
+    int failed = j->sync_err;
     pthread_mutex_unlock(&j->flusher.mu);
-    if (!threaded)
-        fsync(j->fd); /* no thread: do it here */
+    if (failed)
+        tell_sync_failed(j, failed);
+    if (!threaded && fsync(j->fd) != 0) /* no thread: do it here */
+        tell_sync_failed(j, errno);
 }
 
 void journal_close(journal *j)

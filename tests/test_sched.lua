@@ -246,6 +246,19 @@ function TestSched:test_a_result_file_left_as_staged_in_is_no_result()
   lu.assertFalse(fs.exists(prj.dir .. "/Sample.p01.hdf"))
 end
 
+-- A journal the disk cannot sync is said so, naming it, once.
+function TestSched:test_a_journal_that_cannot_be_synced_is_reported()
+  local recipe = H.tmpdir("sched") .. "/journal.lua"
+  assert(fs.write(recipe, [[
+local j = assert(require("rasrun.journal").open("/dev/null"))
+for i = 1, 3 do j:write { ev = "x", i = i } end
+j:close()
+]]))
+  local r = H.rasrun({ "run", recipe })
+  local _, n = r.stderr:gsub("cannot sync the journal /dev/null to disk", "")
+  lu.assertEquals(n, 1, r.stderr)
+end
+
 function TestSched:test_dependencies_are_respected()
   local prj = project({ { title = "first", seconds = 0.5 }, { title = "second", seconds = 0.1 },
                         { title = "free", seconds = 0.1 } })
