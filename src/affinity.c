@@ -18,6 +18,15 @@ int affinity_move_to(int cpu)
     return pinned;
 }
 
+int affinity_unpinned(cpu_set_t *set)
+{
+    if (pinned) {
+        *set = saved;
+        return 0;
+    }
+    return sched_getaffinity(0, sizeof *set, set) == 0 ? 0 : -1;
+}
+
 void affinity_release(pid_t child)
 {
     if (!pinned)

@@ -16,6 +16,7 @@
 #ifndef RASRUN_AFFINITY_H
 #define RASRUN_AFFINITY_H
 
+#include <sched.h>
 #include <sys/types.h>
 
 /* Pins the calling thread to cpu, when the process may use it and the
@@ -25,5 +26,10 @@ int affinity_move_to(int cpu);
 /* Gives the calling thread its cores back, and child (if > 0), which was
  * started while pinned, the same cores. */
 void affinity_release(pid_t child);
+
+/* The calling thread's cores as they are when it is not pinned: for
+ * threads started while it is (they would inherit the one core). Returns 0,
+ * or -1 when they cannot be read. */
+int affinity_unpinned(cpu_set_t *set);
 
 #endif

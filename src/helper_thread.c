@@ -1,5 +1,6 @@
 /* Helper threads (see helper_thread.h). */
 #include "helper_thread.h"
+#include "affinity.h"
 
 void helper_init(helper_thread *h)
 {
@@ -10,8 +11,17 @@ void helper_init(helper_thread *h)
 
 int helper_ensure(helper_thread *h, void *(*fn)(void *), void *arg)
 {
-    if (!h->started)
-        h->started = pthread_create(&h->t, NULL, fn, arg) == 0;
+    if (h->started)
+        return 1;
+    /* every core of the process, also when the loop is pinned for a moment */
+    pthread_attr_t attr;
+    cpu_set_t set;
+    int use = pthread_attr_init(&attr) == 0;
+    if (use && affinity_unpinned(&set) == 0)
+        pthread_attr_setaffinity_np(&attr, sizeof set, &set);
+    h->started = pthread_create(&h->t, use ? &attr : NULL, fn, arg) == 0;
+    if (use)
+        pthread_attr_destroy(&attr);
     return h->started;
 }
 

@@ -662,6 +662,31 @@ function TestSched:test_engines_and_the_controller_keep_every_core()
   end
 end
 
+-- Helper threads started while the loop is pinned to one core get every
+-- core too: here the one that empties replaced results, started at the
+-- first commit, which comes when no engine follows (the loop still pinned).
+function TestSched:test_helper_threads_keep_every_core()
+  if sys.ncpu() < 2 then lu.skip("one core: nothing to pin") end
+  local function cores(task) return H.read(task .. "/status"):match("Cpus_allowed_list:%s*(%S+)") end
+  local all = cores("/proc/self")
+  local prj = project({ { title = "only", seconds = 0.05 } })
+  local pool = pool_of(H.local_worker("a", 2))
+  lu.assertTrue(run(pool, { project = prj }).ok)
+  local seen, pinned = 0, {}
+  local r = run(pool, { project = prj, force = true, run_dir = prj.dir .. "/run2", on_event = function(ev)
+    if ev.type ~= "done" then return end
+    for _, task in ipairs(fs.glob("/proc/self/task/*")) do
+      if task:match("%d+$") ~= tostring(sys.pid()) then -- the loop itself may be pinned now
+        seen = seen + 1
+        if cores(task) ~= all then pinned[#pinned + 1] = task .. ": " .. tostring(cores(task)) end
+      end
+    end
+  end })
+  lu.assertTrue(r.ok)
+  lu.assertTrue(seen > 0, "no helper thread seen")
+  lu.assertEquals(pinned, {})
+end
+
 -- The killed controller's engine may be past its first step (RasUnsteady
 -- after RasGeomPreprocess): the resume stops it, also when the controller
 -- died before that step's pid reached the journal ("lost"). A pid from
