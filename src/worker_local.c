@@ -41,6 +41,7 @@ typedef struct local_attempt {
 
 typedef struct {
     local_attempt *live;
+    local_attempt *written_off; /* ended after the scheduler wrote them off: freed at close */
     spawner *spawn;
     int closing;
     unsigned char *emptied; /* per slot: its folder is there and empty */
@@ -104,7 +105,13 @@ static void finish(worker *w, local_attempt *la)
         close(la->log_fd);
         la->log_fd = -1;
     }
-    unlink_live(w->data, la);
+    local_worker *lw = w->data;
+    unlink_live(lw, la);
+    if (la->a->abandoned) { /* the scheduler no longer asks for a release */
+        la->next = lw->written_off;
+        lw->written_off = la;
+        return;
+    }
     sched_attempt_done(la->a);
 }
 
@@ -453,6 +460,12 @@ static void lw_close(worker *w)
                 loop_unwatch(sched_loop(w->s), la->watch);
             close(la->pidfd);
         }
+        la->a->wdata = NULL;
+        free_local(la);
+    }
+    while (lw && lw->written_off) {
+        local_attempt *la = lw->written_off;
+        lw->written_off = la->next;
         la->a->wdata = NULL;
         free_local(la);
     }
