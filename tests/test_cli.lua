@@ -85,6 +85,17 @@ function TestCli:test_check_on_damaged_files_never_crashes()
   lu.assertEquals(r.stderr, "")
 end
 
+-- A parent that starts rasrun in another folder without setting PWD (Python's
+-- subprocess with cwd=) leaves a PWD naming its own: relative paths still
+-- mean the real working folder.
+function TestCli:test_relative_paths_follow_the_real_working_folder()
+  local d = H.tmpdir("cli")
+  H.project(d .. "/models/Creek")
+  local r = H.rasrun({ "plans", "models/Creek/Sample.prj" }, { cwd = d, env = { PWD = "/" } })
+  lu.assertEquals(r.code, 0, r.stderr)
+  lu.assertStrContains(r.stdout, "Project Sample.prj")
+end
+
 function TestCli:test_plans_table_and_json()
   local muncie = H.data .. "/HEC-RAS-AUTO/Example_Projects_6_6/Muncie.prj"
   local r = H.rasrun({ "plans", muncie })

@@ -39,9 +39,21 @@ function M.expanduser(p)
   return p
 end
 
-local function cwd()
-  return os.getenv("PWD") or require("rasrun.fs").realpath(".")
+-- The working folder: $PWD when it names it (it keeps the symlinked path a
+-- shell shows), else the real one. A parent that changes folder for its
+-- child without setting PWD (Python's subprocess with cwd=, for one) leaves
+-- a PWD that names another folder. Cached until PWD changes (sys.chdir sets it).
+local seen_pwd, seen_cwd
+function M.cwd()
+  local pwd = os.getenv("PWD")
+  if seen_cwd and pwd == seen_pwd then return seen_cwd end
+  local fs = require "rasrun.fs"
+  local real = fs.realpath(".")
+  seen_pwd = pwd
+  seen_cwd = (pwd and pwd:sub(1, 1) == "/" and fs.realpath(pwd) == real) and pwd or real or pwd or "/"
+  return seen_cwd
 end
+local cwd = M.cwd
 
 -- Absolute, normalised path; the file need not exist.
 function M.abspath(p)

@@ -529,7 +529,7 @@ function Pool:run(opts)
   journal:write {
     ev = resume_dir and "run_resume" or "run_start", run_id = run_id, run_dir = run_dir,
     recipe = runtime.recipe and runtime.recipe.path, args = runtime.recipe and runtime.recipe.args,
-    cwd = os.getenv("PWD"), host = sys.hostname(), pid = sys.pid(), boot_id = boot_id(),
+    cwd = path.cwd(), host = sys.hostname(), pid = sys.pid(), boot_id = boot_id(),
     projects = (function() local t = {} for _, p in ipairs(projects) do t[#t + 1] = p.path end return t end)(),
     plans = (function() local t = {} for _, j in ipairs(jobs) do t[#t + 1] = j.key end return t end)(),
     workers = workers,
