@@ -259,6 +259,31 @@ j:close()
   lu.assertEquals(n, 1, r.stderr)
 end
 
+-- A recipe's check function gets the plan number, also when rasrun asks it
+-- whether an earlier result is still good; one that raises there does not
+-- stop the run: the plan runs again.
+function TestSched:test_a_check_function_gets_the_plan_number()
+  local prj = project({ { title = "a", seconds = 0.05 } })
+  local pool = pool_of(H.local_worker("a", 1))
+  local got = {}
+  local function check(path, ctx, plan)
+    got[#got + 1] = plan
+    return true
+  end
+  lu.assertTrue(run(pool, { project = prj, check = check }).ok)
+  local r = run(pool, { project = prj, check = check, run_dir = prj.dir .. "/run2" })
+  lu.assertEquals(r.results[1].status, "skipped")
+  lu.assertEquals(got, { "01", "01" })
+  local raised = 0
+  r = run(pool, { project = prj, run_dir = prj.dir .. "/run3", check = function(_, _, plan)
+    raised = raised + 1
+    if raised == 1 then error("baseline " .. plan .. " not found") end
+    return true
+  end })
+  lu.assertEquals(r.results[1].status, "ok")
+  lu.assertEquals(raised, 2)
+end
+
 function TestSched:test_dependencies_are_respected()
   local prj = project({ { title = "first", seconds = 0.5 }, { title = "second", seconds = 0.1 },
                         { title = "free", seconds = 0.1 } })

@@ -288,7 +288,10 @@ local function up_to_date(plan, check)
   if plan:result_state() ~= "current" then return false end
   local c = make_check(check)
   if not c then return true end
-  local rep = c({ plan = plan }, plan:result_path(), { name = plan:result_path() })
+  -- as the scheduler calls it: the plan number; a check that raises means
+  -- "not known to be good", and the plan runs (its check then says why)
+  local ok, rep = pcall(c, { plan = plan.number }, plan:result_path(), { name = plan:result_path() })
+  if not ok then return false end
   return rep.ok, rep
 end
 
