@@ -1,14 +1,14 @@
 -- The sample run: a small HEC-RAS project that rasrun writes itself, computed
 -- on a local pool with the simulated engine, then checked like `rasrun check`.
 --
---   rasrun run sample [--dir DIR] [--slots N] [--engine linux|windows] [--force]
+--   rasrun run sample [--dir DIR] [--slots N] [--engine linux|windows] [--plans 01,03] [--force]
 --
 -- DIR (default ./rasrun-sample) receives the project on the first run; later
 -- runs skip plans whose results are up to date unless --force.
 local rasrun = require "rasrun"
 
 local USAGE = [[
-usage: rasrun run sample [--dir DIR] [--slots N] [--engine linux|windows] [--force]
+usage: rasrun run sample [--dir DIR] [--slots N] [--engine linux|windows] [--plans LIST] [--force]
 
 Writes a small HEC-RAS project into DIR (default ./rasrun-sample) on the first
 run, computes its plans on a local pool with the simulated engine, and checks
@@ -17,9 +17,10 @@ the results as `rasrun check` does.
   --dir DIR        where the project is (written when missing)
   --slots N        plans at once (default: the number of cores)
   --engine KIND    linux (RasUnsteady, the default) or windows (Ras.exe)
+  --plans LIST     only these plans, in this order: 01,03 (default: all)
   --force          run plans whose results are up to date too (else skipped)]]
 
-local opts = { dir = "rasrun-sample", slots = tostring(rasrun.sys.ncpu()), engine = "linux" }
+local opts = { dir = "rasrun-sample", slots = tostring(rasrun.sys.ncpu()), engine = "linux", plans = "" }
 local i = 1
 while i <= #arg do
   local k = arg[i]:match("^%-%-(.+)$")
@@ -42,6 +43,15 @@ if not rasrun.fs.isfile(prj_path) then
   rasrun.sample.write(opts.dir)
 end
 local prj = assert(rasrun.project.open(prj_path))
+local plans -- nil: all
+for id in opts.plans:gmatch("[^,%s]+") do
+  local ok, plan = pcall(prj.plan, prj, id)
+  if not ok or not plan then
+    rasrun.fail(("sample: --plans: %s has no plan %s"):format(prj_path, id), 2)
+  end
+  plans = plans or {}
+  plans[#plans + 1] = id
+end
 
 local pool = rasrun.pool {
   rasrun.worker { type = "local", name = "here", slots = slots,
@@ -50,6 +60,7 @@ local pool = rasrun.pool {
 
 local run = pool:run {
   project = prj,
+  plans = plans,
   retries = 1,
   timeout = 600,
   force = opts.force,

@@ -157,12 +157,21 @@ function TestCli:test_the_sample_recipe_teaches_its_arguments()
   lu.assertEquals(r.code, 0, r.stderr)
   lu.assertStrContains(r.stdout, "usage: rasrun run sample [--dir DIR]")
   lu.assertStrContains(r.stdout, "--force")
-  for _, bad in ipairs({ { "--bogus" }, { "--slots" }, { "--slots", "x" }, { "--engine", "mac" } }) do
-    r = H.rasrun({ "run", "sample", table.unpack(bad) })
+  local dir = H.tmpdir("cli") .. "/sample"
+  for _, bad in ipairs({ { "--bogus" }, { "--slots" }, { "--slots", "x" }, { "--engine", "mac" },
+                         { "--plans", "07" }, { "--plans", "abc" } }) do
+    r = H.rasrun({ "run", "sample", "--dir", dir, table.unpack(bad) })
     lu.assertEquals(r.code, 2, table.concat(bad, " "))
     lu.assertStrContains(r.stderr, "sample: ")
     lu.assertNotStrContains(r.stderr, "stack traceback")
   end
+  -- what `rasrun run --help` shows as its example
+  lu.assertStrContains(H.rasrun({ "run", "--help" }).stdout, "rasrun run sample --plans 01,03")
+  r = H.rasrun({ "run", "sample", "--dir", dir, "--plans", "01,03", "--slots", "2" },
+    { env = { FAKE_RAS_SECONDS = "0" } })
+  lu.assertEquals(r.code, 0, r.stderr)
+  lu.assertStrContains(r.stdout, "PASS " .. dir .. "/Sample.p03.hdf")
+  lu.assertNotStrContains(r.stdout, "Sample.p02.hdf")
   r = H.rasrun({ "run", "remote-workers" })
   lu.assertEquals(r.code, 2)
   lu.assertEquals(r.stderr, "usage: rasrun run remote-workers RemoteWorkers.json PROJECT.prj [PLAN...]\n")
