@@ -572,6 +572,22 @@ function TestSched:test_workers_from_remote_workers_json()
   lu.assertErrorMsgContains("psexec", function()
     rasrun.workers_from_json(d .. "/RemoteWorkers.json", { strict = true })
   end)
+  -- bad values are skipped with a message naming the worker and the key
+  local sim = H.sim("linux") .. "/bin/RasUnsteady"
+  fs.write(d .. "/Bad.json", json.encode({ workers = {
+    { name = "zero", worker_type = "local", cores_total = 8, cores_per_plan = 0, ras_exe_path = sim },
+    { name = "words", worker_type = "local", cores_total = "eight", ras_exe_path = sim },
+    { name = 42, worker_type = "ssh", hostname = "node42", password = "pw", ras_exe_path = sim },
+    { name = "tier", worker_type = "local", queue_priority = "high", ras_exe_path = sim },
+    "not an object",
+  } }))
+  workers, skipped = rasrun.workers_from_json(d .. "/Bad.json", { quiet = true })
+  lu.assertEquals(#workers, 1)
+  lu.assertEquals(workers[1].name, "42")
+  lu.assertStrContains(skipped[1], 'worker "zero": cores_per_plan must be a whole number of at least 1, not 0')
+  lu.assertStrContains(skipped[2], 'worker "words": cores_total must be a whole number of at least 1, not "eight"')
+  lu.assertStrContains(skipped[3], 'worker "tier": queue_priority must be a whole number, not "high"')
+  lu.assertStrContains(skipped[4], "entry 5: not a JSON object")
 end
 
 function TestSched:test_live_progress_on_a_terminal()

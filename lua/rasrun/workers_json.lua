@@ -35,7 +35,14 @@ local function engine_from(entry, dflt)
   return nil, "no ras_exe_path or engine, and no default engine given"
 end
 
+-- Slots, or nil and why when a count is not a whole number of at least 1.
 local function slots_of(e)
+  for _, k in ipairs({ "cores_total", "cores_per_plan", "max_parallel_plans" }) do
+    local v = e[k]
+    if v ~= nil and (math.type(v) == nil or v < 1 or v ~= math.floor(v)) then
+      return nil, ("%s must be a whole number of at least 1, not %s"):format(k, json.encode(v))
+    end
+  end
   local slots
   if e.cores_total then slots = math.max(1, math.tointeger(e.cores_total // (e.cores_per_plan or 4)) or 1) end
   if e.max_parallel_plans then slots = math.min(slots or e.max_parallel_plans, e.max_parallel_plans) end
@@ -44,11 +51,16 @@ end
 
 -- One entry -> rasrun.worker settings, or nil and why.
 local function settings(e, i, opts)
-  local name = e.name or ("%s_%d"):format(e.worker_type, i)
+  local name = e.name ~= nil and tostring(e.name) or ("%s_%d"):format(e.worker_type, i)
   local eng, err = engine_from(e, opts.engine)
   if not eng then return nil, ("worker %q: %s"):format(name, err) end
-  local cfg = { type = e.worker_type, name = name, tier = e.queue_priority or 0, engine = eng,
-                slots = slots_of(e) }
+  local slots, serr = slots_of(e)
+  if serr then return nil, ("worker %q: %s"):format(name, serr) end
+  local tier = e.queue_priority or 0
+  if math.type(tier) ~= "integer" then
+    return nil, ("worker %q: queue_priority must be a whole number, not %s"):format(name, json.encode(tier))
+  end
+  local cfg = { type = e.worker_type, name = name, tier = tier, engine = eng, slots = slots }
   if e.worker_type == "local" then
     local folder = e.worker_folder
     if type(folder) == "string" and folder:sub(1, 1) == "/" then cfg.workdir = folder end
@@ -89,13 +101,15 @@ function M.load(file, opts)
     if not opts.quiet then io.stderr:write(("rasrun: %s: skipping %s\n"):format(file, msg)) end
   end
   for i, e in ipairs(doc.workers) do
-    local wt = e.worker_type
-    if e.enabled == false then
+    local wt = type(e) == "table" and e.worker_type
+    if type(e) ~= "table" then
+      skip(("entry %d: not a JSON object"):format(i))
+    elseif e.enabled == false then
       -- disabled in the file: not an error
     elseif type(wt) ~= "string" then
       skip(("entry %d: no worker_type"):format(i))
     elseif not M.supported[wt] then
-      skip(("worker %q: worker_type %q is %s (rasrun runs: local, ssh)"):format(e.name or i, wt,
+      skip(("worker %q: worker_type %q is %s (rasrun runs: local, ssh)"):format(tostring(e.name or i), wt,
         M.known[wt] and "not supported by rasrun yet" or "unknown"))
     else
       local cfg, err = settings(e, i, opts)
