@@ -536,7 +536,9 @@ static int f_info(lua_State *L)
     return 1;
 }
 
-/* Reads a 1-based hyperslab {start} {count} into hsize_t arrays. */
+/* Reads a 1-based hyperslab {start} {count} into hsize_t arrays; 0 when the
+ * argument is not such a table (the caller reports it: raising here would
+ * leave the dataset open). */
 static int slab_arg(lua_State *L, int idx, int rank, hsize_t *out, const hsize_t *dflt, int one_based)
 {
     if (lua_isnoneornil(L, idx)) {
@@ -544,14 +546,14 @@ static int slab_arg(lua_State *L, int idx, int rank, hsize_t *out, const hsize_t
             out[i] = dflt[i];
         return 1;
     }
-    luaL_checktype(L, idx, LUA_TTABLE);
-    if ((int)lua_rawlen(L, idx) != rank)
+    if (!lua_istable(L, idx) || (int)lua_rawlen(L, idx) != rank)
         return 0;
     for (int i = 0; i < rank; i++) {
         lua_rawgeti(L, idx, i + 1);
-        lua_Integer v = luaL_checkinteger(L, -1);
+        int whole;
+        lua_Integer v = lua_tointegerx(L, -1, &whole);
         lua_pop(L, 1);
-        if (v < (one_based ? 1 : 0))
+        if (!whole || v < (one_based ? 1 : 0))
             return 0;
         out[i] = (hsize_t)(v - one_based);
     }
@@ -598,7 +600,8 @@ static int f_read(lua_State *L)
     if (!err) {
         H5Sget_simple_extent_dims(space, dims, NULL);
         if (!slab_arg(L, 3, rank, start, zero, 1) || !slab_arg(L, 4, rank, count, dims, 0))
-            err = "hyperslab start/count must have one entry per dimension (start is 1-based)";
+            err = "hyperslab start and count must be tables of whole numbers, one per dimension "
+                  "(start is 1-based)";
     }
     if (!err && lua_isnoneornil(L, 4) && !lua_isnoneornil(L, 3))
         for (int i = 0; i < rank; i++)

@@ -71,6 +71,14 @@ function TestHdf:test_read_2d_dataset_and_hyperslab()
   local v, err = f:read(MAXWS, { 1, 3947 }, { 1, 5 })
   lu.assertNil(v)
   lu.assertStrContains(err, "past the end")
+  -- a malformed hyperslab is an answer naming the dataset, not a raised
+  -- error that would leave it open
+  for _, bad in ipairs({ { "x" }, { { 1, "a" } }, { { 1, 1.5 } }, { { 1, 1 }, "y" } }) do
+    v, err = f:read(MAXWS, bad[1], bad[2])
+    lu.assertNil(v)
+    lu.assertStrContains(err, MAXWS)
+    lu.assertStrContains(err, "tables of whole numbers, one per dimension")
+  end
   f:close()
 end
 
