@@ -360,6 +360,12 @@ function TestSched:test_up_to_date_plans_are_skipped_unless_forced()
   lu.assertEquals(H.result(r, "02").status, "ok")
   r = run(pool, { project = prj, force = true, run_dir = prj.dir .. "/run4" })
   lu.assertEquals(r.counts.ok, 2)
+  -- the Linux engine's inputs count too: new ones from Windows HEC-RAS
+  fs.touch(prj.dir .. "/Sample.b01", sys.now() + 10)
+  fs.touch(prj.dir .. "/Sample.p02.tmp.hdf", sys.now() + 10)
+  lu.assertStrContains(select(2, prj:plan("01"):result_state()), "Sample.b01 is newer")
+  r = run(pool, { project = prj, run_dir = prj.dir .. "/run5" })
+  lu.assertEquals(r.counts.ok, 2)
 end
 
 function TestSched:test_a_forced_rerun_writes_into_replaced_results_never_into_shared_files()

@@ -282,7 +282,7 @@ local function make_check(check)
   end
 end
 
--- Up to date: the result is newer than plan, geometry and flow, and passes
+-- Up to date: the result is newer than its inputs (Plan:sources), and passes
 -- the checks (freshness aside: it was made by an earlier run).
 local function up_to_date(plan, check)
   if plan:result_state() ~= "current" then return false end
@@ -498,7 +498,7 @@ function Pool:run(opts)
       local fresh, rep = up_to_date(j.plan, opts.check)
       if fresh then
         r.status, r.result, r.report = "skipped", j.plan:result_path(), rep
-        r.reason = "up to date (result newer than plan, geometry and flow; checks pass)"
+        r.reason = "up to date (result newer than its inputs; checks pass)"
       end
     end
     if not r.status then

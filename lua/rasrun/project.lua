@@ -301,16 +301,34 @@ function Plan:result_path()
   return prj:file(self.id .. ".hdf") or path.join(prj.dir, prj.name .. "." .. self.id .. ".hdf")
 end
 
--- The text files whose changes make a result out of date.
+-- The files whose changes make a result out of date: plan, geometry and
+-- flow; the restart file and the input DSS file the flow names (not the
+-- plan's DSS file, which runs write); and, where Windows HEC-RAS wrote them,
+-- the Linux engine's inputs (.pNN.tmp.hdf, .bNN).
 function Plan:sources()
   local out = { self.file }
   if self.geometry and self.geometry.file then out[#out + 1] = self.geometry.file end
   if self.flow and self.flow.file then out[#out + 1] = self.flow.file end
+  local prj = self.project
+  local function named(name)
+    local actual = name and prj._index[name:lower()]
+    if actual then out[#out + 1] = path.join(prj.dir, actual) end
+  end
+  if self.flow then
+    named(self.flow.restart)
+    if self.flow.dss and (not self.dss or self.flow.dss:lower() ~= self.dss:lower()) then
+      named(self.flow.dss)
+    end
+  end
+  for _, ext in ipairs({ self.id .. ".tmp.hdf", "b" .. (self.number or "") }) do
+    local f = prj:file(ext)
+    if f then out[#out + 1] = f end
+  end
   return out
 end
 
 -- "none": no result; "stale": a source is newer (reason names it);
--- "current": the result is newer than plan, geometry and flow.
+-- "current": the result is newer than all of sources().
 function Plan:result_state()
   if self.missing then return "missing", self.error end
   local rmt = fs.mtime(self:result_path())
@@ -321,7 +339,7 @@ function Plan:result_state()
       return "stale", ("%s is newer than the result"):format(path.basename(src))
     end
   end
-  return "current", "result newer than plan, geometry and flow"
+  return "current", "result newer than its inputs"
 end
 
 return M
