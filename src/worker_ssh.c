@@ -99,6 +99,7 @@ typedef struct orphan {
 typedef struct {
     ssh_target target;
     char *run_dir_remote;       /* <workdir>/<run id> once the home is known */
+    int kept;                   /* a failed attempt's folder was kept there (keep_scratch) */
     char *workdir;              /* as configured (relative: under the login home) */
     char *home;                 /* the remote home (absolute) */
     double keepalive;
@@ -781,6 +782,9 @@ static void *thread_main(void *arg)
             if (stop)
                 break;
         }
+        /* chores first: a kept folder is moved aside before the next
+         * attempt in its slot empties that slot */
+        run_chores(w);
         for (task *t = x->tasks, *n; t && conn_ok(x); t = n) {
             n = t->next;
             if (t->cancel && !t->killed)
@@ -794,7 +798,6 @@ static void *thread_main(void *arg)
                 service(w, t);
             }
         }
-        run_chores(w);
         int running = conn_ok(x) && has_running(x);
         if (running) {
             /* Keepalive replies are read by the channel reads; a link that
@@ -824,10 +827,21 @@ static void *thread_main(void *arg)
         x->next_connect = 0;
         try_connect(w);
     }
+    run_chores(w); /* folders still to keep */
+    pthread_mutex_lock(&x->mu);
+    int kept = x->kept;
+    pthread_mutex_unlock(&x->mu);
     if (conn_ok(x) && x->run_dir_remote) {
+        /* the run's folder; where failed attempts were kept, only the slots */
         struct sbuf b = { 0 };
-        sb_add(&b, "rm -rf ");
-        sb_word(&b, x->run_dir_remote);
+        sb_add(&b, "rm -rf");
+        for (int i = 0; i < (kept ? w->slots : 1); i++) {
+            char slot[4096], path[8192];
+            sched_slot_dir(slot, sizeof slot, w, i);
+            snprintf(path, sizeof path, "%s%s", x->run_dir_remote, kept ? strrchr(slot, '/') : "");
+            sb_add(&b, " ");
+            sb_word(&b, path);
+        }
         host_run(w, b.p, 60);
     }
     if (x->c) {
@@ -960,6 +974,7 @@ static void sw_release(worker *w, attempt *a, int remove_workdir)
         if (c && b.p) {
             c->cmd = b.p;
             pthread_mutex_lock(&x->mu);
+            x->kept = 1;
             c->next = x->chores;
             x->chores = c;
             pthread_mutex_unlock(&x->mu);

@@ -381,6 +381,22 @@ function TestSsh:test_remote_failures_are_checked_and_retried()
   lu.assertStrContains(r.results[1].reason, "volume accounting error 5.3% exceeds 1%")
 end
 
+-- keep_scratch on an SSH host: the failed attempt's folder is moved aside
+-- before the next attempt in its slot empties the slot, and stays after
+-- the run; the slot folders go.
+function TestSsh:test_kept_folders_stay_on_the_host_and_the_next_plan_runs()
+  local prj = project({ { title = "fails", mode = "unstable", seconds = 0.1 },
+                        { title = "works", seconds = 0.1 } })
+  local r = run(rasrun.pool { T.worker(env, 1, { slots = 1 }) }, prj, { keep_scratch = true })
+  lu.assertEquals(r.results[1].status, "failed")
+  lu.assertEquals(r.results[2].status, "ok", tostring(r.results[2].reason))
+  local work = env.hosts[1].work
+  local kept = fs.glob(work .. "/*/Sample_p01-a1")
+  lu.assertEquals(#kept, 1)
+  lu.assertTrue(#fs.list(kept[1]) > 0, "the kept folder is empty")
+  lu.assertEquals(fs.glob(work .. "/*/h1.*"), {})
+end
+
 function TestSsh:test_a_quiet_engine_on_a_healthy_link_is_not_lost()
   -- 9 s in four steps: over 2 s without a byte from the engine, longer than
   -- libssh2's shortest keepalive interval
