@@ -578,7 +578,8 @@ static void stage_out(worker *w, task *t)
             lose_connection(w, err);
         return;
     }
-    for (int i = 0; i < ol.n; i++) {
+    int broken = 0;
+    for (int i = 0; i < ol.n && !broken; i++) {
         const char *name = ol.names[i], *final;
         int kind = spec_output_kind(t->sp, name, &final);
         char remote[8192], *tmp = NULL;
@@ -590,6 +591,7 @@ static void stage_out(worker *w, task *t)
             free(tmp);
             snprintf(t->reason, sizeof t->reason, "staging out: %s", err);
             t->failed = 1;
+            broken = ssh_broken(x->c); /* a dead link: not one timeout per file */
             continue;
         }
         t->bytes_down += x->c->file_received - before;
@@ -604,6 +606,8 @@ static void stage_out(worker *w, task *t)
     }
     freev(ol.names, ol.n);
     finish_task(w, t);
+    if (broken)
+        lose_connection(w, err);
 }
 
 /* Reads what a running engine's channel has (non-blocking session). */
