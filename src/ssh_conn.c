@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -777,7 +778,12 @@ static int write_range(ssh_conn *c, LIBSSH2_SFTP_HANDLE *h, int fd, off_t off, o
     return rc;
 }
 
-int ssh_put(ssh_conn *c, const char *local, const char *remote, char *err, size_t n)
+/* Uploads local as remote through a temporary name of its own (two uploads
+ * of one file at once, from two runs, never write into one file). replace:
+ * an existing remote is replaced; else it is kept and the upload dropped
+ * (content-named cache files: the one there is the same). */
+static int put_file(ssh_conn *c, const char *local, const char *remote, int replace, char *err,
+                    size_t n)
 {
     if (ssh_sftp(c, err, n) != 0)
         return -1;
@@ -787,7 +793,10 @@ int ssh_put(ssh_conn *c, const char *local, const char *remote, char *err, size_
     struct stat st;
     fstat(fd, &st);
     char part[4200];
-    snprintf(part, sizeof part, "%s.rasrun-part", remote);
+    unsigned long long r = 0;
+    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+        r = (unsigned long long)getpid() << 24 ^ (unsigned long long)st.st_ino;
+    snprintf(part, sizeof part, "%s.rasrun-part-%016llx", remote, r);
     LIBSSH2_SFTP_HANDLE *h = libssh2_sftp_open(c->sftp, part,
                                                LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_TRUNC,
                                                (long)(st.st_mode & 0777));
@@ -813,11 +822,31 @@ int ssh_put(ssh_conn *c, const char *local, const char *remote, char *err, size_
         libssh2_sftp_unlink(c->sftp, part);
         return say(err, n, "%s: upload of %s failed: %s", c->label, local, sftp_reason(c));
     }
-    /* SFTP v3 rename refuses an existing target: replace it. */
+    if (libssh2_sftp_rename(c->sftp, part, remote) == 0)
+        return 0;
+    /* SFTP v3 rename refuses an existing target */
+    LIBSSH2_SFTP_ATTRIBUTES there;
+    if (!replace && libssh2_sftp_stat(c->sftp, remote, &there) == 0) {
+        libssh2_sftp_unlink(c->sftp, part);
+        return 0;
+    }
     libssh2_sftp_unlink(c->sftp, remote);
-    if (libssh2_sftp_rename(c->sftp, part, remote) != 0)
-        return say(err, n, "%s: cannot rename %s: %s", c->label, part, sftp_reason(c));
+    if (libssh2_sftp_rename(c->sftp, part, remote) != 0) {
+        say(err, n, "%s: cannot rename %s: %s", c->label, part, sftp_reason(c));
+        libssh2_sftp_unlink(c->sftp, part);
+        return -1;
+    }
     return 0;
+}
+
+int ssh_put(ssh_conn *c, const char *local, const char *remote, char *err, size_t n)
+{
+    return put_file(c, local, remote, 1, err, n);
+}
+
+int ssh_put_new(ssh_conn *c, const char *local, const char *remote, char *err, size_t n)
+{
+    return put_file(c, local, remote, 0, err, n);
 }
 
 int ssh_get(ssh_conn *c, const char *remote, const char *local, char *err, size_t n)

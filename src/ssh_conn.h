@@ -59,11 +59,14 @@ typedef ssize_t (*ssh_source_fn)(void *ud, char *buf, size_t n);
 int ssh_exec_stream(ssh_conn *c, const char *cmd, ssh_source_fn source, void *ud, char **out,
                     char **errout, int *exit_code, double timeout, char *err, size_t n);
 
-/* SFTP. Uploads write to "<remote>.rasrun-part" and rename into place; both
+/* SFTP. Uploads write to "<remote>.rasrun-part-<random>" and rename into place; both
  * directions keep the modification time. Requests are CHUNK bytes, so that
  * libssh2 keeps many SFTP packets in flight. */
 int ssh_sftp(ssh_conn *c, char *err, size_t n);
 int ssh_put(ssh_conn *c, const char *local, const char *remote, char *err, size_t n);
+/* As ssh_put, but a remote file already there is kept (and the upload
+ * dropped): for content-named files, which another run may be sending too. */
+int ssh_put_new(ssh_conn *c, const char *local, const char *remote, char *err, size_t n);
 int ssh_get(ssh_conn *c, const char *remote, const char *local, char *err, size_t n);
 /* 1 exists (size and mtime filled), 0 absent, -1 error. */
 int ssh_stat(ssh_conn *c, const char *remote, unsigned long long *size, double *mtime, char *err,

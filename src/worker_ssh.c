@@ -464,7 +464,7 @@ static int ensure_blobs(worker *w, task *t, char hexes[][65], char *err, size_t 
         char remote[4400];
         snprintf(remote, sizeof remote, "%s/%s", cache, hexes[i]);
         unsigned long long before = x->c->file_sent;
-        if (ssh_put(x->c, local, remote, err, n) != 0) {
+        if (ssh_put_new(x->c, local, remote, err, n) != 0) {
             rc = -1;
             break;
         }

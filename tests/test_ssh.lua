@@ -194,6 +194,11 @@ function TestSsh:test_stage_tree_sends_only_what_changed()
   local third = assert(c:stage_tree(src, dest))
   lu.assertEquals(third.uploaded, 1)
   lu.assertEquals(H.read(dest .. "/d2/f05.txt"), "changed\n")
+  -- a plain put replaces the file there, through a temporary name of its own
+  fs.write(src .. "/new.txt", "new\n")
+  assert(c:put(src .. "/new.txt", dest .. "/d2/f05.txt"))
+  lu.assertEquals(H.read(dest .. "/d2/f05.txt"), "new\n")
+  lu.assertEquals(fs.glob(dest .. "/d2/*rasrun-part*"), {})
   c:close()
   fs.rmtree(dest)
 end
