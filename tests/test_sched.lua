@@ -772,6 +772,40 @@ function TestSched:test_resume_stops_an_engine_past_its_first_step()
   end
 end
 
+-- A recipe with several pool:runs: `rasrun resume` gives the run folder to
+-- the pool:run over the same projects, whichever it is; the others run as
+-- runs of their own and leave that folder's reports alone.
+function TestSched:test_resume_goes_to_the_pool_run_of_its_projects()
+  local d = H.tmpdir("sched")
+  local a, b = d .. "/A", d .. "/B"
+  H.project(a, { { title = "a", seconds = 0.05 } })
+  H.project(b, { { title = "b", seconds = 0.05 } })
+  local recipe = d .. "/two.lua"
+  assert(fs.write(recipe, [[
+local rasrun = require "rasrun"
+local pool = rasrun.pool { rasrun.worker { type = "local", name = "here", slots = 1,
+  engine = { kind = "linux", home = rasrun.sim.home("linux") } } }
+for _, dir in ipairs({ arg[1], arg[2] }) do
+  print("RUNDIR " .. pool:run { project = dir .. "/Sample.prj", progress = "plain" }.run_dir)
+end
+]]))
+  local env = { FAKE_RAS_SECONDS = "0" }
+  local r = H.rasrun({ "run", recipe, a, b }, { env = env })
+  lu.assertEquals(r.code, 0, r.stderr)
+  local ra, rb = r.stdout:match("RUNDIR (%S+)\nRUNDIR (%S+)")
+  for _, case in ipairs({ { ra, 1 }, { rb, 2 } }) do
+    r = H.rasrun({ "resume", case[1] }, { env = env })
+    lu.assertEquals(r.code, 0, r.stderr)
+    local dirs = {}
+    for dir in r.stdout:gmatch("RUNDIR (%S+)") do dirs[#dirs + 1] = dir end
+    lu.assertEquals(dirs[case[2]], case[1])
+    lu.assertNotEquals(dirs[3 - case[2]], case[1])
+    local doc = json.decode(H.read(case[1] .. "/run.json"))
+    lu.assertEquals(#doc.plans, 1)
+    lu.assertEquals(doc.plans[1].project, (case[2] == 1 and a or b) .. "/Sample.prj")
+  end
+end
+
 function TestSched:test_sigterm_exits_143()
   if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
   local _, d = project({ { title = "long", seconds = 30 } })

@@ -53,9 +53,16 @@ function M.cmd_resume(args)
       return 2
     end
   end
-  runtime.resume = { dir = dir }
+  -- the recipe's pool:run whose projects are the run's takes it (pool.lua)
+  runtime.resume = { dir = dir, projects = start.projects or {} }
   io.stderr:write(("rasrun: resuming run %s (recipe %s)\n"):format(path.basename(dir), start.recipe))
-  return cli.run_recipe(start.recipe, start.args or {})
+  local code = cli.run_recipe(start.recipe, start.args or {})
+  if not runtime.resume.taken then
+    io.stderr:write(("rasrun: no pool:run of %s runs the projects of %s (%s): nothing in it was resumed\n")
+      :format(start.recipe, dir, table.concat(runtime.resume.projects, ", ")))
+    if code == 0 then code = 1 end
+  end
+  return code
 end
 
 cli.help.workers = [[

@@ -467,8 +467,18 @@ function Pool:run(opts)
   jobs = order_jobs(jobs, opts.order)
   resolve_after(jobs, opts.after)
 
-  -- Resume: what the interrupted run finished stays done.
-  local resume_dir = opts.resume or (runtime.resume and runtime.resume.dir)
+  -- Resume: what the interrupted run finished stays done. Under `rasrun
+  -- resume`, the recipe's first pool:run over the same projects as the run
+  -- being resumed takes it; its other pool:runs are runs of their own.
+  local resume_dir = opts.resume
+  local rr = runtime.resume
+  if not resume_dir and rr and not rr.taken then
+    local same = #rr.projects == #projects
+    for i, p in ipairs(projects) do same = same and rr.projects[i] == p.path end
+    if same then
+      resume_dir, rr.taken = rr.dir, true
+    end
+  end
   local resumed, remote_orphans = {}, {}
   if resume_dir then
     local orphans
