@@ -87,10 +87,11 @@ static int read_statement(lua_State *L, struct reader *r, char **text)
         st = luaL_loadbuffer(L, buf, strlen(buf), "=stdin");
         if (!incomplete(L, st))
             break;
-        lua_pop(L, 1);
+        /* the incomplete statement's error stays on the stack until another
+         * line comes: at the end of input it is the one reported */
         char *more = read_line(r, 0);
         if (!more)
-            break; /* report the incomplete statement's error below */
+            break;
         size_t need = strlen(buf) + strlen(more) + 2;
         if (need > cap) {
             cap = need * 2;
@@ -101,6 +102,7 @@ static int read_statement(lua_State *L, struct reader *r, char **text)
             }
             buf = grown;
         }
+        lua_pop(L, 1);
         strcat(buf, "\n");
         strcat(buf, more);
         free(more);

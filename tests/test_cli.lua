@@ -228,6 +228,14 @@ function TestRepl:test_piped_statements()
   lu.assertStrContains(r.stderr, "stdin:1: oops")
 end
 
+-- Input that ends inside a statement: its syntax error, not garbage.
+function TestRepl:test_input_ending_mid_statement()
+  local r = H.rasrun({ "repl" }, { input = "x = 1\nfor i = 1, 2 do\nprint(i)\n" })
+  lu.assertEquals(r.code, 1)
+  lu.assertStrContains(r.stderr, "'end' expected (to close 'for' at line 1) near <eof>")
+  lu.assertNotStrContains(r.stderr, "(null)")
+end
+
 function TestRepl:test_terminal_session_with_history()
   if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
   local home = H.tmpdir("home")
