@@ -41,10 +41,20 @@ int main(int argc, char **argv)
             lua_pushstring(L, argv[i]);
             lua_rawseti(L, -2, i);
         }
-        if (host_pcall(L, 1, 1) != LUA_OK)
+        if (host_pcall(L, 1, 1) != LUA_OK) {
             status = EXIT_USAGE;
-        else
-            status = (int)luaL_optinteger(L, -1, EXIT_OK);
+        } else {
+            /* what the recipe returned: a whole number the shell can see */
+            int whole = 1;
+            lua_Integer v = lua_isnil(L, -1) ? EXIT_OK : lua_tointegerx(L, -1, &whole);
+            if (!whole || v < 0 || v > 255) {
+                const char *s = luaL_tolstring(L, -1, NULL);
+                fprintf(stderr, "rasrun: exit status %s is not a whole number from 0 to 255\n", s);
+                status = EXIT_USAGE;
+            } else {
+                status = (int)v;
+            }
+        }
     }
     lua_close(L);
     return status;

@@ -150,6 +150,14 @@ function TestCli:test_run_passes_arguments_and_reports_errors()
   r = H.rasrun({ "run", d .. "/fail.lua" })
   lu.assertEquals(r.code, 3)
   lu.assertEquals(r.stderr, "fail.lua: models/X.prj not found\n")
+  -- a status the shell cannot see as given is a usage error, said so
+  for _, bad in ipairs({ "return 2.5", "return 300", "return -1", "require('rasrun').fail('x', 1.5)" }) do
+    fs.write(d .. "/status.lua", bad .. "\n")
+    r = H.rasrun({ "run", d .. "/status.lua" })
+    lu.assertEquals(r.code, 2, bad)
+    lu.assertStrContains(r.stderr, "is not a whole number from 0 to 255", bad)
+    lu.assertNotStrContains(r.stderr, "PANIC", bad)
+  end
 end
 
 function TestCli:test_the_sample_recipe_teaches_its_arguments()

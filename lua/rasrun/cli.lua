@@ -134,6 +134,9 @@ function M.run_recipe(recipe, rargs)
     return 2
   end
   if math.type(ret) == "integer" then return ret end
+  if type(ret) == "number" then -- main says what is wrong with it
+    return ret
+  end
   if ret == false then return 1 end
   return runtime.status()
 end
