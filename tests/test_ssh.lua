@@ -532,3 +532,22 @@ function TestSsh:test_sigkill_stops_remote_engines_and_resume_finishes()
   lu.assertStrContains(r.stderr, "resuming run run")
   for i = 1, 4 do lu.assertTrue(rasrun.checks.standard {}(("%s/Sample.p%02d.hdf"):format(d, i)).ok) end
 end
+
+-- ~/.ssh/config syntax, read without a host: "Key=value", "Key = value" and
+-- quoted values are all ssh_config.
+TestSshConfig = {}
+
+function TestSshConfig:tearDown() H.cleanup() end
+
+function TestSshConfig:test_equals_signs_and_quoted_values()
+  local file = H.tmpdir("sshcfg") .. "/config"
+  assert(fs.write(file, table.concat({
+    "Host node1", "  HostName=10.1.0.5", "  Port = 2222", '  User "ras user"',
+    '  IdentityFile "/keys/my key"', "Host *", "  User nobody", "" }, "\n")))
+  local r = require("rasrun.sshconfig").resolve("node1", file)
+  lu.assertEquals(r.hostname, "10.1.0.5")
+  lu.assertEquals(r.port, 2222)
+  lu.assertEquals(r.user, "ras user")
+  lu.assertEquals(r.identity_files, { "/keys/my key" })
+  lu.assertEquals(require("rasrun.sshconfig").resolve("other", file).user, "nobody")
+end

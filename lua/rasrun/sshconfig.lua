@@ -40,7 +40,8 @@ local function read(file, out, depth)
   local patterns = { "*" }
   for line in (text .. "\n"):gmatch("([^\n]*)\n") do
     line = line:gsub("#.*$", ""):gsub("^%s+", ""):gsub("%s+$", "")
-    local key, rest = line:match("^(%S+)%s*=?%s*(.*)$")
+    -- "Key value", "Key=value" and "Key = value" are all ssh_config syntax
+    local key, rest = line:match("^([^%s=]+)%s*=?%s*(.*)$")
     if key then
       local k = key:lower()
       if k == "host" then patterns = words(rest)
@@ -52,7 +53,7 @@ local function read(file, out, depth)
           for _, f in ipairs(fs.glob(inc)) do read(f, out, depth + 1) end
         end
       else
-        out[#out + 1] = { patterns, k, rest }
+        out[#out + 1] = { patterns, k, rest:match('^"(.*)"$') or rest } -- a quoted value: its text
       end
     end
   end
