@@ -19,6 +19,8 @@
 
 #define ARRAY_MT "rasrun.json.array"
 #define MAX_DEPTH 200
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 /* Errors are noted in *err (and NULL returned) instead of raised, so that a
  * half-built cJSON tree is freed before the Lua error unwinds the stack. */
@@ -272,19 +274,41 @@ static int l_encode(lua_State *L)
     return 1;
 }
 
+static int too_deep(const cJSON *j, int depth)
+{
+    if (depth > MAX_DEPTH)
+        return 1;
+    for (const cJSON *c = j->child; c; c = c->next)
+        if (too_deep(c, depth + 1))
+            return 1;
+    return 0;
+}
+
 static int l_decode(lua_State *L)
 {
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(s, len, &end, 0);
-    if (!j) {
+    const char *why = NULL;
+    if (j && end) { /* one value, then nothing but white space */
+        while (end < s + len && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
+            end++;
+        if (end < s + len)
+            why = ": text after the value";
+    }
+    if (j && !why && too_deep(j, 0)) {
+        why = ": nested deeper than " STR(MAX_DEPTH);
+        end = s;
+    }
+    if (!j || why) {
+        cJSON_Delete(j);
         size_t at = end && end >= s ? (size_t)(end - s) : 0;
         int line = 1;
         for (size_t i = 0; i < at && i < len; i++)
             line += s[i] == '\n';
         lua_pushnil(L);
-        lua_pushfstring(L, "invalid JSON at line %d (byte %d)", line, (int)at + 1);
+        lua_pushfstring(L, "invalid JSON at line %d (byte %d)%s", line, (int)at + 1, why ? why : "");
         return 2;
     }
     push_json(L, j, 0);

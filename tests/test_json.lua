@@ -28,3 +28,18 @@ function TestJson:test_what_cannot_be_encoded_is_an_error()
   lu.assertErrorMsgContains("cycle", json.encode, cyc)
   lu.assertErrorMsgContains("function", json.encode, { f = print })
 end
+
+-- decode takes one JSON value: more text after it, or nesting past the
+-- limit, is an answer saying so, not a partial value
+function TestJson:test_decode_refuses_trailing_text_and_deep_nesting()
+  lu.assertEquals(json.decode("[1]  \n"), { 1 })
+  local v, err = json.decode('{"a": 1} {"b": 2}')
+  lu.assertNil(v)
+  lu.assertStrContains(err, "byte 10): text after the value")
+  v, err = json.decode(("["):rep(300) .. ("]"):rep(300))
+  lu.assertNil(v)
+  lu.assertStrContains(err, "nested deeper than 200")
+  v, err = json.decode('{"a": ')
+  lu.assertNil(v)
+  lu.assertStrContains(err, "invalid JSON at line 1")
+end
