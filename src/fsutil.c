@@ -240,11 +240,31 @@ int fs_write_atomic(const char *path, const void *data, size_t len, int sync, ch
         p += w;
         left -= (size_t)w;
     }
-    if ((sync && fsync(fd) != 0) || close(fd) != 0 || rename(tmp, path) != 0) {
-        int saved = errno;
+    int bad = sync && fsync(fd) != 0;
+    int saved = errno;
+    if (close(fd) != 0 && !bad) {
+        bad = 1;
+        saved = errno;
+    }
+    if (!bad && rename(tmp, path) != 0) {
+        bad = 1;
+        saved = errno;
+    }
+    if (bad) {
         unlink(tmp);
         errno = saved;
         return say(err, errlen, "cannot write", path);
+    }
+    if (sync) { /* the rename itself: the folder's entry */
+        char dir[PATH_MAX];
+        const char *slash = strrchr(path, '/');
+        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash == path ? 1 : slash - path) : 1,
+                 slash ? path : ".");
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
     }
     return 0;
 }

@@ -25,8 +25,9 @@ local function crlf(lines)
   return table.concat(lines, "\r\n") .. "\r\n"
 end
 
+-- not waited for on disk: a sample lost in a crash is written again
 local function write(file, text)
-  local ok, err = fs.write(file, text)
+  local ok, err = fs.write(file, text, { sync = false })
   if not ok then error(err, 3) end
 end
 
