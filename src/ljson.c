@@ -197,6 +197,11 @@ static cJSON *to_json(struct enc *e, int idx, int depth)
     case LUA_TBOOLEAN:
         return cJSON_CreateBool(lua_toboolean(L, idx));
     case LUA_TNUMBER: {
+        if (lua_isinteger(L, idx)) { /* every digit (cJSON's numbers are doubles) */
+            char digits[32];
+            snprintf(digits, sizeof digits, "%lld", (long long)lua_tointeger(L, idx));
+            return cJSON_CreateRaw(digits);
+        }
         double v = lua_tonumber(L, idx);
         return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull();
     }

@@ -43,3 +43,9 @@ function TestJson:test_decode_refuses_trailing_text_and_deep_nesting()
   lu.assertNil(v)
   lu.assertStrContains(err, "invalid JSON at line 1")
 end
+
+-- integers keep every digit (cJSON's own numbers are doubles)
+function TestJson:test_integers_encode_exactly()
+  lu.assertEquals(json.encode({ math.maxinteger, -7, 0, 1.5 }), "[9223372036854775807,-7,0,1.5]")
+  lu.assertEquals(json.encode({ n = (1 << 53) + 1 }), '{"n":9007199254740993}')
+end
