@@ -31,6 +31,59 @@ struct enc {
 
 static cJSON *to_json(struct enc *e, int idx, int depth);
 
+/* Length of the valid UTF-8 sequence at s (n bytes left), or 0. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    size_t len = s[0] < 0x80 ? 1 : (s[0] >> 5) == 6 ? 2 : (s[0] >> 4) == 14 ? 3 : (s[0] >> 3) == 30 ? 4 : 0;
+    if (!len || len > n || (len == 2 && s[0] < 0xC2))
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    return len;
+}
+
+/* Windows-1252 for 0x80-0x9F (0: undefined there, kept as U+FFFD). */
+static const unsigned short CP1252[32] = {
+    0x20AC, 0, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160, 0x2039,
+    0x0152, 0, 0x017D, 0, 0, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014,
+    0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0, 0x017E, 0x0178,
+};
+
+/* A JSON string from Lua text: valid UTF-8 as it is; text that is not
+ * (Windows HEC-RAS writes project files in Windows-1252) is read as
+ * Windows-1252, so that the JSON stays valid. */
+static cJSON *json_string(const char *s, size_t n)
+{
+    size_t i = 0, seq;
+    while (i < n && (seq = utf8_seq((const unsigned char *)s + i, n - i)))
+        i += seq;
+    if (i == n)
+        return cJSON_CreateString(s);
+    char *out = malloc(n * 3 + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (i = 0; i < n; i++) {
+        unsigned c = (unsigned char)s[i];
+        if (c < 0x80) {
+            *o++ = (char)c;
+            continue;
+        }
+        unsigned cp = c >= 0xA0 ? c : CP1252[c - 0x80] ? CP1252[c - 0x80] : 0xFFFD;
+        if (cp < 0x800) {
+            *o++ = (char)(0xC0 | cp >> 6);
+        } else {
+            *o++ = (char)(0xE0 | cp >> 12);
+            *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+        }
+        *o++ = (char)(0x80 | (cp & 0x3F));
+    }
+    *o = 0;
+    cJSON *j = cJSON_CreateString(out);
+    free(out);
+    return j;
+}
+
 static int is_array(lua_State *L, int idx, size_t *n)
 {
     int t = luaL_getmetafield(L, idx, "__name"); /* pushes nothing when absent */
@@ -205,8 +258,11 @@ static cJSON *to_json(struct enc *e, int idx, int depth)
         double v = lua_tonumber(L, idx);
         return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull();
     }
-    case LUA_TSTRING:
-        return cJSON_CreateString(lua_tostring(L, idx));
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, idx, &n);
+        return json_string(s, n);
+    }
     case LUA_TTABLE:
         return table_to_json(e, idx, depth);
     case LUA_TLIGHTUSERDATA:

@@ -49,3 +49,12 @@ function TestJson:test_integers_encode_exactly()
   lu.assertEquals(json.encode({ math.maxinteger, -7, 0, 1.5 }), "[9223372036854775807,-7,0,1.5]")
   lu.assertEquals(json.encode({ n = (1 << 53) + 1 }), '{"n":9007199254740993}')
 end
+
+-- text from Windows HEC-RAS files is Windows-1252, not UTF-8: the JSON made
+-- of it stays valid UTF-8 (a plan title "Brücke 10°" as HEC-RAS writes it)
+function TestJson:test_windows_1252_text_becomes_utf8()
+  local s = json.encode({ title = "Br\xfccke 10\xb0 \x80" })
+  lu.assertEquals(s, '{"title":"Br\xc3\xbccke 10\xc2\xb0 \xe2\x82\xac"}')
+  lu.assertEquals(json.decode(s).title, "Brücke 10° €")
+  lu.assertEquals(json.encode({ "caf\xc3\xa9" }), '["caf\xc3\xa9"]') -- UTF-8 stays as it is
+end
