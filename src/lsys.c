@@ -1,6 +1,6 @@
 /* rasrun.sys: clocks, terminal, host facts and processes.
  *
- *   sys.now()  sys.monotonic()  sys.sleep(s)  sys.isatty(fd)  sys.pid()
+ *   sys.now()  sys.monotonic()  sys.sleep(s)  sys.isatty(fd)  sys.term_size(fd)  sys.pid()
  *   sys.hostname()  sys.ncpu()  sys.uid()  sys.setenv(name, value|nil)  sys.tz_offset([t])
  *   sys.chdir(path) -> true | nil, msg
  *   sys.run(argv, {cwd=, env=, input=, timeout=}) -> {code=, stdout=, stderr=, timed_out=}
@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,17 @@ static int l_sleep(lua_State *L)
 }
 
 static int l_isatty(lua_State *L) { lua_pushboolean(L, isatty((int)luaL_optinteger(L, 1, 1))); return 1; }
+
+/* sys.term_size([fd]) -> columns, rows of the terminal on fd (default 1), or nil */
+static int l_term_size(lua_State *L)
+{
+    struct winsize ws;
+    if (ioctl((int)luaL_optinteger(L, 1, 1), TIOCGWINSZ, &ws) != 0 || ws.ws_col == 0 || ws.ws_row == 0)
+        return 0;
+    lua_pushinteger(L, ws.ws_col);
+    lua_pushinteger(L, ws.ws_row);
+    return 2;
+}
 static int l_pid(lua_State *L) { lua_pushinteger(L, getpid()); return 1; }
 static int l_ncpu(lua_State *L) { lua_pushinteger(L, sysconf(_SC_NPROCESSORS_ONLN)); return 1; }
 
@@ -467,7 +479,7 @@ static int l_in_folder(lua_State *L)
 
 static const luaL_Reg funcs[] = {
     { "now", l_now },           { "monotonic", l_monotonic }, { "sleep", l_sleep },
-    { "isatty", l_isatty },     { "pid", l_pid },             { "hostname", l_hostname },
+    { "isatty", l_isatty },     { "term_size", l_term_size },     { "pid", l_pid },             { "hostname", l_hostname },
     { "ncpu", l_ncpu },         { "setenv", l_setenv },       { "tz_offset", l_tz_offset },
     { "run", l_run },           { "spawn", l_spawn },         { "wait", l_wait },
     { "kill", l_kill },         { "kill_tree", l_kill_tree }, { "alive", l_alive },

@@ -609,6 +609,19 @@ function TestSched:test_live_progress_on_a_terminal()
   lu.assertStrMatches(r.stdout, ".*Sample/p01 +here +00:0%d +running.*")
   lu.assertStrContains(r.stdout, "[0/2 done, 0 failed, 2 running")
   lu.assertStrContains(r.stdout, "2 plans: 2 ok, 0 failed")
+  -- a small terminal: lines cut to its width, the block to its height
+  local d2 = H.tmpdir("tty")
+  H.project(d2, { { title = "a", seconds = 1.5 }, { title = "b", seconds = 1.5 },
+                  { title = "c", seconds = 1.5 }, { title = "d", seconds = 1.5 } })
+  r = sys.run({ "script", "-qefc", "stty cols 40 rows 6; exec " .. H.bin .. " run " .. H.root ..
+                "/tests/recipes/pool_run.lua " .. d2 .. " 4", "/dev/null" },
+              { env = { TERM = "xterm", RASRUN_TEST_RUNDIR = d2 .. "/run", RASRUN_TEST_PROGRESS = "auto" },
+                timeout = 60 })
+  lu.assertEquals(r.code, 0, r.stdout)
+  lu.assertStrContains(r.stdout, "... and 2 more running")
+  for line in r.stdout:gsub("\27%[%d*[AJ]", ""):gsub("\r", ""):gmatch("[^\n]+") do
+    if line:find("running", 1, true) then lu.assertTrue(#line <= 39, line) end
+  end
 end
 
 -- ---- the controller as a process: signals, kill, resume ---------------------

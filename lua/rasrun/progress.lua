@@ -123,16 +123,36 @@ function P:clear()
   end
 end
 
+-- A line cut to w columns (bytes; a UTF-8 sequence is not split).
+local function fit(s, w)
+  if #s <= w then return s end
+  return (s:sub(1, w):gsub("[\xC0-\xFF][\x80-\xBF]*$", ""))
+end
+
+-- The block: one line per running plan and a total, each cut to the
+-- terminal's width (a wrapped line would not be erased by the next redraw),
+-- and no more plan lines than the terminal has rows for.
 function P:draw()
   if self.mode ~= "live" then return end
+  local cols, rows = sys.term_size(2)
+  cols, rows = (cols or 80) - 1, rows or 24
   local now, lines = sys.now(), {}
-  local keep = {}
+  local keep, shown = {}, math.max(1, rows - 3)
+  local more = 0
   for _, k in ipairs(self.order) do
     local r = self.running[k]
     if r and not keep[k] then
       keep[k] = true
-      lines[#lines + 1] = ("  %-24s %-14s %8s  %s"):format(k, r.worker, hms(now - r.t0), r.state)
+      if #lines < shown then
+        lines[#lines + 1] = ("  %-24s %-14s %8s  %s"):format(k, r.worker, hms(now - r.t0), r.state)
+      else
+        more = more + 1
+      end
     end
+  end
+  if more > 0 then
+    -- the last plan line makes room for the count of those not shown
+    lines[#lines] = ("  ... and %d more running"):format(more + 1)
   end
   local order = {}
   for _, k in ipairs(self.order) do if keep[k] then order[#order + 1] = k; keep[k] = false end end
@@ -140,6 +160,7 @@ function P:draw()
   local eta = self:eta()
   lines[#lines + 1] = ("[%d/%d done, %d failed, %d running, %s elapsed%s]"):format(self.done,
     self.total, self.failed, #order, hms(now - self.t0), eta and (", ETA " .. hms(eta)) or "")
+  for i, l in ipairs(lines) do lines[i] = fit(l, cols) end
   self:write(table.concat(lines, "\n") .. "\n")
   self.drawn = #lines
 end
