@@ -453,28 +453,26 @@ static int l_starttime(lua_State *L)
     return 1;
 }
 
-static int l_descendants(lua_State *L)
+static int push_pids(lua_State *L, const pid_t *pids, int n)
 {
-    pid_t kids[1024];
-    int n = proc_descendants((pid_t)luaL_checkinteger(L, 1), kids, 1024);
-    lua_createtable(L, n, 0);
-    for (int i = 0; i < n; i++) {
-        lua_pushinteger(L, kids[i]);
-        lua_rawseti(L, -2, i + 1);
-    }
-    return 1;
-}
-
-static int l_in_folder(lua_State *L)
-{
-    pid_t pids[1024];
-    int n = proc_in_folder(luaL_checkstring(L, 1), pids, 1024);
     lua_createtable(L, n, 0);
     for (int i = 0; i < n; i++) {
         lua_pushinteger(L, pids[i]);
         lua_rawseti(L, -2, i + 1);
     }
     return 1;
+}
+
+static int l_descendants(lua_State *L)
+{
+    pid_t kids[1024];
+    return push_pids(L, kids, proc_descendants((pid_t)luaL_checkinteger(L, 1), kids, 1024));
+}
+
+static int l_in_folder(lua_State *L)
+{
+    pid_t pids[1024];
+    return push_pids(L, pids, proc_in_folder(luaL_checkstring(L, 1), pids, 1024));
 }
 
 static const luaL_Reg funcs[] = {
