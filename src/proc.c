@@ -145,6 +145,19 @@ struct pnode {
     pid_t pid, ppid;
 };
 
+/* The next process in an opendir("/proc"), or 0 after the last. */
+static pid_t next_pid(DIR *d)
+{
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (!*end && pid > 0)
+            return (pid_t)pid;
+    }
+    return 0;
+}
+
 static int snapshot(struct pnode **out)
 {
     DIR *d = opendir("/proc");
@@ -152,14 +165,10 @@ static int snapshot(struct pnode **out)
         return 0;
     int n = 0, cap = 256;
     struct pnode *v = malloc(sizeof *v * (size_t)cap);
-    struct dirent *e;
-    while (v && (e = readdir(d))) {
-        char *end;
-        long pid = strtol(e->d_name, &end, 10);
-        if (*end || pid <= 0)
-            continue;
+    pid_t pid;
+    while (v && (pid = next_pid(d)) > 0) {
         pid_t pp;
-        if (!read_stat((pid_t)pid, NULL, &pp, NULL, NULL))
+        if (!read_stat(pid, NULL, &pp, NULL, NULL))
             continue;
         if (n == cap) {
             cap *= 2;
@@ -168,7 +177,7 @@ static int snapshot(struct pnode **out)
                 break;
             v = g;
         }
-        v[n].pid = (pid_t)pid;
+        v[n].pid = pid;
         v[n].ppid = pp;
         n++;
     }
@@ -186,20 +195,16 @@ int proc_in_folder(const char *dir, pid_t *out, int max)
     if (!d)
         return 0;
     int found = 0;
-    struct dirent *e;
-    while (found < max && (e = readdir(d))) {
-        char *end;
-        long pid = strtol(e->d_name, &end, 10);
-        if (*end || pid <= 0)
-            continue;
+    pid_t pid;
+    while (found < max && (pid = next_pid(d)) > 0) {
         char link[64], cwd[4096];
-        snprintf(link, sizeof link, "/proc/%ld/cwd", pid);
+        snprintf(link, sizeof link, "/proc/%d/cwd", (int)pid);
         ssize_t n = readlink(link, cwd, sizeof cwd - 1);
         if (n <= 0)
             continue;
         cwd[n] = 0;
         if ((size_t)n >= len && strncmp(cwd, dir, len) == 0 && (cwd[len] == 0 || cwd[len] == '/'))
-            out[found++] = (pid_t)pid;
+            out[found++] = pid;
     }
     closedir(d);
     return found;
