@@ -340,11 +340,18 @@ function TestSsh:test_a_second_run_sends_far_fewer_bytes()
     end
     return n
   end
+  local function why(r) -- what failed, should a run fail
+    local out = {}
+    for _, res in ipairs(r.results) do
+      if res.status ~= "ok" then out[#out + 1] = ("%s %s: %s"):format(res.key, res.status, tostring(res.reason)) end
+    end
+    return table.concat(out, "; ")
+  end
   local pool = rasrun.pool { T.worker(env, 3) }
   local first = run(pool, prj, { force = true })
-  lu.assertTrue(first.ok)
+  lu.assertTrue(first.ok, why(first))
   local second = run(pool, prj, { force = true })
-  lu.assertTrue(second.ok)
+  lu.assertTrue(second.ok, why(second))
   lu.assertTrue(sent(first) > 4 * 4000, "the first run sends every plan's files: " .. sent(first))
   lu.assertEquals(sent(second), 0)
 end
