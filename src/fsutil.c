@@ -102,6 +102,14 @@ int fs_clear(const char *path, char *err, size_t errlen)
     return rc;
 }
 
+unsigned long long fs_random_tag(unsigned long long salt)
+{
+    unsigned long long r;
+    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+        r = (unsigned long long)getpid() << 20 ^ salt;
+    return r;
+}
+
 /* Creates a uniquely named temporary file beside dst (".NAME.<random>.part",
  * so that it never matches the final name's pattern) with the given mode
  * (the umask applies, as for any new file). reuse, when not NULL, is an
@@ -112,9 +120,7 @@ static int temp_open(char *out, size_t n, const char *dst, mode_t mode, const ch
     const char *slash = strrchr(dst, '/');
     int dirlen = slash ? (int)(slash - dst + 1) : 0;
     for (int tries = 0; tries < 16; tries++) {
-        unsigned long long r = 0;
-        if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
-            r = (unsigned long long)getpid() << 20 ^ (unsigned long long)tries;
+        unsigned long long r = fs_random_tag((unsigned long long)tries);
         if (snprintf(out, n, "%.*s.%s.%016llx.part", dirlen, dst, slash ? slash + 1 : dst, r) >= (int)n) {
             errno = ENAMETOOLONG;
             return -1;
@@ -240,19 +246,14 @@ int fs_write_atomic(const char *path, const void *data, size_t len, int sync, ch
         p += w;
         left -= (size_t)w;
     }
-    int bad = sync && fsync(fd) != 0;
-    int saved = errno;
-    if (close(fd) != 0 && !bad) {
-        bad = 1;
-        saved = errno;
-    }
-    if (!bad && rename(tmp, path) != 0) {
-        bad = 1;
-        saved = errno;
-    }
-    if (bad) {
+    int failed = sync && fsync(fd) != 0 ? errno : 0; /* the first error counts */
+    if (close(fd) != 0 && !failed)
+        failed = errno;
+    if (!failed && rename(tmp, path) != 0)
+        failed = errno;
+    if (failed) {
         unlink(tmp);
-        errno = saved;
+        errno = failed;
         return say(err, errlen, "cannot write", path);
     }
     if (sync) { /* the rename itself: the folder's entry */

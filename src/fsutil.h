@@ -40,4 +40,8 @@ int fs_write_atomic(const char *path, const void *data, size_t len, int sync, ch
 /* Seconds (with nanoseconds) of the modification time; -1 when missing. */
 double fs_mtime(const char *path);
 
+/* 64 random bits for a temporary name (the pid and salt should the kernel
+ * have none to give). */
+unsigned long long fs_random_tag(unsigned long long salt);
+
 #endif

@@ -1,5 +1,6 @@
 /* SSH connections over libssh2 (see ssh_conn.h). */
 #include "ssh_conn.h"
+#include "fsutil.h"
 
 #include <cpuid.h>
 #include <errno.h>
@@ -14,7 +15,6 @@
 #include <unistd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -793,10 +793,8 @@ static int put_file(ssh_conn *c, const char *local, const char *remote, int repl
     struct stat st;
     fstat(fd, &st);
     char part[4200];
-    unsigned long long r = 0;
-    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
-        r = (unsigned long long)getpid() << 24 ^ (unsigned long long)st.st_ino;
-    snprintf(part, sizeof part, "%s.rasrun-part-%016llx", remote, r);
+    snprintf(part, sizeof part, "%s.rasrun-part-%016llx", remote,
+             fs_random_tag((unsigned long long)st.st_ino));
     LIBSSH2_SFTP_HANDLE *h = libssh2_sftp_open(c->sftp, part,
                                                LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_TRUNC,
                                                (long)(st.st_mode & 0777));
