@@ -303,15 +303,14 @@ static void on_exit_fd(void *ud, int fd, short revents)
      * its tree) do not outlive it. */
     kill_remembered(la);
     a->exit_code = lost ? -1 : proc_exit_code(status);
+    a->t_exit = wall();
     if (lost) {
         snprintf(a->reason, sizeof a->reason, "%s (pid %d): its exit status was taken by another wait",
                  a->spec->steps[la->step][0], (int)la->pid);
         a->failed = 1;
-        a->t_exit = wall();
         finish(w, la);
         return;
     }
-    a->t_exit = wall();
     if (a->cancelling) {
         finish(w, la);
         return;
