@@ -477,7 +477,8 @@ static int l_in_folder(lua_State *L)
 
 static const luaL_Reg funcs[] = {
     { "now", l_now },           { "monotonic", l_monotonic }, { "sleep", l_sleep },
-    { "isatty", l_isatty },     { "term_size", l_term_size },     { "pid", l_pid },             { "hostname", l_hostname },
+    { "isatty", l_isatty },     { "term_size", l_term_size }, { "pid", l_pid },
+    { "hostname", l_hostname },
     { "ncpu", l_ncpu },         { "setenv", l_setenv },       { "tz_offset", l_tz_offset },
     { "run", l_run },           { "spawn", l_spawn },         { "wait", l_wait },
     { "kill", l_kill },         { "kill_tree", l_kill_tree }, { "alive", l_alive },

@@ -48,7 +48,8 @@ int main(int argc, char **argv)
             int whole = 1;
             lua_Integer v = lua_isnil(L, -1) ? EXIT_OK : lua_tointegerx(L, -1, &whole);
             if (!whole || v < 0 || v > 255) {
-                const char *s = luaL_tolstring(L, -1, NULL);
+                /* never a raising __tostring here: numbers by value, else the type */
+                const char *s = lua_isnumber(L, -1) ? lua_tostring(L, -1) : luaL_typename(L, -1);
                 fprintf(stderr, "rasrun: exit status %s is not a whole number from 0 to 255\n", s);
                 status = EXIT_USAGE;
             } else {
