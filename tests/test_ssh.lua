@@ -26,7 +26,10 @@ function TestSsh:setUp()
   if not env then lu.skip("needs root for network namespaces (or RASRUN_TEST_FAST=1)") end
 end
 
-function TestSsh:tearDown() H.cleanup() end
+function TestSsh:tearDown()
+  if env then T.mend_all(env) end
+  H.cleanup()
+end
 
 local function project(plans)
   local d = H.tmpdir("ssh")

@@ -123,8 +123,22 @@ end
 -- to it times out, and no packet leaves the test's network.
 function M.nobody(env) return (env.hosts[1].addr:gsub("%.2$", ".77")) end
 
-function M.cut(h) sh({ "ip", "link", "set", h.veth, "down" }) end
-function M.mend(h) sh({ "ip", "link", "set", h.veth, "up" }) end
+function M.cut(h)
+  sh({ "ip", "link", "set", h.veth, "down" })
+  h.cut = true
+end
+function M.mend(h)
+  sh({ "ip", "link", "set", h.veth, "up" })
+  h.cut = nil
+end
+
+-- Links a test cut and did not mend (it failed half-way) come back up, so
+-- that the next test does not fail for it.
+function M.mend_all(env)
+  for _, h in ipairs(env.hosts) do
+    if h.cut then M.mend(h) end
+  end
+end
 
 function M.stop(env)
   for _, h in ipairs(env.hosts) do
