@@ -305,6 +305,33 @@ function TestSched:test_dependencies_are_respected()
   end)
 end
 
+-- A plan whose flow starts from another plan's restart file waits for it
+-- (after): the file that plan writes is staged in, although it did not
+-- exist when the run began; and when that plan runs again, so does the one
+-- that restarts from it, up to date or not.
+function TestSched:test_a_plan_restarting_from_another_gets_its_restart_file_and_reruns_with_it()
+  local rst = "Sample.p01.03JAN1900 0000.rst"
+  local prj = project({ { title = "spin-up", seconds = 0.05, flow = "u01", write_ic = true },
+                        { title = "from the spin-up", seconds = 0.05, flow = "u02", restart = rst } })
+  local win = rasrun.worker { type = "local", name = "win", slots = 2, kill_grace = 0.5,
+                              engine = { kind = "windows", home = H.sim("windows") } }
+  local after = { ["02"] = { "01" } }
+  -- without the spin-up's file and nothing to make it, plan 02 cannot run
+  local r = run(pool_of(win), { project = prj, plans = { "02" } })
+  lu.assertEquals(H.result(r, "02").status, "failed")
+  lu.assertStrContains(H.result(r, "02").reason, rst .. " (the restart file Sample.u02 names)")
+  r = run(pool_of(win), { project = prj, after = after, run_dir = prj.dir .. "/run2" })
+  lu.assertTrue(r.ok, H.result(r, "02").reason)
+  lu.assertTrue(fs.isfile(prj.dir .. "/" .. rst))
+  -- nothing changed: both are up to date
+  r = run(pool_of(win), { project = prj, after = after, run_dir = prj.dir .. "/run3" })
+  lu.assertEquals({ H.result(r, "01").status, H.result(r, "02").status }, { "skipped", "skipped" })
+  -- the spin-up's plan changed: it runs, and so does the plan after it
+  fs.touch(prj.dir .. "/Sample.p01", sys.now() + 5)
+  r = run(pool_of(win), { project = prj, after = after, run_dir = prj.dir .. "/run4" })
+  lu.assertEquals({ H.result(r, "01").status, H.result(r, "02").status }, { "ok", "ok" })
+end
+
 -- Each project remembers its plans' run times; longest_first starts the
 -- longest known plan first.
 function TestSched:test_run_times_are_remembered_per_project_and_order_longest_first()

@@ -54,12 +54,12 @@ local function geometry_changed(plan, memo)
   return changed
 end
 
-local function linux_spec(plan, e, memo)
+local function linux_spec(plan, e, memo, opts)
   if plan.flow_kind ~= "unsteady" then
     return nil, ("plan %s is %s flow: the linux engine (RasUnsteady) runs unsteady plans only")
       :format(plan.number, plan.flow_kind or "an unknown")
   end
-  local inputs, missing = plan:inputs("linux")
+  local inputs, missing = plan:inputs("linux", opts)
   local stem = plan.project.name
   local tmp = stem .. "." .. plan.id .. ".tmp.hdf"
   local x = "x" .. plan.geometry.number
@@ -74,8 +74,13 @@ local function linux_spec(plan, e, memo)
     if not found then missing[#missing + 1] = stem .. "." .. x end
   end
   if #missing > 0 then
-    return nil, ("the linux engine needs %s (made by HEC-RAS on Windows)"):format(
-      table.concat(missing, ", "))
+    local windows_made = false
+    for _, m in ipairs(missing) do
+      local low = m:lower()
+      windows_made = windows_made or low:match("%.tmp%.hdf$") or low:match("%.[bx]%d%d$")
+    end
+    return nil, ("the linux engine needs %s%s"):format(table.concat(missing, ", "),
+      windows_made and " (made by HEC-RAS on Windows)" or "")
   end
   steps[#steps + 1] = { e.home .. "/bin/RasUnsteady", tmp, x }
   local own, geom = plan:outputs("linux")
@@ -101,8 +106,8 @@ local function linux_spec(plan, e, memo)
   }
 end
 
-local function windows_spec(plan, e)
-  local inputs, missing = plan:inputs("windows")
+local function windows_spec(plan, e, opts)
+  local inputs, missing = plan:inputs("windows", opts)
   if #missing > 0 then
     return nil, ("missing project files: %s"):format(table.concat(missing, ", "))
   end
@@ -121,11 +126,11 @@ end
 
 -- The spec for running plan on engine e, or nil and why it cannot run there.
 -- memo: a table shared by the specs of one run (the plans of a geometry then
--- look at its files once), or nil.
-function M.spec(plan, e, memo)
+-- look at its files once), or nil. opts: as for Plan:inputs.
+function M.spec(plan, e, memo, opts)
   if plan.missing or plan.broken then return nil, plan.error end
-  if e.kind == "linux" then return linux_spec(plan, e, memo) end
-  return windows_spec(plan, e)
+  if e.kind == "linux" then return linux_spec(plan, e, memo, opts) end
+  return windows_spec(plan, e, opts)
 end
 
 -- Where a local install keeps its main program (to check that it is there).

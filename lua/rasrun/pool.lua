@@ -511,10 +511,30 @@ function Pool:run(opts)
         r.reason = "up to date (result newer than its inputs; checks pass)"
       end
     end
+  end
+  -- A plan that waits for others (for their restart files, say) runs again
+  -- when one of them does, up to date or not.
+  local unskipped = true
+  while unskipped do
+    unskipped = false
+    for i, j in ipairs(jobs) do
+      local r = results[i]
+      for _, k in ipairs(r.status == "skipped" and j.after_idx or {}) do
+        if not results[k].status then
+          r.status, r.result, r.report, r.reason = nil, nil, nil, nil
+          unskipped = true
+          break
+        end
+      end
+    end
+  end
+  for i, j in ipairs(jobs) do
+    local r = results[i]
     if not r.status then
       local specs, why = {}, {}
+      local waits = { waits = j.after_idx ~= nil }
       for e, eng in ipairs(engines) do
-        local s, err = engine.spec(j.plan, eng, spec_memo)
+        local s, err = engine.spec(j.plan, eng, spec_memo, waits)
         specs[e] = s or false
         if not s then why[#why + 1] = ("%s engine: %s"):format(eng.kind, err) end
       end

@@ -51,6 +51,19 @@ function Project:file(ext)
   return self._index[want] and path.join(self.dir, self._index[want]) or nil
 end
 
+-- The on-disk name of a file the project's files name (a restart or DSS
+-- file), whatever its case; one made since the project was opened (a
+-- restart file an earlier plan wrote) is found too. nil when absent.
+function Project:find(name)
+  if not name then return nil end
+  local actual = self._index[name:lower()]
+  if not actual and fs.isfile(path.join(self.dir, name)) then
+    actual = name
+    self._index[name:lower()] = name
+  end
+  return actual
+end
+
 -- The on-disk name (case as found) or the canonical lower-case name.
 function Project:name_of(ext)
   local want = (self.name .. "." .. ext):lower()
@@ -234,8 +247,11 @@ function Plan:__tostring()
 end
 
 -- Files a run of this plan needs, as names inside the project folder.
--- Returns the list and a list of required files that are missing.
-function Plan:inputs(kind)
+-- Returns the list and a list of required files that are missing. The
+-- restart file the flow starts from is required; with opts.waits (the plan
+-- waits for others, which may write it) it is listed even when it is not
+-- there yet, and staging names it if it never comes.
+function Plan:inputs(kind, opts)
   local prj = self.project
   local need, missing, seen = {}, {}, {}
   local function add(ext, required)
@@ -248,8 +264,8 @@ function Plan:inputs(kind)
     end
   end
   local function add_name(name)
-    if name and prj._index[name:lower()] and not seen[prj._index[name:lower()]] then
-      local actual = prj._index[name:lower()]
+    local actual = prj:find(name)
+    if actual and not seen[actual] then
       seen[actual] = true
       need[#need + 1] = actual
     end
@@ -268,7 +284,16 @@ function Plan:inputs(kind)
     add("c" .. self.geometry.number, false)
     add(fl, true)
   end
-  add_name(self.flow.restart)
+  local restart = self.flow.restart
+  if restart and not prj:find(restart) then
+    if opts and opts.waits then
+      need[#need + 1] = restart
+    else
+      missing[#missing + 1] = ("%s (the restart file %s names)"):format(restart,
+        path.basename(self.flow.file))
+    end
+  end
+  add_name(restart)
   add_name(self.flow.dss)
   add_name(self.dss)
   return need, missing
@@ -311,7 +336,7 @@ function Plan:sources()
   if self.flow and self.flow.file then out[#out + 1] = self.flow.file end
   local prj = self.project
   local function named(name)
-    local actual = name and prj._index[name:lower()]
+    local actual = prj:find(name)
     if actual then out[#out + 1] = path.join(prj.dir, actual) end
   end
   if self.flow then

@@ -6,7 +6,10 @@
 --   sample.write(dir [, opts]) -> path of the .prj
 --   opts.name      project name (default "Sample")
 --   opts.plans     list of { title=, short=, geom= "g01", flow= "u01",
---                  mode= "ok", seconds= 1.5, version= "6.60" }; default four plans
+--                  mode= "ok", seconds= 1.5, version= "6.60",
+--                  write_ic= true (a restart file at the end),
+--                  restart= "<file>" (the plan's flow starts from it) };
+--                  default four plans
 --   opts.linux     also write the Linux inputs (tmp.hdf, bNN, xGG) (default true)
 local fs = require "rasrun.fs"
 local path = require "rasrun.path"
@@ -69,6 +72,7 @@ local function plan_text(p)
     "UNET D2 Cores= " .. (p.cores or 2) .. " ",
     "PS Cores= 0 ",
     "Write Detailed= " .. (p.detailed and 1 or 0) .. " ",
+    "Write IC File= " .. (p.write_ic and 1 or 0) .. " ",
     "Fake RAS Mode=" .. (p.mode or "ok"),
     "Fake RAS Seconds=" .. (p.seconds or 1),
   })
@@ -79,9 +83,11 @@ local function geom_text(id)
                 "Viewing Rectangle= 0 , 1000 , 1000 , 0 ", "", "Storage Area=Sample 2D" })
 end
 
-local function flow_text(id)
+local function flow_text(id, restart)
   return crlf({ "Flow Title=Sample Creek hydrograph " .. id, "Program Version=6.60",
-                "Use Restart= 0 ", "Boundary Location=                ,                ,        ,"
+                "Use Restart=" .. (restart and "-1 " or " 0 "),
+                "Restart Filename=" .. (restart and ".\\" .. restart or ""),
+                "Boundary Location=                ,                ,        ,"
                 .. "        ,                ,Sample 2D       ,                ,Inflow",
                 "Interval=1HOUR", "Flow Hydrograph= 4 ", "     100     800    1200     300" })
 end
@@ -105,7 +111,7 @@ function M.write(dir, opts)
     end
     if not written[p.flow] then
       written[p.flow] = true
-      write(path.join(dir, name .. "." .. p.flow), flow_text(p.flow))
+      write(path.join(dir, name .. "." .. p.flow), flow_text(p.flow, p.restart))
     end
     if opts.linux ~= false then
       local pok, perr = require("rasrun.sim").prepare(prj, plan_file)

@@ -39,6 +39,7 @@ struct plan {
     char mode[64];
     double seconds;
     int write_detailed;
+    int write_ic; /* Write IC File= 1: a restart file at the simulation's end */
 };
 
 static void die(int code, const char *fmt, ...)
@@ -89,8 +90,41 @@ static void read_plan_text(struct plan *p, const char *file)
         else if (!strcmp(k, "Fake RAS Mode")) copy(p->mode, sizeof p->mode, v);
         else if (!strcmp(k, "Fake RAS Seconds")) p->seconds = atof(v);
         else if (!strcmp(k, "Write Detailed")) p->write_detailed = atoi(v) == 1;
+        else if (!strcmp(k, "Write IC File")) p->write_ic = atoi(v) == 1;
     }
     fclose(f);
+}
+
+/* The restart file the plan's flow file starts from (Use Restart= -1 and
+ * Restart Filename=, a path as written on Windows), or "" for none. */
+static void restart_input(const struct plan *p, char *out, size_t n)
+{
+    char file[PATH_MAX * 2], line[4096];
+    snprintf(file, sizeof file, "%s/%s.%s", p->dir, p->name, p->flow);
+    out[0] = 0;
+    FILE *f = fopen(file, "r");
+    if (!f)
+        return;
+    int use = 0;
+    char name[1024] = "";
+    while (fgets(line, sizeof line, f)) {
+        chomp(line);
+        char *eq = strchr(line, '=');
+        if (!eq)
+            continue;
+        *eq = 0;
+        if (!strcmp(line, "Use Restart"))
+            use = atoi(eq + 1) != 0;
+        else if (!strcmp(line, "Restart Filename"))
+            copy(name, sizeof name, eq + 1);
+    }
+    fclose(f);
+    const char *base = name;
+    for (const char *c = name; *c; c++)
+        if (*c == '\\' || *c == '/')
+            base = c + 1;
+    if (use && *base)
+        copy(out, n, base);
 }
 
 /* "X.pNN" path -> dir, name, id. */
@@ -388,9 +422,15 @@ static int ras_exe(int argc, char **argv)
     time_t t0 = engine_now();
     printf("Plan: '%s' (%s.%s)\nSimulation started at: %s", p.title, p.name, p.id, ctime(&t0));
     fflush(stdout);
+    char rst[1024], path[PATH_MAX * 2], tmp[PATH_MAX * 2];
+    restart_input(&p, rst, sizeof rst);
+    snprintf(path, sizeof path, "%s/%s", p.dir, rst);
+    if (rst[0] && access(path, R_OK) != 0) {
+        printf("ERROR: restart file %s not found\n", rst);
+        return 1;
+    }
     if (!strcmp(mode, "hang"))
         hang();
-    char path[PATH_MAX * 2], tmp[PATH_MAX * 2];
     /* Geometry preprocessor outputs, shared by the plans of a geometry. */
     char gnum[8];
     snprintf(gnum, sizeof gnum, "c%.2s", p.geom + 1);
@@ -418,6 +458,13 @@ static int ras_exe(int argc, char **argv)
     snprintf(bco, sizeof bco, "bco%.2s", p.id + 1);
     side_path(path, sizeof path, &p, bco);
     write_text_file(path, "fake unsteady log\n");
+    /* the end of "Simulation Date=02JAN1900,0000,03JAN1900,0000" names it */
+    char day[32], hhmm[16];
+    if (p.write_ic && !strcmp(mode, "ok") &&
+        sscanf(p.sim, "%*[^,],%*[^,],%31[^,],%15s", day, hhmm) == 2) {
+        snprintf(path, sizeof path, "%s/%s.%s.%s %s.rst", p.dir, p.name, p.id, day, hhmm);
+        write_text_file(path, "fake restart file\n");
+    }
     printf("Finished Unsteady Flow Simulation\n");
     return finish_failure(mode, 1);
 }
