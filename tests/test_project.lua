@@ -56,6 +56,7 @@ function TestProject:test_plan_ids_in_any_form()
   lu.assertNil(none)
   lu.assertStrContains(err, "no plan p07")
   lu.assertErrorMsgContains("bad plan id", function() prj:plan("x") end)
+  lu.assertErrorMsgContains("bad plan id", function() prj:plan("1.5") end)
 end
 
 function TestProject:test_upper_case_extensions()
@@ -69,6 +70,29 @@ function TestProject:test_upper_case_extensions()
   -- geometry and flow files are not part of this sample: they are missing
   local _, missing = p:inputs("windows")
   lu.assertEquals(missing, { "EX1.g01", "EX1.f01" })
+  -- and so is the plan's result: it cannot be up to date
+  local st, why = p:result_state()
+  lu.assertEquals(st, "missing")
+  lu.assertStrContains(why, "EX1.P01: its file EX1.g01 is missing")
+end
+
+-- A project name may hold dots (only ".prj" is the extension), and files
+-- saved with a UTF-8 byte order mark read as without.
+function TestProject:test_dotted_names_and_byte_order_marks()
+  local d = H.tmpdir("prj")
+  local bom = "\239\187\191"
+  fs.write(d .. "/Bald.Eagle.prj", bom .. "Proj Title=Bald Eagle Creek\r\nPlan File=p01\r\n")
+  fs.write(d .. "/Bald.Eagle.p01", bom .. "Plan Title=Dam break\r\nGeom File=g01\r\nFlow File=u01\r\n")
+  fs.write(d .. "/Bald.Eagle.g01", "Geom Title=Creek\r\n")
+  fs.write(d .. "/Bald.Eagle.u01", "Flow Title=Break\r\n")
+  local prj = assert(project.open(d .. "/Bald.Eagle.prj"))
+  lu.assertEquals(prj.name, "Bald.Eagle")
+  lu.assertEquals(prj.title, "Bald Eagle Creek")
+  local p = prj:plan("01")
+  lu.assertEquals(p.title, "Dam break")
+  local inputs, missing = p:inputs("windows")
+  lu.assertEquals(inputs, { "Bald.Eagle.prj", "Bald.Eagle.p01", "Bald.Eagle.g01", "Bald.Eagle.u01" })
+  lu.assertEquals(missing, {})
 end
 
 function TestProject:test_sample_inputs_outputs_and_result_state()

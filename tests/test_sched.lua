@@ -305,6 +305,22 @@ function TestSched:test_dependencies_are_respected()
   end)
 end
 
+-- Plan selection errors name the plan: one listed twice, a filter that
+-- raises (here on a plan whose file is missing).
+function TestSched:test_plan_selection_errors_name_the_plan()
+  local prj = project({ { title = "a", seconds = 0.05 }, { title = "b", seconds = 0.05 } })
+  local pool = pool_of(H.local_worker("a", 1))
+  lu.assertErrorMsgContains('plan 01 is listed twice in plans (as "01" and "p1")', function()
+    run(pool, { project = prj, plans = { "01", "02", "p1" } })
+  end)
+  lu.assertErrorMsgContains("bad plan id", function() run(pool, { project = prj, plans = { "1.5" } }) end)
+  local muncie = assert(rasrun.project.open(H.data .. "/HEC-RAS-AUTO/Example_Projects_6_6/Muncie.prj"))
+  lu.assertErrorMsgContains("the plans filter raised an error on plan 01 of", function()
+    run(pool, { project = muncie, run_dir = H.tmpdir("run"),
+                plans = function(p) return p.title:find("2D") end })
+  end)
+end
+
 -- A plan whose flow starts from another plan's restart file waits for it
 -- (after): the file that plan writes is staged in, although it did not
 -- exist when the run began; and when that plan runs again, so does the one

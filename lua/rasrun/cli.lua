@@ -256,7 +256,8 @@ usage: rasrun plans [--json] PROJECT.prj
 
 Lists the plans of a HEC-RAS project: number, title, short id, geometry, flow
 file, and the state of the result: no result / result older than inputs /
-up to date. Plans the .prj lists whose file is missing are shown as missing.
+up to date. Plans whose file, or whose geometry or flow file, is missing are
+shown as missing.
 ]]
 
 local STATE_TEXT = { none = "no result", stale = "result older than inputs",
@@ -308,7 +309,7 @@ function M.cmd_plans(args)
   print(fmt:format("PLAN", "TITLE", "SHORT ID", "GEOM", "FLOW", "RESULT"))
   for _, r in ipairs(rows) do
     local state = STATE_TEXT[r.state] or r.state
-    if r.state == "missing" then state = "missing: " .. (r.error or "") end
+    if r.state == "missing" then state = "missing: " .. (r.detail or r.error or "") end
     if r.state == "stale" then state = state .. " (" .. r.detail .. ")" end
     print(fmt:format(r.number, clip(r.title, 36), clip(r.short_id, 20), r.geometry or "-",
       r.flow or "-", state))

@@ -25,12 +25,6 @@ function M.basename(p)
   return p:match("([^/]*)/*$")
 end
 
--- "Sample.p01.hdf" -> "Sample", "p01.hdf"; "Sample.prj" -> "Sample", "prj"
-function M.split_ext(name)
-  local stem, ext = name:match("^([^.]+)%.(.+)$")
-  return stem or name, ext
-end
-
 function M.expanduser(p)
   if p and p:sub(1, 1) == "~" then
     local home = os.getenv("HOME") or ""

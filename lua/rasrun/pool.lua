@@ -144,12 +144,23 @@ local function select_plans(prj, sel)
     for _, p in ipairs(prj:plans()) do out[#out + 1] = p end
   elseif type(sel) == "function" then
     for _, p in ipairs(prj:plans()) do
-      if sel(p) then out[#out + 1] = p end
+      local ok, take = pcall(sel, p)
+      if not ok then
+        error(("pool:run: the plans filter raised an error on plan %s of %s%s: %s"):format(p.number,
+          prj.path, p.error and (" (" .. p.error .. ")") or "", tostring(take)), 4)
+      end
+      if take then out[#out + 1] = p end
     end
   elseif type(sel) == "table" then
+    local given = {}
     for _, id in ipairs(sel) do
-      local p, err = prj:plan(id)
-      if not p then error("pool:run: " .. err, 4) end
+      local ok, p, err = pcall(prj.plan, prj, id)
+      if not ok or not p then error("pool:run: " .. tostring(ok and err or p), 4) end
+      if given[p.id] then
+        error(("pool:run: plan %s is listed twice in plans (as %q and %q)")
+          :format(p.number, tostring(given[p.id]), tostring(id)), 4)
+      end
+      given[p.id] = id
       out[#out + 1] = p
     end
   else

@@ -27,6 +27,7 @@ local function read_keys(file, limit)
   local data, err = fs.read(file, limit or 8 * 1024 * 1024)
   if not data then return nil, err end
   if data:find("\0", 1, true) then return nil, file .. ": binary data, not a HEC-RAS text file" end
+  if data:sub(1, 3) == "\239\187\191" then data = data:sub(4) end -- a UTF-8 byte order mark
   local list, first = {}, {}
   -- one pass over the lines (CRLF, LF or CR; blank lines carry nothing):
   -- plans are read by the thousand
@@ -72,8 +73,8 @@ end
 
 local function num2(v)
   v = tostring(v):lower():gsub("^p", "")
-  local n = tonumber(v)
-  if not n then return nil end
+  local n = math.tointeger(tonumber(v))
+  if not n or n < 0 then return nil end
   return ("%02d"):format(n)
 end
 
@@ -95,7 +96,7 @@ function M.open(prj_path)
   local list, keys = read_keys(abs)
   if not list then return nil, keys end
   local self = setmetatable({ path = abs, dir = path.dirname(abs),
-    name = (path.split_ext(path.basename(abs))), title = keys["Proj Title"],
+    name = (path.basename(abs):gsub("%.[^.]*$", "")), title = keys["Proj Title"],
     current_plan = keys["Current Plan"],
     units = keys["SI Units"] and "SI" or "English",
     plan_ids = {}, geom_ids = {}, flow_ids = {}, _plans = {}, _geoms = {}, _flows = {} }, Project)
@@ -355,7 +356,13 @@ end
 -- "none": no result; "stale": a source is newer (reason names it);
 -- "current": the result is newer than all of sources().
 function Plan:result_state()
-  if self.missing then return "missing", self.error end
+  if self.missing or self.broken then return "missing", self.error end
+  for _, f in ipairs({ self.geometry, self.flow }) do
+    if f.missing then
+      return "missing", ("%s: its file %s.%s is missing"):format(path.basename(self.file),
+        self.project.name, f.id)
+    end
+  end
   local rmt = fs.mtime(self:result_path())
   if not rmt then return "none", "no result file" end
   for _, src in ipairs(self:sources()) do
