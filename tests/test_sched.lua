@@ -303,6 +303,18 @@ function TestSched:test_dependencies_are_respected()
   lu.assertErrorMsgContains("cycle", function()
     run(pool_of(H.local_worker("a", 2)), { project = prj2, after = { ["02"] = "01", ["01"] = "02" } })
   end)
+  -- in a run of several projects, a plan number means that plan in each
+  -- project, and a plan waits for the plans of its own project
+  local prj3 = project({ { title = "crash", mode = "crash", seconds = 0.05 }, { title = "after", seconds = 0.05 } })
+  r = run(pool_of(H.local_worker("a", 2)), { projects = { prj2, prj3 }, after = { ["02"] = "01" },
+                                             run_dir = prj3.dir .. "/run" })
+  for _, res in ipairs(r.results) do
+    if res.plan == "02" then
+      lu.assertEquals(res.status, "failed")
+      lu.assertStrContains(res.reason, "not run: it waits for")
+      lu.assertEquals(res.attempts, 0)
+    end
+  end
 end
 
 -- Plan selection errors name the plan: one listed twice, a filter that

@@ -227,26 +227,38 @@ end
 local function resolve_after(jobs, after)
   if after == nil then return end
   if type(after) ~= "table" then error("pool:run: after must map a plan to the plans it waits for", 4) end
-  local by_num = {}
-  for i, j in ipairs(jobs) do
-    by_num[j.plan.number] = by_num[j.plan.number] or i
-    by_num[j.key] = i
-  end
-  local function find(id)
-    local n = tostring(id):lower():gsub("^p", "")
-    local key = tonumber(n) and ("%02d"):format(tonumber(n)) or tostring(id)
-    return by_num[key] or by_num[tostring(id)]
+  local by_key = {}
+  for i, j in ipairs(jobs) do by_key[j.key] = i end
+  -- The jobs id names: a job's key names that job; a plan number ("02",
+  -- "p2", 2) names that plan in every project of the run, or in project
+  -- prj only when given (a plan waits for plans of its own project).
+  local function find(id, prj)
+    if by_key[tostring(id)] then return { by_key[tostring(id)] } end
+    local n = math.tointeger(tonumber((tostring(id):lower():gsub("^p", ""))))
+    local out, seen = {}, {}
+    for i, j in ipairs(jobs) do
+      if n and tonumber(j.plan.number) == n and (not prj or j.project == prj) and not seen[j.project] then
+        seen[j.project] = true
+        out[#out + 1] = i
+      end
+    end
+    return out
   end
   for id, deps in pairs(after) do
-    local i = find(id)
-    if not i then error(("pool:run: after names plan %s, which is not in this run"):format(id), 4) end
+    local targets = find(id)
+    if #targets == 0 then error(("pool:run: after names plan %s, which is not in this run"):format(id), 4) end
     if type(deps) ~= "table" then deps = { deps } end
-    for _, d in ipairs(deps) do
-      local k = find(d)
-      if not k then error(("pool:run: plan %s waits for %s, which is not in this run"):format(id, d), 4) end
-      local list = jobs[i].after_idx or {}
-      list[#list + 1] = k
-      jobs[i].after_idx = list
+    for _, i in ipairs(targets) do
+      for _, d in ipairs(deps) do
+        local k = find(d, jobs[i].project)[1]
+        if not k then
+          error(("pool:run: plan %s waits for %s, which is not in this run"):format(
+            #targets > 1 and jobs[i].key or id, d), 4)
+        end
+        local list = jobs[i].after_idx or {}
+        list[#list + 1] = k
+        jobs[i].after_idx = list
+      end
     end
   end
   -- Cycles would wait forever: refuse them.
