@@ -61,6 +61,12 @@ bin/fake-ras: $(FAKE_SRC) $(wildcard tests/fake-ras/*.h) $(BUILD)/flags
 	@echo "CC $@"
 	@$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(FAKE_SRC) $(shell pkg-config --libs hdf5) -lm
 
+# Crafted HDF5 files for the tests (tests/h5craft).
+$(BUILD)/h5craft: tests/h5craft/h5craft.c tests/fake-ras/h5out.c tests/fake-ras/h5out.h $(BUILD)/flags
+	@echo "CC $@"
+	@$(CC) $(CFLAGS) $(LDFLAGS) -o $@ tests/h5craft/h5craft.c tests/fake-ras/h5out.c \
+		$(shell pkg-config --libs hdf5) -lm
+
 sim: $(SIM)/.stamp
 $(SIM)/.stamp: bin/fake-ras
 	@echo "SIM $(SIM)"
@@ -74,11 +80,11 @@ $(SIM)/.stamp: bin/fake-ras
 deps:
 	tests/install-deps
 
-test: all
+test: all $(BUILD)/h5craft
 	tests/run
 
 # Only the tests that need no root, namespaces or network (quick edit-test loop).
-test-fast: all
+test-fast: all $(BUILD)/h5craft
 	RASRUN_TEST_FAST=1 tests/run
 
 valgrind: all

@@ -71,8 +71,12 @@ static hid_t open_object(hfile *f, const char *path)
 
 /* ---- types and values ------------------------------------------------- */
 
+/* Compound types nested deeper than this are not read (no HEC-RAS file
+ * nests them; each level costs the Lua stack a slot). */
+#define MAX_NESTING 8
+
 /* The in-memory type rasrun reads a file type as, or <0 when unsupported. */
-static hid_t mem_type(hid_t ftype)
+static hid_t mem_type_at(hid_t ftype, int depth)
 {
     switch (H5Tget_class(ftype)) {
     case H5T_INTEGER:
@@ -89,11 +93,12 @@ static hid_t mem_type(hid_t ftype)
         else
             H5Tset_size(t, H5Tget_size(ftype));
         H5Tset_strpad(t, H5T_STR_NULLPAD);
+        H5Tset_cset(t, H5Tget_cset(ftype)); /* UTF-8 text is read as it is, not refused */
         return t;
     }
     case H5T_COMPOUND: {
         int n = H5Tget_nmembers(ftype);
-        if (n <= 0)
+        if (n <= 0 || depth >= MAX_NESTING)
             return H5I_INVALID_HID;
         hid_t parts[64];
         size_t size = 0;
@@ -101,7 +106,7 @@ static hid_t mem_type(hid_t ftype)
             return H5I_INVALID_HID;
         for (int i = 0; i < n; i++) {
             hid_t mt = H5Tget_member_type(ftype, (unsigned)i);
-            parts[i] = mem_type(mt);
+            parts[i] = mem_type_at(mt, depth + 1);
             H5Tclose(mt);
             if (parts[i] < 0) {
                 for (int j = 0; j < i; j++)
@@ -125,6 +130,8 @@ static hid_t mem_type(hid_t ftype)
         return H5I_INVALID_HID;
     }
 }
+
+static hid_t mem_type(hid_t ftype) { return mem_type_at(ftype, 0); }
 
 static const char *type_name(hid_t ftype)
 {
@@ -207,6 +214,7 @@ static void push_elem(lua_State *L, hid_t mt, const char *p)
         break;
     case H5T_COMPOUND: {
         int n = H5Tget_nmembers(mt);
+        luaL_checkstack(L, 2, "nested HDF5 value");
         lua_createtable(L, 0, n);
         for (int i = 0; i < n; i++) {
             hid_t sub = H5Tget_member_type(mt, (unsigned)i);
@@ -228,6 +236,7 @@ static void push_array(lua_State *L, hid_t mt, const char *buf, const hsize_t *d
                        int rank, size_t *index)
 {
     size_t esz = H5Tget_size(mt);
+    luaL_checkstack(L, 2, "nested HDF5 value");
     lua_createtable(L, (int)dims[0], 0);
     for (hsize_t i = 0; i < dims[0]; i++) {
         if (rank == 1) {
@@ -291,8 +300,10 @@ static int l_is_hdf5(lua_State *L)
 
 /* Files up to this size are read whole, in one read, by HDF5's core driver:
  * opening one and reading a few attributes otherwise costs dozens of small
- * reads. Bigger ones (real results run to gigabytes) are read as needed. */
-#define SMALL_FILE (4 << 20)
+ * reads. Bigger ones are read as needed: reading the whole of a 1.4 MB real
+ * result made results.read take 340 us instead of 185 (and real results run
+ * to gigabytes). */
+#define SMALL_FILE (64 << 10)
 
 static hid_t small_file_access(off_t size)
 {
@@ -305,6 +316,23 @@ static hid_t small_file_access(off_t size)
             return H5P_DEFAULT;
     }
     return fapl;
+}
+
+static herr_t find_lock_error(unsigned n, const H5E_error2_t *e, void *ud)
+{
+    (void)n;
+    if (e->min_num == H5E_CANTLOCKFILE)
+        *(int *)ud = 1;
+    return 0;
+}
+
+/* Did the last call fail because another process holds the file's lock (a
+ * writer: HDF5 locks the files it opens)? */
+static int lock_failed(void)
+{
+    int found = 0;
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, find_lock_error, &found);
+    return found;
 }
 
 static int l_open(lua_State *L)
@@ -325,6 +353,8 @@ static int l_open(lua_State *L)
     f->fid = H5Fopen(path, H5F_ACC_RDONLY, small_file_access(st.st_size));
     if (f->fid >= 0)
         return 1;
+    if (lock_failed())
+        return fail(L, "%s: in use by another process (HDF5 file lock): still being written?", path);
     /* Only now tell "not HDF5 at all" from "HDF5, but damaged". */
     if (H5Fis_hdf5(path) <= 0)
         return fail(L, "%s: not an HDF5 file", path);

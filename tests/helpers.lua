@@ -51,6 +51,15 @@ function H.project(dir, plans, opts)
   return require("rasrun.sample").write(dir, opts)
 end
 
+-- A file made by tests/h5craft (HDF5 that HEC-RAS rarely writes):
+-- H.craft(what, args...) -> its path.
+function H.craft(what, ...)
+  local file = H.tmpdir("craft") .. "/Crafted.p01.hdf"
+  local r = sys.run({ H.root .. "/build/h5craft", what, file, ... }, { timeout = 30 })
+  assert(r.code == 0, "h5craft: " .. r.stderr)
+  return file
+end
+
 function H.sim(kind) return assert(require("rasrun.sim").home(kind or "linux")) end
 
 function H.local_worker(name, slots, extra)

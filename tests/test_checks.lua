@@ -118,6 +118,23 @@ function TestChecks:test_stale_result_fails_freshness()
   lu.assertStrContains(rep.reason, "Run Time Window")
 end
 
+function TestChecks:test_an_unreadable_run_time_window_leaves_the_file_time_to_judge()
+  local file = H.craft("window", "17MAR2026 15:26:14 to")
+  local rep = std(file, { since = sys.now() - 60, utc_offset = sys.tz_offset() })
+  lu.assertTrue(rep.ok, reason(rep))
+  lu.assertStrContains(rep.checks[1].detail, "Run Time Window unreadable")
+  rep = std(file, { since = sys.now() + 60, utc_offset = sys.tz_offset() })
+  lu.assertFalse(rep.ok)
+  lu.assertStrContains(reason(rep), "stale: written")
+end
+
+function TestChecks:test_nan_maxima_fail()
+  local file = H.craft("nan")
+  local ok, detail = checks.maxima { min = 0, max = 100 } { path = file }
+  lu.assertFalse(ok)
+  lu.assertEquals(detail, "area A cell 0: max WSEL is NaN")
+end
+
 function TestChecks:test_extra_checks_and_errors_inside_checks()
   local set = checks.standard { extra = {
     { name = "always", fn = function() return true, "fine" end },

@@ -149,6 +149,43 @@ function TestHdf:test_random_bytes_after_the_signature_do_not_crash()
   end
 end
 
+-- UTF-8 strings (as h5py writes them) read as text, whatever was read before.
+function TestHdf:test_utf8_strings_are_read()
+  local file = H.craft("utf8")
+  local f = assert(hdf.open(file))
+  lu.assertEquals(f:attr("/Results/Unsteady/Summary", "Solution"), "Unsteady Finished Successfully")
+  f:close()
+end
+
+-- Compounds nested past what rasrun reads are refused, not a crash; a few
+-- levels read as nested tables.
+function TestHdf:test_deeply_nested_compounds_are_refused()
+  local f = assert(hdf.open(H.craft("nested", "3")))
+  lu.assertEquals(f:read("/deep"), { { x = { x = { x = 1 } } }, { x = { x = { x = 2 } } } })
+  f:close()
+  f = assert(hdf.open(H.craft("nested", "200")))
+  local v, err = f:read("/deep")
+  lu.assertNil(v)
+  lu.assertStrContains(err, "/deep")
+  f:close()
+end
+
+-- A file another process has open for writing (HDF5 locks it) says so.
+function TestHdf:test_a_file_being_written_is_reported_in_use()
+  local file = H.craft("window", "17MAR2026 15:26:14 to 17MAR2026 15:26:24")
+  local sys = require "rasrun.sys"
+  local pid = assert(sys.spawn({ H.root .. "/build/h5craft", "hold", file, "20" }))
+  local f, err
+  H.wait_for(function()
+    f, err = hdf.open(file)
+    if f then f:close() end
+    return err and err:find("in use", 1, true)
+  end, 10, "the file to be held")
+  sys.kill(pid, "KILL")
+  sys.wait(pid, 5)
+  lu.assertStrContains(err, "in use by another process (HDF5 file lock)")
+end
+
 function TestHdf:test_closed_handle_raises_and_close_is_idempotent()
   local f = assert(hdf.open(BALD))
   f:close()

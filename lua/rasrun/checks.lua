@@ -52,8 +52,10 @@ function M.file(r, ctx)
     end
   end
   local what = r.kind and (r.kind .. " results") or "results summary only"
-  return true, ("%s, %s, %d bytes%s"):format(r.version or "HEC-RAS", what, r.size,
-    since and ", written by this run" or "")
+  local unread = since and r.run_window and r.run_window.error
+    and ("; Run Time Window unreadable (%s): fresh by the file's time only"):format(r.run_window.error) or ""
+  return true, ("%s, %s, %d bytes%s%s"):format(r.version or "HEC-RAS", what, r.size,
+    since and ", written by this run" or "", unread)
 end
 
 local SUCCESS = { unsteady = "Unsteady Finished Successfully", steady = "Steady Finished Successfully" }
@@ -123,6 +125,10 @@ function M.maxima(opts)
         end
       end
       for i, v in ipairs(mx.wsel) do
+        if v ~= v or (base and base.wsel[i] ~= base.wsel[i]) then
+          return false, ("area %s cell %d: max WSEL is NaN%s"):format(area, i - 1,
+            v == v and " in the baseline" or "")
+        end
         if opts.min and v < opts.min then
           return false, ("area %s cell %d: max WSEL %.3f below %.3f"):format(area, i - 1, v, opts.min)
         end

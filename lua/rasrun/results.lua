@@ -4,7 +4,8 @@
 --   local r, err = results.read(path)
 --   r.kind        "unsteady" | "steady" | nil (no results at all)
 --   r.solution    e.g. "Unsteady Finished Successfully" (nil when absent)
---   r.run_window  { start=, stop= (naive seconds), text= }
+--   r.run_window  { start=, stop= (naive seconds), text= }; { text=, error= }
+--                 when the text cannot be read
 --   r.volume      { error_percent=, error=, starting=, ending=, units=, layout= }
 --   r.messages    compute messages text (nil when absent)
 --   r.plan        { name=, short_id=, file=, geometry=, flow=, start=, stop= }
@@ -97,7 +98,8 @@ function M.read(path)
     if type(ut) == "string" and ut ~= "Not Applicable" then r.unstable_at = ut end
     if s["Run Time Window"] then
       local a, b = hecdate.parse_window(s["Run Time Window"])
-      r.run_window = { start = a, stop = b, text = s["Run Time Window"] }
+      r.run_window = a and { start = a, stop = b, text = s["Run Time Window"] }
+        or { text = s["Run Time Window"], error = b }
     end
     r.volume = volume(f, summary, s)
   end
