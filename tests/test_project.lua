@@ -76,6 +76,29 @@ function TestProject:test_upper_case_extensions()
   lu.assertStrContains(why, "EX1.P01: its file EX1.g01 is missing")
 end
 
+-- Sediment and water quality data a plan uses are inputs and sources;
+-- quasi-steady flows are the project's flows.
+function TestProject:test_sediment_water_quality_and_quasi_steady_files()
+  local d = H.tmpdir("prj")
+  fs.write(d .. "/M.prj", "Proj Title=Mobile bed\r\nGeom File=g01\r\nQuasiSteady File=q01\r\n"
+    .. "Sediment File=s01\r\nPlan File=p01\r\n")
+  fs.write(d .. "/M.p01", "Plan Title=Sediment\r\nGeom File=g01\r\nFlow File=q01\r\n"
+    .. "Sediment File=s01\r\nWater Quality File=w01\r\n")
+  fs.write(d .. "/M.g01", "Geom Title=Bed\r\n")
+  fs.write(d .. "/M.q01", "Flow Title=Quasi\r\n")
+  fs.write(d .. "/M.s01", "Sediment Title=Sand\r\n")
+  local prj = assert(project.open(d .. "/M.prj"))
+  lu.assertEquals(#prj:flows(), 1)
+  lu.assertEquals(prj:flows()[1].kind, "quasi-steady")
+  local p = prj:plan("01")
+  local inputs, missing = p:inputs("windows")
+  lu.assertEquals(inputs, { "M.prj", "M.p01", "M.g01", "M.q01", "M.s01" })
+  lu.assertEquals(missing, { "M.w01" })
+  local sources = {}
+  for _, f in ipairs(p:sources()) do sources[#sources + 1] = f:match("[^/]+$") end
+  lu.assertEquals(sources, { "M.p01", "M.g01", "M.q01", "M.s01" })
+end
+
 -- A project name may hold dots (only ".prj" is the extension), and files
 -- saved with a UTF-8 byte order mark read as without.
 function TestProject:test_dotted_names_and_byte_order_marks()

@@ -110,7 +110,7 @@ function M.open(prj_path)
     local k, v = kv[1], kv[2]:lower()
     if k == "Plan File" then self.plan_ids[#self.plan_ids + 1] = v
     elseif k == "Geom File" then self.geom_ids[#self.geom_ids + 1] = v
-    elseif k == "Unsteady File" or k == "Flow File" or k == "Quasi-Steady File" then
+    elseif k == "Unsteady File" or k == "Flow File" or k == "QuasiSteady File" or k == "Quasi-Steady File" then
       self.flow_ids[#self.flow_ids + 1] = v
     end
   end
@@ -201,6 +201,12 @@ local function parse_plan(self, id)
   end
   p.dss = keys["DSS File"] and keys["DSS File"] ~= "" and keys["DSS File"] ~= "dss"
     and keys["DSS File"]:gsub("^.*[\\/]", "") or nil
+  -- sediment and water quality data (sNN, wNN), when the plan uses them
+  local function id_of(key)
+    local v = keys[key]
+    return type(v) == "string" and v:match("^%a%d%d$") and v:lower() or nil
+  end
+  p.sediment, p.water_quality = id_of("Sediment File"), id_of("Water Quality File")
   return p
 end
 
@@ -284,6 +290,8 @@ function Plan:inputs(kind, opts)
     add(g .. ".hdf", false)
     add("c" .. self.geometry.number, false)
     add(fl, true)
+    if self.sediment then add(self.sediment, true) end
+    if self.water_quality then add(self.water_quality, true) end
   end
   local restart = self.flow.restart
   if restart and not prj:find(restart) then
@@ -328,14 +336,19 @@ function Plan:result_path()
 end
 
 -- The files whose changes make a result out of date: plan, geometry and
--- flow; the restart file and the input DSS file the flow names (not the
--- plan's DSS file, which runs write); and, where Windows HEC-RAS wrote them,
--- the Linux engine's inputs (.pNN.tmp.hdf, .bNN).
+-- flow, and the sediment and water quality data a plan uses; the restart
+-- file and the input DSS file the flow names (not the plan's DSS file,
+-- which runs write); and, where Windows HEC-RAS wrote them, the Linux
+-- engine's inputs (.pNN.tmp.hdf, .bNN).
 function Plan:sources()
   local out = { self.file }
   if self.geometry and self.geometry.file then out[#out + 1] = self.geometry.file end
   if self.flow and self.flow.file then out[#out + 1] = self.flow.file end
   local prj = self.project
+  for _, id in ipairs({ self.sediment or "", self.water_quality or "" }) do
+    local f = id ~= "" and prj:file(id)
+    if f then out[#out + 1] = f end
+  end
   local function named(name)
     local actual = prj:find(name)
     if actual then out[#out + 1] = path.join(prj.dir, actual) end
