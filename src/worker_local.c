@@ -149,6 +149,16 @@ static int stage_in(worker *w, local_attempt *la)
         char src[8192], dst[8192];
         snprintf(src, sizeof src, "%s/%s", a->job->project_dir, name);
         snprintf(dst, sizeof dst, "%s/%s", a->workdir, name);
+        /* a file in a subfolder of the project (a DSS file in hydrology/)
+         * goes into the same subfolder */
+        char *slash = strrchr(dst, '/');
+        if (strchr(name, '/')) {
+            *slash = 0;
+            int made = fs_mkdirs(dst, err, sizeof err);
+            *slash = '/';
+            if (made != 0)
+                return fail(w, la, "staging in: %s", err);
+        }
         if (spec_lists(a->spec->links, a->spec->nlinks, name) && link(src, dst) == 0)
             continue;
         char *spare = sched_take_spare(w->s);

@@ -60,6 +60,28 @@ function H.craft(what, ...)
   return file
 end
 
+-- Makes the sample project's flow u01 read DSS files: hydrology/inflow.dss
+-- and lateral.dss (both written), an unused one, and one on a Windows drive.
+function H.dss_boundaries(dir)
+  local u01 = table.concat({
+    "Flow Title=Sample Creek, gauged", "Program Version=6.60", "Use Restart= 0 ",
+    "Boundary Location=,,,,,Sample 2D,,Inflow", "Interval=1HOUR", "Flow Hydrograph= 0 ",
+    "DSS File=", "DSS Path=", "Use DSS=False",
+    "Boundary Location=,,,,,Sample 2D,,Gauge", "Interval=1HOUR", "Flow Hydrograph= 0 ",
+    "DSS File=.\\hydrology\\inflow.dss", "DSS Path=/SAMPLE/GAUGE/FLOW//1HOUR/OBS/", "Use DSS=True",
+    "Boundary Location=,,,,,Sample 2D,,Lateral", "Interval=1HOUR", "Flow Hydrograph= 0 ",
+    "DSS File=lateral.dss", "DSS Path=/SAMPLE/LATERAL/FLOW//1HOUR/OBS/", "Use DSS=True",
+    "Boundary Location=,,,,,Sample 2D,,Unused", "Interval=1HOUR", "Flow Hydrograph= 0 ",
+    "DSS File=unused.dss", "DSS Path=/SAMPLE/UNUSED/FLOW//1HOUR/OBS/", "Use DSS=False",
+    "Boundary Location=,,,,,Sample 2D,,Far", "Interval=1HOUR", "Flow Hydrograph= 0 ",
+    "DSS File=C:\\shared\\far.dss", "DSS Path=/SAMPLE/FAR/FLOW//1HOUR/OBS/", "Use DSS=True",
+  }, "\r\n") .. "\r\n"
+  assert(fs.write(dir .. "/Sample.u01", u01))
+  assert(fs.mkdirs(dir .. "/hydrology"))
+  assert(fs.write(dir .. "/hydrology/inflow.dss", "DSS inflow"))
+  assert(fs.write(dir .. "/lateral.dss", "DSS lateral"))
+end
+
 function H.sim(kind) return assert(require("rasrun.sim").home(kind or "linux")) end
 
 function H.local_worker(name, slots, extra)

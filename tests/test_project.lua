@@ -99,6 +99,34 @@ function TestProject:test_sediment_water_quality_and_quasi_steady_files()
   lu.assertEquals(sources, { "M.p01", "M.g01", "M.q01", "M.s01" })
 end
 
+-- The DSS files a flow's boundaries read (Use DSS=True) are inputs, in
+-- their subfolders; a missing one is named; one on a Windows drive is left
+-- to the engine host.
+function TestProject:test_dss_files_the_boundaries_read_are_inputs()
+  local d = H.tmpdir("prj")
+  H.project(d, { { title = "gauged", seconds = 0.05 } })
+  H.dss_boundaries(d)
+  local prj = assert(project.open(d .. "/Sample.prj"))
+  local p = prj:plan("01")
+  lu.assertEquals(p.flow.dss, { "hydrology/inflow.dss", "lateral.dss" })
+  lu.assertEquals(p.flow.dss_outside, { "C:\\shared\\far.dss" })
+  local inputs, missing = p:inputs("windows")
+  lu.assertEquals(inputs, { "Sample.prj", "Sample.p01", "Sample.g01", "Sample.u01",
+                            "hydrology/inflow.dss", "lateral.dss" })
+  lu.assertEquals(missing, {})
+  local sources = {}
+  for _, f in ipairs(p:sources()) do sources[#sources + 1] = f:sub(#d + 2) end
+  lu.assertItemsEquals(sources, { "Sample.p01", "Sample.g01", "Sample.u01", "hydrology/inflow.dss",
+                                  "lateral.dss", "Sample.p01.tmp.hdf", "Sample.b01" })
+  fs.remove(d .. "/lateral.dss")
+  prj = assert(project.open(d .. "/Sample.prj"))
+  _, missing = prj:plan("01"):inputs("windows")
+  lu.assertEquals(missing, { "lateral.dss (a DSS file Sample.u01 reads)" })
+  -- the Linux engine has the boundary data in the .b01: not required there
+  _, missing = prj:plan("01"):inputs("linux")
+  lu.assertEquals(missing, {})
+end
+
 -- A project name may hold dots (only ".prj" is the extension), and files
 -- saved with a UTF-8 byte order mark read as without.
 function TestProject:test_dotted_names_and_byte_order_marks()

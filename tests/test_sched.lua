@@ -333,6 +333,18 @@ function TestSched:test_plan_selection_errors_name_the_plan()
   end)
 end
 
+-- The DSS files a flow's boundaries read go into the work folder, in their
+-- subfolders (the simulated Ras.exe stops without them, as HEC-RAS does).
+function TestSched:test_dss_files_in_subfolders_are_staged()
+  local prj, d = project({ { title = "gauged", seconds = 0.05 } })
+  H.dss_boundaries(d)
+  prj = assert(rasrun.project.open(d .. "/Sample.prj"))
+  local win = rasrun.worker { type = "local", name = "win", slots = 1, kill_grace = 0.5,
+                              engine = { kind = "windows", home = H.sim("windows") } }
+  local r = run(pool_of(win), { project = prj })
+  lu.assertTrue(r.ok, r.results[1].reason)
+end
+
 -- A plan whose flow starts from another plan's restart file waits for it
 -- (after): the file that plan writes is staged in, although it did not
 -- exist when the run began; and when that plan runs again, so does the one

@@ -50,6 +50,16 @@ local function no_engines_anywhere()
   return true
 end
 
+-- The DSS files a flow's boundaries read go into the remote work folder, in
+-- their subfolders (the simulated Ras.exe stops without them).
+function TestSsh:test_dss_files_in_subfolders_are_staged()
+  local _, d = project({ { title = "gauged", seconds = 0.05 } })
+  H.dss_boundaries(d)
+  local prj = assert(rasrun.project.open(d .. "/Sample.prj"))
+  local r = run(rasrun.pool { T.worker(env, 1, { engine = { kind = "windows", home = H.sim("windows") } }) }, prj)
+  lu.assertTrue(r.ok, r.results[1].reason)
+end
+
 function TestSsh:test_probe_reports_connection_engine_cores_disk()
   local rep = rasrun.ssh.probe(T.worker(env, 1))
   local by = {}

@@ -143,21 +143,60 @@ function Project:flow(id)
   return self._flows[id]
 end
 
+-- A DSS file as a flow file names it (".\\hydrology\\inflow.dss", relative to
+-- the project folder) -> "hydrology/inflow.dss"; nil for one outside the
+-- folder (absolute, or through ".."), which the engine host must have.
+local function project_relative(name)
+  local rel = name:gsub("\\", "/")
+  while rel:sub(1, 2) == "./" do rel = rel:sub(3) end
+  if rel == "" or rel:match("^%a:") or rel:sub(1, 1) == "/" then return nil end
+  for part in rel:gmatch("[^/]+") do
+    if part == ".." then return nil end
+  end
+  return rel
+end
+
+-- The DSS files a flow's boundaries read: each "DSS File=" followed by
+-- "Use DSS=True" (every named one in files without "Use DSS=" lines).
+local function dss_inputs(list, keys)
+  local out, seen, outside = {}, {}, {}
+  local pending
+  local function take(name)
+    if not name or name == "" then return end
+    local rel = project_relative(name)
+    if not rel then
+      outside[#outside + 1] = name
+    elseif not seen[rel:lower()] then
+      seen[rel:lower()] = true
+      out[#out + 1] = rel
+    end
+  end
+  local marked = keys["Use DSS"] ~= nil
+  for _, kv in ipairs(list) do
+    if kv[1] == "DSS File" then
+      pending = kv[2]
+      if not marked then take(pending) end
+    elseif kv[1] == "Use DSS" then
+      if kv[2]:lower() == "true" then take(pending) end
+      pending = nil
+    end
+  end
+  return out, outside
+end
+
 function Project:_read_flow(id)
   local file = self:file(id)
   local kind = id:sub(1, 1) == "u" and "unsteady" or id:sub(1, 1) == "q" and "quasi-steady" or "steady"
-  local f = { id = id, number = id:sub(2), file = file, missing = file == nil, kind = kind }
+  local f = { id = id, number = id:sub(2), file = file, missing = file == nil, kind = kind, dss = {} }
   if file then
-    local _, keys = read_keys(file)
+    local list, keys = read_keys(file)
     if keys then
       f.title = keys["Flow Title"]
       local use = tonumber(keys["Use Restart"] or "0") or 0
       if use ~= 0 and keys["Restart Filename"] and keys["Restart Filename"] ~= "" then
         f.restart = keys["Restart Filename"]:gsub("^.*[\\/]", "")
       end
-      if keys["DSS File"] and keys["DSS File"] ~= "" and keys["DSS File"] ~= "dss" then
-        f.dss = keys["DSS File"]:gsub("^.*[\\/]", "")
-      end
+      f.dss, f.dss_outside = dss_inputs(list, keys)
     end
   end
   return f
@@ -303,7 +342,15 @@ function Plan:inputs(kind, opts)
     end
   end
   add_name(restart)
-  add_name(self.flow.dss)
+  -- the DSS files the boundaries read (the Linux engine has their data in
+  -- the .bNN: there they come along only when present)
+  for _, rel in ipairs(self.flow.dss) do
+    if prj:find(rel) or kind == "linux" then
+      add_name(rel)
+    else
+      missing[#missing + 1] = ("%s (a DSS file %s reads)"):format(rel, path.basename(self.flow.file))
+    end
+  end
   add_name(self.dss)
   return need, missing
 end
@@ -355,8 +402,8 @@ function Plan:sources()
   end
   if self.flow then
     named(self.flow.restart)
-    if self.flow.dss and (not self.dss or self.flow.dss:lower() ~= self.dss:lower()) then
-      named(self.flow.dss)
+    for _, rel in ipairs(self.flow.dss or {}) do
+      if not self.dss or rel:lower() ~= self.dss:lower() then named(rel) end
     end
   end
   for _, ext in ipairs({ self.id .. ".tmp.hdf", "b" .. (self.number or "") }) do

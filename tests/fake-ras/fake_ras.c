@@ -95,36 +95,58 @@ static void read_plan_text(struct plan *p, const char *file)
     fclose(f);
 }
 
-/* The restart file the plan's flow file starts from (Use Restart= -1 and
- * Restart Filename=, a path as written on Windows), or "" for none. */
-static void restart_input(const struct plan *p, char *out, size_t n)
+/* A DSS file as the flow file names it (".\\hydrology\\in.dss", relative to
+ * the project folder) -> "hydrology/in.dss" in place. */
+static void unix_relative(char *s)
 {
-    char file[PATH_MAX * 2], line[4096];
+    for (char *c = s; *c; c++)
+        if (*c == '\\')
+            *c = '/';
+    while (s[0] == '.' && s[1] == '/')
+        memmove(s, s + 2, strlen(s + 2) + 1);
+}
+
+/* What the plan's flow file needs from the working folder and is not there:
+ * the restart file it starts from (Use Restart= -1, Restart Filename=, only
+ * its name counts) or a DSS file a boundary reads (DSS File= then Use
+ * DSS=True; a Windows drive path is not checked). "" when nothing. */
+static void missing_flow_input(const struct plan *p, char *out, size_t n)
+{
+    char file[PATH_MAX * 2], line[4096], dss[1024] = "", name[1024] = "", path[PATH_MAX * 3];
     snprintf(file, sizeof file, "%s/%s.%s", p->dir, p->name, p->flow);
     out[0] = 0;
     FILE *f = fopen(file, "r");
     if (!f)
         return;
     int use = 0;
-    char name[1024] = "";
     while (fgets(line, sizeof line, f)) {
         chomp(line);
         char *eq = strchr(line, '=');
         if (!eq)
             continue;
         *eq = 0;
+        const char *v = eq + 1;
         if (!strcmp(line, "Use Restart"))
-            use = atoi(eq + 1) != 0;
+            use = atoi(v) != 0;
         else if (!strcmp(line, "Restart Filename"))
-            copy(name, sizeof name, eq + 1);
+            copy(name, sizeof name, v);
+        else if (!strcmp(line, "DSS File"))
+            copy(dss, sizeof dss, v);
+        else if (!strcmp(line, "Use DSS") && !strcasecmp(v, "True") && dss[0] && dss[1] != ':' && !out[0]) {
+            unix_relative(dss);
+            snprintf(path, sizeof path, "%s/%s", p->dir, dss);
+            if (access(path, R_OK) != 0)
+                snprintf(out, n, "DSS file %s", dss);
+        }
     }
     fclose(f);
     const char *base = name;
     for (const char *c = name; *c; c++)
         if (*c == '\\' || *c == '/')
             base = c + 1;
-    if (use && *base)
-        copy(out, n, base);
+    snprintf(path, sizeof path, "%s/%s", p->dir, base);
+    if (!out[0] && use && *base && access(path, R_OK) != 0)
+        snprintf(out, n, "restart file %s", base);
 }
 
 /* "X.pNN" path -> dir, name, id. */
@@ -422,11 +444,10 @@ static int ras_exe(int argc, char **argv)
     time_t t0 = engine_now();
     printf("Plan: '%s' (%s.%s)\nSimulation started at: %s", p.title, p.name, p.id, ctime(&t0));
     fflush(stdout);
-    char rst[1024], path[PATH_MAX * 2], tmp[PATH_MAX * 2];
-    restart_input(&p, rst, sizeof rst);
-    snprintf(path, sizeof path, "%s/%s", p.dir, rst);
-    if (rst[0] && access(path, R_OK) != 0) {
-        printf("ERROR: restart file %s not found\n", rst);
+    char need[1100], path[PATH_MAX * 2], tmp[PATH_MAX * 2];
+    missing_flow_input(&p, need, sizeof need);
+    if (need[0]) {
+        printf("ERROR: %s not found\n", need);
         return 1;
     }
     if (!strcmp(mode, "hang"))
