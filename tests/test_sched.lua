@@ -345,6 +345,20 @@ function TestSched:test_dss_files_in_subfolders_are_staged()
   lu.assertTrue(r.ok, r.results[1].reason)
 end
 
+-- The Linux engine runs what Windows HEC-RAS put in the .pNN.tmp.hdf: a
+-- flow file changed since is not in the run, and rasrun says so.
+function TestSched:test_text_changed_after_the_linux_inputs_is_warned_about()
+  local _, d = project({ { title = "a", seconds = 0.05 } })
+  local out = H.rasrun({ "run", H.root .. "/tests/recipes/pool_run.lua", d, "1" })
+  lu.assertEquals(out.code, 0, out.stderr)
+  lu.assertNotStrContains(out.stdout .. out.stderr, "warning")
+  fs.touch(d .. "/Sample.u01", sys.now() + 10)
+  out = H.rasrun({ "run", H.root .. "/tests/recipes/pool_run.lua", d, "1" })
+  lu.assertEquals(out.code, 0, out.stderr)
+  lu.assertStrContains(out.stdout .. out.stderr,
+    "warning: Sample/p01: Sample.u01 changed after Sample.p01.tmp.hdf was made")
+end
+
 -- A plan whose flow starts from another plan's restart file waits for it
 -- (after): the file that plan writes is staged in, although it did not
 -- exist when the run began; and when that plan runs again, so does the one

@@ -54,6 +54,22 @@ local function geometry_changed(plan, memo)
   return changed
 end
 
+-- The Linux engine reads only what Windows HEC-RAS put in the .pNN.tmp.hdf
+-- and .bNN: a plan, geometry or flow file changed since is not in the run.
+-- Copies can reorder file times by a moment: 2 s count as the same time.
+local function text_newer_than_inputs(plan)
+  local prj = plan.project
+  local made = math.huge
+  for _, ext in ipairs({ plan.id .. ".tmp.hdf", "b" .. plan.number }) do
+    local t = fs.mtime(prj:file(ext) or "")
+    if t and t < made then made = t end
+  end
+  for _, f in ipairs({ plan.file, plan.geometry.file, plan.flow.file }) do
+    local t = f and fs.mtime(f)
+    if t and t > made + 2 then return path.basename(f) end
+  end
+end
+
 local function linux_spec(plan, e, memo, opts)
   if plan.flow_kind ~= "unsteady" then
     return nil, ("plan %s is %s flow: the linux engine (RasUnsteady) runs unsteady plans only")
@@ -83,6 +99,9 @@ local function linux_spec(plan, e, memo, opts)
       windows_made and " (made by HEC-RAS on Windows)" or "")
   end
   steps[#steps + 1] = { e.home .. "/bin/RasUnsteady", tmp, x }
+  local newer = text_newer_than_inputs(plan)
+  local warning = newer and ("%s changed after %s was made: the linux engine runs what that file "
+    .. "holds (make it again in HEC-RAS on Windows if the change matters)"):format(newer, tmp)
   local own, geom = plan:outputs("linux")
   local libs = e.home .. "/libs"
   -- RasUnsteady writes only the .tmp.hdf (and new files); the boundary file,
@@ -98,7 +117,7 @@ local function linux_spec(plan, e, memo, opts)
     end
   end
   return {
-    inputs = inputs, links = links, steps = steps,
+    inputs = inputs, links = links, steps = steps, warning = warning,
     env = { LD_LIBRARY_PATH = libs .. ":" .. libs .. "/mkl:" .. libs .. "/rhel_8" },
     result = { from = plan.project:name_of(plan.id .. ".tmp.hdf"), to = stem .. "." .. plan.id .. ".hdf" },
     collect = own,

@@ -551,6 +551,7 @@ function Pool:run(opts)
       end
     end
   end
+  local nwarned = 0
   for i, j in ipairs(jobs) do
     local r = results[i]
     if not r.status then
@@ -560,6 +561,10 @@ function Pool:run(opts)
         local s, err = engine.spec(j.plan, eng, spec_memo, waits)
         specs[e] = s or false
         if not s then why[#why + 1] = ("%s engine: %s"):format(eng.kind, err) end
+        if s and s.warning then
+          nwarned = nwarned + 1
+          if nwarned <= 3 then say(("warning: %s: %s"):format(j.key, s.warning)) end
+        end
       end
       local job = { key = j.key, plan = j.plan.number, project_dir = j.project.dir, specs = specs,
                     retries = opts.retries or 0, timeout = opts.timeout, _result = r, _plan = j.plan }
@@ -568,6 +573,7 @@ function Pool:run(opts)
       j.sched_index = #to_run
     end
   end
+  if nwarned > 3 then say(("warning: and %d more plans like these"):format(nwarned - 3)) end
   -- Dependencies between plans that run; those on skipped plans are met.
   for _, j in ipairs(jobs) do
     if j.sched_index then
