@@ -433,10 +433,13 @@ static void finish_task(worker *w, task *t)
 static void fail_task(worker *w, task *t, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void fail_task(worker *w, task *t, const char *fmt, ...)
 {
+    /* callers may pass t->reason itself: format apart, then copy */
+    char why[sizeof t->reason];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(t->reason, sizeof t->reason, fmt, ap);
+    vsnprintf(why, sizeof why, fmt, ap);
     va_end(ap);
+    memcpy(t->reason, why, sizeof why);
     t->failed = 1;
     finish_task(w, t);
 }
