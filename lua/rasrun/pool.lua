@@ -234,10 +234,10 @@ local function resolve_after(jobs, after)
   -- prj only when given (a plan waits for plans of its own project).
   local function find(id, prj)
     if by_key[tostring(id)] then return { by_key[tostring(id)] } end
-    local n = math.tointeger(tonumber((tostring(id):lower():gsub("^p", ""))))
+    local n = require("rasrun.project").plan_number(id)
     local out, seen = {}, {}
     for i, j in ipairs(jobs) do
-      if n and tonumber(j.plan.number) == n and (not prj or j.project == prj) and not seen[j.project] then
+      if j.plan.number == n and (not prj or j.project == prj) and not seen[j.project] then
         seen[j.project] = true
         out[#out + 1] = i
       end

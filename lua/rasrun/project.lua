@@ -71,12 +71,14 @@ function Project:name_of(ext)
   return self._index[want] or (self.name .. "." .. ext)
 end
 
+-- A plan id in any form ("p04", "04", 4) -> "04"; nil when it is none.
 local function num2(v)
   v = tostring(v):lower():gsub("^p", "")
   local n = math.tointeger(tonumber(v))
   if not n or n < 0 then return nil end
   return ("%02d"):format(n)
 end
+M.plan_number = num2
 
 local function index_dir(dir)
   local names, err = fs.list(dir)
