@@ -359,6 +359,17 @@ function TestSched:test_text_changed_after_the_linux_inputs_is_warned_about()
     "warning: Sample/p01: Sample.u01 changed after Sample.p01.tmp.hdf was made")
 end
 
+-- The Linux engine is given the .pNN.tmp.hdf under the name it has on disk
+-- (Windows writes "EX1.P01.TMP.HDF" as readily as the lower-case name).
+function TestSched:test_an_upper_case_tmp_hdf_runs_on_the_linux_engine()
+  local _, d = project({ { title = "a", seconds = 0.05 } })
+  assert(os.rename(d .. "/Sample.p01.tmp.hdf", d .. "/Sample.P01.TMP.HDF"))
+  local prj = assert(rasrun.project.open(d .. "/Sample.prj"))
+  local r = run(pool_of(H.local_worker("a", 1)), { project = prj })
+  lu.assertTrue(r.ok, r.results[1].reason)
+  lu.assertTrue(fs.isfile(d .. "/Sample.p01.hdf"))
+end
+
 -- A plan whose flow starts from another plan's restart file waits for it
 -- (after): the file that plan writes is staged in, although it did not
 -- exist when the run began; and when that plan runs again, so does the one

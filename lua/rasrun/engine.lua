@@ -77,7 +77,7 @@ local function linux_spec(plan, e, memo, opts)
   end
   local inputs, missing = plan:inputs("linux", opts)
   local stem = plan.project.name
-  local tmp = stem .. "." .. plan.id .. ".tmp.hdf"
+  local tmp = plan.project:name_of(plan.id .. ".tmp.hdf") -- as staged: its case on disk
   local x = "x" .. plan.geometry.number
   local steps = {}
   local preprocess = e.preprocess == true or (e.preprocess ~= false and geometry_changed(plan, memo))
@@ -119,7 +119,7 @@ local function linux_spec(plan, e, memo, opts)
   return {
     inputs = inputs, links = links, steps = steps, warning = warning,
     env = { LD_LIBRARY_PATH = libs .. ":" .. libs .. "/mkl:" .. libs .. "/rhel_8" },
-    result = { from = plan.project:name_of(plan.id .. ".tmp.hdf"), to = stem .. "." .. plan.id .. ".hdf" },
+    result = { from = tmp, to = stem .. "." .. plan.id .. ".hdf" },
     collect = own,
     geometry = { key = plan.project.dir .. "/" .. plan.geometry.id, files = geom },
   }

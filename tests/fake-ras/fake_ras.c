@@ -515,7 +515,7 @@ static void linux_args(struct plan *p, int argc, char **argv, const char *prog)
         die(2, "usage: %s <project>.pNN.tmp.hdf xGG", prog);
     const char *tmp = argv[1];
     size_t n = strlen(tmp);
-    if (n < 12 || strcmp(tmp + n - 8, ".tmp.hdf") != 0)
+    if (n < 12 || strcasecmp(tmp + n - 8, ".tmp.hdf") != 0)
         die(2, "%s: expected <project>.pNN.tmp.hdf, got %s", prog, tmp);
     char plan_path[PATH_MAX];
     snprintf(plan_path, sizeof plan_path, "%.*s", (int)(n - 8), tmp);
