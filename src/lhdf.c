@@ -439,7 +439,7 @@ static int f_members(lua_State *L)
 
 struct attr_walk {
     lua_State *L;
-    int failed;
+    int unread;     /* stack index of the names that could not be read */
     int names;      /* stack index of the wanted names (an array), or 0: all */
     lua_Integer nnames;
 };
@@ -469,16 +469,20 @@ static herr_t collect_attr(hid_t loc, const char *name, const H5A_info_t *info, 
     hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
     if (a < 0)
         return 0;
-    if (push_attribute(w->L, a))
+    if (push_attribute(w->L, a)) {
         lua_setfield(w->L, -2, name);
-    else
-        w->failed++;
+    } else {
+        lua_pushstring(w->L, name);
+        lua_rawseti(w->L, w->unread, (lua_Integer)lua_rawlen(w->L, w->unread) + 1);
+    }
     H5Aclose(a);
     return 0;
 }
 
 /* f:attrs(path[, names]): every attribute of path, or only those of the
- * array names that exist (one pass over the names; only those are read). */
+ * array names that exist (one pass over the names; only those are read).
+ * A second value lists the names whose values cannot be read (a type
+ * rasrun does not read), when there are any. */
 static int f_attrs(lua_State *L)
 {
     hfile *f = check_file(L);
@@ -493,11 +497,17 @@ static int f_attrs(lua_State *L)
     if (o < 0)
         return fail(L, "%s: no object %s", file_name(L), path);
     lua_newtable(L);
+    w.unread = lua_gettop(L);
+    lua_newtable(L);
     hsize_t idx = 0;
     herr_t st = H5Aiterate2(o, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_attr, &w);
     H5Oclose(o);
     if (st < 0)
         return fail(L, "%s: cannot read attributes of %s (damaged file?)", file_name(L), path);
+    lua_rotate(L, -2, 1); /* values, then the unread names */
+    if (lua_rawlen(L, -1) > 0)
+        return 2;
+    lua_pop(L, 1);
     return 1;
 }
 

@@ -128,6 +128,15 @@ function TestChecks:test_an_unreadable_run_time_window_leaves_the_file_time_to_j
   lu.assertStrContains(reason(rep), "stale: written")
 end
 
+-- A Solution that is not there, or cannot be read, is told apart from a
+-- missing Summary group.
+function TestChecks:test_a_missing_or_unreadable_solution_is_named()
+  local rep = std(H.craft("nosolution"))
+  lu.assertEquals(reason(rep), "solution: no Solution attribute in Results/Unsteady/Summary")
+  rep = std(H.craft("opaque"))
+  lu.assertStrContains(reason(rep), "the Solution attribute of Results/Unsteady/Summary cannot be read")
+end
+
 function TestChecks:test_nan_maxima_fail()
   local file = H.craft("nan")
   local ok, detail = checks.maxima { min = 0, max = 100 } { path = file }

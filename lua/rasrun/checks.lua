@@ -65,8 +65,15 @@ function M.solution(r)
     return false, "no Unsteady or Steady results in the file (the run failed before computing)"
   end
   if not r.solution then
-    return false, ("no Solution attribute: Results/%s/Summary is missing"):format(
-      r.kind == "steady" and "Steady" or "Unsteady")
+    local where = ("Results/%s/Summary"):format(r.kind == "steady" and "Steady" or "Unsteady")
+    for _, name in ipairs(r.unreadable or {}) do
+      if name == "Solution" then
+        return false, ("the Solution attribute of %s cannot be read (an HDF5 type rasrun does not read)")
+          :format(where)
+      end
+    end
+    if r.has_summary then return false, "no Solution attribute in " .. where end
+    return false, ("no Solution attribute: %s is missing"):format(where)
   end
   if r.solution == SUCCESS[r.kind] then return true, "Solution: " .. r.solution end
   local detail = ("Solution: %q"):format(r.solution)

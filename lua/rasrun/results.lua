@@ -10,6 +10,8 @@
 --   r.messages    compute messages text (nil when absent)
 --   r.plan        { name=, short_id=, file=, geometry=, flow=, start=, stop= }
 --   r.file_type, r.version, r.units, r.has_results, r.mtime, r.size
+--   r.has_summary (the Summary group is there), r.unreadable (names of its
+--                 attributes whose values cannot be read, or nil)
 local hdf = require "rasrun.hdf"
 local fs = require "rasrun.fs"
 local hecdate = require "rasrun.hecdate"
@@ -89,7 +91,9 @@ function M.read(path)
     elseif g == "Steady" and not r.kind then r.kind = "steady" end
   end
   local summary = r.kind and SUMMARY[r.kind]
-  local s = summary and f:attrs(summary, SUMMARY_ATTRS)
+  local s, unread
+  if summary then s, unread = f:attrs(summary, SUMMARY_ATTRS) end
+  r.has_summary, r.unreadable = s ~= nil, unread
   if s then
     r.solution = s["Solution"]
     r.computation_time = s["Computation Time Total"]

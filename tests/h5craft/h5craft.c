@@ -3,6 +3,8 @@
  *
  *   h5craft window FILE TEXT    a good unsteady result whose Run Time Window is TEXT
  *   h5craft utf8 FILE           the same, its Solution a variable-length UTF-8 string
+ *   h5craft opaque FILE         the same, its Solution an opaque value
+ *   h5craft nosolution FILE     the same without a Solution
  *   h5craft nested FILE DEPTH   a dataset /deep of compounds nested DEPTH levels
  *   h5craft nan FILE            a 2D area whose maximum water surface is NaN
  *   h5craft hold FILE SECONDS   opens FILE for writing (HDF5 locks it), prints
@@ -32,13 +34,22 @@ static hid_t result_file(const char *path)
     return f;
 }
 
-static void summary(hid_t f, const char *window, int utf8)
+enum solution { PLAIN, UTF8, OPAQUE, NONE };
+
+static void summary(hid_t f, const char *window, enum solution how)
 {
     hid_t g = h5_group(f, SUMMARY);
     h5_attr_str(g, "Run Time Window", window);
-    if (!utf8) {
+    if (how == PLAIN) {
         h5_attr_str(g, "Solution", "Unsteady Finished Successfully");
-    } else {
+    } else if (how == OPAQUE) {
+        hid_t t = H5Tcreate(H5T_OPAQUE, 4), sp = H5Screate(H5S_SCALAR);
+        hid_t a = H5Acreate2(g, "Solution", t, sp, H5P_DEFAULT, H5P_DEFAULT);
+        H5Awrite(a, t, "RAS!");
+        H5Aclose(a);
+        H5Sclose(sp);
+        H5Tclose(t);
+    } else if (how == UTF8) {
         hid_t t = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR);
         H5Tset_size(t, H5T_VARIABLE);
         H5Tset_cset(t, H5T_CSET_UTF8);
@@ -89,14 +100,15 @@ int main(int argc, char **argv)
         return 0;
     }
     hid_t f = result_file(path);
+    const char *window = "17MAR2026 15:26:14 to 17MAR2026 15:26:24";
     if (!strcmp(what, "window") && argc > 3) {
-        summary(f, argv[3], 0);
-    } else if (!strcmp(what, "utf8")) {
-        summary(f, "17MAR2026 15:26:14 to 17MAR2026 15:26:24", 1);
+        summary(f, argv[3], PLAIN);
+    } else if (!strcmp(what, "utf8") || !strcmp(what, "opaque") || !strcmp(what, "nosolution")) {
+        summary(f, window, what[0] == 'u' ? UTF8 : what[0] == 'o' ? OPAQUE : NONE);
     } else if (!strcmp(what, "nested") && argc > 3) {
         nested(f, atoi(argv[3]));
     } else if (!strcmp(what, "nan")) {
-        summary(f, "17MAR2026 15:26:14 to 17MAR2026 15:26:24", 0);
+        summary(f, window, PLAIN);
         float maxima[6] = { NAN, NAN, NAN, 0, 0, 0 };
         h5_dataset_f32(f, "/Results/Unsteady/Output/Output Blocks/Base Output/Summary Output/"
                           "2D Flow Areas/A/Maximum Water Surface", 2, 3, maxima);
