@@ -111,11 +111,22 @@ function TestChecks:test_stale_result_fails_freshness()
   local rep = std(file, { since = sys.now() + 60, utc_offset = sys.tz_offset() })
   lu.assertFalse(rep.ok)
   lu.assertStrContains(rep.reason, "stale: written")
-  -- a file touched now but whose Run Time Window ended before launch is stale too
+  -- a file touched now but whose Run Time Window began before launch is stale too
   fs.touch(file, sys.now() + 120)
   rep = std(file, { since = sys.now() + 60, utc_offset = sys.tz_offset() })
   lu.assertFalse(rep.ok)
   lu.assertStrContains(rep.reason, "Run Time Window")
+end
+
+-- A run during which the clock went back an hour (daylight saving ends)
+-- has a Run Time Window ending before it began: it is fresh all the same.
+function TestChecks:test_a_run_across_the_end_of_daylight_saving_is_fresh()
+  local hecdate = require "rasrun.hecdate"
+  local since, offset = sys.now(), sys.tz_offset()
+  local window = ("%s to %s"):format(hecdate.format(hecdate.local_naive(since + 1, offset) // 1),
+                                     hecdate.format(hecdate.local_naive(since - 3000, offset) // 1))
+  local rep = std(H.craft("window", window), { since = since, utc_offset = offset })
+  lu.assertTrue(rep.ok, reason(rep))
 end
 
 function TestChecks:test_an_unreadable_run_time_window_leaves_the_file_time_to_judge()

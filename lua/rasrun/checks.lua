@@ -45,9 +45,11 @@ function M.file(r, ctx)
         :format(os.date("%Y-%m-%d %H:%M:%S", math.floor(r.mtime)),
                 os.date("%Y-%m-%d %H:%M:%S", math.floor(since)))
     end
+    -- the window's start, on the clock at the engine's start (its end can
+    -- read earlier when the clock went back for daylight saving meanwhile)
     local launched = hecdate.local_naive(since, ctx.utc_offset)
-    if r.run_window and r.run_window.stop and r.run_window.stop < launched - SLACK then
-      return false, ("stale: Run Time Window %q ended before the engine started at %s")
+    if r.run_window and r.run_window.start and r.run_window.start < launched - SLACK then
+      return false, ("stale: Run Time Window %q began before the engine started at %s")
         :format(r.run_window.text, hecdate.format(launched))
     end
   end
