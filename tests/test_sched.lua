@@ -303,6 +303,12 @@ function TestSched:test_dependencies_are_respected()
   lu.assertErrorMsgContains("cycle", function()
     run(pool_of(H.local_worker("a", 2)), { project = prj2, after = { ["02"] = "01", ["01"] = "02" } })
   end)
+  -- the message points into the recipe, not into rasrun, however long the cycle
+  local ok, err = pcall(run, pool_of(H.local_worker("a", 2)), { project = prj,
+    after = { ["01"] = "02", ["02"] = "03", ["03"] = "01" } })
+  lu.assertFalse(ok)
+  lu.assertNotStrContains(err, "pool.lua")
+  lu.assertStrContains(err, "cycle: 01 -> 02 -> 03 -> 01")
   -- in a run of several projects, a plan number means that plan in each
   -- project, and a plan waits for the plans of its own project
   local prj3 = project({ { title = "crash", mode = "crash", seconds = 0.05 }, { title = "after", seconds = 0.05 } })

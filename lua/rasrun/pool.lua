@@ -261,22 +261,25 @@ local function resolve_after(jobs, after)
       end
     end
   end
-  -- Cycles would wait forever: refuse them.
+  -- Cycles would wait forever: refuse them (visit returns the cycle's trail).
   local state = {}
   local function visit(i, trail)
-    if state[i] == 1 then
-      error("pool:run: the after dependencies form a cycle: " .. table.concat(trail, " -> "), 5)
-    end
-    if state[i] == 2 then return end
+    if state[i] == 1 then return trail end
+    if state[i] == 2 then return nil end
     state[i] = 1
     for _, k in ipairs(jobs[i].after_idx or {}) do
       trail[#trail + 1] = jobs[k].plan.number
-      visit(k, trail)
+      if visit(k, trail) then return trail end
       trail[#trail] = nil
     end
     state[i] = 2
   end
-  for i in ipairs(jobs) do visit(i, { jobs[i].plan.number }) end
+  for i in ipairs(jobs) do
+    local cycle = visit(i, { jobs[i].plan.number })
+    if cycle then
+      error("pool:run: the after dependencies form a cycle: " .. table.concat(cycle, " -> "), 4)
+    end
+  end
 end
 
 -- ---- checks -----------------------------------------------------------------
