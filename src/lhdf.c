@@ -264,7 +264,10 @@ static int push_attribute(lua_State *L, hid_t attr)
     int ok = 0;
     hsize_t dims[MAX_RANK];
     int rank = H5Sget_simple_extent_ndims(space);
-    if (mt >= 0 && rank >= 0 && rank <= MAX_RANK) {
+    if (mt >= 0 && H5Sget_simple_extent_type(space) == H5S_NULL) {
+        lua_pushnil(L); /* an attribute with no value at all */
+        ok = 1;
+    } else if (mt >= 0 && rank >= 0 && rank <= MAX_RANK) {
         H5Sget_simple_extent_dims(space, dims, NULL);
         hsize_t n = count_elems(dims, rank);
         char *buf = calloc(n ? n : 1, H5Tget_size(mt) + 1);

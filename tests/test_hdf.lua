@@ -157,6 +157,16 @@ function TestHdf:test_utf8_strings_are_read()
   f:close()
 end
 
+-- An attribute with no value (a null dataspace) reads as nil, not 0.
+function TestHdf:test_an_attribute_without_a_value_is_nil()
+  local f = assert(hdf.open(H.craft("nosolution")))
+  lu.assertNil(f:attr("/Results/Unsteady/Summary", "Empty"))
+  local a = f:attrs("/Results/Unsteady/Summary")
+  lu.assertNil(a.Empty)
+  lu.assertNotNil(a["Run Time Window"])
+  f:close()
+end
+
 -- Compounds nested past what rasrun reads are refused, not a crash; a few
 -- levels read as nested tables.
 function TestHdf:test_deeply_nested_compounds_are_refused()

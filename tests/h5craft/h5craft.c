@@ -4,7 +4,8 @@
  *   h5craft window FILE TEXT    a good unsteady result whose Run Time Window is TEXT
  *   h5craft utf8 FILE           the same, its Solution a variable-length UTF-8 string
  *   h5craft opaque FILE         the same, its Solution an opaque value
- *   h5craft nosolution FILE     the same without a Solution
+ *   h5craft nosolution FILE     the same without a Solution, with an attribute
+ *                               "Empty" that has no value (a null dataspace)
  *   h5craft nested FILE DEPTH   a dataset /deep of compounds nested DEPTH levels
  *   h5craft nan FILE            a 2D area whose maximum water surface is NaN
  *   h5craft hold FILE SECONDS   opens FILE for writing (HDF5 locks it), prints
@@ -49,6 +50,11 @@ static void summary(hid_t f, const char *window, enum solution how)
         H5Aclose(a);
         H5Sclose(sp);
         H5Tclose(t);
+    } else if (how == NONE) {
+        hid_t sp = H5Screate(H5S_NULL);
+        hid_t a = H5Acreate2(g, "Empty", H5T_NATIVE_DOUBLE, sp, H5P_DEFAULT, H5P_DEFAULT);
+        H5Aclose(a);
+        H5Sclose(sp);
     } else if (how == UTF8) {
         hid_t t = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR);
         H5Tset_size(t, H5T_VARIABLE);
