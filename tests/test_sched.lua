@@ -310,17 +310,28 @@ function TestSched:test_dependencies_are_respected()
   lu.assertNotStrContains(err, "pool.lua")
   lu.assertStrContains(err, "cycle: 01 -> 02 -> 03 -> 01")
   -- in a run of several projects, a plan number means that plan in each
-  -- project, and a plan waits for the plans of its own project
-  local prj3 = project({ { title = "crash", mode = "crash", seconds = 0.05 }, { title = "after", seconds = 0.05 } })
-  r = run(pool_of(H.local_worker("a", 2)), { projects = { prj2, prj3 }, after = { ["02"] = "01" },
+  -- project that has both (prj2 has no 03), and a plan waits for the plans
+  -- of its own project
+  local prj3 = project({ { title = "good", seconds = 0.3 }, { title = "after", seconds = 0.05 },
+                         { title = "third", seconds = 0.05 } })
+  r = run(pool_of(H.local_worker("a", 3)), { projects = { prj2, prj3 }, after = { ["02"] = "01", ["01"] = "03" },
                                              run_dir = prj3.dir .. "/run" })
+  local crashed, good = {}, {}
   for _, res in ipairs(r.results) do
-    if res.plan == "02" then
-      lu.assertEquals(res.status, "failed")
-      lu.assertStrContains(res.reason, "not run: it waits for")
-      lu.assertEquals(res.attempts, 0)
-    end
+    local t = res.project == prj2 and crashed or good
+    t[res.plan] = res
   end
+  lu.assertEquals(crashed["02"].status, "failed")
+  lu.assertStrContains(crashed["02"].reason, "not run: it waits for")
+  lu.assertEquals(crashed["02"].attempts, 0)
+  lu.assertEquals({ good["01"].status, good["02"].status, good["03"].status }, { "ok", "ok", "ok" })
+  lu.assertTrue(good["02"].history[1].started >= good["01"].history[1].ended, "waited for its own 01")
+  lu.assertTrue(good["01"].history[1].started >= good["03"].history[1].ended, "01 waited for 03")
+  -- a cycle is named from where it begins
+  local ok, cerr = pcall(run, pool_of(H.local_worker("a", 2)), { project = prj3, plans = { "03", "01", "02" },
+    after = { ["03"] = "02", ["02"] = "01", ["01"] = "02" } })
+  lu.assertFalse(ok)
+  lu.assertStrContains(cerr, "cycle: 02 -> 01 -> 02")
 end
 
 -- Plan selection errors name the plan: one listed twice, a filter that
@@ -337,6 +348,34 @@ function TestSched:test_plan_selection_errors_name_the_plan()
     run(pool, { project = muncie, run_dir = H.tmpdir("run"),
                 plans = function(p) return p.title:find("2D") end })
   end)
+end
+
+-- A plan waits for another that cannot run anywhere: up to date, it stays
+-- skipped (it is not failed for it); and a plan that waits for one the
+-- interrupted run finished runs again when resumed, as it would have.
+function TestSched:test_skipping_plans_that_wait_for_others()
+  local prj, d = project({ { title = "first", seconds = 0.05 }, { title = "second", seconds = 0.05 } })
+  local after = { ["02"] = "01" }
+  lu.assertTrue(run(pool_of(H.local_worker("a", 2)), { project = prj, after = after }).ok)
+  fs.touch(d .. "/Sample.p01", sys.now() + 5)
+  assert(os.rename(d .. "/Sample.p01.tmp.hdf", d .. "/Sample.p01.tmp.hdf.away"))
+  prj = assert(rasrun.project.open(d .. "/Sample.prj"))
+  local r = run(pool_of(H.local_worker("a", 2)), { project = prj, after = after, run_dir = d .. "/run2" })
+  lu.assertEquals({ H.result(r, "01").status, H.result(r, "02").status }, { "failed", "skipped" })
+  assert(os.rename(d .. "/Sample.p01.tmp.hdf.away", d .. "/Sample.p01.tmp.hdf"))
+  -- an interrupted run that had finished 01 (it ran) and not 02
+  local resume_dir = d .. "/run3"
+  assert(fs.mkdirs(resume_dir))
+  assert(fs.write(resume_dir .. "/journal.jsonl", json.encode({ ev = "run_start", run_id = "run3" }) .. "\n"
+    .. json.encode({ ev = "done", job = "Sample/p01", status = "ok", result = d .. "/Sample.p01.hdf",
+                     attempts = 1 }) .. "\n"))
+  fs.touch(d .. "/Sample.p01.hdf", sys.now() + 10)
+  fs.touch(d .. "/Sample.p02.hdf", sys.now() + 10)
+  prj = assert(rasrun.project.open(d .. "/Sample.prj"))
+  r = run(pool_of(H.local_worker("a", 2)), { project = prj, after = after, resume = resume_dir })
+  lu.assertEquals({ H.result(r, "01").status, H.result(r, "02").status }, { "ok", "ok" })
+  lu.assertTrue(H.result(r, "01").resumed)
+  lu.assertEquals(H.result(r, "02").attempts, 1)
 end
 
 -- The DSS files a flow's boundaries read go into the work folder, in their

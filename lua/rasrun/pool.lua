@@ -248,36 +248,44 @@ local function resolve_after(jobs, after)
     local targets = find(id)
     if #targets == 0 then error(("pool:run: after names plan %s, which is not in this run"):format(id), 4) end
     if type(deps) ~= "table" then deps = { deps } end
-    for _, i in ipairs(targets) do
-      for _, d in ipairs(deps) do
+    for _, d in ipairs(deps) do
+      -- a plan number applies in the projects that have both plans
+      local found = false
+      for _, i in ipairs(targets) do
         local k = find(d, jobs[i].project)[1]
-        if not k then
-          error(("pool:run: plan %s waits for %s, which is not in this run"):format(
-            #targets > 1 and jobs[i].key or id, d), 4)
+        if k then
+          found = true
+          local list = jobs[i].after_idx or {}
+          list[#list + 1] = k
+          jobs[i].after_idx = list
         end
-        local list = jobs[i].after_idx or {}
-        list[#list + 1] = k
-        jobs[i].after_idx = list
+      end
+      if not found then
+        error(("pool:run: plan %s waits for %s, which is not in this run"):format(id, d), 4)
       end
     end
   end
-  -- Cycles would wait forever: refuse them (visit returns the cycle's trail).
+  -- Cycles would wait forever: refuse them (visit returns the path that
+  -- came back to a plan on it; the cycle starts at that plan's first visit).
   local state = {}
   local function visit(i, trail)
     if state[i] == 1 then return trail end
     if state[i] == 2 then return nil end
     state[i] = 1
     for _, k in ipairs(jobs[i].after_idx or {}) do
-      trail[#trail + 1] = jobs[k].plan.number
+      trail[#trail + 1] = k
       if visit(k, trail) then return trail end
       trail[#trail] = nil
     end
     state[i] = 2
   end
   for i in ipairs(jobs) do
-    local cycle = visit(i, { jobs[i].plan.number })
-    if cycle then
-      error("pool:run: the after dependencies form a cycle: " .. table.concat(cycle, " -> "), 4)
+    local trail = visit(i, { i })
+    if trail then
+      local names, from = {}, 1
+      while trail[from] ~= trail[#trail] do from = from + 1 end
+      for n = from, #trail do names[#names + 1] = jobs[trail[n]].plan.number end
+      error("pool:run: the after dependencies form a cycle: " .. table.concat(names, " -> "), 4)
     end
   end
 end
@@ -530,6 +538,7 @@ function Pool:run(opts)
     if done and done.result and fs.isfile(done.result) then
       r.status, r.result, r.resumed = "ok", done.result, true
       r.reason = "finished by the interrupted run " .. run_id
+      r.ran_before = not done.skipped
     elseif not opts.force and not done then
       local fresh, rep = up_to_date(j.plan, opts.check)
       if fresh then
@@ -538,42 +547,50 @@ function Pool:run(opts)
       end
     end
   end
+  -- The plans that run, with their engine specs.
+  local nwarned = 0
+  local function schedule(j, r)
+    local specs, why = {}, {}
+    local waits = { waits = j.after_idx ~= nil }
+    for e, eng in ipairs(engines) do
+      local s, err = engine.spec(j.plan, eng, spec_memo, waits)
+      specs[e] = s or false
+      if not s then why[#why + 1] = ("%s engine: %s"):format(eng.kind, err) end
+      if s and s.warning then
+        nwarned = nwarned + 1
+        if nwarned <= 3 then say(("warning: %s: %s"):format(j.key, s.warning)) end
+      end
+    end
+    local job = { key = j.key, plan = j.plan.number, project_dir = j.project.dir, specs = specs,
+                  retries = opts.retries or 0, timeout = opts.timeout, _result = r, _plan = j.plan }
+    if #why == #engines then job.unrunnable = table.concat(why, "; ") end
+    to_run[#to_run + 1] = job
+    j.sched_index = #to_run
+  end
+  for i, j in ipairs(jobs) do
+    if not results[i].status then schedule(j, results[i]) end
+  end
   -- A plan that waits for others (for their restart files, say) runs again
-  -- when one of them does, up to date or not.
+  -- when one of them runs (or ran in the interrupted run this one resumes),
+  -- up to date or not; not for one that cannot run anywhere.
+  local function reruns(k)
+    local sj = jobs[k].sched_index
+    if sj then return not to_run[sj].unrunnable end
+    return results[k].ran_before
+  end
   local unskipped = true
   while unskipped do
     unskipped = false
     for i, j in ipairs(jobs) do
       local r = results[i]
       for _, k in ipairs(r.status == "skipped" and j.after_idx or {}) do
-        if not results[k].status then
+        if reruns(k) then
           r.status, r.result, r.report, r.reason = nil, nil, nil, nil
+          schedule(j, r)
           unskipped = true
           break
         end
       end
-    end
-  end
-  local nwarned = 0
-  for i, j in ipairs(jobs) do
-    local r = results[i]
-    if not r.status then
-      local specs, why = {}, {}
-      local waits = { waits = j.after_idx ~= nil }
-      for e, eng in ipairs(engines) do
-        local s, err = engine.spec(j.plan, eng, spec_memo, waits)
-        specs[e] = s or false
-        if not s then why[#why + 1] = ("%s engine: %s"):format(eng.kind, err) end
-        if s and s.warning then
-          nwarned = nwarned + 1
-          if nwarned <= 3 then say(("warning: %s: %s"):format(j.key, s.warning)) end
-        end
-      end
-      local job = { key = j.key, plan = j.plan.number, project_dir = j.project.dir, specs = specs,
-                    retries = opts.retries or 0, timeout = opts.timeout, _result = r, _plan = j.plan }
-      if #why == #engines then job.unrunnable = table.concat(why, "; ") end
-      to_run[#to_run + 1] = job
-      j.sched_index = #to_run
     end
   end
   if nwarned > 3 then say(("warning: and %d more plans like these"):format(nwarned - 3)) end
