@@ -259,12 +259,12 @@ static char *launch_script(sshw *x, task *t, char hexes[][65])
         const char *slash = strrchr(sp->inputs[i], '/');
         if (slash) { /* a file in a subfolder of the project goes into the same one */
             char *dir = strndup(sp->inputs[i], (size_t)(slash - sp->inputs[i]));
-            sb_add(&b, "mkdir -p ");
+            sb_add(&b, "mkdir -p -- ");
             sb_word(&b, dir ? dir : ".");
             sb_add(&b, " && ");
             free(dir);
         }
-        sb_add(&b, link ? "ln -s \"$C/%s\" " : "cp -p \"$C/%s\" ", hexes[i]);
+        sb_add(&b, link ? "ln -s -- \"$C/%s\" " : "cp -p -- \"$C/%s\" ", hexes[i]);
         sb_word(&b, sp->inputs[i]);
         sb_add(&b, " || { echo \"rasrun-fail cannot place an input in $D\" >&2; exit 202; }\n");
     }

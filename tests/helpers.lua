@@ -61,7 +61,8 @@ function H.craft(what, ...)
 end
 
 -- Makes the sample project's flow u01 read DSS files: hydrology/inflow.dss
--- and lateral.dss (both written), an unused one, and one on a Windows drive.
+-- (also spelt .\Hydrology\.\INFLOW.dss), lateral.dss and -n.dss (all
+-- written), an unused one, and one on a Windows drive.
 function H.dss_boundaries(dir)
   local u01 = table.concat({
     "Flow Title=Sample Creek, gauged", "Program Version=6.60", "Use Restart= 0 ",
@@ -71,6 +72,10 @@ function H.dss_boundaries(dir)
     "DSS File=.\\hydrology\\inflow.dss", "DSS Path=/SAMPLE/GAUGE/FLOW//1HOUR/OBS/", "Use DSS=True",
     "Boundary Location=,,,,,Sample 2D,,Lateral", "Interval=1HOUR", "Flow Hydrograph= 0 ",
     "DSS File=lateral.dss", "DSS Path=/SAMPLE/LATERAL/FLOW//1HOUR/OBS/", "Use DSS=True",
+    "Boundary Location=,,,,,Sample 2D,,Again", "Interval=1HOUR", "Flow Hydrograph= 0 ",
+    "DSS File=.\\Hydrology\\.\\INFLOW.dss", "DSS Path=/SAMPLE/GAUGE/FLOW//1HOUR/OBS/", "Use DSS=True",
+    "Boundary Location=,,,,,Sample 2D,,Dash", "Interval=1HOUR", "Flow Hydrograph= 0 ",
+    "DSS File=-n.dss", "DSS Path=/SAMPLE/DASH/FLOW//1HOUR/OBS/", "Use DSS=True",
     "Boundary Location=,,,,,Sample 2D,,Unused", "Interval=1HOUR", "Flow Hydrograph= 0 ",
     "DSS File=unused.dss", "DSS Path=/SAMPLE/UNUSED/FLOW//1HOUR/OBS/", "Use DSS=False",
     "Boundary Location=,,,,,Sample 2D,,Far", "Interval=1HOUR", "Flow Hydrograph= 0 ",
@@ -80,6 +85,7 @@ function H.dss_boundaries(dir)
   assert(fs.mkdirs(dir .. "/hydrology"))
   assert(fs.write(dir .. "/hydrology/inflow.dss", "DSS inflow"))
   assert(fs.write(dir .. "/lateral.dss", "DSS lateral"))
+  assert(fs.write(dir .. "/-n.dss", "DSS dash"))
 end
 
 function H.sim(kind) return assert(require("rasrun.sim").home(kind or "linux")) end

@@ -184,7 +184,7 @@ end
 function TestHdf:test_a_file_being_written_is_reported_in_use()
   local file = H.craft("window", "17MAR2026 15:26:14 to 17MAR2026 15:26:24")
   local sys = require "rasrun.sys"
-  local pid = assert(sys.spawn({ H.root .. "/build/h5craft", "hold", file, "20" }))
+  local pid = assert(H.spawn({ H.root .. "/build/h5craft", "hold", file, "20" }))
   local f, err
   H.wait_for(function()
     f, err = hdf.open(file)

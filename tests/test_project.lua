@@ -108,16 +108,23 @@ function TestProject:test_dss_files_the_boundaries_read_are_inputs()
   H.dss_boundaries(d)
   local prj = assert(project.open(d .. "/Sample.prj"))
   local p = prj:plan("01")
-  lu.assertEquals(p.flow.dss, { "hydrology/inflow.dss", "lateral.dss" })
+  lu.assertEquals(p.flow.dss, { "hydrology/inflow.dss", "lateral.dss", "-n.dss" })
   lu.assertEquals(p.flow.dss_outside, { "C:\\shared\\far.dss" })
   local inputs, missing = p:inputs("windows")
   lu.assertEquals(inputs, { "Sample.prj", "Sample.p01", "Sample.g01", "Sample.u01",
-                            "hydrology/inflow.dss", "lateral.dss" })
+                            "hydrology/inflow.dss", "lateral.dss", "-n.dss" })
   lu.assertEquals(missing, {})
   local sources = {}
   for _, f in ipairs(p:sources()) do sources[#sources + 1] = f:sub(#d + 2) end
   lu.assertItemsEquals(sources, { "Sample.p01", "Sample.g01", "Sample.u01", "hydrology/inflow.dss",
-                                  "lateral.dss", "Sample.p01.tmp.hdf", "Sample.b01" })
+                                  "lateral.dss", "-n.dss", "Sample.p01.tmp.hdf", "Sample.b01" })
+  -- spelt in another case (Windows does not mind), the file on disk is staged
+  fs.write(d .. "/Sample.u01", "Flow Title=x\r\nDSS File=.\\Hydrology\\Inflow.DSS\r\nUse DSS=True\r\n")
+  prj = assert(project.open(d .. "/Sample.prj"))
+  inputs, missing = prj:plan("01"):inputs("windows")
+  lu.assertEquals(inputs[5], "hydrology/inflow.dss")
+  lu.assertEquals(missing, {})
+  H.dss_boundaries(d)
   fs.remove(d .. "/lateral.dss")
   prj = assert(project.open(d .. "/Sample.prj"))
   _, missing = prj:plan("01"):inputs("windows")

@@ -52,15 +52,36 @@ function Project:file(ext)
   return self._index[want] and path.join(self.dir, self._index[want]) or nil
 end
 
+-- The on-disk spelling of a path relative to dir ("Hydrology/Inflow.DSS"
+-- -> "hydrology/inflow.dss"): each part as found, the same case first,
+-- else any case (Windows HEC-RAS does not mind it). nil when absent.
+local function on_disk(dir, rel)
+  local parts = {}
+  for part in rel:gmatch("[^/]+") do
+    local names = fs.list(dir)
+    local hit
+    for _, n in ipairs(names or {}) do
+      if n == part then hit = n break end
+      if not hit and n:lower() == part:lower() then hit = n end
+    end
+    if not hit then return nil end
+    parts[#parts + 1] = hit
+    dir = path.join(dir, hit)
+  end
+  return #parts > 0 and table.concat(parts, "/") or nil
+end
+
 -- The on-disk name of a file the project's files name (a restart or DSS
--- file), whatever its case; one made since the project was opened (a
--- restart file an earlier plan wrote) is found too. nil when absent.
+-- file, maybe in a subfolder), whatever its case; one made since the
+-- project was opened (a restart file an earlier plan wrote) is found too.
+-- nil when absent.
 function Project:find(name)
   if not name then return nil end
   local actual = self._index[name:lower()]
-  if not actual and fs.isfile(path.join(self.dir, name)) then
-    actual = name
-    self._index[name:lower()] = name
+  if not actual then
+    actual = on_disk(self.dir, name)
+    if not (actual and fs.isfile(path.join(self.dir, actual))) then return nil end
+    self._index[name:lower()] = actual
   end
   return actual
 end
@@ -150,12 +171,13 @@ end
 -- folder (absolute, or through ".."), which the engine host must have.
 local function project_relative(name)
   local rel = name:gsub("\\", "/")
-  while rel:sub(1, 2) == "./" do rel = rel:sub(3) end
-  if rel == "" or rel:match("^%a:") or rel:sub(1, 1) == "/" then return nil end
+  if rel:match("^%a:") or rel:sub(1, 1) == "/" then return nil end
+  local parts = {}
   for part in rel:gmatch("[^/]+") do
     if part == ".." then return nil end
+    if part ~= "." then parts[#parts + 1] = part end
   end
-  return rel
+  return #parts > 0 and table.concat(parts, "/") or nil
 end
 
 -- The DSS files a flow's boundaries read: each "DSS File=" followed by
@@ -195,9 +217,8 @@ function Project:_read_flow(id)
     if keys then
       f.title = keys["Flow Title"]
       local use = tonumber(keys["Use Restart"] or "0") or 0
-      if use ~= 0 and keys["Restart Filename"] and keys["Restart Filename"] ~= "" then
-        f.restart = keys["Restart Filename"]:gsub("^.*[\\/]", "")
-      end
+      local restart = (keys["Restart Filename"] or ""):gsub("^.*[\\/]", "")
+      if use ~= 0 and restart ~= "" and restart ~= "." and restart ~= ".." then f.restart = restart end
       f.dss, f.dss_outside = dss_inputs(list, keys)
     end
   end

@@ -14,6 +14,7 @@
  * FAKE_RAS_TIME_SHIFT (seconds) shifts the clock written into results. */
 #include "h5out.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
@@ -106,6 +107,35 @@ static void unix_relative(char *s)
         memmove(s, s + 2, strlen(s + 2) + 1);
 }
 
+/* Is rel (with '/') a file under dir, in any case of its parts, as for
+ * Windows HEC-RAS? */
+static int exists_any_case(const char *dir, const char *rel)
+{
+    char cur[PATH_MAX], part[256];
+    copy(cur, sizeof cur, dir);
+    while (*rel) {
+        size_t n = strcspn(rel, "/");
+        snprintf(part, sizeof part, "%.*s", (int)n, rel);
+        rel += n + (rel[n] == '/');
+        if (!part[0] || !strcmp(part, "."))
+            continue;
+        DIR *d = opendir(cur);
+        struct dirent *e;
+        int found = 0;
+        while (d && (e = readdir(d)) && !found)
+            if (!strcasecmp(e->d_name, part)) {
+                size_t len = strlen(cur);
+                snprintf(cur + len, sizeof cur - len, "/%s", e->d_name);
+                found = 1;
+            }
+        if (d)
+            closedir(d);
+        if (!found)
+            return 0;
+    }
+    return access(cur, R_OK) == 0;
+}
+
 /* What the plan's flow file needs from the working folder and is not there:
  * the restart file it starts from (Use Restart= -1, Restart Filename=, only
  * its name counts) or a DSS file a boundary reads (DSS File= then Use
@@ -134,8 +164,7 @@ static void missing_flow_input(const struct plan *p, char *out, size_t n)
             copy(dss, sizeof dss, v);
         else if (!strcmp(line, "Use DSS") && !strcasecmp(v, "True") && dss[0] && dss[1] != ':' && !out[0]) {
             unix_relative(dss);
-            snprintf(path, sizeof path, "%s/%s", p->dir, dss);
-            if (access(path, R_OK) != 0)
+            if (!exists_any_case(p->dir, dss))
                 snprintf(out, n, "DSS file %s", dss);
         }
     }
