@@ -357,7 +357,8 @@ static int l_open(lua_State *L)
     if (f->fid >= 0)
         return 1;
     if (lock_failed())
-        return fail(L, "%s: in use by another process (HDF5 file lock): still being written?", path);
+        return fail(L, "%s: in use by another process (HDF5 file lock): still being written? "
+                       "(on a file system without locks, set HDF5_USE_FILE_LOCKING=FALSE)", path);
     /* Only now tell "not HDF5 at all" from "HDF5, but damaged". */
     if (H5Fis_hdf5(path) <= 0)
         return fail(L, "%s: not an HDF5 file", path);

@@ -388,6 +388,13 @@ function TestSched:test_dss_files_in_subfolders_are_staged()
                               engine = { kind = "windows", home = H.sim("windows") } }
   local r = run(pool_of(win), { project = prj })
   lu.assertTrue(r.ok, r.results[1].reason)
+  -- the one on a Windows drive is not staged, and the run says so
+  fs.touch(d .. "/Sample.p01", sys.now() + 5)
+  local out = H.rasrun({ "run", H.root .. "/tests/recipes/pool_run.lua", d, "1" },
+                       { env = { RASRUN_TEST_ENGINE = "windows" } })
+  lu.assertEquals(out.code, 0, out.stderr)
+  lu.assertStrContains(out.stdout .. out.stderr, "warning: Sample/p01: Sample.u01 reads DSS files outside "
+    .. "the project folder, which are not staged: the engine's host must have them there (C:\\shared\\far.dss)")
 end
 
 -- The Linux engine runs what Windows HEC-RAS put in the .pNN.tmp.hdf: a

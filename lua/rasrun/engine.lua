@@ -130,11 +130,15 @@ local function windows_spec(plan, e, opts)
   if #missing > 0 then
     return nil, ("missing project files: %s"):format(table.concat(missing, ", "))
   end
+  local outside = plan.flow.dss_outside or {}
+  local warning = #outside > 0 and ("%s reads DSS files outside the project folder, which are not "
+    .. "staged: the engine's host must have them there (%s)"):format(path.basename(plan.flow.file),
+    table.concat(outside, ", ")) or nil
   local prj = plan.project
   local result = prj.name .. "." .. plan.id .. ".hdf"
   local own, geom = plan:outputs("windows")
   return {
-    inputs = inputs,
+    inputs = inputs, warning = warning,
     steps = { { e.home .. "/Ras.exe", "-c", prj:name_of("prj"), prj:name_of(plan.id) } },
     env = {},
     result = { from = result, to = result },
