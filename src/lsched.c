@@ -248,6 +248,13 @@ static void set_num(lua_State *L, const char *k, double v)
     lua_setfield(L, -2, k);
 }
 
+/* Counts, codes and byte totals are integers in Lua (1, not 1.0). */
+static void set_int(lua_State *L, const char *k, long long v)
+{
+    lua_pushinteger(L, (lua_Integer)v);
+    lua_setfield(L, -2, k);
+}
+
 static const char *status_str(enum job_status st)
 {
     return st == S_OK ? "ok" : st == S_FAILED ? "failed" : st == S_CANCELLED ? "cancelled" : NULL;
@@ -266,19 +273,19 @@ void lsched_event(sched *s, const char *type, job *j, attempt *a, worker *w, con
     if (j) {
         set_str(L, "job", j->key);
         set_str(L, "plan", j->plan);
-        set_num(L, "attempts", j->attempts);
+        set_int(L, "attempts", j->attempts);
         set_str(L, "status", status_str(j->status));
         if (j->first_start)
             set_num(L, "elapsed", (j->end ? j->end : wall()) - j->first_start);
         set_str(L, "result", j->result_path);
     }
     if (a) {
-        set_num(L, "attempt", a->number);
+        set_int(L, "attempt", a->number);
         set_str(L, "worker", a->w->name);
         set_str(L, "host", a->w->host);
         set_str(L, "log", a->log);
         set_num(L, "started", a->t_start);
-        set_num(L, "exit_code", a->exit_code);
+        set_int(L, "exit_code", a->exit_code);
     }
     if (!a && w) {
         set_str(L, "worker", w->name);
@@ -333,7 +340,7 @@ void lsched_history(sched *s, attempt *a, const char *status, const char *reason
     lua_State *L = s->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, a->job->history_ref);
     lua_createtable(L, 0, 12);
-    set_num(L, "attempt", a->number);
+    set_int(L, "attempt", a->number);
     set_str(L, "worker", a->w->name);
     set_str(L, "host", a->w->host);
     set_str(L, "status", status);
@@ -342,11 +349,11 @@ void lsched_history(sched *s, attempt *a, const char *status, const char *reason
     if (a->t_launch)
         set_num(L, "launched", a->t_launch);
     set_num(L, "ended", a->t_end);
-    set_num(L, "exit_code", a->exit_code);
+    set_int(L, "exit_code", a->exit_code);
     set_str(L, "log", a->log);
     set_str(L, "workdir", a->workdir);
-    set_num(L, "bytes_up", (double)a->bytes_up);
-    set_num(L, "bytes_down", (double)a->bytes_down);
+    set_int(L, "bytes_up", (long long)a->bytes_up);
+    set_int(L, "bytes_down", (long long)a->bytes_down);
     lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
     lua_pop(L, 1);
 }
@@ -371,7 +378,7 @@ static void push_results(sched *s)
         set_str(L, "key", j->key);
         set_str(L, "plan", j->plan);
         set_str(L, "status", status_str(j->status) ? status_str(j->status) : "cancelled");
-        set_num(L, "attempts", j->attempts);
+        set_int(L, "attempts", j->attempts);
         set_num(L, "elapsed", j->first_start ? j->end - j->first_start : 0);
         if (j->first_start)
             set_num(L, "started", j->first_start);

@@ -57,6 +57,9 @@ function TestSched:test_plans_run_in_parallel_and_results_come_back()
     lu.assertEquals(res.status, "ok")
     lu.assertEquals(res.worker, "here")
     lu.assertEquals(res.attempts, 1)
+    -- counts and codes are integers: a recipe prints 1, not 1.0
+    lu.assertEquals({ math.type(res.attempts), math.type(res.history[1].attempt),
+                      math.type(res.history[1].exit_code) }, { "integer", "integer", "integer" })
     lu.assertEquals(res.result, prj.dir .. "/Sample.p" .. res.plan .. ".hdf")
     lu.assertTrue(rasrun.checks.standard {}(res.result).ok)
     lu.assertStrContains(H.read(res.history[1].log), "Finished Unsteady Flow Simulation")
