@@ -10,8 +10,8 @@ local M = {}
 cli.help.resume = [[
 usage: rasrun resume RUN_FOLDER
 
-Finishes a run whose controller died (Ctrl-C twice, SIGKILL, a crash, a
-reboot). Reads RUN_FOLDER/journal.jsonl, stops the engines the dead
+Finishes a run that did not end: its controller was killed (SIGKILL, a
+crash, a reboot), or Ctrl-C cancelled the plans still running. Reads RUN_FOLDER/journal.jsonl, stops the engines the dead
 controller left running (on this machine and on SSH hosts), removes their
 work folders, then runs the same recipe with the same arguments from the
 same folder. Plans that finished are kept, not rerun; the rest run again,
