@@ -61,7 +61,8 @@ local function text_newer_than_inputs(plan)
   local prj = plan.project
   local made = math.huge
   for _, ext in ipairs({ plan.id .. ".tmp.hdf", "b" .. plan.number }) do
-    local t = fs.mtime(prj:file(ext) or "")
+    local f = prj:file(ext)
+    local t = f and fs.mtime(f)
     if t and t < made then made = t end
   end
   for _, f in ipairs({ plan.file, plan.geometry.file, plan.flow.file }) do

@@ -415,10 +415,6 @@ function Plan:sources()
   if self.geometry and self.geometry.file then out[#out + 1] = self.geometry.file end
   if self.flow and self.flow.file then out[#out + 1] = self.flow.file end
   local prj = self.project
-  for _, id in ipairs({ self.sediment or "", self.water_quality or "" }) do
-    local f = id ~= "" and prj:file(id)
-    if f then out[#out + 1] = f end
-  end
   local function named(name)
     local actual = prj:find(name)
     if actual then out[#out + 1] = path.join(prj.dir, actual) end
@@ -429,7 +425,12 @@ function Plan:sources()
       if not self.dss or rel:lower() ~= self.dss:lower() then named(rel) end
     end
   end
-  for _, ext in ipairs({ self.id .. ".tmp.hdf", "b" .. (self.number or "") }) do
+  -- the project's own files, where they are there: sediment and water
+  -- quality data; the Linux engine's inputs
+  local exts = { self.id .. ".tmp.hdf", "b" .. (self.number or "") }
+  exts[#exts + 1] = self.sediment
+  exts[#exts + 1] = self.water_quality
+  for _, ext in ipairs(exts) do
     local f = prj:file(ext)
     if f then out[#out + 1] = f end
   end

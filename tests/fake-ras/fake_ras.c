@@ -142,7 +142,7 @@ static int exists_any_case(const char *dir, const char *rel)
  * DSS=True; a Windows drive path is not checked). "" when nothing. */
 static void missing_flow_input(const struct plan *p, char *out, size_t n)
 {
-    char file[PATH_MAX * 2], line[4096], dss[1024] = "", name[1024] = "", path[PATH_MAX * 3];
+    char file[PATH_MAX * 2], line[4096], dss[1024] = "", name[1024] = "";
     snprintf(file, sizeof file, "%s/%s.%s", p->dir, p->name, p->flow);
     out[0] = 0;
     FILE *f = fopen(file, "r");
@@ -173,8 +173,7 @@ static void missing_flow_input(const struct plan *p, char *out, size_t n)
     for (const char *c = name; *c; c++)
         if (*c == '\\' || *c == '/')
             base = c + 1;
-    snprintf(path, sizeof path, "%s/%s", p->dir, base);
-    if (!out[0] && use && *base && access(path, R_OK) != 0)
+    if (!out[0] && use && *base && !exists_any_case(p->dir, base))
         snprintf(out, n, "restart file %s", base);
 }
 
