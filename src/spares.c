@@ -29,7 +29,7 @@ struct spares {
  * open; where leases are not to be had, the file is not reused. */
 static int empty_if_unused(const char *p)
 {
-    int fd = open(p, O_WRONLY | O_CLOEXEC | O_NONBLOCK);
+    int fd = open(p, O_WRONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
     if (fd < 0)
         return 0;
     int ok = fcntl(fd, F_SETLEASE, F_WRLCK) == 0;
@@ -86,7 +86,7 @@ char *spares_link(spares *sp, const char *dst)
     pthread_mutex_lock(&sp->helper.mu);
     int full = sp->npending + sp->nready + sp->emptying >= MAX_SPARES;
     pthread_mutex_unlock(&sp->helper.mu);
-    if (full || stat(dst, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1)
+    if (full || lstat(dst, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1)
         return NULL;
     if (!sp->made_dir) {
         if (mkdir(sp->dir, 0700) != 0 && errno != EEXIST) {
@@ -112,7 +112,7 @@ void spares_keep(spares *sp, char *link)
     struct stat st;
     if (!link)
         return;
-    if (stat(link, &st) != 0 || st.st_nlink != 1) {
+    if (lstat(link, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
         unlink(link); /* still a name of a file in use */
         free(link);
         return;

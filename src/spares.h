@@ -19,7 +19,8 @@ spares *spares_new(const char *dir);
 
 /* Before dst is replaced: links it into the spares folder, or returns NULL
  * (full, dst shared with another name or not a regular file, or links not
- * possible here). */
+ * possible here). A symbolic link is not followed: what it points to is
+ * someone else's file, never emptied for reuse. */
 char *spares_link(spares *sp, const char *dst);
 
 /* After the replace: link (from spares_link) is kept when it is the file's

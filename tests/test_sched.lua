@@ -555,6 +555,31 @@ function TestSched:test_a_forced_rerun_writes_into_replaced_results_never_into_s
   lu.assertFalse(fs.exists(run2 .. "/.spares"))
 end
 
+-- A result that cannot go into place (a folder holds its name) fails the
+-- plan, naming both; the folder is left as it was, and the staged result is
+-- kept in the run folder, not beside the project's files. A result that is a
+-- symbolic link is replaced, as a rename replaces it; its target is not
+-- written.
+function TestSched:test_a_result_that_cannot_go_into_place_fails_the_plan_and_names_it()
+  local prj = project({ { title = "a", seconds = 0 }, { title = "b", seconds = 0 } })
+  local blocked = prj.dir .. "/Sample.p01.hdf"
+  assert(fs.mkdirs(blocked .. "/inside"))
+  local target = H.tmpdir("elsewhere") .. "/kept.hdf"
+  assert(fs.write(target, "not a result"))
+  lu.assertEquals(sys.run({ "ln", "-s", target, prj.dir .. "/Sample.p02.hdf" }).code, 0)
+  local r = run(pool_of(H.local_worker("a", 1)), { project = prj })
+  local one = H.result(r, "01")
+  lu.assertEquals(one.status, "failed")
+  lu.assertStrContains(one.reason, "cannot move")
+  lu.assertStrContains(one.reason, blocked)
+  lu.assertTrue(fs.isdir(blocked .. "/inside"))
+  lu.assertEquals(H.result(r, "02").status, "ok")
+  lu.assertNil(fs.readlink(prj.dir .. "/Sample.p02.hdf")) -- a file now, not the link
+  lu.assertEquals(fs.read(target), "not a result")
+  for _, name in ipairs(fs.list(prj.dir)) do lu.assertNil(name:find("rasrun-", 1, true), name) end
+  lu.assertTrue(#fs.list(r.run_dir .. "/attempts") > 0)
+end
+
 -- ext4's 'T' mark on a folder: nil where the file system has no such marks.
 local function top_mark(dir)
   local r = sys.run({ "lsattr", "-d", dir }, { timeout = 10 })
