@@ -130,7 +130,10 @@ static int temp_open(char *out, size_t n, const char *dst, mode_t mode, const ch
             reuse = NULL;
             /* rename(2) would replace an existing file: look first */
             if (access(out, F_OK) != 0 && rename(old, out) == 0) {
-                int fd = open(out, O_WRONLY | O_TRUNC | O_CLOEXEC);
+                /* not O_TRUNC: a spare is empty already, and ext4 writes a
+                 * file truncated to 0 out at its close (auto_da_alloc), in
+                 * the caller's time; fs_copy_reusing cuts any tail */
+                int fd = open(out, O_WRONLY | O_CLOEXEC);
                 if (fd >= 0 && fchmod(fd, mode) == 0)
                     return fd;
                 if (fd >= 0)
@@ -203,6 +206,9 @@ int fs_copy_reusing(const char *src, const char *dst, int keep_mtime, const char
         return say(err, errlen, "cannot write", tmp);
     }
     int rc = copy_data(in, out, st.st_size);
+    struct stat now;
+    if (rc == 0 && reuse && fstat(out, &now) == 0 && now.st_size > st.st_size)
+        rc = ftruncate(out, st.st_size);
     int saved = errno;
     if (rc == 0 && keep_mtime) {
         struct timespec ts[2] = { st.st_atim, st.st_mtim };
@@ -224,6 +230,21 @@ int fs_copy_reusing(const char *src, const char *dst, int keep_mtime, const char
         return -1;
     }
     return 0;
+}
+
+int fs_replace(const char *src, const char *dst)
+{
+    struct stat st;
+    if (lstat(dst, &st) == 0 && S_ISREG(st.st_mode) &&
+        renameat2(AT_FDCWD, src, AT_FDCWD, dst, RENAME_EXCHANGE) == 0) {
+        if (unlink(src) == 0 || errno == ENOENT)
+            return 0;
+        int e = errno; /* the new file is in place; put the old one back */
+        renameat2(AT_FDCWD, src, AT_FDCWD, dst, RENAME_EXCHANGE);
+        errno = e;
+        return -1;
+    }
+    return rename(src, dst);
 }
 
 int fs_write_atomic(const char *path, const void *data, size_t len, int sync, char *err, size_t errlen)

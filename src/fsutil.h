@@ -31,6 +31,12 @@ int fs_copy(const char *src, const char *dst, int keep_mtime, char *err, size_t 
 int fs_copy_reusing(const char *src, const char *dst, int keep_mtime, const char *reuse, char *err,
                     size_t errlen);
 
+/* Moves src over dst, atomically, as rename(2). Where dst is a regular file
+ * the two are exchanged and the old one removed: ext4 writes a file renamed
+ * over another out at once (auto_da_alloc), in the caller's time, which a
+ * plain rename of a new file does not. 0, or -1 with errno. */
+int fs_replace(const char *src, const char *dst);
+
 /* Writes data to path atomically: a temporary name, fsync (unless sync is
  * 0), rename. Without the fsync a crash can leave the old content or, on
  * some file systems, an empty file; never a mix. */

@@ -331,7 +331,7 @@ static int commit_one(sched *s, const staged *st, const char *dir, char *err, si
     char dst[8192];
     snprintf(dst, sizeof dst, "%s/%s", dir, st->final);
     char *spare = spares_link(s->spares, dst);
-    if (rename(st->tmp, dst) != 0) {
+    if (fs_replace(st->tmp, dst) != 0) {
         snprintf(err, n, "cannot move %s into place as %s: %s", st->tmp, dst, strerror(errno));
         spares_keep(s->spares, spare); /* still a name of the file in place: dropped */
         return -1;

@@ -553,6 +553,11 @@ function TestSched:test_a_forced_rerun_writes_into_replaced_results_never_into_s
   lu.assertEquals(reader:read("a"), old6)
   reader:close()
   lu.assertFalse(fs.exists(run2 .. "/.spares"))
+  -- each result was swapped into place: nothing staged is left beside them
+  for _, name in ipairs(fs.list(prj.dir)) do
+    lu.assertNil(name:find("rasrun-", 1, true), name)
+    lu.assertNil(name:find("%.part$"), name)
+  end
 end
 
 -- A result that cannot go into place (a folder holds its name) fails the
