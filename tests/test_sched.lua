@@ -1019,6 +1019,14 @@ function TestSched:test_sigkill_then_resume_finishes_the_rest()
   -- the orphans of the dead controller
   H.wait_for(function() return #engines_alive() == 2 end, 10, "the two orphaned engines")
   local done_before = H.read(d .. "/Sample.p01.hdf")
+  -- what it had staged into the project and not moved into place yet (a
+  -- kill between a result's stage-out and its commit), and a staged file of
+  -- some other run, which is not this run's to remove
+  local run_id = H.journal(run_dir)[1].run_id
+  local staged = ("%s/.Sample.p02.hdf.rasrun-%s-j1-a1"):format(d, run_id)
+  local other = d .. "/.Sample.p02.hdf.rasrun-20260101-000000-abcd-j1-a1"
+  assert(fs.write(staged, "half"))
+  assert(fs.write(other, "not ours"))
   -- resume: the orphans are stopped, the two unfinished plans run again (quickly now)
   local r = H.rasrun({ "resume", run_dir }, { env = { FAKE_RAS_SECONDS = "0.2" }, timeout = 60 })
   lu.assertEquals(r.code, 0, r.stderr)
@@ -1027,6 +1035,8 @@ function TestSched:test_sigkill_then_resume_finishes_the_rest()
   lu.assertEquals(journal_count(run_dir, "attempt", "Sample/p01"), 1) -- not rerun
   lu.assertEquals(journal_count(run_dir, "attempt", "Sample/p03"), 2)
   lu.assertEquals(H.read(d .. "/Sample.p01.hdf"), done_before)
+  lu.assertFalse(fs.exists(staged))
+  lu.assertEquals(H.read(other), "not ours")
   for _, n in ipairs({ "01", "02", "03", "04" }) do
     lu.assertTrue(rasrun.checks.standard {}(d .. "/Sample.p" .. n .. ".hdf").ok, n)
   end

@@ -335,10 +335,13 @@ end
 local function read_resume(dir)
   local entries, broken = require("rasrun.journal").read(path.join(dir, "journal.jsonl"))
   if not entries then error("pool:run: cannot resume: " .. broken, 4) end
-  local done, launched, ended = {}, {}, {}
+  local done, launched, ended, ids = {}, {}, {}, {}
   local boot -- of the controller that wrote what follows (older journals: none)
   for _, e in ipairs(entries) do
-    if e.ev == "run_start" or e.ev == "run_resume" then boot = e.boot_id end
+    if e.ev == "run_start" or e.ev == "run_resume" then
+      boot = e.boot_id
+      if e.run_id then ids[e.run_id] = true end
+    end
     if e.ev == "done" and e.status == "ok" then done[e.job] = e end
     if e.ev == "launched" then
       e.boot_id = boot
@@ -350,7 +353,19 @@ local function read_resume(dir)
   for k, e in pairs(launched) do
     if not ended[k] then orphans[#orphans + 1] = e end
   end
-  return done, orphans
+  return done, orphans, ids
+end
+
+-- Files a killed controller had staged into the projects and not yet moved
+-- into place, or a result it had just swapped out, are named
+-- .<name>.rasrun-<run id>-j<job>-a<attempt> (src/sched.c): its own, removed.
+local function remove_staged(projects, ids)
+  for _, p in ipairs(projects) do
+    for _, name in ipairs(fs.list(p.dir) or {}) do
+      local id = name:match("^%..+%.rasrun%-(.+)%-j%d+%-a%d+$")
+      if id and ids[id] then fs.remove(path.join(p.dir, name)) end
+    end
+  end
 end
 
 -- This machine's boot: pids and start times name processes only within one.
@@ -515,9 +530,10 @@ function Pool:run(opts)
   end
   local resumed, remote_orphans = {}, {}
   if resume_dir then
-    local orphans
-    resumed, orphans = read_resume(resume_dir)
+    local orphans, ids
+    resumed, orphans, ids = read_resume(resume_dir)
     remote_orphans = stop_orphans(orphans, self.workers, say)
+    remove_staged(projects, ids)
   end
 
   local run_id = resume_dir and path.basename(resume_dir) or new_run_id()
