@@ -59,11 +59,14 @@ end
 
 -- Each contender runs ROUNDS times, in forward then reverse order, and keeps
 -- its best time: the machine's state (page cache, the file system's view of
--- recently deleted files) then favours no one for being first or last. A
+-- recently deleted files) then favours no one for being first or last.
+-- xargs and rasrun run back to back, so that the ratio of each round (printed
+-- below the table) compares them at the same speed of the machine, which can
+-- drift by a third within one run (the floor's rounds show it). A
 -- sync before each (not timed) writes out what the one before left in the
 -- page cache: the engines' results (22 KB each, 44 MB for 2000 plans) would otherwise be
 -- written back by the kernel during the next contender's time.
-local ROUNDS = math.tointeger(tonumber(os.getenv("BENCH_ROUNDS") or "2"))
+local ROUNDS = math.tointeger(tonumber(os.getenv("BENCH_ROUNDS") or "3"))
 local results, contenders = {}, {}
 local function measure(name, fn) contenders[#contenders + 1] = { name = name, fn = fn } end
 
@@ -75,8 +78,6 @@ local function cmd(argv)
 end
 
 measure("bare posix_spawn loop", cmd({ floor_bin, tostring(SLOTS), ras }))
-measure("xargs -P2", cmd({ "xargs", "-P", tostring(SLOTS), "-L", "1", "sh", "-c",
-  'cd "$0" && exec ' .. ras .. ' "$1" "$2"' }))
 -- GNU parallel buffers each job's output in two temporary files, made and
 -- deleted per job. On the benchmark's disk that is 4,000 files made and
 -- deleted in seconds, and on ext4 without a journal (as on these machines)
@@ -92,6 +93,8 @@ if par_tmp then
 end
 par[#par + 1] = "cd {1} && exec " .. ras .. " {2} {3}"
 measure("GNU parallel -j2", cmd(par))
+measure("xargs -P2", cmd({ "xargs", "-P", tostring(SLOTS), "-L", "1", "sh", "-c",
+  'cd "$0" && exec ' .. ras .. ' "$1" "$2"' }))
 -- rasrun runs as its own process too, as a user starts it (opening the
 -- projects is part of its time): tests/bench/dispatch_run.lua. It reports
 -- its controller's CPU, which the table shows apart from its engines'.
