@@ -11,6 +11,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 
 /* Group commit: at most one background fsync per this many seconds. */
 #define SYNC_EVERY 0.1
@@ -53,11 +55,33 @@ static void *flush_loop(void *arg)
     return NULL;
 }
 
+/* The controller writing a journal holds a lock on it for the whole run: a
+ * second one (a resume of a run that is still going) is refused before it
+ * touches the run's engines. A line that a killed controller cut short is
+ * ended, so that the next line is read on its own. */
 journal *journal_open(const char *path, char *err, size_t errlen)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) {
         snprintf(err, errlen, "cannot open journal %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        if (e == EWOULDBLOCK)
+            snprintf(err, errlen, "%s is in use: another rasrun is running this run (resume it "
+                     "once that one has ended)", path);
+        else
+            snprintf(err, errlen, "cannot lock journal %s: %s", path, strerror(e));
+        return NULL;
+    }
+    struct stat st;
+    char last = '\n';
+    if (fstat(fd, &st) == 0 && st.st_size > 0 && pread(fd, &last, 1, st.st_size - 1) == 1 &&
+        last != '\n' && write(fd, "\n", 1) != 1) {
+        snprintf(err, errlen, "cannot write journal %s: %s", path, strerror(errno));
+        close(fd);
         return NULL;
     }
     journal *j = calloc(1, sizeof *j);
