@@ -4,7 +4,7 @@
  *     run_id =, run_dir =, journal = <rasrun.journal>,
  *     workers = { {type=, name=, host=, slots=, tier=, engine=, workdir=, kill_grace=, ...}, ... },
  *     jobs = { {key=, plan=, project_dir=, specs = {[engine] = spec}, after = {i...},
- *               retries=, timeout=, unrunnable = "why"}, ... },       -- in priority order
+ *               retries=, attempts_before=, timeout=, unrunnable = "why"}, ... },  -- in priority order
  *     check = function(job, result_tmp, ctx) return report end,     -- report.ok, report.reason
  *     on_event = function(ev) end, tick = function() end,
  *     tick_every = 0.25, cancel_wait = 20, down_grace = 30, keep_scratch = false,
@@ -178,6 +178,7 @@ static int read_job(sched *s, lua_State *L, int t, int index, int nengines)
     j->plan = lf_str(L, t, "plan", "?");
     j->project_dir = lf_str(L, t, "project_dir", ".");
     j->retries = (int)lf_num(L, t, "retries", 0);
+    j->attempts_before = (int)lf_num(L, t, "attempts_before", 0);
     j->timeout = lf_num(L, t, "timeout", 0);
     j->specs = calloc((size_t)nengines + 1, sizeof *j->specs);
     lua_getfield(L, t, "specs");

@@ -203,7 +203,11 @@ int proc_in_folder(const char *dir, pid_t *out, int max)
         if (n <= 0)
             continue;
         cwd[n] = 0;
-        if ((size_t)n >= len && strncmp(cwd, dir, len) == 0 && (cwd[len] == 0 || cwd[len] == '/'))
+        /* a folder removed while the process worked in it reads "DIR (deleted)" */
+        static const char gone[] = " (deleted)";
+        if ((size_t)n > sizeof gone - 1 && strcmp(cwd + n - (sizeof gone - 1), gone) == 0)
+            cwd[n - (sizeof gone - 1)] = 0;
+        if (strncmp(cwd, dir, len) == 0 && (cwd[len] == 0 || cwd[len] == '/'))
             out[found++] = pid;
     }
     closedir(d);

@@ -211,7 +211,7 @@ static void start_attempt(sched *s, job *j, worker *w)
     a->job = j;
     a->w = w;
     a->spec = j->specs[w->engine];
-    a->number = ++j->attempts;
+    a->number = j->attempts_before + ++j->attempts;
     a->exit_code = -1;
     a->t_start = wall();
     a->phase = A_STAGE_IN;

@@ -60,6 +60,7 @@ struct job {
     int *after;             /* jobs that must end ok first */
     int nafter;
     int retries;
+    int attempts_before;    /* attempts an interrupted run made (resume): numbers go on from there */
     double timeout;         /* seconds per attempt; 0: none */
     int lua_ref;            /* the job's Lua table (registry ref) */
     int unrunnable;         /* no worker can run it; reason says why */

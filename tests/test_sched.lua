@@ -962,6 +962,87 @@ function TestSched:test_resume_stops_an_engine_past_its_first_step()
   end
 end
 
+-- A process whose working folder was removed meanwhile is still found
+-- working in it (the kernel reads its folder as "DIR (deleted)").
+function TestSched:test_a_process_in_a_removed_folder_is_found_by_it()
+  local dir = H.tmpdir("gone") .. "/slot.1"
+  assert(fs.mkdirs(dir))
+  local pid = assert(H.spawn({ "sleep", "30" }, { cwd = dir }))
+  H.wait_for(function() return #sys.in_folder(dir) == 1 end, 10, "the process in its folder")
+  assert(fs.rmtree(dir))
+  lu.assertEquals(sys.in_folder(dir), { pid })
+  sys.kill(pid, "KILL")
+  sys.wait(pid, 10)
+end
+
+-- An engine that started while the controller was still staging the next
+-- plan (its "launched" line not written yet) when the controller was
+-- killed: the resume stops it by its work folder before running the plan
+-- again. A staging input that is a FIFO with no writer holds the controller
+-- in that moment.
+function TestSched:test_resume_stops_an_engine_that_started_as_the_controller_died()
+  if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
+  local _, d = project({ { title = "first", seconds = 60 }, { title = "second", seconds = 60 } })
+  local tmp = d .. "/Sample.p02.tmp.hdf"
+  local saved = H.read(tmp)
+  os.remove(tmp)
+  lu.assertEquals(sys.run({ "mkfifo", tmp }).code, 0)
+  local pid, run_dir = start_controller(d, 2)
+  H.wait_for(function() return #engines_alive() == 1 and journal_count(run_dir, "attempt") == 2 end,
+    20, "the first engine, and the second plan staging")
+  sys.kill(pid, "KILL")
+  sys.wait(pid, 10)
+  lu.assertEquals(journal_count(run_dir, "launched"), 0)
+  os.remove(tmp)
+  assert(fs.write(tmp, saved))
+  local r = H.rasrun({ "resume", run_dir }, { env = { FAKE_RAS_SECONDS = "0.2" }, timeout = 60 })
+  lu.assertEquals(r.code, 0, r.stderr)
+  lu.assertStrContains(r.stderr, "still working in")
+  lu.assertEquals(engines_alive(), {})
+  for _, n in ipairs({ "01", "02" }) do
+    lu.assertTrue(rasrun.checks.standard {}(d .. "/Sample.p" .. n .. ".hdf").ok, n)
+  end
+end
+
+-- `rasrun resume` of a run whose controller is still going is refused, and
+-- leaves its engines alone.
+function TestSched:test_resume_of_a_run_still_going_is_refused()
+  if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
+  local _, d = project({ { title = "a", seconds = 30 }, { title = "b", seconds = 30 } })
+  local pid, run_dir = start_controller(d, 2)
+  H.wait_for(function() return journal_count(run_dir, "launched") == 2 end, 20, "two engines")
+  local r = H.rasrun({ "resume", run_dir }, { env = { FAKE_RAS_SECONDS = "0.2" }, timeout = 60 })
+  lu.assertNotEquals(r.code, 0)
+  lu.assertStrContains(r.stderr, "another rasrun is running this run")
+  lu.assertStrContains(r.stderr, run_dir .. "/journal.jsonl")
+  lu.assertEquals(#engines_alive(), 2)
+  lu.assertEquals(journal_count(run_dir, "run_resume"), 0)
+  sys.kill(pid, "TERM")
+  lu.assertEquals(sys.wait(pid, 30), 143)
+  lu.assertEquals(engines_alive(), {})
+end
+
+-- A journal whose last line a crash cut short: the resume's lines start on
+-- a line of their own, and a later resume reads them.
+function TestSched:test_a_journal_cut_mid_line_is_resumed()
+  if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
+  local _, d = project({ { title = "a", seconds = 0.2 }, { title = "b", seconds = 60 } })
+  local pid, run_dir = start_controller(d, 1)
+  H.wait_for(function() return journal_count(run_dir, "launched", "Sample/p02") == 1 end, 20, "p02")
+  sys.kill(pid, "KILL")
+  sys.wait(pid, 10)
+  local f = assert(io.open(run_dir .. "/journal.jsonl", "ab"))
+  f:write('{"ev":"attempt_end","job":"Sample/p02","attem')
+  f:close()
+  local r = H.rasrun({ "resume", run_dir }, { env = { FAKE_RAS_SECONDS = "0.2" }, timeout = 60 })
+  lu.assertEquals(r.code, 0, r.stderr)
+  lu.assertEquals(engines_alive(), {})
+  local entries, broken = require("rasrun.journal").read(run_dir .. "/journal.jsonl")
+  lu.assertEquals(broken, 1)
+  lu.assertEquals(journal_count(run_dir, "run_resume"), 1)
+  lu.assertEquals(entries[#entries].ev, "run_end")
+end
+
 -- A recipe with several pool:runs: `rasrun resume` gives the run folder to
 -- the pool:run over the same projects, whichever it is; the others run as
 -- runs of their own and leave that folder's reports alone.
@@ -1034,6 +1115,16 @@ function TestSched:test_sigkill_then_resume_finishes_the_rest()
   lu.assertEquals(engines_alive(), {})
   lu.assertEquals(journal_count(run_dir, "attempt", "Sample/p01"), 1) -- not rerun
   lu.assertEquals(journal_count(run_dir, "attempt", "Sample/p03"), 2)
+  -- the resume goes on with the run's id and its attempt numbers: its
+  -- staged names, logs and journal lines never meet the killed run's
+  local numbers, starts = {}, {}
+  for _, e in ipairs(H.journal(run_dir)) do
+    if e.ev == "attempt" and e.job == "Sample/p03" then numbers[#numbers + 1] = e.attempt end
+    if e.ev == "run_start" or e.ev == "run_resume" then starts[#starts + 1] = e.run_id end
+  end
+  lu.assertEquals(numbers, { 1, 2 })
+  lu.assertEquals(starts[2], starts[1])
+  lu.assertTrue(fs.isfile(run_dir .. "/logs/Sample_p03-a2.log"))
   lu.assertEquals(H.read(d .. "/Sample.p01.hdf"), done_before)
   lu.assertFalse(fs.exists(staged))
   lu.assertEquals(H.read(other), "not ours")

@@ -335,25 +335,33 @@ end
 local function read_resume(dir)
   local entries, broken = require("rasrun.journal").read(path.join(dir, "journal.jsonl"))
   if not entries then error("pool:run: cannot resume: " .. broken, 4) end
-  local done, launched, ended, ids = {}, {}, {}, {}
+  -- started: per attempt ("job#N"), its last step that started, or the
+  -- attempt itself while no engine of it is in the journal (the controller
+  -- writes "launched" a moment after the spawn: it may have died between)
+  local done, started, ended, ids, tried, first_id = {}, {}, {}, {}, {}, nil
   local boot -- of the controller that wrote what follows (older journals: none)
   for _, e in ipairs(entries) do
     if e.ev == "run_start" or e.ev == "run_resume" then
       boot = e.boot_id
-      if e.run_id then ids[e.run_id] = true end
+      if e.run_id then
+        ids[e.run_id] = true
+        first_id = first_id or e.run_id
+      end
     end
     if e.ev == "done" and e.status == "ok" then done[e.job] = e end
-    if e.ev == "launched" then
+    local k = e.job and math.type(e.attempt) and (e.job .. "#" .. e.attempt)
+    if k and (e.ev == "attempt" or e.ev == "launched") then
       e.boot_id = boot
-      launched[e.job .. "#" .. e.attempt] = e
+      if e.ev == "launched" or not started[k] then started[k] = e end
+      tried[e.job] = math.max(tried[e.job] or 0, e.attempt)
     end
-    if e.ev == "attempt_end" then ended[e.job .. "#" .. e.attempt] = true end
+    if k and e.ev == "attempt_end" then ended[k] = true end
   end
   local orphans = {}
-  for k, e in pairs(launched) do
+  for k, e in pairs(started) do
     if not ended[k] then orphans[#orphans + 1] = e end
   end
-  return done, orphans, ids
+  return { done = done, orphans = orphans, ids = ids, run_id = first_id, tried = tried }
 end
 
 -- Files a killed controller had staged into the projects and not yet moved
@@ -386,7 +394,8 @@ local function stop_orphans(orphans, workers, say)
   for _, e in ipairs(orphans) do
     local w = by_name[e.worker]
     if w and w.type == "ssh" then
-      remote[#remote + 1] = e
+      -- one that never started has nothing on the host to stop
+      if e.pid then remote[#remote + 1] = e end
     elseif e.host and e.host ~= here then
       say(("cannot stop the engine of plan %s: it ran on %s (worker %s), this is %s")
         :format(e.plan, e.host, tostring(e.worker), here))
@@ -528,15 +537,23 @@ function Pool:run(opts)
       resume_dir, rr.taken = rr.dir, true
     end
   end
-  local resumed, remote_orphans = {}, {}
-  if resume_dir then
-    local orphans, ids
-    resumed, orphans, ids = read_resume(resume_dir)
-    remote_orphans = stop_orphans(orphans, self.workers, say)
-    remove_staged(projects, ids)
+  local function open_journal(dir)
+    local j, err = require("rasrun.journal").open(path.join(dir, "journal.jsonl"))
+    if not j then error("pool:run: " .. err, 0) end
+    return j
   end
+  local prior, remote_orphans, journal = { done = {}, tried = {} }, {}, nil
+  if resume_dir then
+    prior = read_resume(resume_dir)
+    -- its lock tells whether the run is still going: then nothing of it is touched
+    journal = open_journal(resume_dir)
+    remote_orphans = stop_orphans(prior.orphans, self.workers, say)
+    remove_staged(projects, prior.ids)
+  end
+  local resumed = prior.done
 
-  local run_id = resume_dir and path.basename(resume_dir) or new_run_id()
+  -- a resumed run keeps its id: its work folders and staged names carry it
+  local run_id = prior.run_id or (resume_dir and path.basename(resume_dir)) or new_run_id()
   local run_dir = path.abspath(resume_dir or opts.run_dir or
     path.join(projects[1].dir, ".rasrun", "runs", run_id))
   -- the logs go to a fresh part of the disk (see fs_mkdirs_top)
@@ -578,7 +595,8 @@ function Pool:run(opts)
       end
     end
     local job = { key = j.key, plan = j.plan.number, project_dir = j.project.dir, specs = specs,
-                  retries = opts.retries or 0, timeout = opts.timeout, _result = r, _plan = j.plan }
+                  retries = opts.retries or 0, timeout = opts.timeout, _result = r, _plan = j.plan,
+                  attempts_before = prior.tried[j.key] }
     if #why == #engines then job.unrunnable = table.concat(why, "; ") end
     to_run[#to_run + 1] = job
     j.sched_index = #to_run
@@ -621,7 +639,7 @@ function Pool:run(opts)
     end
   end
 
-  local journal = assert(require("rasrun.journal").open(path.join(run_dir, "journal.jsonl")))
+  journal = journal or open_journal(run_dir)
   local workers = {}
   for _, w in ipairs(self.workers) do workers[#workers + 1] = worker_table(w) end
   journal:write {
