@@ -420,6 +420,7 @@ static int sig_arg(lua_State *L, int idx)
     static const struct { const char *n; int s; } names[] = {
         { "TERM", SIGTERM }, { "KILL", SIGKILL }, { "INT", SIGINT }, { "HUP", SIGHUP },
         { "STOP", SIGSTOP }, { "CONT", SIGCONT }, { "USR1", SIGUSR1 }, { "QUIT", SIGQUIT },
+        { "IO", SIGIO },
     };
     if (strncmp(s, "SIG", 3) == 0)
         s += 3;

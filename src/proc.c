@@ -35,7 +35,7 @@ pid_t proc_spawn(const proc_spec *s, char *err, size_t errlen)
     sigset_t none, dflt;
     sigemptyset(&none);
     sigemptyset(&dflt);
-    int sigs[] = { SIGINT, SIGTERM, SIGCHLD, SIGPIPE, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
+    int sigs[] = { SIGINT, SIGTERM, SIGCHLD, SIGPIPE, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGIO };
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
         sigaddset(&dflt, sigs[i]);
     short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,9 +33,11 @@ static int empty_if_unused(const char *p)
     int fd = open(p, O_WRONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
     if (fd < 0)
         return 0;
+    struct stat st;
     int ok = fcntl(fd, F_SETLEASE, F_WRLCK) == 0;
     if (ok) {
-        ok = ftruncate(fd, 0) == 0;
+        /* a name made meanwhile shares the file: let it go */
+        ok = fstat(fd, &st) == 0 && st.st_nlink == 1 && ftruncate(fd, 0) == 0;
         fcntl(fd, F_SETLEASE, F_UNLCK);
     }
     close(fd);
@@ -67,6 +70,14 @@ static void *empty_loop(void *arg)
 
 spares *spares_new(const char *dir)
 {
+    /* Someone opening a spare while the helper holds its lease (a copy or a
+     * backup of the project folder, which holds the run folder) makes the
+     * kernel send the lease holder SIGIO, whose default action ends the
+     * process: it is ignored, process-wide (engines get the default back,
+     * proc_spawn). The lease is let go within moments anyway. */
+    struct sigaction ign = { .sa_handler = SIG_IGN };
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGIO, &ign, NULL);
     spares *sp = calloc(1, sizeof *sp);
     if (!sp || !(sp->dir = strdup(dir))) {
         free(sp);
