@@ -189,14 +189,23 @@ int fs_copy(const char *src, const char *dst, int keep_mtime, char *err, size_t 
 int fs_copy_reusing(const char *src, const char *dst, int keep_mtime, const char *reuse, char *err,
                     size_t errlen)
 {
-    int in = open(src, O_RDONLY | O_CLOEXEC);
-    if (in < 0)
+    int in = open(src, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (in < 0) {
+        int e = errno;
+        if (reuse)
+            unlink(reuse); /* gone either way (fsutil.h) */
+        errno = e;
         return say(err, errlen, "cannot read", src);
+    }
     struct stat st;
     if (fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) {
-        if (!errno || S_ISDIR(st.st_mode))
-            errno = EISDIR;
+        if (fstat(in, &st) == 0) /* a folder, a FIFO, a device: not a file to copy */
+            errno = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
+        int e = errno;
         close(in);
+        if (reuse)
+            unlink(reuse);
+        errno = e;
         return say(err, errlen, "cannot copy", src);
     }
     char tmp[PATH_MAX + 64];

@@ -159,7 +159,10 @@ static int stage_in(worker *w, local_attempt *la)
             if (made != 0)
                 return fail(w, la, "staging in: %s", err);
         }
-        if (spec_lists(a->spec->links, a->spec->nlinks, name) && link(src, dst) == 0)
+        /* a link to what a symbolic link in the project points to: a link
+         * to the symbolic link itself would point elsewhere from here */
+        if (spec_lists(a->spec->links, a->spec->nlinks, name) &&
+            linkat(AT_FDCWD, src, AT_FDCWD, dst, AT_SYMLINK_FOLLOW) == 0)
             continue;
         char *spare = sched_take_spare(w->s);
         int rc = fs_copy_reusing(src, dst, 1, spare, err, sizeof err);

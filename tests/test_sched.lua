@@ -975,25 +975,41 @@ function TestSched:test_a_process_in_a_removed_folder_is_found_by_it()
   sys.wait(pid, 10)
 end
 
+-- An input that is a symbolic link (to a shared boundary file, say, by a
+-- relative path) is staged as what it points to; one that is not a file at
+-- all (a FIFO) fails the plan at once, naming it, instead of holding the run.
+function TestSched:test_inputs_that_are_symbolic_links_or_fifos()
+  local prj, d = project({ { title = "a", seconds = 0 }, { title = "b", seconds = 0 } })
+  assert(fs.mkdirs(d .. "/shared"))
+  assert(fs.rename(d .. "/Sample.b01", d .. "/shared/Sample.b01"))
+  lu.assertEquals(sys.run({ "ln", "-s", "shared/Sample.b01", d .. "/Sample.b01" }).code, 0)
+  os.remove(d .. "/Sample.p02.tmp.hdf")
+  lu.assertEquals(sys.run({ "mkfifo", d .. "/Sample.p02.tmp.hdf" }).code, 0)
+  local r = run(pool_of(H.local_worker("a", 2)), { project = prj })
+  lu.assertEquals(H.result(r, "01").status, "ok")
+  local two = H.result(r, "02")
+  lu.assertEquals(two.status, "failed")
+  lu.assertStrContains(two.reason, d .. "/Sample.p02.tmp.hdf")
+  lu.assertStrContains(two.reason, "Invalid argument")
+end
+
 -- An engine that started while the controller was still staging the next
 -- plan (its "launched" line not written yet) when the controller was
 -- killed: the resume stops it by its work folder before running the plan
--- again. A staging input that is a FIFO with no writer holds the controller
--- in that moment.
+-- again. A large input (a sparse 2 GiB file: no disk space) holds the
+-- controller in that moment for a second or more.
 function TestSched:test_resume_stops_an_engine_that_started_as_the_controller_died()
   if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
   local _, d = project({ { title = "first", seconds = 60 }, { title = "second", seconds = 60 } })
   local tmp = d .. "/Sample.p02.tmp.hdf"
   local saved = H.read(tmp)
-  os.remove(tmp)
-  lu.assertEquals(sys.run({ "mkfifo", tmp }).code, 0)
+  lu.assertEquals(sys.run({ "truncate", "-s", "2G", tmp }).code, 0)
   local pid, run_dir = start_controller(d, 2)
   H.wait_for(function() return #engines_alive() == 1 and journal_count(run_dir, "attempt") == 2 end,
     20, "the first engine, and the second plan staging")
   sys.kill(pid, "KILL")
   sys.wait(pid, 10)
   lu.assertEquals(journal_count(run_dir, "launched"), 0)
-  os.remove(tmp)
   assert(fs.write(tmp, saved))
   local r = H.rasrun({ "resume", run_dir }, { env = { FAKE_RAS_SECONDS = "0.2" }, timeout = 60 })
   lu.assertEquals(r.code, 0, r.stderr)
