@@ -345,6 +345,23 @@ char *sched_take_spare(sched *s)
     return spares_take(s->spares);
 }
 
+/* A folder where a staged file is to go fails the commit before anything in
+ * the project is replaced (the side outputs would otherwise be in place
+ * beside the old result). */
+static int blocked(const staged *v, int count, const char *dir, char *err, size_t n)
+{
+    for (int i = 0; i < count; i++) {
+        char dst[8192];
+        struct stat st;
+        snprintf(dst, sizeof dst, "%s/%s", dir, v[i].final);
+        if (lstat(dst, &st) == 0 && S_ISDIR(st.st_mode)) {
+            snprintf(err, n, "cannot move %s into place as %s: %s", v[i].tmp, dst, strerror(EISDIR));
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Renames the staged files into the project: side outputs first, the result
  * last, so that a result in place always has its logs beside it. Geometry
  * outputs come back once per geometry per run: two plans of one geometry
@@ -352,11 +369,15 @@ char *sched_take_spare(sched *s)
 static int commit(sched *s, attempt *a, char *err, size_t n)
 {
     const char *dir = a->job->project_dir;
+    const char *gk = a->spec->geom_key;
+    int with_geom = a->ngeom && gk && !geom_committed(s, gk);
+    if (blocked(&a->result, 1, dir, err, n) || blocked(a->outputs, a->noutputs, dir, err, n) ||
+        (with_geom && blocked(a->geom, a->ngeom, dir, err, n)))
+        return -1;
     for (int i = 0; i < a->noutputs; i++)
         if (commit_one(s, &a->outputs[i], dir, err, n) != 0)
             return -1;
-    const char *gk = a->spec->geom_key;
-    if (a->ngeom && gk && !geom_committed(s, gk)) {
+    if (with_geom) {
         for (int i = 0; i < a->ngeom; i++)
             if (commit_one(s, &a->geom[i], dir, err, n) != 0)
                 return -1;

@@ -585,6 +585,30 @@ function TestSched:test_a_result_that_cannot_go_into_place_fails_the_plan_and_na
   lu.assertTrue(#fs.list(r.run_dir .. "/attempts") > 0)
 end
 
+-- The same with the Windows engine's side outputs (compute messages, the
+-- geometry's outputs): none of them replaces the project's while the result
+-- cannot go into place.
+function TestSched:test_a_result_that_cannot_go_into_place_replaces_no_side_output()
+  local prj, d = project({ { title = "a", seconds = 0, detailed = true } })
+  local pool = pool_of(rasrun.worker { type = "local", name = "win", slots = 1,
+                                       engine = { kind = "windows", home = H.sim("windows") } })
+  lu.assertEquals(run(pool, { project = prj, run_dir = d .. "/run1" }).counts.ok, 1)
+  local side = {}
+  for _, name in ipairs(fs.list(d)) do
+    if name:find("computeMsgs", 1, true) or name:match("%.bco%d%d$") or name:match("%.c%d%d$") then
+      side[#side + 1] = name
+      assert(fs.write(d .. "/" .. name, "before " .. name))
+    end
+  end
+  lu.assertTrue(#side >= 2, table.concat(side, " "))
+  assert(fs.rename(d .. "/Sample.p01.hdf", d .. "/saved.hdf"))
+  assert(fs.mkdirs(d .. "/Sample.p01.hdf"))
+  local r = run(pool, { project = prj, force = true, run_dir = d .. "/run2" })
+  lu.assertEquals(H.result(r, "01").status, "failed")
+  lu.assertStrContains(H.result(r, "01").reason, "Is a directory")
+  for _, name in ipairs(side) do lu.assertEquals(fs.read(d .. "/" .. name), "before " .. name) end
+end
+
 -- ext4's 'T' mark on a folder: nil where the file system has no such marks.
 local function top_mark(dir)
   local r = sys.run({ "lsattr", "-d", dir }, { timeout = 10 })
