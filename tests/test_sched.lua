@@ -636,6 +636,21 @@ function TestSched:test_run_and_work_folders_are_marked_as_tops_where_the_disk_c
   lu.assertFalse(top_mark(workdir))               -- the user's folder is left as it was
 end
 
+-- A failed attempt's files are kept in the run folder also when that folder
+-- is on another file system than the project (copied there).
+function TestSched:test_a_failed_attempt_is_kept_in_a_run_folder_on_another_file_system()
+  if not fs.isdir("/dev/shm") then lu.skip("no /dev/shm: no second file system") end
+  local tmpdir = os.getenv("TMPDIR")
+  sys.setenv("TMPDIR", "/dev/shm")
+  local other_run = H.tmpdir("xfs-run")
+  sys.setenv("TMPDIR", tmpdir)
+  local prj, d = project({ { title = "bad", seconds = 0, mode = "unstable" } })
+  local r = run(pool_of(H.local_worker("a", 1)), { project = prj, run_dir = other_run })
+  lu.assertEquals(H.result(r, "01").status, "failed")
+  lu.assertEquals(fs.list(other_run .. "/attempts/Sample_p01-a1"), { "Sample.p01.hdf" })
+  for _, name in ipairs(fs.list(d)) do lu.assertNil(name:find("rasrun-", 1, true), name) end
+end
+
 function TestSched:test_replaced_results_across_file_systems_give_way_to_new_files()
   if not fs.isdir("/dev/shm") then lu.skip("no /dev/shm: no second file system") end
   local tmpdir = os.getenv("TMPDIR")
