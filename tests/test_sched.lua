@@ -1179,8 +1179,10 @@ function TestSched:test_sigkill_then_resume_finishes_the_rest()
   -- some other run, which is not this run's to remove
   local run_id = H.journal(run_dir)[1].run_id
   local staged = ("%s/.Sample.p02.hdf.rasrun-%s-j1-a1"):format(d, run_id)
+  local copying = ("%s/..Sample.p03.hdf.rasrun-%s-j2-a1.00c0ffee12345678.part"):format(d, run_id)
   local other = d .. "/.Sample.p02.hdf.rasrun-20260101-000000-abcd-j1-a1"
   assert(fs.write(staged, "half"))
+  assert(fs.write(copying, "a third"))
   assert(fs.write(other, "not ours"))
   -- resume: the orphans are stopped, the two unfinished plans run again (quickly now)
   local r = H.rasrun({ "resume", run_dir }, { env = { FAKE_RAS_SECONDS = "0.2" }, timeout = 60 })
@@ -1201,6 +1203,7 @@ function TestSched:test_sigkill_then_resume_finishes_the_rest()
   lu.assertTrue(fs.isfile(run_dir .. "/logs/Sample_p03-a2.log"))
   lu.assertEquals(H.read(d .. "/Sample.p01.hdf"), done_before)
   lu.assertFalse(fs.exists(staged))
+  lu.assertFalse(fs.exists(copying))
   lu.assertEquals(H.read(other), "not ours")
   for _, n in ipairs({ "01", "02", "03", "04" }) do
     lu.assertTrue(rasrun.checks.standard {}(d .. "/Sample.p" .. n .. ".hdf").ok, n)

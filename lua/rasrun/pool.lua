@@ -366,11 +366,14 @@ end
 
 -- Files a killed controller had staged into the projects and not yet moved
 -- into place, or a result it had just swapped out, are named
--- .<name>.rasrun-<run id>-j<job>-a<attempt> (src/sched.c): its own, removed.
+-- .<name>.rasrun-<run id>-j<job>-a<attempt> (src/sched.c), and one it was
+-- copying there from a work folder on another file system, that name's
+-- .<...>.<hex>.part (src/fsutil.c): its own, removed.
 local function remove_staged(projects, ids)
   for _, p in ipairs(projects) do
     for _, name in ipairs(fs.list(p.dir) or {}) do
       local id = name:match("^%..+%.rasrun%-(.+)%-j%d+%-a%d+$")
+        or name:match("^%..+%.rasrun%-(.+)%-j%d+%-a%d+%.%x+%.part$")
       if id and ids[id] then fs.remove(path.join(p.dir, name)) end
     end
   end
