@@ -449,8 +449,10 @@ function Run:__tostring()
     c.skipped, c.cancelled)
 end
 
+-- Runs started in the same second share a work folder only if these 32
+-- random bits agree too (16 left 1 in 65,536).
 local function new_run_id()
-  return os.date("%Y%m%d-%H%M%S") .. ("-%04x"):format(math.random(0, 0xffff))
+  return os.date("%Y%m%d-%H%M%S") .. ("-%08x"):format(math.random(0, 0xffffffff))
 end
 
 local RUN_OPTIONS = {
