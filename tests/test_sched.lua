@@ -1078,6 +1078,28 @@ function TestSched:test_sigio_from_a_broken_lease_does_not_stop_the_run()
   lu.assertEquals(engines_alive(), {})
 end
 
+-- A run whose project moved after its controller was killed cannot be
+-- resumed; `rasrun resume` says so, and still stops the engines it left.
+function TestSched:test_resume_of_a_moved_project_stops_what_the_run_left()
+  if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
+  local base = H.tmpdir("moved")
+  local d = base .. "/prj"
+  H.project(d, { { title = "a", seconds = 60 } })
+  local pid = assert(H.spawn({ H.bin, "run", H.root .. "/tests/recipes/pool_run.lua", d, "1" },
+    { stdout = base .. "/out.txt", stderr = base .. "/err.txt" }))
+  local runs = d .. "/.rasrun/runs"
+  H.wait_for(function() return #engines_alive() == 1 and fs.isdir(runs) and #fs.list(runs) == 1 end,
+    20, "the engine")
+  local id = fs.list(runs)[1]
+  sys.kill(pid, "KILL")
+  sys.wait(pid, 10)
+  assert(fs.rename(d, base .. "/moved"))
+  local r = H.rasrun({ "resume", base .. "/moved/.rasrun/runs/" .. id }, { timeout = 60 })
+  lu.assertEquals(r.code, 2)
+  lu.assertStrContains(r.stderr, d .. "/Sample.prj is not there any more")
+  lu.assertEquals(engines_alive(), {})
+end
+
 -- `rasrun resume` of a run whose controller is still going is refused, and
 -- leaves its engines alone.
 function TestSched:test_resume_of_a_run_still_going_is_refused()

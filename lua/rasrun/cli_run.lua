@@ -17,6 +17,10 @@ work folders, then runs the same recipe with the same arguments from the
 same folder. Plans that finished are kept, not rerun; the rest run again,
 and the journal and reports of RUN_FOLDER are brought up to date.
 
+A run still going (its controller alive) is not resumed. When the run's
+projects are not where they were, or no pool:run of the recipe runs them,
+nothing is resumed; the engines the run left on this machine are stopped.
+
 RUN_FOLDER is the run's folder, shown at the end of every run
 (<project>/.rasrun/runs/<run id>). From Lua: pool:run{..., resume = RUN_FOLDER}.
 ]]
@@ -53,6 +57,15 @@ function M.cmd_resume(args)
       return 2
     end
   end
+  local function say(msg) io.stderr:write("rasrun: ", msg, "\n") end
+  -- the run's projects must be where they were: else nothing can take it
+  for _, prj in ipairs(start.projects or {}) do
+    if not fs.isfile(prj) then
+      say(("cannot resume %s: its project %s is not there any more (moved?)"):format(dir, prj))
+      require("rasrun.pool").stop_left(dir, say)
+      return 2
+    end
+  end
   -- the recipe's pool:run whose projects are the run's takes it (pool.lua)
   runtime.resume = { dir = dir, projects = start.projects or {} }
   io.stderr:write(("rasrun: resuming run %s (recipe %s)\n"):format(path.basename(dir), start.recipe))
@@ -60,6 +73,7 @@ function M.cmd_resume(args)
   if not runtime.resume.taken then
     io.stderr:write(("rasrun: no pool:run of %s runs the projects of %s (%s): nothing in it was resumed\n")
       :format(start.recipe, dir, table.concat(runtime.resume.projects, ", ")))
+    require("rasrun.pool").stop_left(dir, say)
     if code == 0 then code = 1 end
   end
   return code

@@ -430,6 +430,32 @@ local function stop_orphans(orphans, workers, say)
   return remote
 end
 
+-- For `rasrun resume` when no pool:run of the recipe can take the run (its
+-- projects moved, or the recipe now runs others): the engines it left on
+-- this machine are stopped all the same, from what its journal says, and its
+-- staged files removed from the projects still there. Engines on SSH hosts
+-- stop by themselves when their controller's connection drops.
+function M.stop_left(dir, say)
+  local prior = read_resume(dir)
+  -- not while its controller still runs it (the journal's lock)
+  local journal, err = require("rasrun.journal").open(path.join(dir, "journal.jsonl"))
+  if not journal then return say(err) end
+  local start
+  for _, e in ipairs(assert(require("rasrun.journal").read(path.join(dir, "journal.jsonl")))) do
+    if e.ev == "run_start" then start = e break end
+  end
+  local workers, projects = {}, {}
+  for _, w in ipairs(start and start.workers or {}) do
+    if w.type ~= "ssh" then workers[#workers + 1] = { name = w.name, type = w.type } end
+  end
+  for _, prj in ipairs(start and start.projects or {}) do
+    if fs.isdir(path.dirname(prj)) then projects[#projects + 1] = { dir = path.dirname(prj) } end
+  end
+  stop_orphans(prior.orphans, workers, say)
+  remove_staged(projects, prior.ids)
+  journal:close()
+end
+
 -- ---- the run ----------------------------------------------------------------
 
 local Run = {}
