@@ -389,27 +389,17 @@ static int l_spawn(lua_State *L)
 static int l_wait(lua_State *L)
 {
     pid_t pid = (pid_t)luaL_checkinteger(L, 1);
-    double timeout = luaL_optnumber(L, 2, -1);
-    double deadline = clock_s(CLOCK_MONOTONIC) + timeout;
-    int status;
-    for (;;) {
-        pid_t r = waitpid(pid, &status, timeout < 0 ? 0 : WNOHANG);
-        if (r == pid) {
-            lua_pushinteger(L, proc_exit_code(status));
-            return 1;
-        }
-        if (r < 0 && errno != EINTR) {
-            lua_pushnil(L);
-            lua_pushfstring(L, "wait %d: %s", (int)pid, strerror(errno));
-            return 2;
-        }
-        if (timeout >= 0 && clock_s(CLOCK_MONOTONIC) > deadline) {
-            lua_pushnil(L);
-            lua_pushliteral(L, "timeout");
-            return 2;
-        }
-        poll(NULL, 0, 10);
+    int status = 0, got = proc_wait(pid, luaL_optnumber(L, 2, -1), &status);
+    if (got > 0) {
+        lua_pushinteger(L, proc_exit_code(status));
+        return 1;
     }
+    lua_pushnil(L);
+    if (got < 0)
+        lua_pushfstring(L, "wait %d: %s", (int)pid, strerror(errno));
+    else
+        lua_pushliteral(L, "timeout");
+    return 2;
 }
 
 static int sig_arg(lua_State *L, int idx)

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -293,4 +294,23 @@ void proc_envp_free(char **envp)
     for (char **p = envp; *p; p++)
         free(*p);
     free(envp);
+}
+
+int proc_wait(pid_t pid, double timeout, int *status)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    double deadline = (double)t.tv_sec + (double)t.tv_nsec / 1e9 + timeout;
+    for (;;) {
+        pid_t r = waitpid(pid, status, timeout < 0 ? 0 : WNOHANG);
+        if (r == pid)
+            return 1;
+        if (r < 0 && errno != EINTR)
+            return -1;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if (timeout >= 0 && (double)t.tv_sec + (double)t.tv_nsec / 1e9 > deadline)
+            return 0;
+        if (r == 0)
+            poll(NULL, 0, 10);
+    }
 }

@@ -55,4 +55,10 @@ int proc_exit_code(int wstatus);
 char **proc_envp(char *const *overrides, size_t n);
 void proc_envp_free(char **envp);
 
+/* Waits for the child pid to end, at most timeout seconds (< 0: for as long
+ * as it takes). 1 with *status set when it was reaped, 0 when it is still
+ * running (a process in uninterruptible sleep does not die at SIGKILL until
+ * its I/O is done), -1 with errno. */
+int proc_wait(pid_t pid, double timeout, int *status);
+
 #endif

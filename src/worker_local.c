@@ -24,6 +24,9 @@
 #include <sys/wait.h>
 
 #define MAX_TREE 256
+/* Seconds to wait for a killed engine to end before the worker closes
+ * without it (one stuck in uninterruptible sleep ends when its I/O does). */
+#define REAP_WAIT 5
 
 typedef struct local_attempt {
     attempt *a;
@@ -246,7 +249,7 @@ static void on_spawned(void *ud, const spawn_result *r)
     la->pidfd = r->pidfd;
     if (la->pidfd < 0) {
         proc_kill_tree(la->pid, SIGKILL);
-        waitpid(la->pid, NULL, 0);
+        proc_wait(la->pid, REAP_WAIT, NULL);
         return (void)fail(w, la, "%s: %s", w->name, r->err);
     }
     if (lw->closing)
@@ -467,7 +470,10 @@ static void lw_close(worker *w)
             remember_tree(la);
             proc_kill_tree(la->pid, SIGKILL);
             kill_remembered(la);
-            waitpid(la->pid, NULL, 0);
+            if (proc_wait(la->pid, REAP_WAIT, NULL) == 0)
+                fprintf(stderr, "rasrun: %s: engine pid %d did not end within %d s of SIGKILL "
+                        "(waiting for a disk or a network file system?); left to the system\n",
+                        w->name, (int)la->pid, REAP_WAIT);
             if (la->watch >= 0)
                 loop_unwatch(sched_loop(w->s), la->watch);
             close(la->pidfd);
