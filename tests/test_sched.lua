@@ -1059,15 +1059,21 @@ function TestSched:test_resume_stops_an_engine_that_started_as_the_controller_di
   end
 end
 
+-- A controller process running two plans of this many seconds, both started.
+local function two_engines_running(seconds)
+  local _, d = project({ { title = "a", seconds = seconds }, { title = "b", seconds = seconds } })
+  local pid, run_dir = start_controller(d, 2)
+  H.wait_for(function() return journal_count(run_dir, "launched") == 2 end, 20, "two engines")
+  return d, pid, run_dir
+end
+
 -- Someone opening a replaced result while rasrun empties it for reuse (a
 -- copy or a backup of the project folder during a run) makes the kernel send
 -- rasrun SIGIO, whose default action ends a process: the run goes on. Its
 -- engines get the signal's default action back.
 function TestSched:test_sigio_from_a_broken_lease_does_not_stop_the_run()
   if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
-  local _, d = project({ { title = "a", seconds = 1.5 }, { title = "b", seconds = 1.5 } })
-  local pid, run_dir = start_controller(d, 2)
-  H.wait_for(function() return journal_count(run_dir, "launched") == 2 end, 20, "two engines")
+  local d, pid, run_dir = two_engines_running(1.5)
   for _, e in ipairs(engines_alive()) do
     local ignored = tonumber(H.read("/proc/" .. e .. "/status"):match("SigIgn:%s*(%x+)"), 16)
     lu.assertEquals(ignored & (1 << 28), 0, "SIGIO (29) ignored in engine " .. e)
@@ -1104,9 +1110,7 @@ end
 -- leaves its engines alone.
 function TestSched:test_resume_of_a_run_still_going_is_refused()
   if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
-  local _, d = project({ { title = "a", seconds = 30 }, { title = "b", seconds = 30 } })
-  local pid, run_dir = start_controller(d, 2)
-  H.wait_for(function() return journal_count(run_dir, "launched") == 2 end, 20, "two engines")
+  local d, pid, run_dir = two_engines_running(30)
   local r = H.rasrun({ "resume", run_dir }, { env = { FAKE_RAS_SECONDS = "0.2" }, timeout = 60 })
   lu.assertNotEquals(r.code, 0)
   lu.assertStrContains(r.stderr, "another rasrun is running this run")
