@@ -123,12 +123,18 @@ static int sha256_fd(int fd, char hex[65])
 int hashcache_file(hashcache *hc, const char *path, char hex[65], unsigned long long *size,
                    char *err, size_t n)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* not waiting for a writer: a FIFO is refused, not read */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {
         snprintf(err, n, "cannot read %s: %s", path, strerror(errno));
         if (fd >= 0)
             close(fd);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, n, "cannot send %s: not a regular file", path);
+        close(fd);
         return -1;
     }
     if (size)

@@ -787,11 +787,14 @@ static int put_file(ssh_conn *c, const char *local, const char *remote, int repl
 {
     if (ssh_sftp(c, err, n) != 0)
         return -1;
-    int fd = open(local, O_RDONLY | O_CLOEXEC);
+    int fd = open(local, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return say(err, n, "cannot read %s: %s", local, strerror(errno));
     struct stat st;
-    fstat(fd, &st);
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return say(err, n, "cannot send %s: not a regular file", local);
+    }
     char part[4200];
     snprintf(part, sizeof part, "%s.rasrun-part-%016llx", remote,
              fs_random_tag((unsigned long long)st.st_ino));

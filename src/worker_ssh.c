@@ -99,7 +99,6 @@ typedef struct orphan {
 typedef struct {
     ssh_target target;
     char *run_dir_remote;       /* <workdir>/<run id> once the home is known */
-    int kept;                   /* a failed attempt's folder was kept there (keep_scratch) */
     char *workdir;              /* as configured (relative: under the login home) */
     char *home;                 /* the remote home (absolute) */
     double keepalive;
@@ -268,29 +267,41 @@ static char *launch_script(sshw *x, task *t, char hexes[][65])
         sb_word(&b, sp->inputs[i]);
         sb_add(&b, " || { echo \"rasrun-fail cannot place an input in $D\" >&2; exit 202; }\n");
     }
-    sb_add(&b, "cat > rasrun-steps.sh <<'RASRUN_STEPS_END'\n");
+    /* The steps script, each of its lines one quoted word of a printf: a
+     * here-document would end early at a line of a file name that reads as
+     * its end marker, and run the rest in this shell. */
+    sb_add(&b, "printf '%%s\\n'");
+    struct sbuf line = { 0 };
     for (int i = 0; i < sp->nenv; i++) {
         const char *eq = strchr(sp->env[i], '=');
         if (!eq)
             continue;
-        sb_add(&b, "export %.*s=", (int)(eq - sp->env[i]), sp->env[i]);
-        sb_word(&b, eq + 1);
-        sb_add(&b, "\n");
+        line.n = 0;
+        sb_add(&line, "export %.*s=", (int)(eq - sp->env[i]), sp->env[i]);
+        sb_word(&line, eq + 1);
+        sb_add(&b, " ");
+        sb_word(&b, line.p);
     }
-    sb_add(&b, "export RASRUN_WORKER=");
-    sb_word(&b, x->target.name);
-    sb_add(&b, " RASRUN_PLAN=");
-    sb_word(&b, t->plan);
-    sb_add(&b, "\n");
+    line.n = 0;
+    sb_add(&line, "export RASRUN_WORKER=");
+    sb_word(&line, x->target.name);
+    sb_add(&line, " RASRUN_PLAN=");
+    sb_word(&line, t->plan);
+    sb_add(&b, " ");
+    sb_word(&b, line.p);
     for (int s = 0; s < sp->nsteps; s++) {
-        sb_add(&b, "%s", s + 1 == sp->nsteps ? "exec" : "");
+        line.n = 0;
+        sb_add(&line, "%s", s + 1 == sp->nsteps ? "exec" : "");
         for (char **a = sp->steps[s]; *a; a++) {
-            sb_add(&b, " ");
-            sb_word(&b, *a);
+            sb_add(&line, " ");
+            sb_word(&line, *a);
         }
-        sb_add(&b, "%s\n", s + 1 == sp->nsteps ? "" : " || exit $?");
+        sb_add(&line, "%s", s + 1 == sp->nsteps ? "" : " || exit $?");
+        sb_add(&b, " ");
+        sb_word(&b, line.p);
     }
-    sb_add(&b, "RASRUN_STEPS_END\n"
+    free(line.p);
+    sb_add(&b, " > rasrun-steps.sh\n"
                ": > rasrun-engine.log\n"
                "setsid sh rasrun-steps.sh </dev/null >>rasrun-engine.log 2>&1 3<&- &\n"
                "pid=$!\n"
@@ -843,20 +854,21 @@ static void *thread_main(void *arg)
         try_connect(w);
     }
     run_chores(w); /* folders still to keep */
-    pthread_mutex_lock(&x->mu);
-    int kept = x->kept;
-    pthread_mutex_unlock(&x->mu);
     if (conn_ok(x) && x->run_dir_remote) {
-        /* the run's folder; where failed attempts were kept, only the slots */
+        /* this worker's slots, then the run's folder if nothing else is in it:
+         * other workers of the run on this host, and kept attempts, share it */
         struct sbuf b = { 0 };
         sb_add(&b, "rm -rf");
-        for (int i = 0; i < (kept ? w->slots : 1); i++) {
+        for (int i = 0; i < w->slots; i++) {
             char slot[4096], path[8192];
             sched_slot_dir(slot, sizeof slot, w, i);
-            snprintf(path, sizeof path, "%s%s", x->run_dir_remote, kept ? strrchr(slot, '/') : "");
+            snprintf(path, sizeof path, "%s%s", x->run_dir_remote, strrchr(slot, '/'));
             sb_add(&b, " ");
             sb_word(&b, path);
         }
+        sb_add(&b, "; rmdir ");
+        sb_word(&b, x->run_dir_remote);
+        sb_add(&b, " 2>/dev/null; true");
         host_run(w, b.p, 60);
     }
     if (x->c) {
@@ -989,7 +1001,6 @@ static void sw_release(worker *w, attempt *a, int remove_workdir)
         if (c && b.p) {
             c->cmd = b.p;
             pthread_mutex_lock(&x->mu);
-            x->kept = 1;
             c->next = x->chores;
             x->chores = c;
             pthread_mutex_unlock(&x->mu);

@@ -422,6 +422,51 @@ function TestSsh:test_kept_folders_stay_on_the_host_and_the_next_plan_runs()
   lu.assertEquals(fs.glob(work .. "/*/h1.*"), {})
 end
 
+-- Two workers of one run on the same host and work folder: one keeps a
+-- failed attempt's folder, and the other, ending, leaves it there.
+function TestSsh:test_a_kept_folder_survives_another_worker_on_its_host()
+  local prj = project({ { title = "fails", mode = "unstable", seconds = 0.1 },
+                        { title = "works", seconds = 0.1 } })
+  local r = run(rasrun.pool { T.worker(env, 1, { name = "h1b", slots = 1, tier = 0 }),
+                              T.worker(env, 1, { name = "h1a", slots = 1, tier = 1 }) },
+    prj, { keep_scratch = true })
+  lu.assertEquals(r.results[1].status, "failed")
+  local kept = fs.glob(env.hosts[1].work .. "/*/Sample_p01-a1")
+  lu.assertEquals(#kept, 1)
+  lu.assertTrue(#fs.list(kept[1]) > 0, "the kept folder is empty")
+  lu.assertEquals(fs.glob(env.hosts[1].work .. "/*/h1*.*"), {})
+end
+
+-- Inputs that cannot be sent (a FIFO) fail their plan at once, naming the
+-- file; the run goes on.
+function TestSsh:test_an_input_that_is_not_a_file_fails_its_plan()
+  local prj, d = project({ { title = "a", seconds = 0.1 }, { title = "b", seconds = 0.1 } })
+  os.remove(d .. "/Sample.b01")
+  lu.assertEquals(sys.run({ "mkfifo", d .. "/Sample.b01" }).code, 0)
+  local r = run(rasrun.pool { T.worker(env, 1) }, prj)
+  lu.assertEquals(r.results[1].status, "failed")
+  lu.assertStrContains(r.results[1].reason, d .. "/Sample.b01")
+  lu.assertStrContains(r.results[1].reason, "not a regular file")
+  lu.assertEquals(r.results[2].status, "ok", tostring(r.results[2].reason))
+end
+
+-- A project whose file names hold a newline and shell text runs as any
+-- other: nothing of the names reaches the host's shell as a command.
+function TestSsh:test_file_names_never_run_as_commands_on_the_host()
+  local src = H.tmpdir("nlsrc")
+  H.project(src, { { title = "a", seconds = 0.1 } })
+  local d = H.tmpdir("nl")
+  local name = "X\nRASRUN_STEPS_END\ntouch PWNED #"
+  for _, f in ipairs(fs.list(src)) do
+    local ext = f:match("^Sample(%..*)$")
+    if ext then lu.assertEquals(sys.run({ "cp", "-p", src .. "/" .. f, d .. "/" .. name .. ext }).code, 0) end
+  end
+  local prj = assert(rasrun.project.open(d .. "/" .. name .. ".prj"))
+  local r = run(rasrun.pool { T.worker(env, 1) }, prj)
+  lu.assertEquals(r.results[1].status, "ok", tostring(r.results[1].reason))
+  lu.assertEquals(sys.run({ "find", env.hosts[1].work, env.hosts[1].home, "-name", "PWNED" }).stdout, "")
+end
+
 function TestSsh:test_a_quiet_engine_on_a_healthy_link_is_not_lost()
   -- 9 s in four steps: over 2 s without a byte from the engine, longer than
   -- libssh2's shortest keepalive interval
