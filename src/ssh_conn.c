@@ -542,10 +542,17 @@ int ssh_broken(ssh_conn *c)
     }
 }
 
-int ssh_keepalive(ssh_conn *c)
+/* libssh2 sends keepalives only while an interval is set, and then also
+ * from inside every blocking wait, where one that meets a packet half sent
+ * (an upload slower than the interval) fails the whole transfer ("Unable
+ * to send keepalive message"). So the interval is set only for this call. */
+int ssh_keepalive(ssh_conn *c, unsigned interval)
 {
     int next = 0;
-    return libssh2_keepalive_send(c->s, &next) == 0 ? 0 : -1;
+    libssh2_keepalive_config(c->s, 1, interval);
+    int rc = libssh2_keepalive_send(c->s, &next);
+    libssh2_keepalive_config(c->s, 1, 0);
+    return rc == 0 ? 0 : -1;
 }
 
 /* ---- commands ------------------------------------------------------------------- */

@@ -80,8 +80,9 @@ int ssh_list(ssh_conn *c, const char *dir, ssh_list_fn fn, void *ud, char *err, 
  * out), rather than one request refused (no such file, permission)? */
 int ssh_broken(ssh_conn *c);
 
-/* Sends a keepalive when one is due; returns -1 when the session failed. */
-int ssh_keepalive(ssh_conn *c);
+/* Sends a keepalive when one is due (interval seconds after the last one);
+ * returns -1 when the session failed. */
+int ssh_keepalive(ssh_conn *c, unsigned interval);
 
 /* The last libssh2 error of the session as text. */
 const char *ssh_error(ssh_conn *c);

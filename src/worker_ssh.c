@@ -410,7 +410,6 @@ static void try_connect(worker *w)
         post(w, M_DOWN, NULL, "%s", err);
         return;
     }
-    libssh2_keepalive_config(c->s, 1, (unsigned)keepalive_interval(x));
     x->c = c;
     x->backoff = 0;
     x->blobs_listed = 0;
@@ -831,7 +830,7 @@ static void *thread_main(void *arg)
             double now = mono();
             if (now >= next_keepalive) {
                 libssh2_session_set_blocking(x->c->s, 0);
-                ssh_keepalive(x->c);
+                ssh_keepalive(x->c, (unsigned)keepalive_interval(x));
                 next_keepalive = now + 0.5;
             }
             if (now - x->c->last_rx > silence_limit(x)) {

@@ -435,6 +435,7 @@ function TestSsh:test_a_kept_folder_survives_another_worker_on_its_host()
   lu.assertEquals(#kept, 1)
   lu.assertTrue(#fs.list(kept[1]) > 0, "the kept folder is empty")
   lu.assertEquals(fs.glob(env.hosts[1].work .. "/*/h1*.*"), {})
+  fs.rmtree((kept[1]:gsub("/[^/]*$", ""))) -- the hosts serve the next tests
 end
 
 -- Inputs that cannot be sent (a FIFO) fail their plan at once, naming the
@@ -465,6 +466,21 @@ function TestSsh:test_file_names_never_run_as_commands_on_the_host()
   local r = run(rasrun.pool { T.worker(env, 1) }, prj)
   lu.assertEquals(r.results[1].status, "ok", tostring(r.results[1].reason))
   lu.assertEquals(sys.run({ "find", env.hosts[1].work, env.hosts[1].home, "-name", "PWNED" }).stdout, "")
+end
+
+-- An upload that takes longer than the keepalive interval (a large input
+-- over a slow link: 4 MB at 8 Mbit/s, keepalive 2 s) is not taken for a
+-- lost link.
+function TestSsh:test_an_upload_longer_than_the_keepalive_interval_succeeds()
+  local prj, d = project({ { title = "a", seconds = 0.1 } })
+  lu.assertEquals(sys.run({ "sh", "-c", "head -c 4000000 /dev/urandom >> '" .. d .. "/Sample.b01'" }).code, 0)
+  local h = env.hosts[1]
+  lu.assertEquals(sys.run({ "tc", "qdisc", "add", "dev", h.veth, "root", "tbf", "rate", "8mbit",
+                            "burst", "32kbit", "latency", "400ms" }).code, 0)
+  local ok, r = pcall(run, rasrun.pool { T.worker(env, 1, { keepalive = 2, io_timeout = 60 }) }, prj)
+  sys.run({ "tc", "qdisc", "del", "dev", h.veth, "root" })
+  assert(ok, r)
+  lu.assertEquals(r.results[1].status, "ok", tostring(r.results[1].reason))
 end
 
 function TestSsh:test_a_quiet_engine_on_a_healthy_link_is_not_lost()
