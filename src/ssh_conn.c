@@ -847,6 +847,15 @@ static int put_file(ssh_conn *c, const char *local, const char *remote, int repl
     return 0;
 }
 
+int ssh_remove(ssh_conn *c, const char *remote, char *err, size_t n)
+{
+    if (ssh_sftp(c, err, n) != 0)
+        return -1;
+    if (libssh2_sftp_unlink(c->sftp, remote) != 0)
+        return say(err, n, "%s: cannot remove %s: %s", c->label, remote, sftp_reason(c));
+    return 0;
+}
+
 int ssh_put(ssh_conn *c, const char *local, const char *remote, char *err, size_t n)
 {
     return put_file(c, local, remote, 1, err, n);

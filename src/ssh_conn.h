@@ -68,6 +68,8 @@ int ssh_put(ssh_conn *c, const char *local, const char *remote, char *err, size_
  * dropped): for content-named files, which another run may be sending too. */
 int ssh_put_new(ssh_conn *c, const char *local, const char *remote, char *err, size_t n);
 int ssh_get(ssh_conn *c, const char *remote, const char *local, char *err, size_t n);
+/* Removes a file on the host. */
+int ssh_remove(ssh_conn *c, const char *remote, char *err, size_t n);
 /* 1 exists (size and mtime filled), 0 absent, -1 error. */
 int ssh_stat(ssh_conn *c, const char *remote, unsigned long long *size, double *mtime, char *err,
              size_t n);

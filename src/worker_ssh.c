@@ -490,6 +490,18 @@ static int ensure_blobs(worker *w, task *t, char hexes[][65], char *err, size_t 
             break;
         }
         t->bytes_up += x->c->file_sent - before;
+        /* the cache names a file by its content: one that changed since it
+         * was hashed (written while it was sent) is not left under that name */
+        char again[65] = "";
+        int unread = hashcache_file(x->hc, local, again, NULL, err, n) != 0;
+        if (unread || strcmp(again, hexes[i]) != 0) {
+            char rerr[512];
+            ssh_remove(x->c, remote, rerr, sizeof rerr);
+            if (!unread)
+                snprintf(err, n, "%s changed while it was being sent to %s", local, w->host);
+            rc = -2;
+            break;
+        }
         strset_add(x->blobs, hexes[i]);
     }
     free(cache);

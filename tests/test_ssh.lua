@@ -483,6 +483,32 @@ function TestSsh:test_an_upload_longer_than_the_keepalive_interval_succeeds()
   lu.assertEquals(r.results[1].status, "ok", tostring(r.results[1].reason))
 end
 
+-- An input written while it is being sent (4 MB at 4 Mbit/s, its end
+-- rewritten after a second) fails its plan, and the host's cache keeps no
+-- file under a name that is not its content's hash.
+function TestSsh:test_an_input_changed_while_it_is_sent_is_not_cached_under_its_old_hash()
+  local prj, d = project({ { title = "a", seconds = 0.1 } })
+  local b01 = d .. "/Sample.b01"
+  lu.assertEquals(sys.run({ "sh", "-c", "head -c 4000000 /dev/urandom >> '" .. b01 .. "'" }).code, 0)
+  local h = env.hosts[1]
+  lu.assertEquals(sys.run({ "tc", "qdisc", "add", "dev", h.veth, "root", "tbf", "rate", "4mbit",
+                            "burst", "32kbit", "latency", "400ms" }).code, 0)
+  local writer = assert(H.spawn({ "sh", "-c", "sleep 1; head -c 100000 /dev/urandom | dd of='" .. b01
+    .. "' bs=100000 seek=30 conv=notrunc status=none" }))
+  local ok, r = pcall(run, rasrun.pool { T.worker(env, 1, { keepalive = 2, io_timeout = 60 }) }, prj)
+  sys.run({ "tc", "qdisc", "del", "dev", h.veth, "root" })
+  sys.wait(writer, 10)
+  assert(ok, r)
+  lu.assertEquals(r.results[1].status, "failed")
+  lu.assertStrContains(r.results[1].reason, b01 .. " changed while it was being sent")
+  for _, f in ipairs(fs.glob(h.work .. "/.rasrun-cache/*")) do
+    local name = f:match("[^/]+$")
+    if #name == 64 then
+      lu.assertEquals(sys.run({ "sha256sum", f }).stdout:sub(1, 64), name)
+    end
+  end
+end
+
 function TestSsh:test_a_quiet_engine_on_a_healthy_link_is_not_lost()
   -- 9 s in four steps: over 2 s without a byte from the engine, longer than
   -- libssh2's shortest keepalive interval
