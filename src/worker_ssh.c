@@ -454,12 +454,30 @@ static void fail_task(worker *w, task *t, const char *fmt, ...)
     finish_task(w, t);
 }
 
+/* Partial uploads older than this were left by a lost connection or a
+ * killed controller (a live upload's file is younger: its writes touch it). */
+#define STALE_PART 3600
+
+struct cache_listing {
+    strset *blobs;
+    char **stale;   /* partial uploads to remove */
+    size_t nstale;
+    double before;  /* epoch seconds: a part older than this is stale */
+};
+
 static void list_blob(void *ud, const char *name, unsigned long long size, double mtime)
 {
     (void)size;
-    (void)mtime;
-    if (strlen(name) == 64)
-        strset_add(ud, name);
+    struct cache_listing *l = ud;
+    if (strlen(name) == 64) {
+        strset_add(l->blobs, name);
+    } else if (strstr(name, ".rasrun-part-") && mtime < l->before) {
+        char **g = realloc(l->stale, sizeof *g * (l->nstale + 1));
+        if (g && (g[l->nstale] = strdup(name)))
+            l->nstale++;
+        if (g)
+            l->stale = g;
+    }
 }
 
 /* Every input in the host's cache: hashed here, sent only when missing. */
@@ -469,9 +487,17 @@ static int ensure_blobs(worker *w, task *t, char hexes[][65], char *err, size_t 
     char *cache = remote_path(x, CACHE);
     int rc = 0;
     if (!x->blobs_listed) {
-        if (ssh_mkdirs(x->c, cache, err, n) != 0 || ssh_list(x->c, cache, list_blob, x->blobs, err, n) != 0)
+        struct cache_listing l = { x->blobs, NULL, 0, (double)time(NULL) - STALE_PART };
+        if (ssh_mkdirs(x->c, cache, err, n) != 0 || ssh_list(x->c, cache, list_blob, &l, err, n) != 0)
             rc = -1;
         x->blobs_listed = rc == 0;
+        for (size_t i = 0; i < l.nstale; i++) {
+            char path[8192], rerr[512];
+            snprintf(path, sizeof path, "%s/%s", cache, l.stale[i]);
+            ssh_remove(x->c, path, rerr, sizeof rerr); /* best effort */
+            free(l.stale[i]);
+        }
+        free(l.stale);
     }
     for (int i = 0; rc == 0 && i < t->sp->ninputs; i++) {
         char local[8192];

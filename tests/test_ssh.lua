@@ -509,6 +509,25 @@ function TestSsh:test_an_input_changed_while_it_is_sent_is_not_cached_under_its_
   end
 end
 
+-- A partial upload that a lost connection or a killed controller left in
+-- the host's cache is removed when a later run lists the cache, once it is
+-- an hour old (a younger one may be another run's upload in progress).
+function TestSsh:test_stale_partial_uploads_are_removed_from_the_cache()
+  local cache = env.hosts[1].work .. "/.rasrun-cache"
+  assert(fs.mkdirs(cache))
+  local stale = cache .. "/" .. ("a"):rep(64) .. ".rasrun-part-0123456789abcdef"
+  local young = cache .. "/" .. ("b"):rep(64) .. ".rasrun-part-fedcba9876543210"
+  assert(fs.write(stale, "half an upload"))
+  assert(fs.write(young, "an upload going on"))
+  fs.touch(stale, sys.now() - 7200)
+  local prj = project({ { title = "a", seconds = 0.1 } })
+  local r = run(rasrun.pool { T.worker(env, 1) }, prj)
+  lu.assertEquals(r.results[1].status, "ok", tostring(r.results[1].reason))
+  lu.assertFalse(fs.exists(stale))
+  lu.assertTrue(fs.exists(young))
+  os.remove(young)
+end
+
 function TestSsh:test_a_quiet_engine_on_a_healthy_link_is_not_lost()
   -- 9 s in four steps: over 2 s without a byte from the engine, longer than
   -- libssh2's shortest keepalive interval
