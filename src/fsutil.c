@@ -190,23 +190,18 @@ int fs_copy_reusing(const char *src, const char *dst, int keep_mtime, const char
                     size_t errlen)
 {
     int in = open(src, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (in < 0) {
+    struct stat st;
+    int statted = in >= 0 && fstat(in, &st) == 0;
+    if (!statted || !S_ISREG(st.st_mode)) {
+        if (statted) /* a folder, a FIFO, a device: not a file to copy */
+            errno = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
         int e = errno;
+        if (in >= 0)
+            close(in);
         if (reuse)
             unlink(reuse); /* gone either way (fsutil.h) */
         errno = e;
-        return say(err, errlen, "cannot read", src);
-    }
-    struct stat st;
-    if (fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) {
-        if (fstat(in, &st) == 0) /* a folder, a FIFO, a device: not a file to copy */
-            errno = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
-        int e = errno;
-        close(in);
-        if (reuse)
-            unlink(reuse);
-        errno = e;
-        return say(err, errlen, "cannot copy", src);
+        return say(err, errlen, in < 0 ? "cannot read" : "cannot copy", src);
     }
     char tmp[PATH_MAX + 64];
     int out = temp_open(tmp, sizeof tmp, dst, st.st_mode & 0777, reuse);

@@ -416,9 +416,10 @@ static void drop_staged(sched *s, attempt *a, int keep)
                 made = fs_mkdirs(dir, err, sizeof err) == 0;
             char dst[8192 + 512];
             snprintf(dst, sizeof dst, "%s/%s", dir, st->final);
+            if (made && rename(st->tmp, dst) == 0)
+                continue;
             /* a run folder on another file system gets a copy */
-            if (made && rename(st->tmp, dst) != 0 && errno == EXDEV &&
-                fs_copy(st->tmp, dst, 1, err, sizeof err) != 0)
+            if (made && errno == EXDEV && fs_copy(st->tmp, dst, 1, err, sizeof err) != 0)
                 fprintf(stderr, "rasrun: cannot keep a failed attempt's file: %s\n", err);
             unlink(st->tmp);
         }

@@ -338,15 +338,13 @@ local function read_resume(dir)
   -- started: per attempt ("job#N"), its last step that started, or the
   -- attempt itself while no engine of it is in the journal (the controller
   -- writes "launched" a moment after the spawn: it may have died between)
-  local done, started, ended, ids, tried, first_id = {}, {}, {}, {}, {}, nil
+  local done, started, ended, ids, tried, start = {}, {}, {}, {}, {}, nil
   local boot -- of the controller that wrote what follows (older journals: none)
   for _, e in ipairs(entries) do
     if e.ev == "run_start" or e.ev == "run_resume" then
       boot = e.boot_id
-      if e.run_id then
-        ids[e.run_id] = true
-        first_id = first_id or e.run_id
-      end
+      if e.run_id then ids[e.run_id] = true end
+      if e.ev == "run_start" then start = start or e end
     end
     if e.ev == "done" and e.status == "ok" then done[e.job] = e end
     local k = e.job and math.type(e.attempt) and (e.job .. "#" .. e.attempt)
@@ -361,7 +359,8 @@ local function read_resume(dir)
   for k, e in pairs(started) do
     if not ended[k] then orphans[#orphans + 1] = e end
   end
-  return { done = done, orphans = orphans, ids = ids, run_id = first_id, tried = tried }
+  return { done = done, orphans = orphans, ids = ids, tried = tried, start = start or {},
+           run_id = start and start.run_id }
 end
 
 -- Files a killed controller had staged into the projects and not yet moved
@@ -440,15 +439,11 @@ function M.stop_left(dir, say)
   -- not while its controller still runs it (the journal's lock)
   local journal, err = require("rasrun.journal").open(path.join(dir, "journal.jsonl"))
   if not journal then return say(err) end
-  local start
-  for _, e in ipairs(assert(require("rasrun.journal").read(path.join(dir, "journal.jsonl")))) do
-    if e.ev == "run_start" then start = e break end
-  end
   local workers, projects = {}, {}
-  for _, w in ipairs(start and start.workers or {}) do
+  for _, w in ipairs(prior.start.workers or {}) do
     if w.type ~= "ssh" then workers[#workers + 1] = { name = w.name, type = w.type } end
   end
-  for _, prj in ipairs(start and start.projects or {}) do
+  for _, prj in ipairs(prior.start.projects or {}) do
     if fs.isdir(path.dirname(prj)) then projects[#projects + 1] = { dir = path.dirname(prj) } end
   end
   stop_orphans(prior.orphans, workers, say)
