@@ -755,6 +755,14 @@ static const char *sftp_reason(ssh_conn *c)
     }
 }
 
+/* Before each request of a transfer: has its owner asked it to stop? */
+static int stop_asked(ssh_conn *c)
+{
+    if (c->stop && c->stop(c->stop_ud))
+        c->stopped = 1;
+    return c->stopped;
+}
+
 /* Writes bytes [off, off + len) of the local file fd into the open handle. */
 static int write_range(ssh_conn *c, LIBSSH2_SFTP_HANDLE *h, int fd, off_t off, off_t len)
 {
@@ -770,7 +778,7 @@ static int write_range(ssh_conn *c, LIBSSH2_SFTP_HANDLE *h, int fd, off_t off, o
             break;
         }
         for (ssize_t done = 0; done < got;) {
-            ssize_t w = libssh2_sftp_write(h, buf + done, (size_t)(got - done));
+            ssize_t w = stop_asked(c) ? -1 : libssh2_sftp_write(h, buf + done, (size_t)(got - done));
             if (w < 0) {
                 rc = -1;
                 break;
@@ -794,6 +802,7 @@ static int put_file(ssh_conn *c, const char *local, const char *remote, int repl
 {
     if (ssh_sftp(c, err, n) != 0)
         return -1;
+    c->stopped = 0;
     int fd = open(local, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return say(err, n, "cannot read %s: %s", local, strerror(errno));
@@ -828,6 +837,8 @@ static int put_file(ssh_conn *c, const char *local, const char *remote, int repl
         rc = -1;
     if (rc != 0) {
         libssh2_sftp_unlink(c->sftp, part);
+        if (c->stopped)
+            return say(err, n, "%s: upload of %s stopped before its end", c->label, local);
         return say(err, n, "%s: upload of %s failed: %s", c->label, local, sftp_reason(c));
     }
     if (libssh2_sftp_rename(c->sftp, part, remote) == 0)
@@ -884,9 +895,14 @@ int ssh_get(ssh_conn *c, const char *remote, const char *local, char *err, size_
     }
     char *buf = malloc(CHUNK);
     int rc = buf ? 0 : -1;
+    c->stopped = 0;
     for (;;) {
         if (!buf)
             break;
+        if (stop_asked(c)) {
+            rc = -1;
+            break;
+        }
         ssize_t r = libssh2_sftp_read(h, buf, CHUNK);
         if (r == 0)
             break;
@@ -906,6 +922,8 @@ int ssh_get(ssh_conn *c, const char *remote, const char *local, char *err, size_
         rc = -1;
     if (rc != 0) {
         unlink(local);
+        if (c->stopped)
+            return say(err, n, "%s: download of %s stopped before its end", c->label, remote);
         return say(err, n, "%s: download of %s failed: %s", c->label, remote, sftp_reason(c));
     }
     return 0;

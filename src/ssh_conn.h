@@ -38,6 +38,12 @@ typedef struct ssh_conn {
     unsigned long long file_sent, file_received; /* file payload moved by SFTP */
     double last_rx;             /* monotonic: anything arrived from the server */
     double io_timeout;
+    /* Asked between the requests of an SFTP transfer: non-zero stops it,
+     * and the transfer fails saying so (a cancelled or timed-out attempt
+     * does not wait for its files). NULL: transfers run to their end. */
+    int (*stop)(void *ud);
+    void *stop_ud;
+    int stopped;                /* the last transfer ended because stop said so */
 } ssh_conn;
 
 /* Connects, checks the host key, authenticates. On failure *refused (when

@@ -124,6 +124,7 @@ typedef struct {
     int auth_failed;
     task **made;                /* every task, freed with the worker */
     int nmade;
+    task *moving;               /* the task whose files are being sent or fetched */
 } sshw;
 
 static double mono(void)
@@ -381,6 +382,17 @@ static void kill_orphans(worker *w)
     }
 }
 
+/* The connection's stop hook (ssh_conn.h): a transfer ends early when its
+ * attempt is cancelled (Ctrl-C, a plan's timeout) or the worker closes. */
+static int transfer_unwanted(void *ud)
+{
+    sshw *x = ud;
+    pthread_mutex_lock(&x->mu);
+    int unwanted = x->stop || (x->moving && x->moving->cancel);
+    pthread_mutex_unlock(&x->mu);
+    return unwanted;
+}
+
 static void try_connect(worker *w)
 {
     sshw *x = w->data;
@@ -410,6 +422,8 @@ static void try_connect(worker *w)
         post(w, M_DOWN, NULL, "%s", err);
         return;
     }
+    c->stop = transfer_unwanted;
+    c->stop_ud = x;
     x->c = c;
     x->backoff = 0;
     x->blobs_listed = 0;
@@ -541,7 +555,9 @@ static void start_task(worker *w, task *t)
     absolutize(x, &t->slot_dir);
     absolutize(x, &t->kept_dir);
     char (*hexes)[65] = calloc((size_t)t->sp->ninputs + 1, 65);
+    x->moving = t;
     int rc = hexes ? ensure_blobs(w, t, hexes, err, sizeof err) : -2;
+    x->moving = NULL;
     if (rc == -2) {
         free(hexes);
         fail_task(w, t, "staging in: %s", hexes ? err : "out of memory");
@@ -638,6 +654,7 @@ static void stage_out(worker *w, task *t)
         return;
     }
     int broken = 0;
+    x->moving = t;
     for (int i = 0; i < ol.n && !broken; i++) {
         const char *name = ol.names[i], *final;
         int kind = spec_output_kind(t->sp, name, &final);
@@ -663,6 +680,7 @@ static void stage_out(worker *w, task *t)
         t->outs = g;
         t->outs[t->nouts++] = (out_file){ tmp, strdup(final), kind };
     }
+    x->moving = NULL;
     freev(ol.names, ol.n);
     finish_task(w, t);
     if (broken)

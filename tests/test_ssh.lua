@@ -509,6 +509,34 @@ function TestSsh:test_an_input_changed_while_it_is_sent_is_not_cached_under_its_
   end
 end
 
+-- Ctrl-C while a plan's inputs are still being sent (8 MB at 4 Mbit/s:
+-- 16 s) stops the upload: the run ends within seconds, not when the upload
+-- would have, and the part sent is not left in the host's cache.
+function TestSsh:test_ctrl_c_stops_an_upload_in_progress()
+  local prj, d = project({ { title = "a", seconds = 0.1 } })
+  lu.assertEquals(sys.run({ "sh", "-c", "head -c 8000000 /dev/urandom >> '" .. d .. "/Sample.b01'" }).code, 0)
+  local h = env.hosts[1]
+  lu.assertEquals(sys.run({ "tc", "qdisc", "add", "dev", h.veth, "root", "tbf", "rate", "4mbit",
+                            "burst", "32kbit", "latency", "400ms" }).code, 0)
+  local sender, t0, took
+  local ok, e = pcall(run, rasrun.pool { T.worker(env, 1, { keepalive = 2, io_timeout = 60 }) }, prj, {
+    on_event = function(ev)
+      if ev.type == "start" and not sender then
+        t0 = sys.monotonic()
+        sender = assert(H.spawn({ "sh", "-c", "sleep 2; kill -INT " .. sys.pid() }))
+      end
+    end })
+  took = t0 and sys.monotonic() - t0
+  sys.run({ "tc", "qdisc", "del", "dev", h.veth, "root" })
+  if sender then sys.wait(sender, 10) end
+  lu.assertFalse(ok, "the run was not interrupted")
+  lu.assertEquals(type(e) == "table" and e.exit_code, 130, tostring(e))
+  lu.assertTrue(took < 10, ("the run took %.1f s after its start"):format(took))
+  local sum = sys.run({ "sha256sum", d .. "/Sample.b01" }).stdout:sub(1, 64)
+  lu.assertFalse(fs.exists(h.work .. "/.rasrun-cache/" .. sum), "the file reached the cache")
+  lu.assertEquals(fs.glob(h.work .. "/.rasrun-cache/*.rasrun-part-*"), {})
+end
+
 -- A partial upload that a lost connection or a killed controller left in
 -- the host's cache is removed when a later run lists the cache, once it is
 -- an hour old (a younger one may be another run's upload in progress).
