@@ -43,7 +43,8 @@ char *ssh_kill_script(long pid, const char *dir, double grace)
     sb_word(&b, dir);
     /* /proc/P/cwd is the fully resolved path: compare it with D resolved */
     sb_add(&b, "\nR=$(cd \"$D\" 2>/dev/null && pwd -P) || exit 0\n"
-               "[ \"$(readlink /proc/$P/cwd 2>/dev/null)\" = \"$R\" ] || exit 0\n"
+               "cd /\n" SWEEP_FN
+               "if [ \"$(readlink /proc/$P/cwd 2>/dev/null)\" = \"$R\" ]; then\n"
                "tree() { for c in $(ps -o pid= --ppid \"$1\" 2>/dev/null); do tree \"$c\"; done; "
                "echo \"$1\"; }\n"
                "all=$(tree $P)\n"
@@ -51,6 +52,8 @@ char *ssh_kill_script(long pid, const char *dir, double grace)
                "sleep %.1f\n"
                "kill -KILL -- -$P 2>/dev/null; for p in $all; do kill -KILL $p 2>/dev/null; done\n"
                "echo stopped\n"
+               "fi\n"
+               "sweep KILL \"$R\"\n"
                "exit 0\n", grace > 0 ? grace : 0);
     return b.p;
 }

@@ -13,10 +13,17 @@ void sb_add(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 
 /* Appends one word, single-quoted for a POSIX shell. */
 void sb_word(struct sbuf *b, const char *w);
 
+/* Shell text, as a printf format (sb_add): `sweep SIG DIR` kills every
+ * process whose working folder is DIR or below it: helpers an engine started that left its process group (setsid)
+ * but still work in its folder. The caller's own shell must not be there. */
+#define SWEEP_FN "sweep() { for c in /proc/[0-9]*/cwd; do d=$(readlink \"$c\" 2>/dev/null) || continue; " \
+                 "case \"$d\" in \"$2\"|\"$2\"/*) c=${c#/proc/}; kill -$1 \"${c%%/cwd}\" 2>/dev/null;; " \
+                 "esac; done; }\n"
+
 /* Kills the process group led by pid and every descendant that left it
  * (TERM, then KILL after grace seconds), only while the leader still works
  * in dir: a reused pid is never hit. Prints "stopped" when it found the
- * engine. Caller frees. */
+ * engine. Then sweeps dir (helpers that left the group). Caller frees. */
 char *ssh_kill_script(long pid, const char *dir, double grace);
 
 #endif

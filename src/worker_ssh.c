@@ -15,9 +15,11 @@
  *              the files the engine only reads and copies of the rest
  *   launch     one command prepares the folder and starts the engine steps
  *              under setsid (own session and process group), output to a log
- *              that `tail` streams back; a watchdog kills the group when the
- *              channel closes
- *   cancel     kills the engine's process group and every descendant
+ *              that `tail` streams back; a watchdog kills the group, and
+ *              whatever still works in the slot folder, when the channel
+ *              closes
+ *   cancel     kills the engine's process group, every descendant, and
+ *              whatever still works in the slot folder
  *   stage out  outputs come back by SFTP into temporary names in the project
  * A link that stops answering for the keepalive interval plus as much again
  * (libssh2's interval is at least 2 s) is declared lost: its attempts fail
@@ -309,8 +311,9 @@ static char *launch_script(sshw *x, task *t, char hexes[][65])
                "echo \"rasrun-pid $pid $(date +%%s) $(date +%%z)\" >&2\n"
                "here=$(pwd -P)\n"
                "mine() { [ \"$(readlink /proc/$pid/cwd 2>/dev/null)\" = \"$here\" ]; }\n"
-               "( while read -r _ <&3; do :; done; mine && kill -TERM -- -$pid 2>/dev/null; sleep 5; "
-               "mine && kill -KILL -- -$pid 2>/dev/null ) >/dev/null 2>&1 &\n"
+               SWEEP_FN
+               "( while read -r _ <&3; do :; done; cd /; mine && kill -TERM -- -$pid 2>/dev/null; sleep 5; "
+               "mine && kill -KILL -- -$pid 2>/dev/null; sweep KILL \"$here\" ) >/dev/null 2>&1 &\n"
                "wd=$!\n"
                "tail -c +1 -s 0.2 -f --pid=$pid rasrun-engine.log 2>/dev/null\n"
                "wait $pid; rc=$?\n"
