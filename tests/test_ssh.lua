@@ -630,7 +630,8 @@ end
 
 -- A recipe file running the project on the test hosts' workers (for tests
 -- that signal or kill the controller).
-local function remote_recipe(d, hosts)
+-- run_opts: more fields of the pool:run table, as Lua text
+local function remote_recipe(d, hosts, run_opts)
   local lines = { "local rasrun = require 'rasrun'",
     ("package.path = %q .. '/tests/?.lua;' .. package.path"):format(H.root),
     ("local env = { hosts = {}, key = %q, known_hosts = %q }"):format(env.key, env.known_hosts) }
@@ -643,8 +644,8 @@ local function remote_recipe(d, hosts)
   end
   lines[#lines + 1] = "local T = require 'testhosts'"
   lines[#lines + 1] = ("local pool = rasrun.pool { %s }"):format(table.concat(workers, ", "))
-  lines[#lines + 1] = ("pool:run { project = %q, progress = 'plain', run_dir = %q }")
-    :format(d .. "/Sample.prj", d .. "/run")
+  lines[#lines + 1] = ("pool:run { project = %q, progress = 'plain', run_dir = %q, %s }")
+    :format(d .. "/Sample.prj", d .. "/run", run_opts or "")
   fs.write(d .. "/remote.lua", table.concat(lines, "\n") .. "\n")
   return d .. "/remote.lua"
 end
@@ -685,6 +686,39 @@ function TestSsh:test_sigkill_stops_remote_engines_and_resume_finishes()
   lu.assertEquals(r.code, 0, r.stderr)
   lu.assertStrContains(r.stderr, "resuming run run")
   for i = 1, 4 do lu.assertTrue(rasrun.checks.standard {}(("%s/Sample.p%02d.hdf"):format(d, i)).ok) end
+end
+
+-- A controller killed while its engine runs a helper that left the
+-- engine's process group (setsid, as stuck engine helpers do): the host's
+-- watchdog stops both when the controller's connection drops.
+function TestSsh:test_a_killed_controller_leaves_no_helper_on_the_host()
+  local _, d = project({ { title = "hangs", mode = "hang" } })
+  local pid = assert(H.spawn({ H.bin, "run", remote_recipe(d, { 1 }) },
+    { stdout = d .. "/out", stderr = d .. "/err" }))
+  local h1 = env.hosts[1]
+  H.wait_for(function() return #T.engines(h1) >= 2 end, 30, "the engine and its helper on h1")
+  sys.kill(pid, "KILL")
+  sys.wait(pid, 10)
+  H.wait_for(function() return #T.engines(h1) == 0 end, 15, "the engine and its helper to stop")
+  for _, f in ipairs(fs.glob(h1.work .. "/2*")) do fs.rmtree(f) end -- the hosts serve the next tests
+end
+
+-- A controller killed after its last plan is done, before it could clean
+-- up: the resume has nothing to run, and still removes the run's slot
+-- folders from the host.
+function TestSsh:test_resume_with_nothing_left_removes_the_hosts_slot_folders()
+  local _, d = project({ { title = "a", seconds = 0.1 }, { title = "b", seconds = 0.1 } })
+  local recipe = remote_recipe(d, { 1 }, "on_event = function(ev) if ev.type == 'done' then "
+    .. "done = (done or 0) + 1 if done == 2 then rasrun.sys.kill(rasrun.sys.pid(), 'KILL') end end end")
+  local r = H.rasrun({ "run", recipe }, { timeout = 60 })
+  lu.assertEquals(r.code, 137, r.stderr)
+  local work = env.hosts[1].work
+  lu.assertEquals(#fs.glob(work .. "/*/h1.*"), 2, "the killed run left no slot folders to clean")
+  r = H.rasrun({ "resume", d .. "/run" }, { timeout = 60 })
+  lu.assertEquals(r.code, 0, r.stderr)
+  lu.assertEquals(fs.glob(work .. "/*/h1.*"), {})
+  local run_id = H.journal(d .. "/run")[1].run_id
+  lu.assertFalse(fs.exists(work .. "/" .. run_id), "the run's folder is still on the host")
 end
 
 -- ~/.ssh/config syntax, read without a host: "Key=value", "Key = value" and

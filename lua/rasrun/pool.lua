@@ -339,6 +339,7 @@ local function read_resume(dir)
   -- attempt itself while no engine of it is in the journal (the controller
   -- writes "launched" a moment after the spawn: it may have died between)
   local done, started, ended, ids, tried, start = {}, {}, {}, {}, {}, nil
+  local slot_dirs, seen_dir = {}, {} -- per worker, the work folders its attempts used
   local boot -- of the controller that wrote what follows (older journals: none)
   for _, e in ipairs(entries) do
     if e.ev == "run_start" or e.ev == "run_resume" then
@@ -354,13 +355,18 @@ local function read_resume(dir)
       tried[e.job] = math.max(tried[e.job] or 0, e.attempt)
     end
     if k and e.ev == "attempt_end" then ended[k] = true end
+    if e.ev == "attempt" and e.worker and e.workdir and not seen_dir[e.workdir] then
+      seen_dir[e.workdir] = true
+      slot_dirs[e.worker] = slot_dirs[e.worker] or {}
+      table.insert(slot_dirs[e.worker], e.workdir)
+    end
   end
   local orphans = {}
   for k, e in pairs(started) do
     if not ended[k] then orphans[#orphans + 1] = e end
   end
   return { done = done, orphans = orphans, ids = ids, tried = tried, start = start or {},
-           run_id = start and start.run_id }
+           run_id = start and start.run_id, slot_dirs = slot_dirs }
 end
 
 -- Files a killed controller had staged into the projects and not yet moved
@@ -568,7 +574,7 @@ function Pool:run(opts)
     if not j then error("pool:run: " .. err, 0) end
     return j
   end
-  local prior, remote_orphans, journal = { done = {}, tried = {} }, {}, nil
+  local prior, remote_orphans, journal = { done = {}, tried = {}, slot_dirs = {} }, {}, nil
   if resume_dir then
     prior = read_resume(resume_dir)
     -- its lock tells whether the run is still going: then nothing of it is touched
@@ -682,8 +688,10 @@ function Pool:run(opts)
                       skipped = r.status == "skipped" or nil, attempts = 0 }
     end
   end
-  if #remote_orphans > 0 then
-    require("rasrun.ssh").stop_orphans(self.workers, remote_orphans, say)
+  local ssh_slots = false
+  for _, w in ipairs(self.workers) do ssh_slots = ssh_slots or (w.type == "ssh" and prior.slot_dirs[w.name]) end
+  if #remote_orphans > 0 or ssh_slots then
+    require("rasrun.ssh").clean_after(self.workers, remote_orphans, prior.slot_dirs, say)
   end
 
   progress:begin(#jobs, results, self.workers)

@@ -91,37 +91,53 @@ function M.probe(w)
   return rep
 end
 
--- Engines a killed controller left on SSH hosts (journal "launched" lines
--- without an end): stopped, their folders removed, once per host.
-function M.stop_orphans(workers, orphans, say)
+-- What a killed controller left on SSH hosts, once per host: engines (its
+-- journal's "launched" lines without an end) are stopped, then the slot
+-- folders its attempts used (slot_dirs: worker name -> list) removed with
+-- the run's folder when nothing else is in it (kept attempts stay). The
+-- resumed run may use the same folders again: it makes them anew.
+function M.clean_after(workers, orphans, slot_dirs, say)
   local ssh_c = require "rasrun.ssh_c"
   for _, w in ipairs(workers) do
     if w.type == "ssh" then
       local s = M.settings(w)
-      local mine = {}
+      local mine, dirs = {}, slot_dirs[w.name] or {}
       for _, e in ipairs(orphans) do
         if e.host == s.hostname and e.worker == w.name then mine[#mine + 1] = e end
       end
-      if #mine > 0 then
+      if #mine > 0 or #dirs > 0 then
         local c, err = ssh_c.connect(s)
         if not c then
-          say(("cannot reach %s to stop %d engine(s) left by the interrupted run: %s"):format(w.name, #mine, err))
+          say(("cannot reach %s to clean up after the interrupted run (%d engine(s) to stop): %s")
+            :format(w.name, #mine, err))
         else
-          for _, e in ipairs(mine) do
-            local dir = e.workdir
-            if dir:sub(1, 1) ~= "/" then
-              local _, home = c:exec("pwd")
-              dir = (home or ""):gsub("\n$", "") .. "/" .. dir
+          local home
+          local function absolute(dir)
+            if dir:sub(1, 1) == "/" then return dir end
+            if not home then
+              local _, out = c:exec("pwd")
+              home = (out or ""):gsub("\n$", "")
             end
+            return home .. "/" .. dir
+          end
+          for _, e in ipairs(mine) do
             -- Usually gone already: when the controller died its channel
             -- closed, and the engine's watchdog on the host stopped it.
-            local _, out = c:exec(ssh_c.kill_script(e.pid, dir, w.kill_grace or 5), nil, 60)
+            local _, out = c:exec(ssh_c.kill_script(e.pid, absolute(e.workdir), w.kill_grace or 5), nil, 60)
             if out and out:find("stopped", 1, true) then
               say(("stopped engine pid %d of plan %s on %s, left by the interrupted run")
                 :format(e.pid, e.plan, w.name))
             end
-            c:exec("rm -rf " .. path.shell_quote(dir), nil, 60)
           end
+          local quoted, parents = {}, {}
+          for _, e in ipairs(mine) do quoted[#quoted + 1] = path.shell_quote(absolute(e.workdir)) end
+          for _, dir in ipairs(dirs) do
+            quoted[#quoted + 1] = path.shell_quote(absolute(dir))
+            parents[path.shell_quote(path.dirname(absolute(dir)))] = true
+          end
+          local cmd = "rm -rf " .. table.concat(quoted, " ")
+          for parent in pairs(parents) do cmd = cmd .. "; rmdir " .. parent .. " 2>/dev/null" end
+          c:exec(cmd .. "; true", nil, 60)
           c:close()
         end
       end
