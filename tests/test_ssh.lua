@@ -468,17 +468,27 @@ function TestSsh:test_file_names_never_run_as_commands_on_the_host()
   lu.assertEquals(sys.run({ "find", env.hosts[1].work, env.hosts[1].home, "-name", "PWNED" }).stdout, "")
 end
 
+-- Runs fn(prj, pool, d) on a new one-plan project whose Sample.b01 holds mb
+-- random megabytes more, with h1's link shaped to rate (tc tbf) and a pool
+-- of h1 with a 2 s keepalive; the link is set free again whatever fn does.
+-- Returns pcall's two results, then d and h1.
+local function over_slow_link(mb, rate, fn)
+  local prj, d = project({ { title = "a", seconds = 0.1 } })
+  lu.assertEquals(sys.run({ "sh", "-c", ("head -c %d /dev/urandom >> '%s/Sample.b01'"):format(mb * 1000000, d) })
+    .code, 0)
+  local h = env.hosts[1]
+  lu.assertEquals(sys.run({ "tc", "qdisc", "add", "dev", h.veth, "root", "tbf", "rate", rate,
+                            "burst", "32kbit", "latency", "400ms" }).code, 0)
+  local ok, r = pcall(fn, prj, rasrun.pool { T.worker(env, 1, { keepalive = 2, io_timeout = 60 }) }, d)
+  sys.run({ "tc", "qdisc", "del", "dev", h.veth, "root" })
+  return ok, r, d, h
+end
+
 -- An upload that takes longer than the keepalive interval (a large input
 -- over a slow link: 4 MB at 8 Mbit/s, keepalive 2 s) is not taken for a
 -- lost link.
 function TestSsh:test_an_upload_longer_than_the_keepalive_interval_succeeds()
-  local prj, d = project({ { title = "a", seconds = 0.1 } })
-  lu.assertEquals(sys.run({ "sh", "-c", "head -c 4000000 /dev/urandom >> '" .. d .. "/Sample.b01'" }).code, 0)
-  local h = env.hosts[1]
-  lu.assertEquals(sys.run({ "tc", "qdisc", "add", "dev", h.veth, "root", "tbf", "rate", "8mbit",
-                            "burst", "32kbit", "latency", "400ms" }).code, 0)
-  local ok, r = pcall(run, rasrun.pool { T.worker(env, 1, { keepalive = 2, io_timeout = 60 }) }, prj)
-  sys.run({ "tc", "qdisc", "del", "dev", h.veth, "root" })
+  local ok, r = over_slow_link(4, "8mbit", function(prj, pool) return run(pool, prj) end)
   assert(ok, r)
   lu.assertEquals(r.results[1].status, "ok", tostring(r.results[1].reason))
 end
@@ -487,20 +497,16 @@ end
 -- rewritten after a second) fails its plan, and the host's cache keeps no
 -- file under a name that is not its content's hash.
 function TestSsh:test_an_input_changed_while_it_is_sent_is_not_cached_under_its_old_hash()
-  local prj, d = project({ { title = "a", seconds = 0.1 } })
-  local b01 = d .. "/Sample.b01"
-  lu.assertEquals(sys.run({ "sh", "-c", "head -c 4000000 /dev/urandom >> '" .. b01 .. "'" }).code, 0)
-  local h = env.hosts[1]
-  lu.assertEquals(sys.run({ "tc", "qdisc", "add", "dev", h.veth, "root", "tbf", "rate", "4mbit",
-                            "burst", "32kbit", "latency", "400ms" }).code, 0)
-  local writer = assert(H.spawn({ "sh", "-c", "sleep 1; head -c 100000 /dev/urandom | dd of='" .. b01
-    .. "' bs=100000 seek=30 conv=notrunc status=none" }))
-  local ok, r = pcall(run, rasrun.pool { T.worker(env, 1, { keepalive = 2, io_timeout = 60 }) }, prj)
-  sys.run({ "tc", "qdisc", "del", "dev", h.veth, "root" })
-  sys.wait(writer, 10)
+  local writer
+  local ok, r, d, h = over_slow_link(4, "4mbit", function(prj, pool, d)
+    writer = assert(H.spawn({ "sh", "-c", "sleep 1; head -c 100000 /dev/urandom | dd of='" .. d
+      .. "/Sample.b01' bs=100000 seek=30 conv=notrunc status=none" }))
+    return run(pool, prj)
+  end)
+  if writer then sys.wait(writer, 10) end
   assert(ok, r)
   lu.assertEquals(r.results[1].status, "failed")
-  lu.assertStrContains(r.results[1].reason, b01 .. " changed while it was being sent")
+  lu.assertStrContains(r.results[1].reason, d .. "/Sample.b01 changed while it was being sent")
   for _, f in ipairs(fs.glob(h.work .. "/.rasrun-cache/*")) do
     local name = f:match("[^/]+$")
     if #name == 64 then
@@ -513,21 +519,16 @@ end
 -- 16 s) stops the upload: the run ends within seconds, not when the upload
 -- would have, and the part sent is not left in the host's cache.
 function TestSsh:test_ctrl_c_stops_an_upload_in_progress()
-  local prj, d = project({ { title = "a", seconds = 0.1 } })
-  lu.assertEquals(sys.run({ "sh", "-c", "head -c 8000000 /dev/urandom >> '" .. d .. "/Sample.b01'" }).code, 0)
-  local h = env.hosts[1]
-  lu.assertEquals(sys.run({ "tc", "qdisc", "add", "dev", h.veth, "root", "tbf", "rate", "4mbit",
-                            "burst", "32kbit", "latency", "400ms" }).code, 0)
-  local sender, t0, took
-  local ok, e = pcall(run, rasrun.pool { T.worker(env, 1, { keepalive = 2, io_timeout = 60 }) }, prj, {
-    on_event = function(ev)
+  local sender, t0
+  local ok, e, d, h = over_slow_link(8, "4mbit", function(prj, pool)
+    return run(pool, prj, { on_event = function(ev)
       if ev.type == "start" and not sender then
         t0 = sys.monotonic()
         sender = assert(H.spawn({ "sh", "-c", "sleep 2; kill -INT " .. sys.pid() }))
       end
     end })
-  took = t0 and sys.monotonic() - t0
-  sys.run({ "tc", "qdisc", "del", "dev", h.veth, "root" })
+  end)
+  local took = t0 and sys.monotonic() - t0
   if sender then sys.wait(sender, 10) end
   lu.assertFalse(ok, "the run was not interrupted")
   lu.assertEquals(type(e) == "table" and e.exit_code, 130, tostring(e))
