@@ -129,8 +129,8 @@ function M.clean_after(workers, orphans, slot_dirs, say)
                 :format(e.pid, e.plan, w.name))
             end
           end
+          -- the orphans' folders are among them: every attempt is journaled with its folder
           local quoted, parents = {}, {}
-          for _, e in ipairs(mine) do quoted[#quoted + 1] = path.shell_quote(absolute(e.workdir)) end
           for _, dir in ipairs(dirs) do
             quoted[#quoted + 1] = path.shell_quote(absolute(dir))
             parents[path.shell_quote(path.dirname(absolute(dir)))] = true
