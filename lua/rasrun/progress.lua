@@ -39,6 +39,9 @@ end
 
 function P:note(msg) self:line(msg) end
 
+-- "1 plan", "2 plans"
+local function count(n, word) return ("%d %s%s"):format(n, word, n == 1 and "" or "s") end
+
 function P:begin(total, results, workers)
   self.total, self.t0 = total, sys.now()
   self.slots = 0
@@ -50,7 +53,8 @@ function P:begin(total, results, workers)
       self.done = self.done + 1
     end
   end
-  local what = ("%d plans on %d workers (%d slots)"):format(total, #workers, self.slots)
+  local what = ("%s on %s (%s)"):format(count(total, "plan"), count(#workers, "worker"),
+    count(self.slots, "slot"))
   if pre > 0 then what = what .. (", %d already done"):format(pre) end
   self:line(what)
 end
@@ -175,7 +179,7 @@ end
 function P:finish(run)
   self:clear()
   local c = run.counts
-  local msg = ("%d plans: %d ok, %d failed, %d skipped, %d cancelled in %s"):format(#run.results,
+  local msg = ("%s: %d ok, %d failed, %d skipped, %d cancelled in %s"):format(count(#run.results, "plan"),
     c.ok, c.failed, c.skipped, c.cancelled, hms(run.ended - run.started))
   if self.mode == "quiet" then return end
   self:write(msg .. "\n")
