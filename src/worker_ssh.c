@@ -317,6 +317,8 @@ static char *launch_script(sshw *x, task *t, char hexes[][65])
                "wd=$!\n"
                "tail -c +1 -s 0.2 -f --pid=$pid rasrun-engine.log 2>/dev/null\n"
                "wait $pid; rc=$?\n"
+               /* helpers it left in its group do not outlive it (as on a local worker) */
+               "kill -KILL -- -$pid 2>/dev/null\n"
                "kill $wd 2>/dev/null\n"
                "echo \"rasrun-exit $rc\" >&2\n"
                "exit 0\n");

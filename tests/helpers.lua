@@ -90,6 +90,25 @@ end
 
 function H.sim(kind) return assert(require("rasrun.sim").home(kind or "linux")) end
 
+-- A copy of the simulated linux install in dir whose RasUnsteady runs the
+-- real one and then leaves a helper (bin/helper, a copy of sleep) running
+-- in its process group, as engines that start helpers do. Returns the
+-- install folder; H.processes_under(it) finds the helper.
+function H.engine_leaving_a_helper(dir)
+  local home = dir .. "/hecras"
+  for _, argv in ipairs({ { "cp", "-a", H.sim("linux"), home }, { "mkdir", home .. "/bin/real" },
+                          { "mv", home .. "/bin/RasUnsteady", home .. "/bin/real/RasUnsteady" },
+                          { "cp", "/bin/sleep", home .. "/bin/helper" } }) do
+    local r = sys.run(argv)
+    assert(r.code == 0, table.concat(argv, " ") .. ": " .. r.stderr)
+  end
+  assert(fs.write(home .. "/bin/RasUnsteady", table.concat({ "#!/bin/sh",
+    'bin=$(dirname "$0")', '"$bin/real/RasUnsteady" "$@"', "rc=$?",
+    '"$bin/helper" 300 </dev/null >/dev/null 2>&1 &', "exit $rc", "" }, "\n")))
+  assert(sys.run({ "chmod", "755", home .. "/bin/RasUnsteady" }).code == 0)
+  return home
+end
+
 function H.local_worker(name, slots, extra)
   local cfg = { type = "local", name = name or "here", slots = slots or 2,
                 engine = { kind = "linux", home = H.sim("linux") }, kill_grace = 0.5 }

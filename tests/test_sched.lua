@@ -117,6 +117,16 @@ function TestSched:test_retries_run_out()
   lu.assertTrue(fs.isfile(r.run_dir .. "/attempts/Sample_p01-a1/Sample.p01.hdf"))
 end
 
+-- A helper the engine left running in its process group ends with it.
+function TestSched:test_a_helper_left_in_the_engines_group_ends_with_it()
+  local home = H.engine_leaving_a_helper(H.tmpdir("engine"))
+  local prj = project({ { title = "a", seconds = 0.1 } })
+  local r = run(pool_of(H.local_worker("here", 1, { engine = { kind = "linux", home = home } })),
+                { project = prj })
+  lu.assertEquals(r.results[1].status, "ok", tostring(r.results[1].reason))
+  H.wait_for(function() return #H.processes_under(home) == 0 end, 5, "the helper to end")
+end
+
 function TestSched:test_timeout_kills_the_whole_process_tree()
   local prj = project({ { title = "hangs", mode = "hang" } })
   local t0, cpu0 = sys.monotonic(), os.clock()

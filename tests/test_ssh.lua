@@ -566,6 +566,16 @@ function TestSsh:test_a_quiet_engine_on_a_healthy_link_is_not_lost()
   lu.assertEquals(r.results[1].attempts, 1)
 end
 
+-- A helper the engine left running in its process group on the host ends
+-- with it, as on a local worker.
+function TestSsh:test_a_helper_left_in_the_engines_group_ends_with_it()
+  local home = H.engine_leaving_a_helper(H.tmpdir("engine"))
+  local prj = project({ { title = "a", seconds = 0.1 } })
+  local r = run(rasrun.pool { T.worker(env, 1, { engine = { kind = "linux", home = home } }) }, prj)
+  lu.assertEquals(r.results[1].status, "ok", tostring(r.results[1].reason))
+  H.wait_for(function() return #H.processes_under(home) == 0 end, 5, "the helper on h1 to end")
+end
+
 function TestSsh:test_timeout_kills_the_remote_process_tree()
   local prj = project({ { title = "hangs", mode = "hang" } })
   local r = run(rasrun.pool { T.worker(env, 1, { slots = 1 }) }, prj, { timeout = 1.5 })
