@@ -56,13 +56,18 @@ static cJSON *jrec(const char *ev, job *j, attempt *a)
     return o;
 }
 
+/* A journal that cannot be written (a full disk) is said once: the run goes
+ * on, and the count is given at its end (sched_main). */
 static void jwrite(sched *s, cJSON *o)
 {
-    if (s->journal && journal_write(s->journal, o) != 0)
-        fprintf(stderr, "rasrun: cannot write the journal %s: %s\n", journal_path(s->journal),
-                strerror(errno));
-    else if (!s->journal)
+    if (!s->journal) {
         cJSON_Delete(o);
+        return;
+    }
+    if (journal_write(s->journal, o) != 0 && s->journal_lost++ == 0)
+        fprintf(stderr, "rasrun: cannot write the journal %s: %s (the run goes on; a resume "
+                "would run again the plans that end from now on)\n", journal_path(s->journal),
+                strerror(errno));
 }
 
 /* ---- names ---------------------------------------------------------------- */
@@ -907,6 +912,9 @@ int sched_main(sched *s)
     }
     if (s->journal)
         journal_sync(s->journal);
+    if (s->journal_lost > 1)
+        fprintf(stderr, "rasrun: %d journal lines in all could not be written to %s\n",
+                s->journal_lost, journal_path(s->journal));
     close_signals(s, &old);
     return s->interrupted;
 }

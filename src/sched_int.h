@@ -9,6 +9,7 @@ struct sched {
     lua_State *L;
     loop *loop;
     journal *journal;           /* not owned */
+    int journal_lost;           /* lines that could not be written (said once) */
     char run_id[64];
     char run_dir[4096];
     worker **workers;

@@ -117,6 +117,46 @@ function TestSched:test_retries_run_out()
   lu.assertTrue(fs.isfile(r.run_dir .. "/attempts/Sample_p01-a1/Sample.p01.hdf"))
 end
 
+-- A full disk (a 700 KB tmpfs holding the project and the work folders,
+-- filled up after a first run): every plan fails naming the disk, the
+-- results of the first run stay as they were, the journal's failure is said
+-- once, and the run still ends with its summary and status 1 (the reports,
+-- which cannot be written, say so instead of stopping it).
+function TestSched:test_a_full_disk_fails_the_plans_and_keeps_every_result()
+  H.need_root()
+  local disk = H.tmpdir("full")
+  lu.assertEquals(sys.run({ "mount", "-t", "tmpfs", "-o", "size=700k", "tmpfs", disk }).code, 0)
+  local ok, err = pcall(function()
+    local plans = {}
+    for i = 1, 12 do plans[i] = { title = "p" .. i, seconds = 0 } end
+    local prj = H.project(disk .. "/prj", plans)
+    local recipe = H.tmpdir("recipe") .. "/full.lua"
+    assert(fs.write(recipe, table.concat({
+      'local rasrun = require "rasrun"',
+      ("local prj = assert(rasrun.project.open(%q))"):format(prj),
+      ('local pool = rasrun.pool { rasrun.worker { type = "local", name = "here", slots = 2, workdir = %q,')
+        :format(disk .. "/work"),
+      '  engine = { kind = "linux", home = rasrun.sim.home("linux") } } }',
+      'local run = pool:run { project = prj, progress = "plain", force = true }',
+      "return run.ok and 0 or 1", "" }, "\n")))
+    local env = { FAKE_RAS_SECONDS = "0" }
+    local r = H.rasrun({ "run", recipe }, { env = env })
+    lu.assertEquals(r.code, 0, r.stderr)
+    local function sums() return sys.run({ "sh", "-c", "cd '" .. disk .. "/prj' && sha256sum Sample.p*.hdf" }).stdout end
+    local before = sums()
+    sys.run({ "dd", "if=/dev/zero", "of=" .. disk .. "/filler", "bs=4k" }) -- until the disk is full
+    r = H.rasrun({ "run", recipe }, { env = env })
+    lu.assertEquals(r.code, 1, r.stderr)
+    lu.assertStrContains(r.stderr, "12 plans: 0 ok, 12 failed")
+    lu.assertStrContains(r.stderr, "No space left on device")
+    lu.assertEquals(select(2, r.stderr:gsub("cannot write the journal", "")), 1, r.stderr)
+    lu.assertStrContains(r.stderr, "report not written: cannot write " .. disk)
+    lu.assertEquals(sums(), before)
+  end)
+  sys.run({ "umount", disk })
+  assert(ok, err)
+end
+
 -- A helper the engine left running in its process group ends with it.
 function TestSched:test_a_helper_left_in_the_engines_group_ends_with_it()
   local home = H.engine_leaving_a_helper(H.tmpdir("engine"))

@@ -724,7 +724,7 @@ function Pool:run(opts)
   for _, r in ipairs(results) do run.counts[r.status] = (run.counts[r.status] or 0) + 1 end
   run.ok = run.counts.failed == 0 and run.counts.cancelled == 0
   local report = require "rasrun.report"
-  run.json_path, run.report_path = report.write(run)
+  run.json_path, run.report_path, run.report_error = report.write(run)
   journal:write { ev = "run_end", run_id = run_id, ok = run.ok, counts = run.counts,
                   signal = sig }
   journal:close()

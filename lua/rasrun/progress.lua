@@ -188,7 +188,8 @@ function P:finish(run)
       self:write(("  %-9s %s: %s\n"):format(r.status, r.key, r.reason or "?"))
     end
   end
-  self:write(("report: %s\n"):format(run.report_path or "?"))
+  self:write(run.report_path and ("report: %s\n"):format(run.report_path)
+    or ("report not written: %s\n"):format(run.report_error or "?"))
   self.out:flush()
 end
 

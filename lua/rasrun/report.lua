@@ -175,16 +175,20 @@ table{border-collapse:collapse;font-size:13px}td,th{border-bottom:1px solid #ddd
     timeline(run), table.concat(rows, "\n"), esc(d.run_dir))
 end
 
--- Writes run.json and report.html; returns their paths. Both are made from
--- the run's journal, which is on disk already: they are not waited for (two
+-- Writes run.json and report.html; returns their paths (nil for one that
+-- could not be written) and, when one could not, why (a full disk: the
+-- results and the journal stand without them). Both are made from the
+-- run's journal, which is on disk already: they are not waited for (two
 -- fsyncs cost 30 ms at the end of a run), and `rasrun resume RUN_FOLDER`
 -- writes them again should a crash take them.
 function M.write(run)
   local jp = path.join(run.run_dir, "run.json")
   local hp = path.join(run.run_dir, "report.html")
   local d = M.data(run)
-  assert(fs.write(jp, json.encode(d, true) .. "\n", { sync = false }))
-  assert(fs.write(hp, M.html(run, d), { sync = false }))
+  local ok, err = fs.write(jp, json.encode(d, true) .. "\n", { sync = false })
+  if not ok then return nil, nil, err end
+  ok, err = fs.write(hp, M.html(run, d), { sync = false })
+  if not ok then return jp, nil, err end
   return jp, hp
 end
 
