@@ -688,8 +688,10 @@ function Pool:run(opts)
                       skipped = r.status == "skipped" or nil, attempts = 0 }
     end
   end
-  local ssh_slots = false
-  for _, w in ipairs(self.workers) do ssh_slots = ssh_slots or (w.type == "ssh" and prior.slot_dirs[w.name]) end
+  local ssh_slots = false -- folders the interrupted run left on SSH hosts
+  for _, w in ipairs(self.workers) do
+    ssh_slots = ssh_slots or (w.type == "ssh" and prior.slot_dirs[w.name] ~= nil)
+  end
   if #remote_orphans > 0 or ssh_slots then
     require("rasrun.ssh").clean_after(self.workers, remote_orphans, prior.slot_dirs, say)
   end
