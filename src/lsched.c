@@ -359,12 +359,27 @@ void lsched_history(sched *s, attempt *a, const char *status, const char *reason
     lua_pop(L, 1);
 }
 
+/* The progress display's tick gets the files being sent or fetched, by
+ * plan key: { file =, done =, size = } (bytes). */
 void lsched_tick(sched *s)
 {
     if (s->tick_ref == LUA_NOREF)
         return;
-    lua_rawgeti(s->L, LUA_REGISTRYINDEX, s->tick_ref);
-    call_lua(s->L, 0, 0, "the progress display");
+    lua_State *L = s->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->tick_ref);
+    lua_newtable(L);
+    for (attempt *a = s->live; a; a = a->next) {
+        char name[256];
+        unsigned long long done = 0, size = 0;
+        if (a->w->ops->transfer && a->w->ops->transfer(a->w, a, name, sizeof name, &done, &size)) {
+            lua_createtable(L, 0, 3);
+            set_str(L, "file", name);
+            set_int(L, "done", (long long)done);
+            set_int(L, "size", (long long)size);
+            lua_setfield(L, -2, a->job->key);
+        }
+    }
+    call_lua(L, 1, 0, "the progress display");
 }
 
 /* ---- run -------------------------------------------------------------------------- */

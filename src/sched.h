@@ -133,6 +133,11 @@ typedef struct worker_ops {
     void (*release)(worker *w, attempt *a, int remove_workdir);
     /* Periodic housekeeping (keepalive, reconnect), about every 100 ms. */
     void (*tick)(worker *w, double now);
+    /* Optional: when a file of the attempt is being sent or fetched, fills
+     * its name (into name, n bytes), the bytes moved and its size, and
+     * returns 1 (for the progress display); else 0. */
+    int (*transfer)(worker *w, attempt *a, char *name, size_t n, unsigned long long *done,
+                    unsigned long long *size);
     /* Ends every activity; called once at the end of the run. */
     void (*close)(worker *w);
     void (*destroy)(worker *w);

@@ -56,6 +56,8 @@ static ssize_t recv_cb(libssh2_socket_t sock, void *buf, size_t len, int flags, 
         return -errno;
     c->wire_received += (unsigned long long)r;
     c->last_rx = mono();
+    if (c->moved)
+        c->moved(c->stop_ud);
     return r;
 }
 
@@ -66,6 +68,8 @@ static ssize_t send_cb(libssh2_socket_t sock, const void *buf, size_t len, int f
     if (r < 0)
         return -errno;
     c->wire_sent += (unsigned long long)r;
+    if (c->moved)
+        c->moved(c->stop_ud);
     return r;
 }
 

@@ -44,6 +44,9 @@ typedef struct ssh_conn {
     int (*stop)(void *ud);
     void *stop_ud;
     int stopped;                /* the last transfer ended because stop said so */
+    /* Called (with stop_ud) after every send or receive on the socket, with
+     * the wire counters updated: how far a transfer has got. NULL: none. */
+    void (*moved)(void *ud);
 } ssh_conn;
 
 /* Connects, checks the host key, authenticates. On failure *refused (when

@@ -127,6 +127,10 @@ typedef struct {
     task **made;                /* every task, freed with the worker */
     int nmade;
     task *moving;               /* the task whose files are being sent or fetched */
+    /* the file being moved, for the progress display (guarded by mu) */
+    char moving_name[256];
+    int moving_up;              /* sent, else fetched */
+    unsigned long long moving_base, moving_done, moving_size;
 } sshw;
 
 static double mono(void)
@@ -398,6 +402,37 @@ static int transfer_unwanted(void *ud)
     return unwanted;
 }
 
+static unsigned long long wire_bytes(const sshw *x, int up)
+{
+    return x->c ? (up ? x->c->wire_sent : x->c->wire_received) : 0;
+}
+
+/* The connection's hook after each send or receive (on the thread): how
+ * far the file on the move has got, on the wire (the display's figure). */
+static void bytes_moved(void *ud)
+{
+    sshw *x = ud;
+    if (!x->moving_name[0]) /* read and written on this thread only */
+        return;
+    pthread_mutex_lock(&x->mu);
+    unsigned long long done = wire_bytes(x, x->moving_up) - x->moving_base;
+    x->moving_done = done < x->moving_size ? done : x->moving_size;
+    pthread_mutex_unlock(&x->mu);
+}
+
+/* The thread names the file it starts to send (up) or fetch; NULL: none. */
+static void moving_file(sshw *x, task *t, const char *name, int up, unsigned long long size)
+{
+    pthread_mutex_lock(&x->mu);
+    x->moving = t;
+    snprintf(x->moving_name, sizeof x->moving_name, "%s", name ? name : "");
+    x->moving_up = up;
+    x->moving_base = wire_bytes(x, up);
+    x->moving_done = 0;
+    x->moving_size = size;
+    pthread_mutex_unlock(&x->mu);
+}
+
 static void try_connect(worker *w)
 {
     sshw *x = w->data;
@@ -428,6 +463,7 @@ static void try_connect(worker *w)
         return;
     }
     c->stop = transfer_unwanted;
+    c->moved = bytes_moved;
     c->stop_ud = x;
     x->c = c;
     x->backoff = 0;
@@ -529,6 +565,8 @@ static int ensure_blobs(worker *w, task *t, char hexes[][65], char *err, size_t 
             continue;
         char remote[4400];
         snprintf(remote, sizeof remote, "%s/%s", cache, hexes[i]);
+        struct stat st;
+        moving_file(x, t, t->sp->inputs[i], 1, stat(local, &st) == 0 ? (unsigned long long)st.st_size : 0);
         unsigned long long before = x->c->file_sent;
         if (ssh_put_new(x->c, local, remote, err, n) != 0) {
             rc = -1;
@@ -560,9 +598,8 @@ static void start_task(worker *w, task *t)
     absolutize(x, &t->slot_dir);
     absolutize(x, &t->kept_dir);
     char (*hexes)[65] = calloc((size_t)t->sp->ninputs + 1, 65);
-    x->moving = t;
     int rc = hexes ? ensure_blobs(w, t, hexes, err, sizeof err) : -2;
-    x->moving = NULL;
+    moving_file(x, NULL, NULL, 0, 0);
     if (rc == -2) {
         free(hexes);
         fail_task(w, t, "staging in: %s", hexes ? err : "out of memory");
@@ -621,6 +658,7 @@ static void parse_marker(worker *w, task *t, char *line)
 struct outlist {
     task *t;
     char **names;
+    unsigned long long *sizes;
     int n, cap;
 };
 
@@ -638,11 +676,15 @@ static void add_candidate(void *ud, const char *name, unsigned long long size, d
     if (ol->n == ol->cap) {
         int cap = ol->cap ? ol->cap * 2 : 8;
         char **g = realloc(ol->names, sizeof *g * (size_t)cap);
-        if (!g)
+        if (g)
+            ol->names = g;
+        unsigned long long *z = g ? realloc(ol->sizes, sizeof *z * (size_t)cap) : NULL;
+        if (!z)
             return;
-        ol->names = g;
+        ol->sizes = z;
         ol->cap = cap;
     }
+    ol->sizes[ol->n] = size;
     ol->names[ol->n++] = strdup(name);
 }
 
@@ -650,16 +692,16 @@ static void stage_out(worker *w, task *t)
 {
     sshw *x = w->data;
     char err[1024];
-    struct outlist ol = { t, NULL, 0, 0 };
+    struct outlist ol = { t, NULL, NULL, 0, 0 };
     if (ssh_list(x->c, t->slot_dir, add_candidate, &ol, err, sizeof err) != 0) {
         freev(ol.names, ol.n);
+        free(ol.sizes);
         fail_task(w, t, "staging out: %s", err);
         if (ssh_broken(x->c))
             lose_connection(w, err);
         return;
     }
     int broken = 0;
-    x->moving = t;
     for (int i = 0; i < ol.n && !broken; i++) {
         const char *name = ol.names[i], *final;
         int kind = spec_output_kind(t->sp, name, &final);
@@ -668,6 +710,7 @@ static void stage_out(worker *w, task *t)
         if (asprintf(&tmp, "%s/.%s%s", t->project_dir, final, t->stage_suffix) < 0)
             continue;
         unsigned long long before = x->c->file_received;
+        moving_file(x, t, name, 0, ol.sizes[i]);
         if (ssh_get(x->c, remote, tmp, err, sizeof err) != 0) {
             free(tmp);
             snprintf(t->reason, sizeof t->reason, "staging out: %s", err);
@@ -685,8 +728,9 @@ static void stage_out(worker *w, task *t)
         t->outs = g;
         t->outs[t->nouts++] = (out_file){ tmp, strdup(final), kind };
     }
-    x->moving = NULL;
+    moving_file(x, NULL, NULL, 0, 0);
     freev(ol.names, ol.n);
+    free(ol.sizes);
     finish_task(w, t);
     if (broken)
         lose_connection(w, err);
@@ -1027,6 +1071,22 @@ static void sw_cancel(worker *w, attempt *a)
     wake(x->wake_thread);
 }
 
+static int sw_transfer(worker *w, attempt *a, char *name, size_t n, unsigned long long *done,
+                       unsigned long long *size)
+{
+    sshw *x = w->data;
+    task *t = a->wdata;
+    pthread_mutex_lock(&x->mu);
+    int moving = t && x->moving == t && x->moving_name[0];
+    if (moving) {
+        snprintf(name, n, "%s", x->moving_name);
+        *done = x->moving_done;
+        *size = x->moving_size;
+    }
+    pthread_mutex_unlock(&x->mu);
+    return moving;
+}
+
 static void free_task(task *t)
 {
     free(t->project_dir);
@@ -1140,6 +1200,7 @@ const worker_ops worker_ssh_ops = {
     .cancel = sw_cancel,
     .release = sw_release,
     .tick = NULL,
+    .transfer = sw_transfer,
     .close = sw_close,
     .destroy = sw_destroy,
 };

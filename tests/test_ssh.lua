@@ -661,6 +661,22 @@ local function remote_recipe(d, hosts, run_opts)
   return d .. "/remote.lua"
 end
 
+-- On a terminal, a plan whose input is on its way to the host shows how
+-- much of the file has gone, and its name (4 MB at 8 Mbit/s: seconds of it).
+function TestSsh:test_the_live_display_shows_an_upload_going()
+  local _, d = project({ { title = "a", seconds = 0.1 } })
+  lu.assertEquals(sys.run({ "sh", "-c", "head -c 4000000 /dev/urandom >> '" .. d .. "/Sample.b01'" }).code, 0)
+  local recipe = remote_recipe(d, { 1 }, "progress = 'auto'")
+  local h = env.hosts[1]
+  lu.assertEquals(sys.run({ "tc", "qdisc", "add", "dev", h.veth, "root", "tbf", "rate", "8mbit",
+                            "burst", "32kbit", "latency", "400ms" }).code, 0)
+  local r = sys.run({ "script", "-qefc", H.bin .. " run " .. recipe, "/dev/null" },
+                    { env = { TERM = "xterm", FAKE_RAS_SECONDS = "0.1" }, timeout = 120 })
+  sys.run({ "tc", "qdisc", "del", "dev", h.veth, "root" })
+  lu.assertEquals(r.code, 0, r.stdout)
+  lu.assertStrMatches(r.stdout, ".*Sample/p01 +h1 +00:0%d +sending %d%.%d/4%.0 MB Sample%..*")
+end
+
 function TestSsh:test_sigint_leaves_no_engine_on_any_host()
   local _, d = project({ { title = "a", seconds = 60 }, { title = "b", seconds = 60 },
                          { title = "c", mode = "hang" } })

@@ -711,7 +711,7 @@ function Pool:run(opts)
     workers = workers, jobs = to_run,
     check = make_check(opts.check),
     on_event = on_event,
-    tick = progress.mode == "live" and function() progress:tick() end or nil,
+    tick = progress.mode == "live" and function(moving) progress:tick(moving) end or nil,
     keep_scratch = opts.keep_scratch, cancel_wait = opts.cancel_wait, down_grace = opts.down_grace,
   }
   for i, sr in ipairs(sres) do

@@ -133,6 +133,15 @@ local function fit(s, w)
   return (s:sub(1, w):gsub("[\xC0-\xFF][\x80-\xBF]*$", ""))
 end
 
+-- A running plan's state; with a file on the move, how much of it has gone
+-- and its name, last (a narrow terminal cuts it): "sending 12.0/30.5 MB Big.b01".
+function P:state_of(k, r)
+  local m = self.moving and self.moving[k]
+  if not m then return r.state end
+  return ("%s %.1f/%.1f MB %s"):format(r.state == "staging" and "sending" or "fetching",
+    m.done / 1e6, m.size / 1e6, m.file)
+end
+
 -- The block: one line per running plan and a total, each cut to the
 -- terminal's width (a wrapped line would not be erased by the next redraw),
 -- and no more plan lines than the terminal has rows for.
@@ -148,7 +157,8 @@ function P:draw()
     if r and not keep[k] then
       keep[k] = true
       if #lines < shown then
-        lines[#lines + 1] = ("  %-24s %-14s %8s  %s"):format(k, r.worker, hms(now - r.t0), r.state)
+        lines[#lines + 1] = ("  %-24s %-14s %8s  %s"):format(k, r.worker, hms(now - r.t0),
+          self:state_of(k, r))
       else
         more = more + 1
       end
@@ -169,8 +179,10 @@ function P:draw()
   self.drawn = #lines
 end
 
-function P:tick()
+-- moving: the files being sent or fetched, by plan key ({file=, done=, size=}).
+function P:tick(moving)
   if self.mode ~= "live" then return end
+  self.moving = moving or {}
   self:clear()
   self:draw()
   self.out:flush()
