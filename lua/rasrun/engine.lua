@@ -54,10 +54,23 @@ local function geometry_changed(plan, memo)
   return changed
 end
 
+-- A file's mtime; with cache (a table), each file is looked at once.
+local function mtime(f, cache)
+  if not cache then return fs.mtime(f) end
+  local t = cache[f]
+  if t == nil then
+    t = fs.mtime(f) or false
+    cache[f] = t
+  end
+  return t or nil
+end
+
 -- The Linux engine reads only what Windows HEC-RAS put in the .pNN.tmp.hdf
 -- and .bNN: a plan, geometry or flow file changed since is not in the run.
 -- Copies can reorder file times by a moment: 2 s count as the same time.
-local function text_newer_than_inputs(plan)
+-- The geometry and flow files are shared by plans: with memo (the specs of
+-- one run), each is looked at once.
+local function text_newer_than_inputs(plan, memo)
   local prj = plan.project
   local made = math.huge
   for _, ext in ipairs({ plan.id .. ".tmp.hdf", "b" .. plan.number }) do
@@ -65,8 +78,9 @@ local function text_newer_than_inputs(plan)
     local t = f and fs.mtime(f)
     if t and t < made then made = t end
   end
-  for _, f in ipairs({ plan.file, plan.geometry.file, plan.flow.file }) do
-    local t = f and fs.mtime(f)
+  if memo then memo.mtimes = memo.mtimes or {} end
+  for i, f in ipairs({ plan.file, plan.geometry.file, plan.flow.file }) do
+    local t = mtime(f, i > 1 and memo and memo.mtimes or nil)
     if t and t > made + 2 then return path.basename(f) end
   end
 end
@@ -100,7 +114,7 @@ local function linux_spec(plan, e, memo, opts)
       windows_made and " (made by HEC-RAS on Windows)" or "")
   end
   steps[#steps + 1] = { e.home .. "/bin/RasUnsteady", tmp, x }
-  local newer = text_newer_than_inputs(plan)
+  local newer = text_newer_than_inputs(plan, memo)
   local warning = newer and ("%s changed after %s was made: the linux engine runs what that file "
     .. "holds (make it again in HEC-RAS on Windows if the change matters)"):format(newer, tmp)
   local own, geom = plan:outputs("linux")
