@@ -22,8 +22,9 @@ Project.__index, Plan.__index = Project, Plan
 
 -- Reads "Key=Value" lines: returns an ordered list and a first-value map.
 -- Lines without "=" (flags such as "English Units") map to true.
--- Only the first limit bytes are read (default 8 MiB).
-local function read_keys(file, limit)
+-- Only the first limit bytes are read (default 8 MiB). first_only: the list
+-- stays empty (a plan file needs only the map; plans are read by the thousand).
+local function read_keys(file, limit, first_only)
   local data, err = fs.read(file, limit or 8 * 1024 * 1024)
   if not data then return nil, err end
   if data:find("\0", 1, true) then return nil, file .. ": binary data, not a HEC-RAS text file" end
@@ -37,7 +38,7 @@ local function read_keys(file, limit)
       local k, v = line:sub(1, eq - 1), line:sub(eq + 1)
       local last = v:byte(-1)
       if last and last <= 32 then v = v:gsub("%s+$", "") end
-      list[#list + 1] = { k, v }
+      if not first_only then list[#list + 1] = { k, v } end
       if first[k] == nil then first[k] = v end
     elseif line:find("^%S") then
       first[(line:gsub("%s+$", ""))] = true
@@ -234,7 +235,7 @@ local function parse_plan(self, id)
       :format(path.basename(self.path), id, self.name, id)
     return p
   end
-  local list, keys = read_keys(file)
+  local list, keys = read_keys(file, nil, true)
   if not list then
     p.missing, p.error = true, keys
     return p
