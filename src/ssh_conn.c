@@ -899,6 +899,7 @@ int ssh_get(ssh_conn *c, const char *remote, const char *local, char *err, size_
     }
     char *buf = malloc(CHUNK);
     int rc = buf ? 0 : -1;
+    unsigned long long got = 0;
     c->stopped = 0;
     for (;;) {
         if (!buf)
@@ -915,6 +916,7 @@ int ssh_get(ssh_conn *c, const char *remote, const char *local, char *err, size_
             break;
         }
         c->file_received += (unsigned long long)r;
+        got += (unsigned long long)r;
     }
     free(buf);
     libssh2_sftp_close(h);
@@ -924,8 +926,16 @@ int ssh_get(ssh_conn *c, const char *remote, const char *local, char *err, size_
     }
     if (close(fd) != 0)
         rc = -1;
-    if (rc != 0) {
+    /* A file cut short on the host while it was read ends early, as a
+     * whole one does: only its size at the open tells them apart. */
+    int short_read = rc == 0 && (a.flags & LIBSSH2_SFTP_ATTR_SIZE) && got < a.filesize;
+    if (rc != 0 || short_read) {
         unlink(local);
+        if (short_read)
+            return say(err, n,
+                       "%s: download of %s ended after %llu of its %llu bytes (the file was cut "
+                       "short on the host while it was read)",
+                       c->label, remote, got, (unsigned long long)a.filesize);
         if (c->stopped)
             return say(err, n, "%s: download of %s stopped before its end", c->label, remote);
         return say(err, n, "%s: download of %s failed: %s", c->label, remote, sftp_reason(c));

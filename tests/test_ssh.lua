@@ -472,16 +472,57 @@ end
 -- random megabytes more, with h1's link shaped to rate (tc tbf) and a pool
 -- of h1 with a 2 s keepalive; the link is set free again whatever fn does.
 -- Returns pcall's two results, then d and h1.
+-- pcall(fn, ...) with the first host's link limited to rate both ways (tc
+-- tbf on each end of its veth pair: on ours for what goes to the host, on
+-- the host's for what comes from it).
+local function throttled(rate, fn, ...)
+  local h = env.hosts[1]
+  local ends = { {}, { "ip", "netns", "exec", h.ns } }
+  local devs = { h.veth, h.veth:sub(1, -2) .. "b" }
+  local function tc(i, ...)
+    local argv = { table.unpack(ends[i]) }
+    for _, a in ipairs({ "tc", "qdisc", ... }) do argv[#argv + 1] = a end
+    return sys.run(argv).code
+  end
+  for i = 1, 2 do
+    lu.assertEquals(tc(i, "add", "dev", devs[i], "root", "tbf", "rate", rate, "burst", "32kbit",
+                       "latency", "400ms"), 0)
+  end
+  local res = table.pack(pcall(fn, ...))
+  for i = 1, 2 do tc(i, "del", "dev", devs[i], "root") end
+  return table.unpack(res, 1, res.n)
+end
+
 local function over_slow_link(mb, rate, fn)
   local prj, d = project({ { title = "a", seconds = 0.1 } })
   lu.assertEquals(sys.run({ "sh", "-c", ("head -c %d /dev/urandom >> '%s/Sample.b01'"):format(mb * 1000000, d) })
     .code, 0)
-  local h = env.hosts[1]
-  lu.assertEquals(sys.run({ "tc", "qdisc", "add", "dev", h.veth, "root", "tbf", "rate", rate,
-                            "burst", "32kbit", "latency", "400ms" }).code, 0)
-  local ok, r = pcall(fn, prj, rasrun.pool { T.worker(env, 1, { keepalive = 2, io_timeout = 60 }) }, d)
-  sys.run({ "tc", "qdisc", "del", "dev", h.veth, "root" })
-  return ok, r, d, h
+  local ok, r = throttled(rate, fn, prj, rasrun.pool { T.worker(env, 1, { keepalive = 2, io_timeout = 60 }) }, d)
+  return ok, r, d, env.hosts[1]
+end
+
+-- A file cut short on the host while it is fetched (40 MB at 32 Mbit/s,
+-- truncated to 1 MB after half a second) fails its download, with the bytes
+-- fetched and expected, and leaves no local file: the early end of a file
+-- is not taken for the end of a whole one (a result fetched so, with checks
+-- off, would have been committed as good).
+function TestSsh:test_a_file_cut_short_while_it_is_fetched_fails_its_download()
+  local remote = env.hosts[1].work .. "/cut.bin"
+  lu.assertEquals(sys.run({ "sh", "-c", ("head -c 40000000 /dev/urandom > '%s'"):format(remote) }).code, 0)
+  local c = assert(rasrun.ssh.connect(T.worker(env, 1)))
+  local here = H.tmpdir("cut") .. "/cut.bin"
+  local cutter
+  local ok, got, err = throttled("32mbit", function()
+    cutter = assert(H.spawn({ "sh", "-c", ("sleep 0.5; truncate -s 1000000 '%s'"):format(remote) }))
+    return c:get(remote, here)
+  end)
+  if cutter then sys.wait(cutter, 10) end
+  c:close()
+  os.remove(remote)
+  assert(ok, got)
+  lu.assertNil(got, "the download was taken for whole")
+  lu.assertStrContains(err, " of its 40000000 bytes (the file was cut short on the host while it was read)")
+  lu.assertFalse(fs.exists(here))
 end
 
 -- An upload that takes longer than the keepalive interval (a large input
