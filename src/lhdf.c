@@ -87,12 +87,12 @@ static hid_t mem_type_at(hid_t ftype, int depth)
     case H5T_FLOAT:
         return H5Tcopy(H5T_NATIVE_DOUBLE);
     case H5T_STRING: {
+        /* A fixed-length string is read as it is stored (its padding is
+         * trimmed when pushed): no conversion, and one library call. */
+        if (H5Tis_variable_str(ftype) <= 0)
+            return H5Tcopy(ftype);
         hid_t t = H5Tcopy(H5T_C_S1);
-        if (H5Tis_variable_str(ftype) > 0)
-            H5Tset_size(t, H5T_VARIABLE);
-        else
-            H5Tset_size(t, H5Tget_size(ftype));
-        H5Tset_strpad(t, H5T_STR_NULLPAD);
+        H5Tset_size(t, H5T_VARIABLE);
         H5Tset_cset(t, H5Tget_cset(ftype)); /* UTF-8 text is read as it is, not refused */
         return t;
     }
@@ -154,18 +154,37 @@ static const char *type_name(hid_t ftype)
     }
 }
 
-/* Does a value of this memory type own heap memory (variable-length strings)? */
-static int needs_reclaim(hid_t mt)
+/* What pushing an element of a memory type needs, asked of HDF5 once per
+ * read rather than once per element (each question is a library call). */
+typedef struct {
+    hid_t mt;
+    H5T_class_t cls;
+    int is_unsigned, vstr; /* integers; strings */
+    size_t size;
+} elem_kind;
+
+static elem_kind kind_of_elems(hid_t mt)
 {
-    H5T_class_t c = H5Tget_class(mt);
-    if (c == H5T_STRING)
-        return H5Tis_variable_str(mt) > 0;
-    if (c != H5T_COMPOUND)
+    elem_kind k = { mt, H5Tget_class(mt), 0, 0, H5Tget_size(mt) };
+    if (k.cls == H5T_INTEGER)
+        k.is_unsigned = H5Tget_sign(mt) == H5T_SGN_NONE;
+    else if (k.cls == H5T_STRING)
+        k.vstr = H5Tis_variable_str(mt) > 0;
+    return k;
+}
+
+/* Does a value of this memory type own heap memory (variable-length strings)? */
+static int needs_reclaim(const elem_kind *k)
+{
+    if (k->cls == H5T_STRING)
+        return k->vstr;
+    if (k->cls != H5T_COMPOUND)
         return 0;
-    int found = 0, n = H5Tget_nmembers(mt);
+    int found = 0, n = H5Tget_nmembers(k->mt);
     for (int i = 0; i < n && !found; i++) {
-        hid_t sub = H5Tget_member_type(mt, (unsigned)i);
-        found = needs_reclaim(sub);
+        hid_t sub = H5Tget_member_type(k->mt, (unsigned)i);
+        elem_kind sk = kind_of_elems(sub);
+        found = needs_reclaim(&sk);
         H5Tclose(sub);
     }
     return found;
@@ -180,11 +199,12 @@ static void push_trimmed(lua_State *L, const char *s, size_t n)
     lua_pushlstring(L, s, len);
 }
 
-static void push_elem(lua_State *L, hid_t mt, const char *p)
+static void push_elem(lua_State *L, const elem_kind *k, const char *p)
 {
-    switch (H5Tget_class(mt)) {
+    hid_t mt = k->mt;
+    switch (k->cls) {
     case H5T_INTEGER:
-        if (H5Tget_sign(mt) == H5T_SGN_NONE) {
+        if (k->is_unsigned) {
             unsigned long long v;
             memcpy(&v, p, sizeof v);
             lua_pushinteger(L, (lua_Integer)v);
@@ -201,7 +221,7 @@ static void push_elem(lua_State *L, hid_t mt, const char *p)
         break;
     }
     case H5T_STRING:
-        if (H5Tis_variable_str(mt) > 0) {
+        if (k->vstr) {
             const char *s;
             memcpy(&s, p, sizeof s);
             if (s)
@@ -209,7 +229,7 @@ static void push_elem(lua_State *L, hid_t mt, const char *p)
             else
                 lua_pushliteral(L, "");
         } else {
-            push_trimmed(L, p, H5Tget_size(mt));
+            push_trimmed(L, p, k->size);
         }
         break;
     case H5T_COMPOUND: {
@@ -219,7 +239,8 @@ static void push_elem(lua_State *L, hid_t mt, const char *p)
         for (int i = 0; i < n; i++) {
             hid_t sub = H5Tget_member_type(mt, (unsigned)i);
             char *name = H5Tget_member_name(mt, (unsigned)i);
-            push_elem(L, sub, p + H5Tget_member_offset(mt, (unsigned)i));
+            elem_kind sk = kind_of_elems(sub);
+            push_elem(L, &sk, p + H5Tget_member_offset(mt, (unsigned)i));
             lua_setfield(L, -2, name);
             H5free_memory(name);
             H5Tclose(sub);
@@ -232,17 +253,16 @@ static void push_elem(lua_State *L, hid_t mt, const char *p)
 }
 
 /* Pushes a row-major array as nested tables, one level per dimension. */
-static void push_array(lua_State *L, hid_t mt, const char *buf, const hsize_t *dims,
+static void push_array(lua_State *L, const elem_kind *k, const char *buf, const hsize_t *dims,
                        int rank, size_t *index)
 {
-    size_t esz = H5Tget_size(mt);
     luaL_checkstack(L, 2, "nested HDF5 value");
     lua_createtable(L, (int)dims[0], 0);
     for (hsize_t i = 0; i < dims[0]; i++) {
         if (rank == 1) {
-            push_elem(L, mt, buf + (*index)++ * esz);
+            push_elem(L, k, buf + (*index)++ * k->size);
         } else {
-            push_array(L, mt, buf, dims + 1, rank - 1, index);
+            push_array(L, k, buf, dims + 1, rank - 1, index);
         }
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
@@ -263,22 +283,25 @@ static int push_attribute(lua_State *L, hid_t attr)
     hid_t mt = mem_type(ft);
     int ok = 0;
     hsize_t dims[MAX_RANK];
-    int rank = H5Sget_simple_extent_ndims(space);
-    if (mt >= 0 && H5Sget_simple_extent_type(space) == H5S_NULL) {
+    H5S_class_t shape = H5Sget_simple_extent_type(space);
+    int rank = shape == H5S_SCALAR ? 0 : H5Sget_simple_extent_ndims(space);
+    if (mt >= 0 && shape == H5S_NULL) {
         lua_pushnil(L); /* an attribute with no value at all */
         ok = 1;
     } else if (mt >= 0 && rank >= 0 && rank <= MAX_RANK) {
-        H5Sget_simple_extent_dims(space, dims, NULL);
+        if (rank > 0)
+            H5Sget_simple_extent_dims(space, dims, NULL);
         hsize_t n = count_elems(dims, rank);
-        char *buf = calloc(n ? n : 1, H5Tget_size(mt) + 1);
+        elem_kind k = kind_of_elems(mt);
+        char *buf = calloc(n ? n : 1, k.size + 1);
         if (buf && H5Aread(attr, mt, buf) >= 0) {
             if (rank == 0 || n == 1)
-                push_elem(L, mt, buf);
+                push_elem(L, &k, buf);
             else {
                 size_t idx = 0;
-                push_array(L, mt, buf, dims, rank, &idx);
+                push_array(L, &k, buf, dims, rank, &idx);
             }
-            if (needs_reclaim(mt))
+            if (needs_reclaim(&k))
                 H5Dvlen_reclaim(mt, space, H5P_DEFAULT, buf);
             ok = 1;
         }
@@ -662,8 +685,10 @@ static int f_read(lua_State *L)
     } else if (!err) {
         mspace = H5Screate(H5S_SCALAR);
     }
+    elem_kind k = { .mt = H5I_INVALID_HID };
     if (!err) {
-        buf = calloc(n ? n : 1, H5Tget_size(mt) + 1);
+        k = kind_of_elems(mt);
+        buf = calloc(n ? n : 1, k.size + 1);
         hid_t xfer = conversion_plist(n, ft, mt);
         if (!buf)
             err = "does not fit in memory";
@@ -675,10 +700,10 @@ static int f_read(lua_State *L)
     if (!err) {
         size_t idx = 0;
         if (rank == 0)
-            push_elem(L, mt, buf);
+            push_elem(L, &k, buf);
         else
-            push_array(L, mt, buf, count, rank, &idx);
-        if (needs_reclaim(mt))
+            push_array(L, &k, buf, count, rank, &idx);
+        if (needs_reclaim(&k))
             H5Dvlen_reclaim(mt, mspace, H5P_DEFAULT, buf);
     }
     free(buf);
