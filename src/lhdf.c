@@ -75,63 +75,96 @@ static hid_t open_object(hfile *f, const char *path)
  * nests them; each level costs the Lua stack a slot). */
 #define MAX_NESTING 8
 
-/* The in-memory type rasrun reads a file type as, or <0 when unsupported. */
-static hid_t mem_type_at(hid_t ftype, int depth)
+/* How rasrun reads a file type: the memory type it reads it as, and what
+ * pushing its elements needs, asked of HDF5 once per read rather than once
+ * per element (each question is a library call). */
+typedef struct {
+    hid_t mt;   /* <0: a type rasrun does not read */
+    int own;    /* mt is to be closed (else a predefined type or the file's) */
+    H5T_class_t cls;
+    int is_unsigned, vstr; /* integers; strings */
+    size_t size;
+} elem_kind;
+
+static void drop_kind(const elem_kind *k)
 {
-    switch (H5Tget_class(ftype)) {
+    if (k->own && k->mt >= 0)
+        H5Tclose(k->mt);
+}
+
+static elem_kind read_as_at(hid_t ftype, int depth);
+
+/* A compound type read member by member, each as read_as_at reads it. */
+static hid_t compound_read_as(hid_t ftype, int depth, size_t *size)
+{
+    int n = H5Tget_nmembers(ftype);
+    if (n <= 0 || n > 64 || depth >= MAX_NESTING)
+        return H5I_INVALID_HID;
+    hid_t ftypes[64];
+    elem_kind parts[64];
+    int got = 0, bad = 0;
+    *size = 0;
+    while (got < n && !bad) {
+        ftypes[got] = H5Tget_member_type(ftype, (unsigned)got);
+        parts[got] = read_as_at(ftypes[got], depth + 1);
+        bad = parts[got].mt < 0;
+        *size += parts[got++].size;
+    }
+    hid_t ct = bad ? H5I_INVALID_HID : H5Tcreate(H5T_COMPOUND, *size);
+    size_t off = 0;
+    for (int i = 0; i < got; i++) { /* a part may be its file type: closed after it is used */
+        if (ct >= 0) {
+            char *name = H5Tget_member_name(ftype, (unsigned)i);
+            H5Tinsert(ct, name, off, parts[i].mt);
+            off += parts[i].size;
+            H5free_memory(name);
+        }
+        drop_kind(&parts[i]);
+        H5Tclose(ftypes[i]);
+    }
+    return ct;
+}
+
+static elem_kind read_as_at(hid_t ftype, int depth)
+{
+    elem_kind k = { H5I_INVALID_HID, 0, H5Tget_class(ftype), 0, 0, 0 };
+    switch (k.cls) {
     case H5T_INTEGER:
     case H5T_ENUM:
     case H5T_BITFIELD:
-        return H5Tcopy(H5Tget_sign(ftype) == H5T_SGN_NONE ? H5T_NATIVE_ULLONG
-                                                          : H5T_NATIVE_LLONG);
+        k.cls = H5T_INTEGER;
+        k.is_unsigned = H5Tget_sign(ftype) == H5T_SGN_NONE;
+        k.mt = k.is_unsigned ? H5T_NATIVE_ULLONG : H5T_NATIVE_LLONG;
+        k.size = sizeof(long long);
+        break;
     case H5T_FLOAT:
-        return H5Tcopy(H5T_NATIVE_DOUBLE);
-    case H5T_STRING: {
-        /* A fixed-length string is read as it is stored (its padding is
-         * trimmed when pushed): no conversion, and one library call. */
-        if (H5Tis_variable_str(ftype) <= 0)
-            return H5Tcopy(ftype);
-        hid_t t = H5Tcopy(H5T_C_S1);
-        H5Tset_size(t, H5T_VARIABLE);
-        H5Tset_cset(t, H5Tget_cset(ftype)); /* UTF-8 text is read as it is, not refused */
-        return t;
-    }
-    case H5T_COMPOUND: {
-        int n = H5Tget_nmembers(ftype);
-        if (n <= 0 || depth >= MAX_NESTING)
-            return H5I_INVALID_HID;
-        hid_t parts[64];
-        size_t size = 0;
-        if (n > 64)
-            return H5I_INVALID_HID;
-        for (int i = 0; i < n; i++) {
-            hid_t mt = H5Tget_member_type(ftype, (unsigned)i);
-            parts[i] = mem_type_at(mt, depth + 1);
-            H5Tclose(mt);
-            if (parts[i] < 0) {
-                for (int j = 0; j < i; j++)
-                    H5Tclose(parts[j]);
-                return H5I_INVALID_HID;
-            }
-            size += H5Tget_size(parts[i]);
+        k.mt = H5T_NATIVE_DOUBLE;
+        k.size = sizeof(double);
+        break;
+    case H5T_STRING:
+        if (H5Tis_variable_str(ftype) > 0) {
+            k.vstr = k.own = 1;
+            k.mt = H5Tcopy(H5T_C_S1);
+            H5Tset_size(k.mt, H5T_VARIABLE);
+            H5Tset_cset(k.mt, H5Tget_cset(ftype)); /* UTF-8 text is read as it is, not refused */
+            k.size = sizeof(char *);
+        } else { /* read as stored, no conversion: the padding is trimmed when pushed */
+            k.mt = ftype;
+            k.size = H5Tget_size(ftype);
         }
-        hid_t ct = H5Tcreate(H5T_COMPOUND, size);
-        size_t off = 0;
-        for (int i = 0; i < n; i++) {
-            char *name = H5Tget_member_name(ftype, (unsigned)i);
-            H5Tinsert(ct, name, off, parts[i]);
-            off += H5Tget_size(parts[i]);
-            H5free_memory(name);
-            H5Tclose(parts[i]);
-        }
-        return ct;
-    }
+        break;
+    case H5T_COMPOUND:
+        k.mt = compound_read_as(ftype, depth, &k.size);
+        k.own = 1;
+        break;
     default:
-        return H5I_INVALID_HID;
+        break;
     }
+    return k;
 }
 
-static hid_t mem_type(hid_t ftype) { return mem_type_at(ftype, 0); }
+/* How to read a file type: drop_kind() when done (before closing ftype). */
+static elem_kind read_as(hid_t ftype) { return read_as_at(ftype, 0); }
 
 static const char *type_name(hid_t ftype)
 {
@@ -154,22 +187,14 @@ static const char *type_name(hid_t ftype)
     }
 }
 
-/* What pushing an element of a memory type needs, asked of HDF5 once per
- * read rather than once per element (each question is a library call). */
-typedef struct {
-    hid_t mt;
-    H5T_class_t cls;
-    int is_unsigned, vstr; /* integers; strings */
-    size_t size;
-} elem_kind;
-
-static elem_kind kind_of_elems(hid_t mt)
+/* The kind of a member of a memory compound type (made by read_as). */
+static elem_kind kind_of_member(hid_t sub)
 {
-    elem_kind k = { mt, H5Tget_class(mt), 0, 0, H5Tget_size(mt) };
+    elem_kind k = { sub, 0, H5Tget_class(sub), 0, 0, H5Tget_size(sub) };
     if (k.cls == H5T_INTEGER)
-        k.is_unsigned = H5Tget_sign(mt) == H5T_SGN_NONE;
+        k.is_unsigned = H5Tget_sign(sub) == H5T_SGN_NONE;
     else if (k.cls == H5T_STRING)
-        k.vstr = H5Tis_variable_str(mt) > 0;
+        k.vstr = H5Tis_variable_str(sub) > 0;
     return k;
 }
 
@@ -183,7 +208,7 @@ static int needs_reclaim(const elem_kind *k)
     int found = 0, n = H5Tget_nmembers(k->mt);
     for (int i = 0; i < n && !found; i++) {
         hid_t sub = H5Tget_member_type(k->mt, (unsigned)i);
-        elem_kind sk = kind_of_elems(sub);
+        elem_kind sk = kind_of_member(sub);
         found = needs_reclaim(&sk);
         H5Tclose(sub);
     }
@@ -239,7 +264,7 @@ static void push_elem(lua_State *L, const elem_kind *k, const char *p)
         for (int i = 0; i < n; i++) {
             hid_t sub = H5Tget_member_type(mt, (unsigned)i);
             char *name = H5Tget_member_name(mt, (unsigned)i);
-            elem_kind sk = kind_of_elems(sub);
+            elem_kind sk = kind_of_member(sub);
             push_elem(L, &sk, p + H5Tget_member_offset(mt, (unsigned)i));
             lua_setfield(L, -2, name);
             H5free_memory(name);
@@ -280,21 +305,20 @@ static hsize_t count_elems(const hsize_t *dims, int rank)
 static int push_attribute(lua_State *L, hid_t attr)
 {
     hid_t ft = H5Aget_type(attr), space = H5Aget_space(attr);
-    hid_t mt = mem_type(ft);
+    elem_kind k = read_as(ft);
     int ok = 0;
     hsize_t dims[MAX_RANK];
     H5S_class_t shape = H5Sget_simple_extent_type(space);
     int rank = shape == H5S_SCALAR ? 0 : H5Sget_simple_extent_ndims(space);
-    if (mt >= 0 && shape == H5S_NULL) {
+    if (k.mt >= 0 && shape == H5S_NULL) {
         lua_pushnil(L); /* an attribute with no value at all */
         ok = 1;
-    } else if (mt >= 0 && rank >= 0 && rank <= MAX_RANK) {
+    } else if (k.mt >= 0 && rank >= 0 && rank <= MAX_RANK) {
         if (rank > 0)
             H5Sget_simple_extent_dims(space, dims, NULL);
         hsize_t n = count_elems(dims, rank);
-        elem_kind k = kind_of_elems(mt);
         char *buf = calloc(n ? n : 1, k.size + 1);
-        if (buf && H5Aread(attr, mt, buf) >= 0) {
+        if (buf && H5Aread(attr, k.mt, buf) >= 0) {
             if (rank == 0 || n == 1)
                 push_elem(L, &k, buf);
             else {
@@ -302,13 +326,12 @@ static int push_attribute(lua_State *L, hid_t attr)
                 push_array(L, &k, buf, dims, rank, &idx);
             }
             if (needs_reclaim(&k))
-                H5Dvlen_reclaim(mt, space, H5P_DEFAULT, buf);
+                H5Dvlen_reclaim(k.mt, space, H5P_DEFAULT, buf);
             ok = 1;
         }
         free(buf);
     }
-    if (mt >= 0)
-        H5Tclose(mt);
+    drop_kind(&k);
     H5Tclose(ft);
     H5Sclose(space);
     return ok;
@@ -629,21 +652,23 @@ static int slab_arg(lua_State *L, int idx, int rank, hsize_t *out, const hsize_t
 
 /* HDF5 allocates (and zeroes) a 1 MiB type-conversion buffer for every read
  * that converts, however small: a short string costs a megabyte of memset.
- * Ask for what the read needs instead, up to that default. */
+ * Ask for what the read needs instead, up to that default. A read that does
+ * not convert (a string read as stored, doubles as doubles) needs none. The
+ * transfer property list is made once (a list costs more than the read). */
 #define DEFAULT_TCONV (1024 * 1024)
 static hid_t conversion_plist(hsize_t n, hid_t ft, hid_t mt)
 {
+    static hid_t xfer = H5I_INVALID_HID;
+    if (mt == ft || H5Tequal(ft, mt) > 0)
+        return H5P_DEFAULT;
     size_t elem = H5Tget_size(ft) > H5Tget_size(mt) ? H5Tget_size(ft) : H5Tget_size(mt);
     hsize_t need = (n ? n : 1) * elem;
     if (elem == 0 || need >= DEFAULT_TCONV)
         return H5P_DEFAULT;
-    hid_t xfer = H5Pcreate(H5P_DATASET_XFER);
     if (xfer < 0)
+        xfer = H5Pcreate(H5P_DATASET_XFER);
+    if (xfer < 0 || H5Pset_buffer(xfer, (size_t)need, NULL, NULL) < 0)
         return H5P_DEFAULT;
-    if (H5Pset_buffer(xfer, (size_t)need, NULL, NULL) < 0) {
-        H5Pclose(xfer);
-        return H5P_DEFAULT;
-    }
     return xfer;
 }
 
@@ -654,7 +679,9 @@ static int f_read(lua_State *L)
     hid_t d = open_dataset(f, path);
     if (d < 0)
         return fail(L, "%s: no dataset %s", file_name(L), path);
-    hid_t space = H5Dget_space(d), ft = H5Dget_type(d), mt = mem_type(ft);
+    hid_t space = H5Dget_space(d), ft = H5Dget_type(d);
+    elem_kind k = read_as(ft);
+    hid_t mt = k.mt;
     int rank = H5Sget_simple_extent_ndims(space);
     hsize_t dims[MAX_RANK], start[MAX_RANK], count[MAX_RANK], zero[MAX_RANK] = { 0 };
     const char *err = NULL;
@@ -685,17 +712,13 @@ static int f_read(lua_State *L)
     } else if (!err) {
         mspace = H5Screate(H5S_SCALAR);
     }
-    elem_kind k = { .mt = H5I_INVALID_HID };
     if (!err) {
-        k = kind_of_elems(mt);
         buf = calloc(n ? n : 1, k.size + 1);
         hid_t xfer = conversion_plist(n, ft, mt);
         if (!buf)
             err = "does not fit in memory";
         else if (H5Dread(d, mt, mspace, space, xfer, buf) < 0)
             err = "cannot be read (damaged file?)";
-        if (xfer != H5P_DEFAULT)
-            H5Pclose(xfer);
     }
     if (!err) {
         size_t idx = 0;
@@ -709,8 +732,7 @@ static int f_read(lua_State *L)
     free(buf);
     if (mspace >= 0)
         H5Sclose(mspace);
-    if (mt >= 0)
-        H5Tclose(mt);
+    drop_kind(&k);
     H5Tclose(ft);
     H5Sclose(space);
     H5Dclose(d);
