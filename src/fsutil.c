@@ -96,7 +96,13 @@ int fs_clear(const char *path, char *err, size_t errlen)
             continue;
         char sub[PATH_MAX];
         snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-        rc = fs_rmtree(sub, err, errlen);
+        /* the listing tells files from folders: no lstat for each file */
+        if (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN) {
+            if (unlink(sub) != 0 && errno != ENOENT)
+                rc = say(err, errlen, "cannot remove", sub);
+        } else {
+            rc = fs_rmtree(sub, err, errlen);
+        }
     }
     closedir(d);
     return rc;
@@ -108,6 +114,21 @@ unsigned long long fs_random_tag(unsigned long long salt)
     if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
         r = (unsigned long long)getpid() << 20 ^ salt;
     return r;
+}
+
+/* rename(2) that never replaces: one call where the file system can do it
+ * (renameat2 RENAME_NOREPLACE), else a look first. */
+static int rename_new(const char *from, const char *to)
+{
+    if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return -1;
+    if (access(to, F_OK) == 0) {
+        errno = EEXIST;
+        return -1;
+    }
+    return rename(from, to);
 }
 
 /* Creates a uniquely named temporary file beside dst (".NAME.<random>.part",
@@ -128,8 +149,7 @@ static int temp_open(char *out, size_t n, const char *dst, mode_t mode, const ch
         if (reuse) {
             const char *old = reuse;
             reuse = NULL;
-            /* rename(2) would replace an existing file: look first */
-            if (access(out, F_OK) != 0 && rename(old, out) == 0) {
+            if (rename_new(old, out) == 0) {
                 /* not O_TRUNC: a spare is empty already, and ext4 writes a
                  * file truncated to 0 out at its close (auto_da_alloc), in
                  * the caller's time; fs_copy_reusing cuts any tail */
@@ -150,9 +170,27 @@ static int temp_open(char *out, size_t n, const char *dst, mode_t mode, const ch
     return -1;
 }
 
-static int copy_data(int in, int out, off_t size)
+/* File systems (by device) that cannot share extents: FICLONE is not
+ * asked again for their files (a failed call for every copy). */
+static dev_t no_clone[8];
+static int nno_clone;
+
+static int clone_file(int in, int out, dev_t dev)
 {
+    for (int i = 0; i < nno_clone; i++)
+        if (no_clone[i] == dev)
+            return -1;
     if (ioctl(out, FICLONE, in) == 0)
+        return 0;
+    if ((errno == EOPNOTSUPP || errno == ENOTTY || errno == EINVAL) &&
+        nno_clone < (int)(sizeof no_clone / sizeof no_clone[0]))
+        no_clone[nno_clone++] = dev;
+    return -1;
+}
+
+static int copy_data(int in, int out, dev_t dev, off_t size)
+{
+    if (clone_file(in, out, dev) == 0)
         return 0;
     off_t left = size;
     while (left > 0) {
@@ -209,7 +247,7 @@ int fs_copy_reusing(const char *src, const char *dst, int keep_mtime, const char
         close(in);
         return say(err, errlen, "cannot write", tmp);
     }
-    int rc = copy_data(in, out, st.st_size);
+    int rc = copy_data(in, out, st.st_dev, st.st_size);
     struct stat now;
     if (rc == 0 && reuse && fstat(out, &now) == 0 && now.st_size > st.st_size)
         rc = ftruncate(out, st.st_size);
