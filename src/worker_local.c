@@ -3,7 +3,10 @@
  * pidfds on the scheduler's loop, started from the loop on the core the last
  * engine left (spawner.h, affinity.h).
  * Engine output goes straight to the attempt's log file (no pipe that a stuck
- * grandchild could hold open). */
+ * grandchild could hold open).
+ * Where pidfd_open is missing (kernels before 5.3, such as RHEL 8's 4.18, or
+ * under valgrind), an engine's end is looked for at every tick of the loop
+ * instead (0.1 s). */
 #include "sched.h"
 #include "fsutil.h"
 #include "proc.h"
@@ -27,11 +30,14 @@
 /* Seconds to wait for a killed engine to end before the worker closes
  * without it (one stuck in uninterruptible sleep ends when its I/O does). */
 #define REAP_WAIT 5
+/* Seconds between looks for an engine's end without a pidfd (the loop's tick). */
+#define LOCAL_POLL 0.1
 
 typedef struct local_attempt {
     attempt *a;
     pid_t pid;
     int pidfd, watch;
+    int polled;              /* running without a pidfd: waitpid at each tick */
     int step;
     int log_fd;
     char **envp;
@@ -47,6 +53,7 @@ typedef struct {
     local_attempt *written_off; /* ended after the scheduler wrote them off: freed at close */
     spawner *spawn;
     int closing;
+    int said_polled; /* the missing pidfd_open was reported */
     unsigned char *emptied; /* per slot: its folder is there and empty */
 } local_worker;
 
@@ -247,14 +254,16 @@ static void on_spawned(void *ud, const spawn_result *r)
         return (void)fail(w, la, "%s: %s", w->name, r->err);
     la->pid = r->pid;
     la->pidfd = r->pidfd;
-    if (la->pidfd < 0) {
-        proc_kill_tree(la->pid, SIGKILL);
-        proc_wait(la->pid, REAP_WAIT, NULL);
-        return (void)fail(w, la, "%s: %s", w->name, r->err);
+    la->polled = la->pidfd < 0;
+    if (la->polled && !lw->said_polled) {
+        lw->said_polled = 1;
+        fprintf(stderr, "rasrun: %s: %s: engine ends are looked for every %.1f s instead\n",
+                w->name, r->err, LOCAL_POLL);
     }
     if (lw->closing)
         return; /* lw_close stops it */
-    la->watch = loop_watch(sched_loop(w->s), la->pidfd, POLLIN, on_exit_fd, la);
+    if (!la->polled)
+        la->watch = loop_watch(sched_loop(w->s), la->pidfd, POLLIN, on_exit_fd, la);
     sched_attempt_launched(a, la->step, la->pid, r->start_lo, r->start_hi);
     if (a->cancelling)
         lw_cancel(w, a); /* asked while it was starting */
@@ -273,6 +282,12 @@ static void launch_step(worker *w, local_attempt *la)
         a->utc_offset = (int)tm.tm_gmtoff;
     }
     spawner_start(lw->spawn, &ps, on_spawned, la);
+}
+
+/* An engine of this attempt is running (started, not yet seen to end). */
+static int running(const local_attempt *la)
+{
+    return la->pidfd >= 0 || la->polled;
 }
 
 static void remember_tree(local_attempt *la)
@@ -298,10 +313,10 @@ static void kill_remembered(local_attempt *la)
         }
 }
 
-static void on_exit_fd(void *ud, int fd, short revents)
+/* Takes the engine's exit if it ended (its pidfd became readable, or a
+ * tick looks for it) and moves the attempt on. */
+static void reap_if_ended(local_attempt *la)
 {
-    (void)revents;
-    local_attempt *la = ud;
     attempt *a = la->a;
     worker *w = a->w;
     int status = 0;
@@ -311,10 +326,13 @@ static void on_exit_fd(void *ud, int fd, short revents)
     if (got != la->pid && !lost)
         return;
     affinity_move_to(cpu); /* the work until the next engine starts happens there */
-    loop_unwatch(sched_loop(w->s), la->watch);
+    if (la->watch >= 0)
+        loop_unwatch(sched_loop(w->s), la->watch);
     la->watch = -1;
-    close(fd);
+    if (la->pidfd >= 0)
+        close(la->pidfd);
     la->pidfd = -1;
+    la->polled = 0;
     /* Helpers the engine left in its group (or, after a cancel, anywhere in
      * its tree) do not outlive it. */
     kill_remembered(la);
@@ -342,6 +360,13 @@ static void on_exit_fd(void *ud, int fd, short revents)
     a->phase = A_STAGE_OUT;
     stage_out(w, la);
     finish(w, la);
+}
+
+static void on_exit_fd(void *ud, int fd, short revents)
+{
+    (void)fd;
+    (void)revents;
+    reap_if_ended(ud);
 }
 
 static void lw_start(worker *w, attempt *a)
@@ -382,7 +407,7 @@ static void lw_start(worker *w, attempt *a)
 static void lw_cancel(worker *w, attempt *a)
 {
     local_attempt *la = a->wdata;
-    if (!la || la->pidfd < 0)
+    if (!la || !running(la))
         return; /* starting (on_spawned stops it) or between steps: nothing to stop yet */
     if (!la->kill_at) {
         remember_tree(la);
@@ -396,13 +421,17 @@ static void lw_cancel(worker *w, attempt *a)
 static void lw_tick(worker *w, double now)
 {
     local_worker *lw = w->data;
-    for (local_attempt *la = lw->live; la; la = la->next)
-        if (la->kill_at && now >= la->kill_at && la->pidfd >= 0) {
+    for (local_attempt *la = lw->live, *next; la; la = next) {
+        next = la->next; /* an ended one may be taken off the list */
+        if (la->polled)
+            reap_if_ended(la);
+        if (la->kill_at && now >= la->kill_at && running(la)) {
             remember_tree(la);
             proc_kill_tree(la->pid, SIGKILL);
             kill_remembered(la);
             la->kill_at = now + 1; /* repeat until the exit is seen */
         }
+    }
 }
 
 static void free_local(local_attempt *la)
@@ -466,7 +495,7 @@ static void lw_close(worker *w)
     while (lw && lw->live) {
         local_attempt *la = lw->live;
         lw->live = la->next;
-        if (la->pidfd >= 0) {
+        if (running(la)) {
             remember_tree(la);
             proc_kill_tree(la->pid, SIGKILL);
             kill_remembered(la);
@@ -476,7 +505,8 @@ static void lw_close(worker *w)
                         w->name, (int)la->pid, REAP_WAIT);
             if (la->watch >= 0)
                 loop_unwatch(sched_loop(w->s), la->watch);
-            close(la->pidfd);
+            if (la->pidfd >= 0)
+                close(la->pidfd);
         }
         la->a->wdata = NULL;
         free_local(la);
