@@ -5,6 +5,7 @@
 #include "helper_thread.h"
 
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,10 +104,28 @@ static double wall_now(void)
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
+/* cJSON prints a double with sprintf("%1.15g"), reads it back with sscanf,
+ * and prints it again with 17 digits when that did not give it back (a time
+ * to the nanosecond): three formatting calls per number of every event. One
+ * does here, as a raw item. */
+void journal_add_number(cJSON *obj, const char *key, double v)
+{
+    char buf[64];
+    if (!isfinite(v)) {
+        cJSON_AddNullToObject(obj, key);
+        return;
+    }
+    if (v == floor(v) && fabs(v) < 9007199254740992.0)
+        snprintf(buf, sizeof buf, "%lld", (long long)v);
+    else
+        snprintf(buf, sizeof buf, "%.6f", v);
+    cJSON_AddRawToObject(obj, key, buf);
+}
+
 int journal_write(journal *j, cJSON *obj)
 {
     if (!cJSON_GetObjectItemCaseSensitive(obj, "t"))
-        cJSON_AddNumberToObject(obj, "t", wall_now());
+        journal_add_number(obj, "t", wall_now());
     char *s = cJSON_PrintUnformatted(obj);
     cJSON_Delete(obj);
     if (!s) {

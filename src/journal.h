@@ -15,6 +15,9 @@ journal *journal_open(const char *path, char *err, size_t errlen);
 /* Appends obj as one line, adding "t" (epoch seconds) when absent. Takes
  * ownership of obj. Returns 0 or -1 (errno set). */
 int journal_write(journal *j, cJSON *obj);
+/* Adds a number to a record: whole numbers in full, others to the
+ * microsecond (NaN and infinities as null). */
+void journal_add_number(cJSON *obj, const char *key, double v);
 int journal_sync(journal *j);
 void journal_sync_async(journal *j);
 void journal_close(journal *j);

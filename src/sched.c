@@ -49,7 +49,7 @@ static cJSON *jrec(const char *ev, job *j, attempt *a)
         cJSON_AddStringToObject(o, "plan", j->plan);
     }
     if (a) {
-        cJSON_AddNumberToObject(o, "attempt", a->number);
+        journal_add_number(o, "attempt", a->number);
         cJSON_AddStringToObject(o, "worker", a->w->name);
         cJSON_AddStringToObject(o, "host", a->w->host);
     }
@@ -279,7 +279,7 @@ static void finish_job(sched *s, job *j, enum job_status st, const char *reason)
     s->ndone++;
     cJSON *o = jrec("done", j, NULL);
     cJSON_AddStringToObject(o, "status", status_name(st));
-    cJSON_AddNumberToObject(o, "attempts", j->attempts);
+    journal_add_number(o, "attempts", j->attempts);
     if (j->result_path)
         cJSON_AddStringToObject(o, "result", j->result_path);
     if (j->reason[0])
@@ -444,12 +444,12 @@ void sched_attempt_launched(attempt *a, int step, long pid, unsigned long long s
     }
     cJSON *o = jrec("launched", a->job, a);
     if (step > 0)
-        cJSON_AddNumberToObject(o, "step", step);
-    cJSON_AddNumberToObject(o, "pid", (double)pid);
+        journal_add_number(o, "step", step);
+    journal_add_number(o, "pid", (double)pid);
     if (start_lo > 0) { /* 0: the clock could not be read; a resume will not trust the pid */
-        cJSON_AddNumberToObject(o, "starttime", (double)start_lo);
+        journal_add_number(o, "starttime", (double)start_lo);
         if (start_hi != start_lo)
-            cJSON_AddNumberToObject(o, "starttime_max", (double)start_hi);
+            journal_add_number(o, "starttime_max", (double)start_hi);
     }
     cJSON_AddStringToObject(o, "workdir", a->workdir);
     jwrite(s, o);
@@ -540,13 +540,13 @@ static void process_finished(sched *s, attempt *a)
         drop_staged(s, a, !a->interrupted);
     cJSON *o = jrec("attempt_end", j, a);
     cJSON_AddBoolToObject(o, "ok", ok);
-    cJSON_AddNumberToObject(o, "exit", a->exit_code);
-    cJSON_AddNumberToObject(o, "elapsed", a->t_end - a->t_start);
+    journal_add_number(o, "exit", a->exit_code);
+    journal_add_number(o, "elapsed", a->t_end - a->t_start);
     if (a->t_exit > 0 && a->t_launch > 0)
-        cJSON_AddNumberToObject(o, "engine_seconds", a->t_exit - a->t_launch);
+        journal_add_number(o, "engine_seconds", a->t_exit - a->t_launch);
     if (a->bytes_up || a->bytes_down) {
-        cJSON_AddNumberToObject(o, "bytes_up", (double)a->bytes_up);
-        cJSON_AddNumberToObject(o, "bytes_down", (double)a->bytes_down);
+        journal_add_number(o, "bytes_up", (double)a->bytes_up);
+        journal_add_number(o, "bytes_down", (double)a->bytes_down);
     }
     if (!ok)
         cJSON_AddStringToObject(o, "reason", why);
