@@ -67,6 +67,11 @@ $(BUILD)/h5craft: tests/h5craft/h5craft.c tests/fake-ras/h5out.c tests/fake-ras/
 	@$(CC) $(CFLAGS) $(LDFLAGS) -o $@ tests/h5craft/h5craft.c tests/fake-ras/h5out.c \
 		$(shell pkg-config --libs hdf5) -lm
 
+# Runs a command where pidfd_open fails, as on kernels before 5.3 (tests/nopidfd).
+$(BUILD)/nopidfd: tests/nopidfd/nopidfd.c $(BUILD)/flags
+	@echo "CC $@"
+	@$(CC) $(CFLAGS) $(LDFLAGS) -o $@ tests/nopidfd/nopidfd.c
+
 sim: $(SIM)/.stamp
 $(SIM)/.stamp: bin/fake-ras
 	@echo "SIM $(SIM)"
@@ -80,11 +85,11 @@ $(SIM)/.stamp: bin/fake-ras
 deps:
 	tests/install-deps
 
-test: all $(BUILD)/h5craft
+test: all $(BUILD)/h5craft $(BUILD)/nopidfd
 	tests/run
 
 # Only the tests that need no root, namespaces or network (quick edit-test loop).
-test-fast: all $(BUILD)/h5craft
+test-fast: all $(BUILD)/h5craft $(BUILD)/nopidfd
 	RASRUN_TEST_FAST=1 tests/run
 
 valgrind: all

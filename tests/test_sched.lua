@@ -934,6 +934,32 @@ function TestSched:test_sigint_stops_every_engine_and_cleans_up()
   lu.assertFalse(fs.exists(d .. "/Sample.p01.hdf"))
 end
 
+-- Where pidfd_open is missing (kernels before 5.3; tests/nopidfd makes it
+-- fail as they do), plans still run: rasrun says once that it looks for
+-- engines' ends at its tick, a finished plan comes back, and Ctrl-C still
+-- stops every engine (a hang with its helper too) and cleans up.
+function TestSched:test_without_pidfd_open_plans_run_and_ctrl_c_stops_them()
+  local _, d = project({ { title = "quick", seconds = 0.2 }, { title = "long", seconds = 30 },
+                         { title = "hang", mode = "hang" } })
+  local run_dir, work = d .. "/run", H.tmpdir("work")
+  local pid = assert(H.spawn({ H.root .. "/build/nopidfd", H.bin, "run",
+    H.root .. "/tests/recipes/pool_run.lua", d, "2" },
+    { env = { RASRUN_TEST_RUNDIR = run_dir, RASRUN_TEST_WORKDIR = work },
+      stdout = d .. "/out.txt", stderr = d .. "/err.txt" }))
+  H.wait_for(function() return journal_count(run_dir, "done", "Sample/p01") == 1 end, 20, "plan 01 done")
+  H.wait_for(function() return journal_count(run_dir, "launched") == 3 end, 20, "three engines")
+  H.wait_for(function() return #engines_alive() == 3 end, 10, "the long engine, the hang and its helper")
+  sys.kill(pid, "INT")
+  lu.assertEquals(sys.wait(pid, 30), 130)
+  lu.assertEquals(engines_alive(), {})
+  lu.assertEquals(fs.list(work), {})
+  local err = H.read(d .. "/err.txt")
+  lu.assertStrContains(err, "here: pidfd_open: Function not implemented: engine ends are looked for "
+    .. "every 0.1 s instead")
+  lu.assertStrContains(err, "1 ok, 0 failed, 0 skipped, 2 cancelled")
+  lu.assertTrue(fs.isfile(d .. "/Sample.p01.hdf"))
+end
+
 -- An engine's start reaches the scheduler after the spawn (spawner.h); a
 -- Ctrl-C that lands in between still stops the engines once they are up.
 function TestSched:test_sigint_while_engines_start_stops_them()
