@@ -32,6 +32,8 @@
 #define REAP_WAIT 5
 /* Seconds between looks for an engine's end without a pidfd (the loop's tick). */
 #define LOCAL_POLL 0.1
+/* The missing pidfd_open is said once per process, not per worker or run. */
+static int said_polled;
 
 typedef struct local_attempt {
     attempt *a;
@@ -53,7 +55,6 @@ typedef struct {
     local_attempt *written_off; /* ended after the scheduler wrote them off: freed at close */
     spawner *spawn;
     int closing;
-    int said_polled; /* the missing pidfd_open was reported */
     unsigned char *emptied; /* per slot: its folder is there and empty */
 } local_worker;
 
@@ -255,8 +256,8 @@ static void on_spawned(void *ud, const spawn_result *r)
     la->pid = r->pid;
     la->pidfd = r->pidfd;
     la->polled = la->pidfd < 0;
-    if (la->polled && !lw->said_polled) {
-        lw->said_polled = 1;
+    if (la->polled && !said_polled) {
+        said_polled = 1;
         fprintf(stderr, "rasrun: %s: %s: engine ends are looked for every %.1f s instead\n",
                 w->name, r->err, LOCAL_POLL);
     }
