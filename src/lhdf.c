@@ -78,56 +78,69 @@ static hid_t open_object(hfile *f, const char *path)
 /* How rasrun reads a file type: the memory type it reads it as, and what
  * pushing its elements needs, asked of HDF5 once per read rather than once
  * per element (each question is a library call). */
+typedef struct member member;
 typedef struct {
     hid_t mt;   /* <0: a type rasrun does not read */
     int own;    /* mt is to be closed (else a predefined type or the file's) */
     H5T_class_t cls;
     int is_unsigned, vstr; /* integers; strings */
     size_t size;
+    int nmembers;     /* compounds: their members, in order */
+    member *members;
 } elem_kind;
+
+struct member {
+    char *name;       /* HDF5's (H5free_memory) */
+    size_t offset;    /* in the memory compound */
+    hid_t ftype;      /* the member's file type (a string member may be read as it) */
+    elem_kind kind;
+};
 
 static void drop_kind(const elem_kind *k)
 {
+    for (int i = 0; i < k->nmembers; i++) {
+        member *m = &k->members[i];
+        drop_kind(&m->kind);
+        if (m->ftype >= 0)
+            H5Tclose(m->ftype);
+        H5free_memory(m->name);
+    }
+    free(k->members);
     if (k->own && k->mt >= 0)
         H5Tclose(k->mt);
 }
 
 static elem_kind read_as_at(hid_t ftype, int depth);
 
-/* A compound type read member by member, each as read_as_at reads it. */
-static hid_t compound_read_as(hid_t ftype, int depth, size_t *size)
+/* A compound type read member by member, each as read_as_at reads it; k
+ * keeps the members (names, offsets, kinds) for pushing its elements. */
+static void compound_read_as(hid_t ftype, int depth, elem_kind *k)
 {
+    k->own = 1;
     int n = H5Tget_nmembers(ftype);
-    if (n <= 0 || n > 64 || depth >= MAX_NESTING)
-        return H5I_INVALID_HID;
-    hid_t ftypes[64];
-    elem_kind parts[64];
-    int got = 0, bad = 0;
-    *size = 0;
-    while (got < n && !bad) {
-        ftypes[got] = H5Tget_member_type(ftype, (unsigned)got);
-        parts[got] = read_as_at(ftypes[got], depth + 1);
-        bad = parts[got].mt < 0;
-        *size += parts[got++].size;
+    if (n <= 0 || n > 64 || depth >= MAX_NESTING || !(k->members = calloc((size_t)n, sizeof *k->members)))
+        return;
+    int bad = 0;
+    k->size = 0;
+    while (k->nmembers < n && !bad) {
+        member *m = &k->members[k->nmembers++];
+        m->ftype = H5Tget_member_type(ftype, (unsigned)(k->nmembers - 1));
+        m->name = H5Tget_member_name(ftype, (unsigned)(k->nmembers - 1));
+        m->kind = read_as_at(m->ftype, depth + 1);
+        m->offset = k->size;
+        k->size += m->kind.size;
+        bad = m->kind.mt < 0 || !m->name;
     }
-    hid_t ct = bad ? H5I_INVALID_HID : H5Tcreate(H5T_COMPOUND, *size);
-    size_t off = 0;
-    for (int i = 0; i < got; i++) { /* a part may be its file type: closed after it is used */
-        if (ct >= 0) {
-            char *name = H5Tget_member_name(ftype, (unsigned)i);
-            H5Tinsert(ct, name, off, parts[i].mt);
-            off += parts[i].size;
-            H5free_memory(name);
-        }
-        drop_kind(&parts[i]);
-        H5Tclose(ftypes[i]);
-    }
-    return ct;
+    if (bad)
+        return;
+    k->mt = H5Tcreate(H5T_COMPOUND, k->size);
+    for (int i = 0; k->mt >= 0 && i < n; i++)
+        H5Tinsert(k->mt, k->members[i].name, k->members[i].offset, k->members[i].kind.mt);
 }
 
 static elem_kind read_as_at(hid_t ftype, int depth)
 {
-    elem_kind k = { H5I_INVALID_HID, 0, H5Tget_class(ftype), 0, 0, 0 };
+    elem_kind k = { H5I_INVALID_HID, 0, H5Tget_class(ftype), 0, 0, 0, 0, NULL };
     switch (k.cls) {
     case H5T_INTEGER:
     case H5T_ENUM:
@@ -154,8 +167,7 @@ static elem_kind read_as_at(hid_t ftype, int depth)
         }
         break;
     case H5T_COMPOUND:
-        k.mt = compound_read_as(ftype, depth, &k.size);
-        k.own = 1;
+        compound_read_as(ftype, depth, &k);
         break;
     default:
         break;
@@ -187,32 +199,15 @@ static const char *type_name(hid_t ftype)
     }
 }
 
-/* The kind of a member of a memory compound type (made by read_as). */
-static elem_kind kind_of_member(hid_t sub)
-{
-    elem_kind k = { sub, 0, H5Tget_class(sub), 0, 0, H5Tget_size(sub) };
-    if (k.cls == H5T_INTEGER)
-        k.is_unsigned = H5Tget_sign(sub) == H5T_SGN_NONE;
-    else if (k.cls == H5T_STRING)
-        k.vstr = H5Tis_variable_str(sub) > 0;
-    return k;
-}
-
 /* Does a value of this memory type own heap memory (variable-length strings)? */
 static int needs_reclaim(const elem_kind *k)
 {
     if (k->cls == H5T_STRING)
         return k->vstr;
-    if (k->cls != H5T_COMPOUND)
-        return 0;
-    int found = 0, n = H5Tget_nmembers(k->mt);
-    for (int i = 0; i < n && !found; i++) {
-        hid_t sub = H5Tget_member_type(k->mt, (unsigned)i);
-        elem_kind sk = kind_of_member(sub);
-        found = needs_reclaim(&sk);
-        H5Tclose(sub);
-    }
-    return found;
+    for (int i = 0; i < k->nmembers; i++)
+        if (needs_reclaim(&k->members[i].kind))
+            return 1;
+    return 0;
 }
 
 /* Fixed-length HEC-RAS strings are padded with spaces and/or NULs. */
@@ -226,7 +221,6 @@ static void push_trimmed(lua_State *L, const char *s, size_t n)
 
 static void push_elem(lua_State *L, const elem_kind *k, const char *p)
 {
-    hid_t mt = k->mt;
     switch (k->cls) {
     case H5T_INTEGER:
         if (k->is_unsigned) {
@@ -257,21 +251,15 @@ static void push_elem(lua_State *L, const elem_kind *k, const char *p)
             push_trimmed(L, p, k->size);
         }
         break;
-    case H5T_COMPOUND: {
-        int n = H5Tget_nmembers(mt);
+    case H5T_COMPOUND:
         luaL_checkstack(L, 2, "nested HDF5 value");
-        lua_createtable(L, 0, n);
-        for (int i = 0; i < n; i++) {
-            hid_t sub = H5Tget_member_type(mt, (unsigned)i);
-            char *name = H5Tget_member_name(mt, (unsigned)i);
-            elem_kind sk = kind_of_member(sub);
-            push_elem(L, &sk, p + H5Tget_member_offset(mt, (unsigned)i));
-            lua_setfield(L, -2, name);
-            H5free_memory(name);
-            H5Tclose(sub);
+        lua_createtable(L, 0, k->nmembers);
+        for (int i = 0; i < k->nmembers; i++) {
+            const member *m = &k->members[i];
+            push_elem(L, &m->kind, p + m->offset);
+            lua_setfield(L, -2, m->name);
         }
         break;
-    }
     default:
         lua_pushnil(L);
     }
