@@ -17,8 +17,6 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 
-#define TICK_MS 100
-
 static double wall(void)
 {
     struct timespec t;
@@ -818,7 +816,7 @@ static void open_workers(sched *s)
 
 static int wait_ms(sched *s)
 {
-    double now = loop_now(), next = now + TICK_MS / 1000.0;
+    double now = loop_now(), next = now + SCHED_TICK_MS / 1000.0;
     for (attempt *a = s->live; a; a = a->next)
         if (a->deadline > 0 && !a->cancelling && a->deadline < next)
             next = a->deadline; /* passed for one being cancelled: no spinning */

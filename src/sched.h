@@ -15,6 +15,10 @@
 #include "journal.h"
 #include "loop.h"
 
+/* The scheduler's loop wakes at least this often (ms): timeouts, progress,
+ * and workers' ticks. */
+#define SCHED_TICK_MS 100
+
 typedef struct sched sched;
 typedef struct worker worker;
 typedef struct attempt attempt;
@@ -131,7 +135,8 @@ typedef struct worker_ops {
     /* Releases the backend's state for a finished attempt and, when
      * remove_workdir is set, removes its work folder. Must not keep a. */
     void (*release)(worker *w, attempt *a, int remove_workdir);
-    /* Periodic housekeeping (keepalive, reconnect), about every 100 ms. */
+    /* Periodic housekeeping (keepalive, reconnect), about every
+     * SCHED_TICK_MS. */
     void (*tick)(worker *w, double now);
     /* Optional: when a file of the attempt is being sent or fetched, fills
      * its name (into name, n bytes), the bytes moved and its size, and

@@ -6,7 +6,7 @@
  * grandchild could hold open).
  * Where pidfd_open is missing (kernels before 5.3, such as RHEL 8's 4.18, or
  * under valgrind), an engine's end is looked for at every tick of the loop
- * instead (0.1 s). */
+ * instead (SCHED_TICK_MS). */
 #include "sched.h"
 #include "fsutil.h"
 #include "proc.h"
@@ -30,8 +30,6 @@
 /* Seconds to wait for a killed engine to end before the worker closes
  * without it (one stuck in uninterruptible sleep ends when its I/O does). */
 #define REAP_WAIT 5
-/* Seconds between looks for an engine's end without a pidfd (the loop's tick). */
-#define LOCAL_POLL 0.1
 /* The missing pidfd_open is said once per process, not per worker or run. */
 static int said_polled;
 
@@ -259,7 +257,7 @@ static void on_spawned(void *ud, const spawn_result *r)
     if (la->polled && !said_polled) {
         said_polled = 1;
         fprintf(stderr, "rasrun: %s: %s: engine ends are looked for every %.1f s instead\n",
-                w->name, r->err, LOCAL_POLL);
+                w->name, r->err, SCHED_TICK_MS / 1000.0);
     }
     if (lw->closing)
         return; /* lw_close stops it */
