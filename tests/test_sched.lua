@@ -892,13 +892,17 @@ end
 
 -- ---- the controller as a process: signals, kill, resume ---------------------
 
-local function start_controller(dir, slots, env)
+-- wrap: a command that runs the controller (its argv, before rasrun's), or nil.
+local function start_controller(dir, slots, env, wrap)
   local run_dir = dir .. "/run"
   local work = H.tmpdir("work")
   env = env or {}
   env.RASRUN_TEST_RUNDIR, env.RASRUN_TEST_WORKDIR = run_dir, work
-  local pid = assert(H.spawn({ H.bin, "run", H.root .. "/tests/recipes/pool_run.lua", dir, tostring(slots) },
-    { env = env, stdout = dir .. "/out.txt", stderr = dir .. "/err.txt" }))
+  local argv = { table.unpack(wrap or {}) }
+  for _, a in ipairs({ H.bin, "run", H.root .. "/tests/recipes/pool_run.lua", dir, tostring(slots) }) do
+    argv[#argv + 1] = a
+  end
+  local pid = assert(H.spawn(argv, { env = env, stdout = dir .. "/out.txt", stderr = dir .. "/err.txt" }))
   return pid, run_dir, work
 end
 
@@ -941,11 +945,7 @@ end
 function TestSched:test_without_pidfd_open_plans_run_and_ctrl_c_stops_them()
   local _, d = project({ { title = "quick", seconds = 0.2 }, { title = "long", seconds = 30 },
                          { title = "hang", mode = "hang" } })
-  local run_dir, work = d .. "/run", H.tmpdir("work")
-  local pid = assert(H.spawn({ H.root .. "/build/nopidfd", H.bin, "run",
-    H.root .. "/tests/recipes/pool_run.lua", d, "2" },
-    { env = { RASRUN_TEST_RUNDIR = run_dir, RASRUN_TEST_WORKDIR = work },
-      stdout = d .. "/out.txt", stderr = d .. "/err.txt" }))
+  local pid, run_dir, work = start_controller(d, 2, nil, { H.root .. "/build/nopidfd" })
   H.wait_for(function() return journal_count(run_dir, "done", "Sample/p01") == 1 end, 20, "plan 01 done")
   H.wait_for(function() return journal_count(run_dir, "launched") == 3 end, 20, "three engines")
   H.wait_for(function() return #engines_alive() == 3 end, 10, "the long engine, the hang and its helper")

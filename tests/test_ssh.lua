@@ -468,10 +468,6 @@ function TestSsh:test_file_names_never_run_as_commands_on_the_host()
   lu.assertEquals(sys.run({ "find", env.hosts[1].work, env.hosts[1].home, "-name", "PWNED" }).stdout, "")
 end
 
--- Runs fn(prj, pool, d) on a new one-plan project whose Sample.b01 holds mb
--- random megabytes more, with h1's link shaped to rate (tc tbf) and a pool
--- of h1 with a 2 s keepalive; the link is set free again whatever fn does.
--- Returns pcall's two results, then d and h1.
 -- pcall(fn, ...) with the first host's link limited to rate both ways (tc
 -- tbf on each end of its veth pair: on ours for what goes to the host, on
 -- the host's for what comes from it).
@@ -493,6 +489,10 @@ local function throttled(rate, fn, ...)
   return table.unpack(res, 1, res.n)
 end
 
+-- Runs fn(prj, pool, d) on a new one-plan project whose Sample.b01 holds mb
+-- random megabytes more, with h1's link shaped to rate (throttled) and a pool
+-- of h1 with a 2 s keepalive; the link is set free again whatever fn does.
+-- Returns pcall's two results, then d and h1.
 local function over_slow_link(mb, rate, fn)
   local prj, d = project({ { title = "a", seconds = 0.1 } })
   lu.assertEquals(sys.run({ "sh", "-c", ("head -c %d /dev/urandom >> '%s/Sample.b01'"):format(mb * 1000000, d) })
