@@ -12,7 +12,9 @@
  *
  * So the loop moves to the core the engine left, does that work there, and
  * spawns there (the child inherits the pin); then both get back every core
- * the process had. Only the calling thread is pinned. */
+ * the process had. Only the calling thread is pinned. Which core that is,
+ * the worker decides: the local worker takes another one when a running
+ * engine shares the one the ended engine left (worker_local.c, free_core). */
 #ifndef RASRUN_AFFINITY_H
 #define RASRUN_AFFINITY_H
 

@@ -1,7 +1,8 @@
 /* The local worker: plans run on this machine, each attempt in its own work
  * folder under workdir, engines in their own process groups, watched through
  * pidfds on the scheduler's loop, started from the loop on the core the last
- * engine left (spawner.h, affinity.h).
+ * engine left, or on another free one when that engine shared its core
+ * (free_core; spawner.h, affinity.h).
  * Engine output goes straight to the attempt's log file (no pipe that a stuck
  * grandchild could hold open).
  * Where pidfd_open is missing (kernels before 5.3, such as RHEL 8's 4.18, or
@@ -312,6 +313,43 @@ static void kill_remembered(local_attempt *la)
         }
 }
 
+/* How many running engines free_core asks where they run: each is a read
+ * of /proc, and with many slots the kernel's own balancing is left to it. */
+#define CORE_LOOKS 8
+
+/* The core an ended engine left free: the one it last ran on, unless
+ * another engine of the worker runs there too (the kernel had put them on
+ * one core); then a core none of them is on, or -1 when every core has one.
+ * Moving to the ended engine's core regardless would start the next engine
+ * there too, and the two would keep sharing it while another core idles. */
+static int free_core(local_worker *lw, local_attempt *ended)
+{
+    int cpu = proc_last_cpu(ended->pid); /* a zombie's: read before reaping */
+    if (cpu < 0)
+        return -1;
+    cpu_set_t busy;
+    CPU_ZERO(&busy);
+    int looked = 0;
+    for (local_attempt *o = lw->live; o; o = o->next) {
+        if (o == ended || o->pid <= 0 || !running(o))
+            continue;
+        if (++looked > CORE_LOOKS)
+            return cpu;
+        int c = proc_last_cpu(o->pid);
+        if (c >= 0 && c < CPU_SETSIZE)
+            CPU_SET(c, &busy);
+    }
+    if (cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &busy))
+        return cpu;
+    cpu_set_t mine;
+    if (affinity_unpinned(&mine) != 0)
+        return -1;
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &mine) && !CPU_ISSET(c, &busy))
+            return c;
+    return -1;
+}
+
 /* Takes the engine's exit if it ended (its pidfd became readable, or a
  * tick looks for it) and moves the attempt on. */
 static void reap_if_ended(local_attempt *la)
@@ -319,7 +357,7 @@ static void reap_if_ended(local_attempt *la)
     attempt *a = la->a;
     worker *w = a->w;
     int status = 0;
-    int cpu = proc_last_cpu(la->pid); /* a zombie's: read before reaping */
+    int cpu = free_core(w->data, la);
     pid_t got = waitpid(la->pid, &status, WNOHANG);
     int lost = got < 0 && errno == ECHILD; /* reaped elsewhere (a recipe's sys.wait) */
     if (got != la->pid && !lost)

@@ -1014,6 +1014,38 @@ function TestSched:test_engines_and_the_controller_keep_every_core()
   end
 end
 
+-- When the engine that ended shared its core with another engine, the next
+-- one starts on a core no engine is on, not behind the running one: here
+-- both engines are held on core 0 (taskset), and the fake engine says where
+-- the next one started.
+function TestSched:test_the_next_engine_starts_on_a_core_no_engine_is_on()
+  if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
+  local allowed = H.read("/proc/self/status"):match("Cpus_allowed_list:%s*(%S+)")
+  if sys.ncpu() < 2 or not (allowed == "0-" .. (sys.ncpu() - 1)) then
+    lu.skip("needs cores 0 and 1 and every other core allowed, not " .. tostring(allowed))
+  end
+  local _, d = project({ { title = "long", seconds = 30 }, { title = "ends", seconds = 2 },
+                         { title = "next", seconds = 0.05 } })
+  local pid, run_dir = start_controller(d, 2, { FAKE_RAS_SHOW_CPU = "1" })
+  H.wait_for(function() return journal_count(run_dir, "launched") == 2 end, 20, "two engines")
+  local engines = engines_alive()
+  lu.assertEquals(#engines, 2)
+  for _, e in ipairs(engines) do
+    local r = sys.run({ "taskset", "-p", "-c", "0", tostring(e) }, { timeout = 10 })
+    lu.assertEquals(r.code, 0, r.stderr)
+    -- a sleeping process moves when it next runs: make it run now
+    sys.kill(e, "STOP")
+    sys.kill(e, "CONT")
+  end
+  H.wait_for(function() return journal_count(run_dir, "done") == 2 end, 20, "the plan after the one that ended")
+  local log = H.read(run_dir .. "/logs/Sample_p03-a1.log")
+  local cpu = tonumber(log:match("started on cpu (%d+)"))
+  lu.assertNotNil(cpu, log)
+  lu.assertNotEquals(cpu, 0, "started behind the long engine, on its core")
+  sys.kill(pid, "INT")
+  lu.assertEquals(sys.wait(pid, 30), 130)
+end
+
 -- Helper threads started while the loop is pinned to one core get every
 -- core too: here the one that empties replaced results, started at the
 -- first commit, which comes when no engine follows (the loop still pinned).

@@ -11,7 +11,8 @@
  * volume, silent, noresult, geomfail; MODE@WORKER applies only on the worker
  * named in RASRUN_WORKER) and `Fake RAS Seconds=` (simulated run time).
  * FAKE_RAS_MODE and FAKE_RAS_SECONDS override both for every plan;
- * FAKE_RAS_TIME_SHIFT (seconds) shifts the clock written into results. */
+ * FAKE_RAS_TIME_SHIFT (seconds) shifts the clock written into results;
+ * FAKE_RAS_SHOW_CPU=1 prints the core the engine started on. */
 #include "h5out.h"
 
 #include <dirent.h>
@@ -19,6 +20,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <math.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -647,6 +649,11 @@ static const char *HELP =
 int main(int argc, char **argv)
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    const char *show_cpu = getenv("FAKE_RAS_SHOW_CPU");
+    if (show_cpu && !strcmp(show_cpu, "1")) {
+        printf("started on cpu %d\n", sched_getcpu());
+        fflush(stdout);
+    }
     char self[PATH_MAX];
     copy(self, sizeof self, argv[0]);
     const char *name = basename(self);
