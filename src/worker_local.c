@@ -314,7 +314,7 @@ static void kill_remembered(local_attempt *la)
 }
 
 /* How many running engines free_core asks where they run: each is a read
- * of /proc, and with many slots the kernel's own balancing is left to it. */
+ * of /proc. With more, the ended engine's core is taken as it is. */
 #define CORE_LOOKS 8
 
 /* The core an ended engine left free: the one it last ran on, unless
