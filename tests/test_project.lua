@@ -201,3 +201,38 @@ function TestProject:test_broken_inputs_give_clear_errors()
   local _, missing = p1:inputs("linux")
   lu.assertStrContains(missing[1], "no Geom File= line")
 end
+
+-- Plan files are asked of the disk all at once when the page cache has let
+-- them go (fs.prefetch, used by prj:plans()), and not at all when the first
+-- one is still cached. dd with iflag=nocache drops a file from the cache.
+function TestProject:test_plan_files_are_read_ahead_when_not_cached()
+  local d = H.tmpdir("prefetch")
+  local prj = project.open(H.project(d, { { title = "a" }, { title = "b" }, { title = "c" } }))
+  local files = {}
+  for _, id in ipairs(prj.plan_ids) do files[#files + 1] = prj:file(id) end
+  lu.assertEquals(#files, 3)
+  lu.assertEquals(fs.prefetch({ d .. "/missing", d .. "/also missing" }), 0)
+  local function resident(f)
+    local r = sys.run({ "fincore", "--noheadings", "--bytes", "--output", "RES", f }, { timeout = 10 })
+    lu.assertEquals(r.code, 0, r.stderr)
+    return tonumber(r.stdout:match("%d+"))
+  end
+  local function drop()
+    sys.run({ "sync" }, { timeout = 60 })
+    for _, f in ipairs(files) do
+      local r = sys.run({ "dd", "if=" .. f, "iflag=nocache", "count=0", "status=none" }, { timeout = 10 })
+      lu.assertEquals(r.code, 0, r.stderr)
+    end
+  end
+  drop()
+  if resident(files[1]) ~= 0 then lu.skip("this file system keeps the files cached") end
+  lu.assertEquals(fs.prefetch(files), 3)
+  H.wait_for(function() return resident(files[3]) > 0 end, 5, "the third file in the cache")
+  drop()
+  assert(fs.read(files[1])) -- the first is cached again: the rest are taken to be too
+  lu.assertEquals(fs.prefetch(files), 0)
+  drop()
+  local plans = prj:plans() -- read ahead, then parsed as ever
+  lu.assertEquals(#plans, 3)
+  lu.assertEquals(plans[3].title, "c")
+end

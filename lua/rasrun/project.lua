@@ -289,6 +289,14 @@ function Project:plan(id)
 end
 
 function Project:plans()
+  -- the plan files not read yet are asked of the disk all at once: read one
+  -- by one from a cold cache, they took twice as long (1000 plans: 66-76 ms
+  -- against 132-156)
+  local unread = {}
+  for _, id in ipairs(self.plan_ids) do
+    if not self._plans[id] then unread[#unread + 1] = self:file(id) end
+  end
+  if #unread > 1 then fs.prefetch(unread) end
   local out = {}
   for _, id in ipairs(self.plan_ids) do out[#out + 1] = self:plan(id) end
   return out
