@@ -350,6 +350,15 @@ static int free_core(local_worker *lw, local_attempt *ended)
     return -1;
 }
 
+/* Has the engine ended? Looked at without reaping it (its /proc entry is
+ * still to be read); an engine reaped elsewhere counts as ended. */
+static int has_ended(const local_attempt *la)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    return waitid(P_PID, (id_t)la->pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid == la->pid;
+}
+
 /* Takes the engine's exit if it ended (its pidfd became readable, or a
  * tick looks for it) and moves the attempt on. */
 static void reap_if_ended(local_attempt *la)
@@ -357,6 +366,8 @@ static void reap_if_ended(local_attempt *la)
     attempt *a = la->a;
     worker *w = a->w;
     int status = 0;
+    if (la->polled && !has_ended(la))
+        return; /* a tick's look: the cores are asked about only at an end */
     int cpu = free_core(w->data, la);
     pid_t got = waitpid(la->pid, &status, WNOHANG);
     int lost = got < 0 && errno == ECHILD; /* reaped elsewhere (a recipe's sys.wait) */

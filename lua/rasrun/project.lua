@@ -290,7 +290,7 @@ end
 
 function Project:plans()
   -- the plan files not read yet are asked of the disk all at once: read one
-  -- by one from a cold cache, they took twice as long (1000 plans: 66-76 ms
+  -- by one from a cold cache, they took twice as long (1000 plans: 66-82 ms
   -- against 132-156)
   local unread = {}
   for _, id in ipairs(self.plan_ids) do
