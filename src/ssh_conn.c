@@ -509,20 +509,40 @@ ssh_conn *ssh_connect(const ssh_target *t, int *refused, char *err, size_t n)
     return c;
 }
 
+/* Shuts the connection's socket (it stays open until ssh_close closes it):
+ * every libssh2 call that waits for the peer then fails at once. */
+static int cut_off(ssh_conn *c)
+{
+    if (c->sock >= 0)
+        shutdown(c->sock, SHUT_RDWR);
+    return 1;
+}
+
+/* Closes politely while the peer answers. When it does not (a cut link),
+ * libssh2 gives up after the timeout having freed nothing, and would leave
+ * the SFTP session or the whole session allocated: the socket is then shut
+ * and the call made again, which frees it at once. */
 void ssh_close(ssh_conn *c)
 {
     if (!c)
         return;
+    int dead = 0;
     if (c->s) {
         /* In non-blocking mode these calls return EAGAIN and free nothing. */
         libssh2_session_set_blocking(c->s, 1);
         libssh2_session_set_timeout(c->s, 2000);
     }
-    if (c->sftp)
+    if (c->sftp && libssh2_sftp_shutdown(c->sftp) != 0) {
+        dead = cut_off(c);
         libssh2_sftp_shutdown(c->sftp);
+    }
     if (c->s) {
-        libssh2_session_disconnect(c->s, "rasrun done");
-        libssh2_session_free(c->s);
+        if (!dead)
+            libssh2_session_disconnect(c->s, "rasrun done");
+        if (libssh2_session_free(c->s) != 0) {
+            cut_off(c);
+            libssh2_session_free(c->s);
+        }
     }
     if (c->sock >= 0)
         close(c->sock);

@@ -789,6 +789,44 @@ function TestSsh:test_resume_with_nothing_left_removes_the_hosts_slot_folders()
   lu.assertFalse(fs.exists(work .. "/" .. run_id), "the run's folder is still on the host")
 end
 
+-- A connection whose link is cut is closed in bounded time, and freed:
+-- libssh2 gives up closing over a dead link and frees nothing, which left
+-- the session allocated (the sanitized build's leak check fails the exit).
+-- A child process holds the connection, so that its own exit code tells.
+function TestSsh:test_a_connection_over_a_cut_link_is_closed_and_freed()
+  local h1 = env.hosts[1]
+  local dir = H.tmpdir("cutclose")
+  local settings = rasrun.ssh.settings(T.worker(env, 1))
+  assert(fs.write(dir .. "/settings.json", json.encode(settings)))
+  assert(fs.write(dir .. "/close.lua", [[
+    local json, fs, sys = require "rasrun.json", require "rasrun.fs", require "rasrun.sys"
+    local dir = arg[1]
+    local c = assert(require("rasrun.ssh_c").connect(json.decode(fs.read(dir .. "/settings.json"))))
+    assert(c:stat("/"))                       -- an SFTP session too
+    fs.write(dir .. "/connected", "")
+    for _ = 1, 200 do                          -- the test cuts the link
+      if fs.exists(dir .. "/cut") then break end
+      sys.sleep(0.05)
+    end
+    local t0 = sys.monotonic()
+    c:close()
+    print(("closed in %.1f s"):format(sys.monotonic() - t0))
+  ]]))
+  local child = assert(H.spawn({ H.bin, "run", dir .. "/close.lua", dir },
+                               { stdout = dir .. "/out", stderr = dir .. "/err" }))
+  H.wait_for(function() return fs.exists(dir .. "/connected") end, 20, "the child to connect")
+  T.cut(h1)
+  assert(fs.write(dir .. "/cut", ""))
+  local code = sys.wait(child, 30)
+  T.mend(h1)
+  local out, err = H.read(dir .. "/out"), H.read(dir .. "/err")
+  lu.assertEquals(code, 0, out .. err)
+  local secs = tonumber(out:match("closed in ([%d.]+) s"))
+  lu.assertNotNil(secs, out .. err)
+  -- the peer gets 2 s to answer the close; then the socket is shut
+  lu.assertTrue(secs < 3.5, out)
+end
+
 -- ~/.ssh/config syntax, read without a host: "Key=value", "Key = value" and
 -- quoted values are all ssh_config.
 TestSshConfig = {}
