@@ -511,11 +511,10 @@ ssh_conn *ssh_connect(const ssh_target *t, int *refused, char *err, size_t n)
 
 /* Shuts the connection's socket (it stays open until ssh_close closes it):
  * every libssh2 call that waits for the peer then fails at once. */
-static int cut_off(ssh_conn *c)
+static void cut_off(ssh_conn *c)
 {
     if (c->sock >= 0)
         shutdown(c->sock, SHUT_RDWR);
-    return 1;
 }
 
 /* Closes politely while the peer answers. When it does not (a cut link),
@@ -533,7 +532,8 @@ void ssh_close(ssh_conn *c)
         libssh2_session_set_timeout(c->s, 2000);
     }
     if (c->sftp && libssh2_sftp_shutdown(c->sftp) != 0) {
-        dead = cut_off(c);
+        cut_off(c);
+        dead = 1;
         libssh2_sftp_shutdown(c->sftp);
     }
     if (c->s) {
