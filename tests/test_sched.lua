@@ -81,6 +81,21 @@ function TestSched:test_plans_run_in_parallel_and_results_come_back()
   lu.assertEquals(evs.run_end, 1)
 end
 
+-- pool:run pauses Lua's collector while it writes the reports: it leaves it
+-- as it found it.
+function TestSched:test_the_collector_is_left_as_pool_run_found_it()
+  local prj = project({ { title = "a", seconds = 0 } })
+  local pool = pool_of(H.local_worker("here", 1, { workdir = H.tmpdir("work") }))
+  run(pool, { project = prj, force = true })
+  lu.assertTrue(collectgarbage("isrunning"))
+  collectgarbage("stop")
+  local ok = pcall(run, pool, { project = prj, force = true })
+  local running = collectgarbage("isrunning")
+  collectgarbage("restart")
+  lu.assertTrue(ok)
+  lu.assertFalse(running)
+end
+
 function TestSched:test_four_slots_run_four_engines_at_once()
   local prj = project({ { title = "a", seconds = 1 }, { title = "b", seconds = 1 },
                         { title = "c", seconds = 1 }, { title = "d", seconds = 1 } })
