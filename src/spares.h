@@ -7,7 +7,8 @@
  * file's blocks can wait for the disk (a file system mounted with discard,
  * without a journal, discards them synchronously), and the scheduler's loop
  * must not wait for that. A file that some process still has open (someone
- * reading the old result) is not emptied but let go: the reader keeps it. */
+ * reading the old result) is not emptied but let go: the reader keeps it.
+ * Replaced files beyond the few kept ready are removed by that thread too. */
 #ifndef RASRUN_SPARES_H
 #define RASRUN_SPARES_H
 
@@ -18,7 +19,7 @@ typedef struct spares spares;
 spares *spares_new(const char *dir);
 
 /* Before dst is replaced: links it into the spares folder, or returns NULL
- * (full, dst shared with another name or not a regular file, or links not
+ * (too many waiting for the helper, dst shared with another name or not a regular file, or links not
  * possible here). A symbolic link is not followed: what it points to is
  * someone else's file, never emptied for reuse. */
 char *spares_link(spares *sp, const char *dst);

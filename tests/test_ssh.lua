@@ -369,6 +369,25 @@ function TestSsh:test_a_second_run_sends_far_fewer_bytes()
   lu.assertEquals(sent(second), 0)
 end
 
+-- Results that come back from a host replace the project's old ones, and
+-- nothing here is copied into a work folder to take those old files again:
+-- beyond the few kept for reuse, the scheduler's helper removes them.
+function TestSsh:test_many_replaced_results_leave_nothing_behind()
+  local plans = {}
+  for i = 1, 24 do plans[i] = { title = "p" .. i, seconds = 0 } end
+  local prj = project(plans)
+  local pool = rasrun.pool { T.worker(env, 3, { slots = 3 }) }
+  lu.assertTrue(run(pool, prj, { force = true }).ok)
+  local second = run(pool, prj, { force = true, run_dir = prj.dir .. "/run2" })
+  lu.assertTrue(second.ok)
+  for _, r in ipairs(second.results) do
+    lu.assertEquals(fs.stat(r.result).nlink, 1)
+    lu.assertTrue(rasrun.checks.standard {}(r.result).ok)
+  end
+  lu.assertFalse(fs.exists(prj.dir .. "/run2/.spares"))
+  for _, name in ipairs(fs.list(prj.dir)) do lu.assertNil(name:find("rasrun-", 1, true), name) end
+end
+
 function TestSsh:test_unreachable_and_refusing_hosts_cost_a_message_not_a_hang()
   -- plans long enough for the unreachable host's 1 s connect timeout to pass
   local prj = project({ { title = "a", seconds = 2 }, { title = "b", seconds = 2 } })
