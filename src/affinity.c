@@ -3,7 +3,7 @@
 
 #include <sched.h>
 
-static _Thread_local int pinned;
+static _Thread_local int pinned, pinned_cpu;
 static _Thread_local cpu_set_t saved;
 
 int affinity_move_to(int cpu)
@@ -15,7 +15,13 @@ int affinity_move_to(int cpu)
     CPU_ZERO(&one);
     CPU_SET(cpu, &one);
     pinned = sched_setaffinity(0, sizeof one, &one) == 0;
+    pinned_cpu = cpu;
     return pinned;
+}
+
+int affinity_pinned_cpu(void)
+{
+    return pinned ? pinned_cpu : -1;
 }
 
 int affinity_unpinned(cpu_set_t *set)

@@ -29,6 +29,9 @@ int affinity_move_to(int cpu);
  * started while pinned, the same cores. */
 void affinity_release(pid_t child);
 
+/* The core the calling thread is pinned to, or -1. */
+int affinity_pinned_cpu(void);
+
 /* The calling thread's cores as they are when it is not pinned: for
  * threads started while it is (they would inherit the one core). Returns 0,
  * or -1 when they cannot be read. */

@@ -30,6 +30,7 @@ static void do_spawn(const proc_spec *ps, spawn_result *r)
     r->start_lo = proc_ticks_now();
     r->pid = proc_spawn(ps, r->err, sizeof r->err);
     r->start_hi = proc_ticks_now();
+    r->cpu = affinity_pinned_cpu();
     /* a loop moved to a free core spawned there: now both get every core */
     affinity_release(r->pid);
     if (r->pid < 0)
@@ -82,7 +83,7 @@ void spawner_start(spawner *sp, const proc_spec *ps, spawn_cb cb, void *ud)
 {
     request *q = calloc(1, sizeof *q);
     if (!q) {
-        spawn_result r = { .pid = -1, .pidfd = -1 };
+        spawn_result r = { .pid = -1, .pidfd = -1, .cpu = -1 };
         snprintf(r.err, sizeof r.err, "out of memory");
         cb(ud, &r);
         return;

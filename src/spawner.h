@@ -24,6 +24,7 @@ typedef struct {
     int pidfd;                    /* the child's pidfd, owned by the callback */
     /* the child's proc_starttime is within these (proc_ticks_now around the spawn) */
     unsigned long long start_lo, start_hi;
+    int cpu; /* the core it started on (the loop's, pinned there), or -1 */
     char err[1024];
 } spawn_result;
 
