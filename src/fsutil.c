@@ -14,6 +14,7 @@
 #include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 
 static int say(char *err, size_t errlen, const char *what, const char *path)
 {
@@ -331,6 +332,25 @@ int fs_write_atomic(const char *path, const void *data, size_t len, int sync, ch
         }
     }
     return 0;
+}
+
+/* Is the start of the open file fd in the page cache? A read that must not
+ * wait tells (RWF_NOWAIT); where it cannot be asked, the answer is no. */
+static int cached(int fd)
+{
+    char c;
+    struct iovec v = { &c, 1 };
+    return preadv2(fd, &v, 1, 0, RWF_NOWAIT) >= 0;
+}
+
+int fs_prefetch(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return -1;
+    int asked = !cached(fd) && posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED) == 0;
+    close(fd);
+    return asked;
 }
 
 double fs_mtime(const char *path)

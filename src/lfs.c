@@ -299,15 +299,6 @@ static int l_free_bytes(lua_State *L)
     return 1;
 }
 
-/* Is the start of the open file fd in the page cache? A read that must not
- * wait tells (RWF_NOWAIT); where it cannot be asked, the answer is no. */
-static int cached(int fd)
-{
-    char c;
-    struct iovec v = { &c, 1 };
-    return preadv2(fd, &v, 1, 0, RWF_NOWAIT) >= 0;
-}
-
 /* fs.prefetch(paths): asks the kernel to start reading the files (each
  * one's whole contents) into the page cache and returns at once; the reads
  * then go on together instead of one after another when the files are read.
@@ -323,15 +314,13 @@ static int l_prefetch(lua_State *L)
     for (lua_Integer i = 1; i <= n && !warm; i++) {
         lua_rawgeti(L, 1, i);
         const char *p = lua_tostring(L, -1);
-        int fd = p ? open(p, O_RDONLY | O_CLOEXEC | O_NONBLOCK) : -1;
+        int r = p ? fs_prefetch(p) : -1;
         lua_pop(L, 1);
-        if (fd < 0)
+        if (r < 0)
             continue;
-        warm = first && cached(fd);
+        warm = first && r == 0;
         first = 0;
-        if (!warm)
-            asked += posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED) == 0;
-        close(fd);
+        asked += r;
     }
     lua_pushinteger(L, asked);
     return 1;

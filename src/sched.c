@@ -240,6 +240,35 @@ static void start_attempt(sched *s, job *j, worker *w)
     w->ops->start(w, a);
 }
 
+/* The inputs of the next jobs in line are asked of the disk before they
+ * start, while engines run: copying them, or an engine reading them, then
+ * need not wait for the disk while a core stands idle. Where the page cache
+ * holds a job's first input, it is taken to hold the rest. */
+#define PREFETCH_AHEAD 2
+
+static void prefetch_next(sched *s)
+{
+    int looked = 0;
+    for (int i = s->first_open; i < s->njobs && looked < PREFETCH_AHEAD; i++) {
+        job *j = &s->jobs[i];
+        if (j->state != J_READY)
+            continue;
+        looked++;
+        if (j->prefetched)
+            continue;
+        j->prefetched = 1;
+        const job_spec *sp = NULL;
+        for (int e = 0; !sp && j->specs && e < s->nengines; e++)
+            sp = j->specs[e];
+        for (int k = 0; sp && k < sp->ninputs; k++) {
+            char p[8192];
+            snprintf(p, sizeof p, "%s/%s", j->project_dir, sp->inputs[k]);
+            if (fs_prefetch(p) == 0 && k == 0)
+                break;
+        }
+    }
+}
+
 static void dispatch(sched *s)
 {
     if (s->interrupted)
@@ -256,6 +285,7 @@ static void dispatch(sched *s)
         if (w)
             start_attempt(s, j, w);
     }
+    prefetch_next(s);
 }
 
 /* ---- job outcomes ------------------------------------------------------------ */

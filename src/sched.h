@@ -68,6 +68,7 @@ struct job {
     double timeout;         /* seconds per attempt; 0: none */
     int lua_ref;            /* the job's Lua table (registry ref) */
     int unrunnable;         /* no worker can run it; reason says why */
+    int prefetched;         /* its inputs were asked of the disk (prefetch_next) */
 
     enum job_state state;
     enum job_status status;
