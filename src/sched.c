@@ -4,6 +4,7 @@
 #include "spares.h"
 #include "affinity.h"
 #include "fsutil.h"
+#include "slice.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -886,6 +887,8 @@ int sched_main(sched *s)
     char spare_dir[4200];
     snprintf(spare_dir, sizeof spare_dir, "%s/.spares", s->run_dir);
     s->spares = spares_new(spare_dir); /* removes what a killed run left there */
+    slice_saved slice;
+    slice_shorten(&slice);
     open_workers(s);
     s->nwaiting = 0;
     for (int i = 0; i < s->njobs; i++)
@@ -943,6 +946,7 @@ int sched_main(sched *s)
     if (s->journal_lost > 1)
         fprintf(stderr, "rasrun: %d journal lines in all could not be written to %s\n",
                 s->journal_lost, journal_path(s->journal));
+    slice_restore(&slice);
     close_signals(s, &old);
     return s->interrupted;
 }

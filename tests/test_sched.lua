@@ -96,6 +96,34 @@ function TestSched:test_the_collector_is_left_as_pool_run_found_it()
   lu.assertFalse(running)
 end
 
+-- The loop thread asks for a short scheduler slice while a run goes on (so
+-- that it gets a core at once when an engine ends); what it starts gets the
+-- default slice, and the thread gets its own back after the run.
+function TestSched:test_the_loop_asks_for_a_short_slice_only_while_it_runs()
+  local function slice(pid)
+    local t = fs.read(("/proc/%s/sched"):format(pid))
+    return t and tonumber(t:match("se%.slice%s*:%s*(%d+)"))
+  end
+  local before = slice("self")
+  if not before then lu.skip("this kernel shows no /proc/PID/sched") end
+  local during, child
+  local prj = project({ { title = "a", seconds = 0.2 } })
+  run(pool_of(H.local_worker("here", 1, { workdir = H.tmpdir("work") })), { project = prj,
+    on_event = function(ev)
+      if ev.type == "start" and not during then
+        during = slice("self")
+        child = tonumber(sys.run({ "sh", "-c", "grep se.slice /proc/$$/sched" }).stdout:match("(%d+)"))
+      end
+    end })
+  local major, minor = sys.run({ "uname", "-r" }).stdout:match("^(%d+)%.(%d+)")
+  if tonumber(major) * 100 + tonumber(minor) < 612 then
+    lu.skip("this kernel has one slice for all (custom slices came with Linux 6.12)")
+  end
+  lu.assertEquals(during, 100000)
+  lu.assertNotEquals(child, 100000)
+  lu.assertEquals(slice("self"), before)
+end
+
 function TestSched:test_four_slots_run_four_engines_at_once()
   local prj = project({ { title = "a", seconds = 1 }, { title = "b", seconds = 1 },
                         { title = "c", seconds = 1 }, { title = "d", seconds = 1 } })

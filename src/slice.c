@@ -1,0 +1,59 @@
+/* The loop thread's scheduler slice (see slice.h). */
+#include "slice.h"
+
+#include <sched.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+
+/* The kernel's struct sched_attr (include/uapi/linux/sched/types.h), which
+ * glibc does not declare. */
+struct kernel_sched_attr {
+    uint32_t size, sched_policy;
+    uint64_t sched_flags;
+    int32_t sched_nice;
+    uint32_t sched_priority;
+    uint64_t sched_runtime, sched_deadline, sched_period;
+    uint32_t sched_util_min, sched_util_max;
+};
+
+#define FLAG_RESET_ON_FORK 0x01
+#define SHORT_SLICE_NS 100000 /* the shortest the kernel takes: 0.1 ms */
+
+static int get_attr(struct kernel_sched_attr *a)
+{
+    memset(a, 0, sizeof *a);
+    return (int)syscall(SYS_sched_getattr, 0, a, sizeof *a, 0);
+}
+
+static int set_attr(struct kernel_sched_attr *a)
+{
+    a->size = sizeof *a;
+    return (int)syscall(SYS_sched_setattr, 0, a, 0);
+}
+
+void slice_shorten(slice_saved *saved)
+{
+    struct kernel_sched_attr a;
+    saved->changed = 0;
+    if (get_attr(&a) != 0 || a.sched_policy != SCHED_OTHER)
+        return;
+    saved->runtime = a.sched_runtime;
+    saved->flags = a.sched_flags;
+    saved->nice = a.sched_nice;
+    a.sched_runtime = SHORT_SLICE_NS;
+    a.sched_flags |= FLAG_RESET_ON_FORK;
+    saved->changed = set_attr(&a) == 0;
+}
+
+void slice_restore(const slice_saved *saved)
+{
+    struct kernel_sched_attr a;
+    if (!saved->changed || get_attr(&a) != 0 || a.sched_policy != SCHED_OTHER)
+        return;
+    a.sched_runtime = saved->runtime;
+    a.sched_flags = saved->flags;
+    a.sched_nice = saved->nice;
+    set_attr(&a);
+}
