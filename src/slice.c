@@ -37,7 +37,9 @@ void slice_shorten(slice_saved *saved)
 {
     struct kernel_sched_attr a;
     saved->changed = 0;
-    if (get_attr(&a) != 0 || a.sched_policy != SCHED_OTHER)
+    /* reset-on-fork would also give the engines of a loop started at a
+     * raised priority (nice < 0) the normal one: left as it is then */
+    if (get_attr(&a) != 0 || a.sched_policy != SCHED_OTHER || a.sched_nice < 0)
         return;
     saved->runtime = a.sched_runtime;
     saved->flags = a.sched_flags;

@@ -19,7 +19,8 @@ typedef struct {
 } slice_saved;
 
 /* Asks for the short slice for the calling thread, unless it runs under a
- * policy other than SCHED_OTHER. */
+ * policy other than SCHED_OTHER or at a raised priority (nice < 0), which
+ * its engines inherit. */
 void slice_shorten(slice_saved *saved);
 
 /* Gives the calling thread its slice (and reset-on-fork) back. */
