@@ -343,12 +343,12 @@ static int cached(int fd)
     return preadv2(fd, &v, 1, 0, RWF_NOWAIT) >= 0;
 }
 
-int fs_prefetch(const char *path)
+int fs_prefetch(const char *path, long long bytes)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return -1;
-    int asked = !cached(fd) && posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED) == 0;
+    int asked = !cached(fd) && posix_fadvise(fd, 0, (off_t)bytes, POSIX_FADV_WILLNEED) == 0;
     close(fd);
     return asked;
 }

@@ -43,10 +43,10 @@ int fs_replace(const char *src, const char *dst);
 int fs_write_atomic(const char *path, const void *data, size_t len, int sync, char *err,
                     size_t errlen);
 
-/* Asks the kernel to start reading the file into the page cache and returns
- * at once: 1 when asked, 0 when its start is in the cache already, -1 when
- * it cannot be opened. */
-int fs_prefetch(const char *path);
+/* Asks the kernel to start reading the file's first bytes (0: all of it)
+ * into the page cache and returns at once: 1 when asked, 0 when its start
+ * is in the cache already, -1 when it cannot be opened. */
+int fs_prefetch(const char *path, long long bytes);
 
 /* Seconds (with nanoseconds) of the modification time; -1 when missing. */
 double fs_mtime(const char *path);

@@ -314,7 +314,7 @@ static int l_prefetch(lua_State *L)
     for (lua_Integer i = 1; i <= n && !warm; i++) {
         lua_rawgeti(L, 1, i);
         const char *p = lua_tostring(L, -1);
-        int r = p ? fs_prefetch(p) : -1;
+        int r = p ? fs_prefetch(p, 0) : -1;
         lua_pop(L, 1);
         if (r < 0)
             continue;

@@ -244,8 +244,12 @@ static void start_attempt(sched *s, job *j, worker *w)
 /* The inputs of the next jobs in line are asked of the disk before they
  * start, while engines run: copying them, or an engine reading them, then
  * need not wait for the disk while a core stands idle. Where the page cache
- * holds a job's first input, it is taken to hold the rest. */
+ * holds a job's first input, it is taken to hold the rest. Only the start
+ * of each file: the next job may start hours later, when a whole
+ * geometry's worth read now would have left the cache again, and the
+ * kernel's read-ahead carries a long read on from there. */
 #define PREFETCH_AHEAD 2
+#define PREFETCH_BYTES (8LL << 20)
 
 static void prefetch_next(sched *s)
 {
@@ -264,7 +268,7 @@ static void prefetch_next(sched *s)
         for (int k = 0; sp && k < sp->ninputs; k++) {
             char p[8192];
             snprintf(p, sizeof p, "%s/%s", j->project_dir, sp->inputs[k]);
-            if (fs_prefetch(p) == 0 && k == 0)
+            if (fs_prefetch(p, PREFETCH_BYTES) == 0 && k == 0)
                 break;
         }
     }
