@@ -43,7 +43,6 @@ void slice_shorten(slice_saved *saved)
         return;
     saved->runtime = a.sched_runtime;
     saved->flags = a.sched_flags;
-    saved->nice = a.sched_nice;
     a.sched_runtime = SHORT_SLICE_NS;
     a.sched_flags |= FLAG_RESET_ON_FORK;
     saved->changed = set_attr(&a) == 0;
@@ -55,7 +54,6 @@ void slice_restore(const slice_saved *saved)
     if (!saved->changed || get_attr(&a) != 0 || a.sched_policy != SCHED_OTHER)
         return;
     a.sched_runtime = saved->runtime;
-    a.sched_flags = saved->flags;
-    a.sched_nice = saved->nice;
+    a.sched_flags = saved->flags; /* the nice value is the thread's own, as read */
     set_attr(&a);
 }

@@ -15,7 +15,6 @@
 typedef struct {
     int changed;
     unsigned long long runtime, flags; /* as they were */
-    int nice;
 } slice_saved;
 
 /* Asks for the short slice for the calling thread, unless it runs under a
