@@ -30,7 +30,9 @@ function P:line(msg)
   if self.mode == "live" then
     self:clear()
     self:write(msg .. "\n")
-    self:draw()
+    -- the live block exists from begin on: notes before it (a warning about
+    -- a plan, a resume stopping what the killed run left) are lines alone
+    if self.t0 then self:draw() end
   else
     self:write(os.date("%Y-%m-%d %H:%M:%S ") .. msg .. "\n")
   end
