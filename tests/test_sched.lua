@@ -344,6 +344,19 @@ function TestSched:test_a_result_file_left_as_staged_in_is_no_result()
   lu.assertFalse(fs.exists(prj.dir .. "/Sample.p01.hdf"))
 end
 
+-- With the checks off, a result must still hold results: the Linux engine
+-- that opens its .tmp.hdf and exits 0 without writing any made none, and the
+-- project's earlier result stays.
+function TestSched:test_with_the_checks_off_a_result_without_results_is_no_result()
+  local prj = project({ { title = "none", mode = "noresult", seconds = 0.05 } })
+  local old = "an earlier run's result"
+  assert(fs.write(prj.dir .. "/Sample.p01.hdf", old))
+  local r = run(pool_of(H.local_worker("a", 1)), { project = prj, check = false, force = true })
+  lu.assertEquals(r.results[1].status, "failed")
+  lu.assertStrContains(r.results[1].reason, "Sample.p01.hdf holds no results: the engine wrote none")
+  lu.assertEquals(H.read(prj.dir .. "/Sample.p01.hdf"), old)
+end
+
 -- A journal the disk cannot sync is said so, naming it, once.
 function TestSched:test_a_journal_that_cannot_be_synced_is_reported()
   local recipe = H.tmpdir("sched") .. "/journal.lua"
@@ -933,6 +946,19 @@ function TestSched:test_live_progress_on_a_terminal()
   for line in r.stdout:gsub("\27%[%d*[AJ]", ""):gsub("\r", ""):gmatch("[^\n]+") do
     if line:find("running", 1, true) then lu.assertTrue(#line <= 39, line) end
   end
+end
+
+-- A note before the live block is drawn (a plan's warning) is a line alone.
+function TestSched:test_a_warning_before_the_run_on_a_terminal()
+  local d = H.tmpdir("tty")
+  H.project(d, { { title = "a", seconds = 0.05 } })
+  fs.touch(d .. "/Sample.p01", sys.now() + 60) -- the plan changed after its .tmp.hdf was made
+  local r = sys.run({ "script", "-qefc", H.bin .. " run " .. H.root .. "/tests/recipes/pool_run.lua " .. d .. " 1",
+                      "/dev/null" }, { env = { TERM = "xterm", RASRUN_TEST_RUNDIR = d .. "/run",
+                                          RASRUN_TEST_PROGRESS = "auto" }, timeout = 60 })
+  lu.assertEquals(r.code, 0, r.stdout)
+  lu.assertStrContains(r.stdout, "warning: Sample/p01: Sample.p01 changed after Sample.p01.tmp.hdf was made")
+  lu.assertStrContains(r.stdout, "1 plan: 1 ok, 0 failed")
 end
 
 -- ---- the controller as a process: signals, kill, resume ---------------------
