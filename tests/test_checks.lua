@@ -165,3 +165,19 @@ function TestChecks:test_extra_checks_and_errors_inside_checks()
   lu.assertStrContains(rep.reason, "boom: check raised an error")
   lu.assertEquals(rep.checks[5].detail, "fine")
 end
+
+-- nil, why: the check does not apply; nothing returned: a verdict forgotten.
+function TestChecks:test_an_extra_check_that_returns_nothing_fails()
+  local set = checks.standard { extra = {
+    { name = "n/a", fn = function() return nil, "not for steady runs" end },
+    { name = "tight", fn = function(r) if r.volume and r.volume.error_percent == 0 then return true end end },
+  } }
+  local rep = set(H.data .. "/rashdf/FLODENCR.p01.hdf")
+  lu.assertFalse(rep.ok)
+  local by = {}
+  for _, c in ipairs(rep.checks) do by[c.name] = c end
+  lu.assertTrue(by["n/a"].ok)
+  lu.assertTrue(by["n/a"].skipped)
+  lu.assertFalse(by.tight.ok)
+  lu.assertStrContains(rep.reason, "tight: the check returned nothing")
+end

@@ -176,8 +176,13 @@ function SetMT:run(path, ctx)
     elseif need and not passed[need] then
       add(c.name, nil, ("skipped: the %s check failed"):format(need))
     else
-      local ok, okc, detail = pcall(c.fn, r, ctx)
-      if not ok then okc, detail = false, "check raised an error: " .. tostring(okc) end
+      local out = table.pack(pcall(c.fn, r, ctx))
+      local ok, okc, detail = out[1], out[2], out[3]
+      if not ok then okc, detail = false, "check raised an error: " .. tostring(okc)
+      elseif out.n == 1 then
+        -- nothing returned: a check that forgot its verdict does not pass
+        okc, detail = false, "the check returned nothing (return ok, detail; or nil, why to skip it)"
+      end
       add(c.name, okc, detail)
       passed[c.name] = okc ~= false
     end
@@ -197,6 +202,8 @@ SetMT.__call = SetMT.run
 --   max_volume_error = 1.0    percent
 --   maxima = { min=, max=, area=, baseline=, tolerance= }   optional
 --   extra = { {name=, fn=function(r, ctx) return ok, detail end}, ... }
+--           (nil, why: the check does not apply and is skipped; returning
+--           nothing at all fails)
 function M.standard(opts)
   opts = opts or {}
   local set = setmetatable({ max_volume_error = opts.max_volume_error or 1.0, list = {
