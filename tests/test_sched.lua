@@ -445,6 +445,27 @@ function TestSched:test_dependencies_are_respected()
   lu.assertStrContains(cerr, "cycle: 02 -> 01 -> 02")
 end
 
+-- From a recipe: a mistake in what it asks of pool:run is reported at the
+-- recipe's line; a project file that is not there is said without a Lua
+-- traceback, exit status 2.
+function TestSched:test_pool_run_errors_point_at_the_recipe_line()
+  local d = H.tmpdir("recipe")
+  H.project(d, { { title = "a", seconds = 0.05 }, { title = "b", seconds = 0.05 } })
+  local recipe = d .. "/cycle.lua"
+  assert(fs.write(recipe, ([[
+local rasrun = require "rasrun"
+local pool = rasrun.pool { rasrun.worker { type = "local", name = "h", slots = 1,
+  engine = { kind = "linux", home = %q } } }
+pool:run { project = arg[1], after = { ["01"] = "02", ["02"] = "01" } }
+]]):format(H.sim())))
+  local r = sys.run({ H.bin, "run", recipe, d .. "/Sample.prj" })
+  lu.assertEquals(r.code, 2)
+  lu.assertStrContains(r.stderr, recipe .. ":4: pool:run: the after dependencies form a cycle: 01 -> 02 -> 01")
+  r = sys.run({ H.bin, "run", recipe, d .. "/Nope.prj" })
+  lu.assertEquals(r.code, 2)
+  lu.assertEquals(r.stderr, "pool:run: " .. d .. "/Nope.prj: no such project file\n")
+end
+
 -- Plan selection errors name the plan: one listed twice, a filter that
 -- raises (here on a plan whose file is missing).
 function TestSched:test_plan_selection_errors_name_the_plan()
@@ -910,10 +931,12 @@ function TestSched:test_workers_from_remote_workers_json()
     { name = 42, worker_type = "ssh", hostname = "node42", password = "pw", ras_exe_path = sim },
     { name = "tier", worker_type = "local", queue_priority = "high", ras_exe_path = sim },
     "not an object",
+    { name = "42", worker_type = "local", ras_exe_path = sim },
   } }))
   workers, skipped = rasrun.workers_from_json(d .. "/Bad.json", { quiet = true })
   lu.assertEquals(#workers, 1)
   lu.assertEquals(workers[1].name, "42")
+  lu.assertStrContains(skipped[5], 'worker "42": entry 3 has that name too')
   lu.assertStrContains(skipped[1], 'worker "zero": cores_per_plan must be a whole number of at least 1, not 0')
   lu.assertStrContains(skipped[2], 'worker "words": cores_total must be a whole number of at least 1, not "eight"')
   lu.assertStrContains(skipped[3], 'worker "tier": queue_priority must be a whole number, not "high"')

@@ -20,6 +20,14 @@ local runtime = require "rasrun.runtime"
 
 local M = {}
 
+-- Where the recipe called pool:run ("recipe.lua:12: "): a mistake in what
+-- it asked for is reported there, however deep pool:run found it.
+local run_site = ""
+local function misuse(msg) error(run_site .. "pool:run: " .. msg, 0) end
+-- What the recipe cannot help (a project file that is not there, a run
+-- still going): said without a Lua traceback, exit status 2.
+local function cannot(msg) error({ exit_code = 2, message = "pool:run: " .. msg }, 0) end
+
 -- ---- workers ---------------------------------------------------------------
 
 -- Fields each worker type takes: required ones are listed with true.
@@ -130,10 +138,10 @@ end
 local function as_project(p)
   if type(p) == "string" then
     local prj, err = require("rasrun.project").open(p)
-    if not prj then error("pool:run: " .. err, 4) end
+    if not prj then cannot(err) end
     return prj
   end
-  if type(p) ~= "table" or not p.plans then error("pool:run: project must be a project or a .prj path", 4) end
+  if type(p) ~= "table" or not p.plans then misuse("project must be a project or a .prj path") end
   return p
 end
 
@@ -146,8 +154,8 @@ local function select_plans(prj, sel)
     for _, p in ipairs(prj:plans()) do
       local ok, take = pcall(sel, p)
       if not ok then
-        error(("pool:run: the plans filter raised an error on plan %s of %s%s: %s"):format(p.number,
-          prj.path, p.error and (" (" .. p.error .. ")") or "", tostring(take)), 4)
+        misuse(("the plans filter raised an error on plan %s of %s%s: %s"):format(p.number,
+          prj.path, p.error and (" (" .. p.error .. ")") or "", tostring(take)))
       end
       if take then out[#out + 1] = p end
     end
@@ -155,16 +163,16 @@ local function select_plans(prj, sel)
     local given = {}
     for _, id in ipairs(sel) do
       local ok, p, err = pcall(prj.plan, prj, id)
-      if not ok or not p then error("pool:run: " .. tostring(ok and err or p), 4) end
+      if not ok or not p then misuse(tostring(ok and err or p)) end
       if given[p.id] then
-        error(("pool:run: plan %s is listed twice in plans (as %q and %q)")
-          :format(p.number, tostring(given[p.id]), tostring(id)), 4)
+        misuse(("plan %s is listed twice in plans (as %q and %q)")
+          :format(p.number, tostring(given[p.id]), tostring(id)))
       end
       given[p.id] = id
       out[#out + 1] = p
     end
   else
-    error("pool:run: plans must be a list of plan numbers or a function(plan)", 4)
+    misuse("plans must be a list of plan numbers or a function(plan)")
   end
   return out
 end
@@ -218,15 +226,15 @@ local function order_jobs(jobs, order)
     table.sort(jobs, function(a, b) return order(a.plan, b.plan) end)
     return jobs
   end
-  error(("pool:run: order must be \"given\", \"longest_first\" or a function, got %s")
-    :format(tostring(order)), 4)
+  misuse(("order must be \"given\", \"longest_first\" or a function, got %s")
+    :format(tostring(order)))
 end
 
 -- ---- dependencies -----------------------------------------------------------
 
 local function resolve_after(jobs, after)
   if after == nil then return end
-  if type(after) ~= "table" then error("pool:run: after must map a plan to the plans it waits for", 4) end
+  if type(after) ~= "table" then misuse("after must map a plan to the plans it waits for") end
   local by_key = {}
   for i, j in ipairs(jobs) do by_key[j.key] = i end
   -- The jobs id names: a job's key names that job; a plan number ("02",
@@ -246,7 +254,7 @@ local function resolve_after(jobs, after)
   end
   for id, deps in pairs(after) do
     local targets = find(id)
-    if #targets == 0 then error(("pool:run: after names plan %s, which is not in this run"):format(id), 4) end
+    if #targets == 0 then misuse(("after names plan %s, which is not in this run"):format(id)) end
     if type(deps) ~= "table" then deps = { deps } end
     for _, d in ipairs(deps) do
       -- a plan number applies in the projects that have both plans
@@ -261,7 +269,7 @@ local function resolve_after(jobs, after)
         end
       end
       if not found then
-        error(("pool:run: plan %s waits for %s, which is not in this run"):format(id, d), 4)
+        misuse(("plan %s waits for %s, which is not in this run"):format(id, d))
       end
     end
   end
@@ -285,7 +293,7 @@ local function resolve_after(jobs, after)
       local names, from = {}, 1
       while trail[from] ~= trail[#trail] do from = from + 1 end
       for n = from, #trail do names[#names + 1] = jobs[trail[n]].plan.number end
-      error("pool:run: the after dependencies form a cycle: " .. table.concat(names, " -> "), 4)
+      misuse("the after dependencies form a cycle: " .. table.concat(names, " -> "))
     end
   end
 end
@@ -343,7 +351,7 @@ end
 -- What an earlier, interrupted run of the same plans finished, from its journal.
 local function read_resume(dir)
   local entries, broken = require("rasrun.journal").read(path.join(dir, "journal.jsonl"))
-  if not entries then error("pool:run: cannot resume: " .. broken, 4) end
+  if not entries then cannot("cannot resume: " .. broken) end
   -- started: per attempt ("job#N"), its last step that started, or the
   -- attempt itself while no engine of it is in the journal (the controller
   -- writes "launched" a moment after the spawn: it may have died between)
@@ -498,16 +506,16 @@ local RUN_OPTIONS = {
 }
 
 local function validate(opts)
-  if type(opts) ~= "table" then error("pool:run: expected a table of options", 3) end
+  if type(opts) ~= "table" then misuse("expected a table of options") end
   for k in pairs(opts) do
-    if not RUN_OPTIONS[k] then error(("pool:run: unknown option '%s'"):format(tostring(k)), 3) end
+    if not RUN_OPTIONS[k] then misuse(("unknown option '%s'"):format(tostring(k))) end
   end
-  if not opts.project and not opts.projects then error("pool:run: missing option 'project'", 3) end
+  if not opts.project and not opts.projects then misuse("missing option 'project'") end
   if opts.retries ~= nil and (math.type(opts.retries) ~= "integer" or opts.retries < 0) then
-    error("pool:run: retries must be a whole number >= 0", 3)
+    misuse("retries must be a whole number >= 0")
   end
   if opts.timeout ~= nil and (type(opts.timeout) ~= "number" or opts.timeout <= 0) then
-    error("pool:run: timeout must be a number of seconds > 0", 3)
+    misuse("timeout must be a number of seconds > 0")
   end
 end
 
@@ -549,6 +557,8 @@ local function without_gc(fn)
 end
 
 function Pool:run(opts)
+  local caller = debug.getinfo(2, "Sl")
+  run_site = caller and caller.currentline > 0 and ("%s:%d: "):format(caller.short_src, caller.currentline) or ""
   validate(opts)
   if runtime.probe_only then
     -- `rasrun workers RECIPE`: probe this pool and stop the recipe here.
@@ -590,7 +600,7 @@ function Pool:run(opts)
   end
   local function open_journal(dir)
     local j, err = require("rasrun.journal").open(path.join(dir, "journal.jsonl"))
-    if not j then error("pool:run: " .. err, 0) end
+    if not j then cannot(err) end
     return j
   end
   local prior, remote_orphans, journal = { done = {}, tried = {}, slot_dirs = {} }, {}, nil
