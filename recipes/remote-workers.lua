@@ -12,15 +12,25 @@ local json_file, prj_path = arg[1], arg[2]
 if not json_file or not prj_path then
   rasrun.fail("usage: rasrun run remote-workers RemoteWorkers.json PROJECT.prj [PLAN...]", 2)
 end
-local workers, skipped = rasrun.workers_from_json(json_file)
+local ok, workers, skipped = pcall(rasrun.workers_from_json, json_file)
+if not ok then rasrun.fail(workers, 2) end -- no such file, not JSON, no "workers" array
 if #workers == 0 then
   rasrun.fail(("%s: no usable worker (%d skipped)"):format(json_file, #skipped))
 end
-local plans = nil
-if #arg > 2 then plans = { table.unpack(arg, 3) } end
+local prj, err = rasrun.project.open(prj_path)
+if not prj then rasrun.fail(err, 2) end
+local plans, given = nil, {}
+for i = 3, #arg do
+  local found, plan = pcall(prj.plan, prj, arg[i])
+  if not found or not plan then rasrun.fail(("%s has no plan %s"):format(prj_path, arg[i]), 2) end
+  if given[plan.number] then rasrun.fail(("plan %s is given twice"):format(plan.number), 2) end
+  given[plan.number] = true
+  plans = plans or {}
+  plans[#plans + 1] = plan.number
+end
 
 local run = rasrun.pool(workers):run {
-  project = prj_path,
+  project = prj,
   plans = plans,
   retries = 2,
   check = rasrun.checks.standard { max_volume_error = 1.0 },

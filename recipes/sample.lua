@@ -43,12 +43,17 @@ if not rasrun.fs.isfile(prj_path) then
   rasrun.sample.write(opts.dir)
 end
 local prj = assert(rasrun.project.open(prj_path))
-local plans -- nil: all
+local plans, given = nil, {} -- nil: all
 for id in opts.plans:gmatch("[^,%s]+") do
   local ok, plan = pcall(prj.plan, prj, id)
   if not ok or not plan then
     rasrun.fail(("sample: --plans: %s has no plan %s"):format(prj_path, id), 2)
   end
+  if given[plan.number] then
+    rasrun.fail(("sample: --plans: plan %s is listed twice (%s and %s)"):format(plan.number,
+      given[plan.number], id), 2)
+  end
+  given[plan.number] = id
   plans = plans or {}
   plans[#plans + 1] = id
 end

@@ -183,6 +183,24 @@ function TestCli:test_the_sample_recipe_teaches_its_arguments()
   r = H.rasrun({ "run", "remote-workers" })
   lu.assertEquals(r.code, 2)
   lu.assertEquals(r.stderr, "usage: rasrun run remote-workers RemoteWorkers.json PROJECT.prj [PLAN...]\n")
+  -- a plan listed twice, and the remote-workers recipe's usage mistakes:
+  -- said plainly, exit status 2
+  r = H.rasrun({ "run", "sample", "--dir", dir, "--plans", "01,1" })
+  lu.assertEquals(r.code, 2)
+  lu.assertEquals(r.stderr, "sample: --plans: plan 01 is listed twice (01 and 1)\n")
+  fs.write(dir .. "/Workers.json", json.encode({ workers = {
+    { name = "here", worker_type = "local", ras_exe_path = H.sim("linux") .. "/bin/RasUnsteady" } } }))
+  for _, case in ipairs({
+    { { dir .. "/None.json", dir .. "/Sample.prj" }, "workers_from_json: cannot read " .. dir .. "/None.json" },
+    { { dir .. "/Workers.json", dir .. "/None.prj" }, dir .. "/None.prj: no such project file" },
+    { { dir .. "/Workers.json", dir .. "/Sample.prj", "09" }, dir .. "/Sample.prj has no plan 09" },
+    { { dir .. "/Workers.json", dir .. "/Sample.prj", "01", "1" }, "plan 01 is given twice" },
+  }) do
+    r = H.rasrun({ "run", "remote-workers", table.unpack(case[1]) })
+    lu.assertEquals(r.code, 2, case[2])
+    lu.assertStrContains(r.stderr, case[2])
+    lu.assertNotStrContains(r.stderr, "stack traceback")
+  end
 end
 
 function TestCli:test_recipe_path_and_site_modules()

@@ -94,7 +94,7 @@ function M.load(file, opts)
   if type(doc) ~= "table" or type(doc.workers) ~= "table" then
     error(("workers_from_json: %s has no \"workers\" array"):format(file), 2)
   end
-  local workers, skipped = {}, {}
+  local workers, skipped, names = {}, {}, {}
   local function skip(msg)
     skipped[#skipped + 1] = msg
     if opts.strict then error(("workers_from_json: %s: %s"):format(file, msg), 3) end
@@ -116,7 +116,12 @@ function M.load(file, opts)
       if not cfg then skip(err)
       else
         local ok, w = pcall(pool.worker, cfg)
-        if ok then workers[#workers + 1] = w else skip(tostring(w)) end
+        if not ok then skip(tostring(w))
+        elseif names[w.name] then
+          skip(("worker %q: entry %d has that name too"):format(w.name, names[w.name]))
+        else
+          workers[#workers + 1], names[w.name] = w, i
+        end
       end
     end
   end
