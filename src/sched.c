@@ -792,12 +792,19 @@ static void check_workers(sched *s)
         }
 }
 
+/* The signals that stop a run cleanly: Ctrl-C, a kill, and a hangup (the
+ * terminal closed, the SSH session to the controller dropped), which would
+ * otherwise end the controller at once and leave the engines, in process
+ * groups of their own, running. */
+static const int STOP_SIGNALS[] = { SIGINT, SIGTERM, SIGHUP };
+#define NSTOP ((int)(sizeof STOP_SIGNALS / sizeof STOP_SIGNALS[0]))
+
 static int open_signals(sched *s, sigset_t *old)
 {
     sigset_t set;
     sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
+    for (int i = 0; i < NSTOP; i++)
+        sigaddset(&set, STOP_SIGNALS[i]);
     sigprocmask(SIG_BLOCK, &set, old);
     s->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (s->sigfd < 0) {
@@ -824,13 +831,16 @@ static void close_signals(sched *s, const sigset_t *old)
      * unblock; the run already handled one, so drop them. */
     sigset_t pend;
     sigpending(&pend);
-    if (sigismember(&pend, SIGINT) || sigismember(&pend, SIGTERM)) {
-        struct sigaction ign = { .sa_handler = SIG_IGN }, oi, ot;
-        sigaction(SIGINT, &ign, &oi);
-        sigaction(SIGTERM, &ign, &ot);
+    int pending = 0;
+    for (int i = 0; i < NSTOP; i++)
+        pending |= sigismember(&pend, STOP_SIGNALS[i]) == 1;
+    if (pending) {
+        struct sigaction ign = { .sa_handler = SIG_IGN }, was[NSTOP];
+        for (int i = 0; i < NSTOP; i++)
+            sigaction(STOP_SIGNALS[i], &ign, &was[i]);
         sigprocmask(SIG_SETMASK, old, NULL);
-        sigaction(SIGINT, &oi, NULL);
-        sigaction(SIGTERM, &ot, NULL);
+        for (int i = 0; i < NSTOP; i++)
+            sigaction(STOP_SIGNALS[i], &was[i], NULL);
     } else {
         sigprocmask(SIG_SETMASK, old, NULL);
     }
