@@ -45,7 +45,7 @@ typedef struct local_attempt {
     double spawned_at;       /* loop_now() then */
     char **envp;
     double kill_at;          /* monotonic: SIGKILL after the grace */
-    pid_t tree[MAX_TREE];    /* the process tree when the cancel began */
+    pid_t tree[MAX_TREE];    /* the process tree, as seen since the cancel began */
     unsigned long long tree_start[MAX_TREE];
     int ntree;
     struct local_attempt *next;
@@ -294,14 +294,23 @@ static int running(const local_attempt *la)
     return la->pidfd >= 0 || la->polled;
 }
 
+/* Adds the engine's descendants not remembered yet. What was remembered
+ * stays: a descendant whose parent has died since (a helper left behind by
+ * a child that ended on SIGTERM) is no longer found under the engine, but is
+ * still the attempt's to kill. */
 static void remember_tree(local_attempt *la)
 {
-    la->ntree = 0;
     pid_t kids[MAX_TREE];
     int n = proc_descendants(la->pid, kids, MAX_TREE);
     for (int i = 0; i < n && la->ntree < MAX_TREE; i++) {
-        la->tree[la->ntree] = kids[i];
-        la->tree_start[la->ntree++] = proc_starttime(kids[i]);
+        unsigned long long start = proc_starttime(kids[i]);
+        int known = 0;
+        for (int k = 0; k < la->ntree && !known; k++)
+            known = la->tree[k] == kids[i] && la->tree_start[k] == start;
+        if (!known) {
+            la->tree[la->ntree] = kids[i];
+            la->tree_start[la->ntree++] = start;
+        }
     }
 }
 

@@ -228,6 +228,31 @@ function TestSched:test_timeout_kills_the_whole_process_tree()
   H.wait_for(function() return #engines_alive() == 0 end, 5, "the hung engines to be gone")
 end
 
+-- A helper whose parent ended on SIGTERM is no longer under the engine when
+-- the grace runs out (it belongs to init by then), but it was the
+-- attempt's: it is killed too.
+function TestSched:test_a_timeout_kills_a_helper_left_behind_during_the_grace()
+  local home = H.tmpdir("engine")
+  assert(fs.mkdirs(home .. "/bin"))
+  local pidfile = home .. "/helper.pid"
+  -- the engine outlives SIGTERM; its child does not, but first starts a
+  -- helper in a session of its own that ignores SIGTERM
+  assert(fs.write(home .. "/bin/RasUnsteady", ([[#!/bin/sh
+trap 'echo engine: SIGTERM ignored' TERM
+sh -c 'setsid sh -c "trap \"\" TERM; echo \$\$ > %s; exec sleep 60" & sleep 60' &
+while :; do sleep 0.1; done
+]]):format(pidfile)))
+  lu.assertEquals(sys.run({ "chmod", "755", home .. "/bin/RasUnsteady" }).code, 0)
+  local prj = project({ { title = "hangs", seconds = 0 } })
+  local w = H.local_worker("a", 1, { kill_grace = 1, engine = { kind = "linux", home = home } })
+  local r = run(pool_of(w), { project = prj, timeout = 1 })
+  lu.assertStrContains(H.result(r, "01").reason, "timed out after 1 s")
+  local helper = math.tointeger(tonumber(H.read(pidfile)))
+  lu.assertNotNil(helper)
+  local gone, err = pcall(H.wait_for, function() return not sys.alive(helper) end, 5, "the helper to be gone")
+  if not gone then sys.kill(helper, "KILL") error(err, 0) end
+end
+
 -- Slow recipe checks do not hold up the rest of the loop: a timeout is
 -- enforced on time while finished plans' checks are still queued.
 function TestSched:test_slow_checks_do_not_delay_a_timeout()
