@@ -27,6 +27,7 @@ struct journal {
     int pending;    /* an fsync is wanted (guarded by flusher.mu) */
     int sync_err;   /* errno of the helper's last failed fsync (guarded by flusher.mu) */
     int told;       /* a failed fsync was reported */
+    int cut;        /* the file ends in a line cut short: the next one starts a new line */
 };
 
 /* Once per journal: the disk may not hold what was written. */
@@ -134,10 +135,21 @@ int journal_write(journal *j, cJSON *obj)
     }
     size_t len = strlen(s);
     s[len] = '\n'; /* overwrite the NUL: the line goes out in one write */
-    ssize_t w = write(j->fd, s, len + 1);
+    ssize_t w = -1;
+    if (j->cut && write(j->fd, "\n", 1) == 1)
+        j->cut = 0;
+    if (!j->cut)
+        w = write(j->fd, s, len + 1);
     int saved = errno;
     cJSON_free(s);
     if (w != (ssize_t)(len + 1)) {
+        /* A part of the line went out (the disk filled up): it is taken
+         * back, or else ended by the next line's write, so that the next
+         * line is not glued to it and lost with it. */
+        if (w > 0) {
+            off_t end = lseek(j->fd, 0, SEEK_END);
+            j->cut = end < w || ftruncate(j->fd, end - w) != 0;
+        }
         errno = w < 0 ? saved : EIO;
         return -1;
     }

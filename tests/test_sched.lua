@@ -395,6 +395,32 @@ j:close()
   lu.assertEquals(n, 1, r.stderr)
 end
 
+-- A line the disk took only part of (here a file size limit stands for a
+-- full disk) is taken back: the next line that fits is written whole and
+-- read back, and no broken line is left.
+function TestSched:test_a_journal_line_cut_short_by_a_full_disk_is_taken_back()
+  local d = H.tmpdir("sched")
+  assert(fs.write(d .. "/fill.lua", [[
+local jr = require("rasrun.journal")
+local j = assert(jr.open(arg[1]))
+local failed
+for i = 1, 200 do
+  if not j:write { ev = "fill", i = i, pad = string.rep("x", 100) } then failed = i break end
+end
+local short = j:write { ev = "short" }
+j:close()
+local entries, broken = jr.read(arg[1])
+print(failed, short and "written" or "lost", #entries, broken, entries[#entries].ev)
+]]))
+  -- 4 blocks of 512 bytes; SIGXFSZ ignored, so that a write past it fails
+  local r = sys.run({ "sh", "-c", "trap '' XFSZ; ulimit -f 4; exec \"$0\" run \"$1\" \"$2\"",
+                      H.bin, d .. "/fill.lua", d .. "/journal.jsonl" })
+  lu.assertEquals(r.code, 0, r.stderr)
+  local failed, short, n, broken, last = r.stdout:match("^(%d+)\t(%a+)\t(%d+)\t(%d+)\t(%a+)")
+  lu.assertNotNil(failed, r.stdout)
+  lu.assertEquals({ short, tonumber(n), tonumber(broken), last }, { "written", tonumber(failed), 0, "short" })
+end
+
 -- A recipe's check function gets the plan number, also when rasrun asks it
 -- whether an earlier result is still good; one that raises there does not
 -- stop the run: the plan runs again.
