@@ -765,31 +765,47 @@ void sched_worker_state(worker *w, enum worker_state st, const char *reason)
         lsched_event(s, st == W_UP ? "worker_up" : "worker_down", NULL, NULL, w, reason);
 }
 
-/* With no worker up or coming up for down_grace seconds, waiting plans fail. */
+/* A waiting plan fails when every worker that can run it (has an engine
+ * for it) has been down for down_grace seconds: with all workers down, or
+ * with only the plan's engine kind down while the others run theirs. */
 static void check_workers(sched *s)
 {
-    int alive = 0;
+    int down = 0;
     for (int i = 0; i < s->nworkers; i++)
-        alive |= s->workers[i]->state != W_DOWN;
-    if (alive || s->live) {
-        s->all_down_since = 0;
+        down |= s->workers[i]->state == W_DOWN;
+    if (!down && !s->nstranded)
         return;
-    }
     double now = loop_now();
-    if (!s->all_down_since)
-        s->all_down_since = now;
-    if (now - s->all_down_since < s->down_grace)
-        return;
-    char why[1024];
-    int k = snprintf(why, sizeof why, "no worker available:");
-    for (int i = 0; i < s->nworkers && k < (int)sizeof why; i++)
-        k += snprintf(why + k, sizeof why - (size_t)k, " %s (%s)%s", s->workers[i]->name,
-                      s->workers[i]->down_reason, i + 1 < s->nworkers ? ";" : "");
-    for (int i = 0; i < s->njobs; i++)
-        if (s->jobs[i].state == J_READY || s->jobs[i].state == J_WAITING) {
-            finish_job(s, &s->jobs[i], S_FAILED, why);
-            release_dependents(s, &s->jobs[i]);
+    s->nstranded = 0;
+    for (int i = 0; i < s->njobs; i++) {
+        job *j = &s->jobs[i];
+        if (j->state != J_READY && j->state != J_WAITING)
+            continue;
+        int usable = 0;
+        for (int k = 0; k < s->nworkers && !usable; k++)
+            usable = j->specs[s->workers[k]->engine] && s->workers[k]->state != W_DOWN;
+        if (usable) {
+            j->stranded_since = 0;
+            continue;
         }
+        s->nstranded++;
+        if (!j->stranded_since)
+            j->stranded_since = now;
+        if (now - j->stranded_since < s->down_grace)
+            continue;
+        char why[1024];
+        int n = snprintf(why, sizeof why, "no worker available:");
+        const char *sep = "";
+        for (int k = 0; k < s->nworkers && n < (int)sizeof why; k++) {
+            worker *w = s->workers[k];
+            if (!j->specs[w->engine])
+                continue;
+            n += snprintf(why + n, sizeof why - (size_t)n, "%s %s (%s)", sep, w->name, w->down_reason);
+            sep = ";";
+        }
+        finish_job(s, j, S_FAILED, why);
+        release_dependents(s, j);
+    }
 }
 
 /* The signals that stop a run cleanly: Ctrl-C, a kill, and a hangup (the

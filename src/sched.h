@@ -69,6 +69,7 @@ struct job {
     int lua_ref;            /* the job's Lua table (registry ref) */
     int unrunnable;         /* no worker can run it; reason says why */
     int prefetched;         /* its inputs were asked of the disk (prefetch_next) */
+    double stranded_since;  /* monotonic: since when every worker that can run it is down; 0: not */
 
     enum job_state state;
     enum job_status status;

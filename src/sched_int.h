@@ -33,8 +33,8 @@ struct sched {
     double cancel_wait;         /* how long to wait for engines to stop */
     double tick_every;
     double next_tick;
-    double all_down_since;      /* monotonic; 0 while some worker is up */
-    double down_grace;          /* fail waiting plans after this long with no worker */
+    double down_grace;          /* fail a waiting plan after this long with no worker for it */
+    int nstranded;              /* waiting plans whose workers are all down, at the last look */
     int keep_scratch;
     struct spares *spares;      /* replaced files kept for reuse (see sched_take_spare) */
     char **geom_done;           /* geometry keys committed in this run */

@@ -228,6 +228,31 @@ function TestSched:test_timeout_kills_the_whole_process_tree()
   H.wait_for(function() return #engines_alive() == 0 end, 5, "the hung engines to be gone")
 end
 
+-- A plan that only a down worker could run fails after down_grace, with
+-- that worker's reason, while the other workers run the rest; the run ends.
+function TestSched:test_a_plan_only_a_down_worker_can_run_fails_after_the_grace()
+  local d = H.tmpdir("down")
+  H.project(d, { { title = "either", seconds = 0.05 }, { title = "windows only", seconds = 0.05 } })
+  assert(os.remove(d .. "/Sample.p02.tmp.hdf")) -- the linux engine cannot run 02 now
+  assert(fs.write(d .. "/down.lua", ([[
+local rasrun = require "rasrun"
+local pool = rasrun.pool {
+  rasrun.worker { type = "local", name = "up", slots = 1, engine = { kind = "linux", home = %q } },
+  rasrun.worker { type = "local", name = "down", slots = 1, workdir = "/proc/none/work",
+                  engine = { kind = "windows", home = %q } },
+}
+local run = pool:run { project = arg[1], down_grace = 1, progress = false }
+for _, r in ipairs(run.results) do print(r.plan, r.status, r.reason) end
+]]):format(H.sim("linux"), H.sim("windows"))))
+  local t0 = sys.monotonic()
+  local r = sys.run({ H.bin, "run", d .. "/down.lua", d .. "/Sample.prj" }, { timeout = 30 })
+  lu.assertTrue(sys.monotonic() - t0 < 20, "the run did not end")
+  lu.assertEquals(r.code, 1, r.stderr)
+  lu.assertStrContains(r.stdout, "01\tok")
+  lu.assertStrContains(r.stdout, "02\tfailed\tno worker available: down (")
+  lu.assertStrContains(r.stdout, "cannot create folder /proc/none")
+end
+
 -- A helper whose parent ended on SIGTERM is no longer under the engine when
 -- the grace runs out (it belongs to init by then), but it was the
 -- attempt's: it is killed too.
