@@ -275,19 +275,29 @@ int fs_copy_reusing(const char *src, const char *dst, int keep_mtime, const char
     return 0;
 }
 
-int fs_replace(const char *src, const char *dst)
+int fs_swap_in(const char *src, const char *dst, enum fs_placed *how)
 {
     struct stat st;
-    if (lstat(dst, &st) == 0 && S_ISREG(st.st_mode) &&
-        renameat2(AT_FDCWD, src, AT_FDCWD, dst, RENAME_EXCHANGE) == 0) {
-        if (unlink(src) == 0 || errno == ENOENT)
-            return 0;
-        int e = errno; /* the new file is in place; put the old one back */
-        renameat2(AT_FDCWD, src, AT_FDCWD, dst, RENAME_EXCHANGE);
-        errno = e;
-        return -1;
+    if (lstat(dst, &st) != 0) {
+        *how = FS_PUT_NEW;
+        return rename(src, dst);
     }
+    if (renameat2(AT_FDCWD, src, AT_FDCWD, dst, RENAME_EXCHANGE) == 0) {
+        *how = FS_PUT_SWAPPED;
+        return 0;
+    }
+    if (errno != EINVAL && errno != ENOSYS)
+        return -1;
+    *how = FS_PUT_REPLACED;
     return rename(src, dst);
+}
+
+void fs_swap_back(const char *src, const char *dst, enum fs_placed how)
+{
+    if (how == FS_PUT_SWAPPED)
+        renameat2(AT_FDCWD, src, AT_FDCWD, dst, RENAME_EXCHANGE);
+    else if (how == FS_PUT_NEW)
+        rename(dst, src);
 }
 
 int fs_write_atomic(const char *path, const void *data, size_t len, int sync, char *err, size_t errlen)

@@ -31,11 +31,20 @@ int fs_copy(const char *src, const char *dst, int keep_mtime, char *err, size_t 
 int fs_copy_reusing(const char *src, const char *dst, int keep_mtime, const char *reuse, char *err,
                     size_t errlen);
 
-/* Moves src over dst, atomically, as rename(2). Where dst is a regular file
- * the two are exchanged and the old one removed: ext4 writes a file renamed
- * over another out at once (auto_da_alloc), in the caller's time, which a
- * plain rename of a new file does not. 0, or -1 with errno. */
-int fs_replace(const char *src, const char *dst);
+/* How fs_swap_in put a file in place, and so how fs_swap_back takes it back. */
+enum fs_placed { FS_PUT_NEW, FS_PUT_SWAPPED, FS_PUT_REPLACED };
+
+/* Moves src to dst, atomically. An existing dst is exchanged with src
+ * (FS_PUT_SWAPPED): the old file stays, under the name src, until the caller
+ * removes it or swaps it back. Exchanging rather than renaming over also
+ * spares the caller ext4's write-out of a file renamed over another
+ * (auto_da_alloc). A file system without exchange gets a plain rename
+ * (FS_PUT_REPLACED: the old file is gone). 0, or -1 with errno. */
+int fs_swap_in(const char *src, const char *dst, enum fs_placed *how);
+
+/* Undoes fs_swap_in: the new file goes back to src, the old one (if any was
+ * kept) to dst. */
+void fs_swap_back(const char *src, const char *dst, enum fs_placed how);
 
 /* Writes data to path atomically: a temporary name, fsync (unless sync is
  * 0), rename. Without the fsync a crash can leave the old content or, on

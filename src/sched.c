@@ -364,18 +364,15 @@ static int geom_committed(sched *s, const char *key)
     return 0;
 }
 
-static int commit_one(sched *s, const staged *st, const char *dir, char *err, size_t n)
+/* The old file a commit replaced, now under the staged name: kept as a spare
+ * for the next staging, or removed. */
+static void retire(sched *s, const staged *st, enum fs_placed how)
 {
-    char dst[8192];
-    snprintf(dst, sizeof dst, "%s/%s", dir, st->final);
-    char *spare = spares_link(s->spares, dst);
-    if (fs_replace(st->tmp, dst) != 0) {
-        snprintf(err, n, "cannot move %s into place as %s: %s", st->tmp, dst, strerror(errno));
-        spares_keep(s->spares, spare); /* still a name of the file in place: dropped */
-        return -1;
-    }
+    if (how != FS_PUT_SWAPPED)
+        return;
+    char *spare = spares_link(s->spares, st->tmp);
+    unlink(st->tmp);
     spares_keep(s->spares, spare);
-    return 0;
 }
 
 char *sched_take_spare(sched *s)
@@ -401,9 +398,10 @@ static int blocked(const staged *v, int count, const char *dir, char *err, size_
 }
 
 /* Renames the staged files into the project: side outputs first, the result
- * last, so that a result in place always has its logs beside it. Geometry
- * outputs come back once per geometry per run: two plans of one geometry
- * never both write them. */
+ * last, so that a result in place always has its logs beside it; when one
+ * cannot go into place, those already in place are taken back, and the
+ * project is left as it was. Geometry outputs come back once per geometry
+ * per run: two plans of one geometry never both write them. */
 static int commit(sched *s, attempt *a, char *err, size_t n)
 {
     const char *dir = a->job->project_dir;
@@ -412,13 +410,43 @@ static int commit(sched *s, attempt *a, char *err, size_t n)
     if (blocked(&a->result, 1, dir, err, n) || blocked(a->outputs, a->noutputs, dir, err, n) ||
         (with_geom && blocked(a->geom, a->ngeom, dir, err, n)))
         return -1;
+    int total = a->noutputs + (with_geom ? a->ngeom : 0) + 1;
+    const staged **list = malloc(sizeof *list * (size_t)total);
+    enum fs_placed *how = malloc(sizeof *how * (size_t)total);
+    if (!list || !how) {
+        free(list);
+        free(how);
+        snprintf(err, n, "out of memory");
+        return -1;
+    }
+    int k = 0;
     for (int i = 0; i < a->noutputs; i++)
-        if (commit_one(s, &a->outputs[i], dir, err, n) != 0)
-            return -1;
+        list[k++] = &a->outputs[i];
+    for (int i = 0; with_geom && i < a->ngeom; i++)
+        list[k++] = &a->geom[i];
+    list[k++] = &a->result;
+    char dst[8192];
+    int done = 0;
+    for (; done < total; done++) {
+        snprintf(dst, sizeof dst, "%s/%s", dir, list[done]->final);
+        if (fs_swap_in(list[done]->tmp, dst, &how[done]) != 0)
+            break;
+    }
+    if (done < total) {
+        snprintf(err, n, "cannot move %s into place as %s: %s", list[done]->tmp, dst, strerror(errno));
+        while (done-- > 0) {
+            snprintf(dst, sizeof dst, "%s/%s", dir, list[done]->final);
+            fs_swap_back(list[done]->tmp, dst, how[done]);
+        }
+        free(list);
+        free(how);
+        return -1;
+    }
+    for (int i = 0; i < total; i++)
+        retire(s, list[i], how[i]);
+    free(list);
+    free(how);
     if (with_geom) {
-        for (int i = 0; i < a->ngeom; i++)
-            if (commit_one(s, &a->geom[i], dir, err, n) != 0)
-                return -1;
         char **g = realloc(s->geom_done, sizeof *g * (size_t)(s->ngeom_done + 1));
         if (g) {
             s->geom_done = g;
@@ -428,8 +456,6 @@ static int commit(sched *s, attempt *a, char *err, size_t n)
         for (int i = 0; i < a->ngeom; i++)
             unlink(a->geom[i].tmp);
     }
-    if (commit_one(s, &a->result, dir, err, n) != 0)
-        return -1;
     free(a->job->result_path);
     if (asprintf(&a->job->result_path, "%s/%s", dir, a->result.final) < 0)
         a->job->result_path = NULL;

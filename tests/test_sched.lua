@@ -814,6 +814,45 @@ function TestSched:test_a_result_that_cannot_go_into_place_replaces_no_side_outp
   for _, name in ipairs(side) do lu.assertEquals(fs.read(d .. "/" .. name), "before " .. name) end
 end
 
+-- A result that the file system refuses to replace (here an immutable one;
+-- a sticky shared folder or a mount on it do the same) after the side
+-- outputs went into place: those are taken back, the project keeps every
+-- old file, and the attempt's new files are kept in the run folder.
+function TestSched:test_a_commit_that_fails_halfway_takes_back_what_it_put_in_place()
+  local prj, d = project({ { title = "a", seconds = 0, detailed = true } })
+  local pool = pool_of(rasrun.worker { type = "local", name = "win", slots = 1,
+                                       engine = { kind = "windows", home = H.sim("windows") } })
+  lu.assertEquals(run(pool, { project = prj, run_dir = d .. "/run1" }).counts.ok, 1)
+  local side = {}
+  for _, name in ipairs(fs.list(d)) do
+    if name:find("computeMsgs", 1, true) or name:match("%.bco%d%d$") then
+      side[#side + 1] = name
+      assert(fs.write(d .. "/" .. name, "before " .. name))
+    end
+  end
+  lu.assertTrue(#side >= 2, table.concat(side, " "))
+  local result = d .. "/Sample.p01.hdf"
+  local old = H.read(result)
+  if sys.run({ "chattr", "+i", result }, { timeout = 10 }).code ~= 0 then
+    lu.skip("chattr +i: this file system has no immutable files")
+  end
+  local ok, r = pcall(run, pool, { project = prj, force = true, run_dir = d .. "/run2" })
+  sys.run({ "chattr", "-i", result }, { timeout = 10 })
+  lu.assertTrue(ok, tostring(r))
+  lu.assertEquals(H.result(r, "01").status, "failed")
+  lu.assertStrContains(H.result(r, "01").reason, "cannot move")
+  lu.assertStrContains(H.result(r, "01").reason, "Operation not permitted")
+  lu.assertEquals(H.read(result), old)
+  for _, name in ipairs(side) do lu.assertEquals(fs.read(d .. "/" .. name), "before " .. name) end
+  for _, name in ipairs(fs.list(d)) do lu.assertNil(name:find("rasrun-", 1, true), name) end
+  local kept = fs.list(fs.glob(d .. "/run2/attempts/*")[1])
+  for _, name in ipairs(side) do
+    local found = false
+    for _, k in ipairs(kept) do found = found or k == name end
+    lu.assertTrue(found, name .. " not kept in the run folder: " .. table.concat(kept, " "))
+  end
+end
+
 -- ext4's 'T' mark on a folder: nil where the file system has no such marks.
 local function top_mark(dir)
   local r = sys.run({ "lsattr", "-d", dir }, { timeout = 10 })
