@@ -357,6 +357,7 @@ local function read_resume(dir)
   -- writes "launched" a moment after the spawn: it may have died between)
   local done, started, ended, ids, tried, start = {}, {}, {}, {}, {}, nil
   local slot_dirs, seen_dir = {}, {} -- per worker, the work folders its attempts used
+  local history, attempt_of = {}, {} -- per plan, its attempts as the reports show them
   local boot -- of the controller that wrote what follows (older journals: none)
   for _, e in ipairs(entries) do
     if e.ev == "run_start" or e.ev == "run_resume" then
@@ -372,6 +373,23 @@ local function read_resume(dir)
       tried[e.job] = math.max(tried[e.job] or 0, e.attempt)
     end
     if k and e.ev == "attempt_end" then ended[k] = true end
+    if k then
+      local h = attempt_of[k]
+      if e.ev == "attempt" then
+        h = { attempt = e.attempt, worker = e.worker, host = e.host, started = e.t, log = e.log,
+              workdir = e.workdir }
+        attempt_of[k] = h
+        history[e.job] = history[e.job] or {}
+        table.insert(history[e.job], h)
+      elseif h and e.ev == "launched" then
+        h.launched = h.launched or e.t
+      elseif h and e.ev == "attempt_end" then
+        local cancelled = not e.ok and type(e.reason) == "string" and e.reason:find("^cancelled")
+        h.status = e.ok and "ok" or cancelled and "cancelled" or "failed"
+        h.reason, h.exit_code, h.ended = e.reason, e.exit, e.t
+        h.bytes_up, h.bytes_down = e.bytes_up, e.bytes_down
+      end
+    end
     if e.ev == "attempt" and e.worker and e.workdir and not seen_dir[e.workdir] then
       seen_dir[e.workdir] = true
       slot_dirs[e.worker] = slot_dirs[e.worker] or {}
@@ -382,8 +400,11 @@ local function read_resume(dir)
   for k, e in pairs(started) do
     if not ended[k] then orphans[#orphans + 1] = e end
   end
+  for _, h in pairs(attempt_of) do
+    if not h.status then h.status, h.reason = "cancelled", "the controller died during it" end
+  end
   return { done = done, orphans = orphans, ids = ids, tried = tried, start = start or {},
-           run_id = start and start.run_id, slot_dirs = slot_dirs }
+           run_id = start and start.run_id, slot_dirs = slot_dirs, history = history }
 end
 
 -- Files a killed controller had staged into the projects and not yet moved
@@ -603,7 +624,7 @@ function Pool:run(opts)
     if not j then cannot(err) end
     return j
   end
-  local prior, remote_orphans, journal = { done = {}, tried = {}, slot_dirs = {} }, {}, nil
+  local prior, remote_orphans, journal = { done = {}, tried = {}, slot_dirs = {}, history = {} }, {}, nil
   if resume_dir then
     prior = read_resume(resume_dir)
     -- its lock tells whether the run is still going: then nothing of it is touched
@@ -631,8 +652,14 @@ function Pool:run(opts)
     local done = resumed[j.key]
     if done and done.result and fs.isfile(done.result) then
       r.status, r.result, r.resumed = "ok", done.result, true
-      r.reason = "finished by the interrupted run " .. run_id
       r.ran_before = not done.skipped
+      -- as the run that finished it left it: its attempts, worker and times
+      local h = prior.history[j.key] or {}
+      r.history, r.attempts = h, #h
+      if h[1] then
+        r.worker, r.host = h[#h].worker, h[#h].host
+        r.elapsed = (done.t or h[#h].ended or h[1].started) - h[1].started
+      end
     elseif not opts.force and not done then
       local fresh, rep = up_to_date(j.plan, opts.check)
       if fresh then
@@ -752,6 +779,12 @@ function Pool:run(opts)
       local r = to_run[i]._result
       for k, v in pairs(sr) do r[k] = v end
       if sr.report then r.checks = sr.report.checks end
+      -- a resumed run's plan: the attempts the interrupted controller made come first
+      local before = prior.history[r.key]
+      if before then
+        table.move(r.history, 1, #r.history, #before + 1, before)
+        r.history, r.attempts = before, #before
+      end
     end
 
     local run = setmetatable({ id = run_id, run_dir = run_dir, results = results, started = started,
