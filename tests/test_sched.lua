@@ -997,6 +997,17 @@ function TestSched:test_bad_settings_are_named()
     function() rasrun.worker { type = "local", slot = 2, engine = { kind = "linux", home = "/x" } } end)
   lu.assertErrorMsgContains("two workers are named \"x\"",
     function() rasrun.pool { H.local_worker("x"), H.local_worker("x") } end)
+  for _, case in ipairs({
+    { { tier = "1" }, 'tier must be a whole number >= 0, got "1"' },
+    { { tier = -1 }, "tier must be a whole number >= 0, got -1" },
+    { { cores_total = 7.5 }, "cores_total must be a whole number >= 1, got 7.5" },
+    { { kill_grace = "x" }, 'kill_grace must be a number of seconds >= 0, got "x"' },
+    { { name = "" }, 'name must be a non-empty string, got ""' },
+  }) do
+    local cfg = case[1]
+    cfg.type, cfg.engine = "local", { kind = "linux", home = "/x" }
+    lu.assertErrorMsgContains(case[2], function() rasrun.worker(cfg) end)
+  end
   local w = rasrun.worker { type = "local", cores_total = 16, cores_per_plan = 6,
                             engine = { kind = "linux", home = "/x" } }
   lu.assertEquals(w.slots, 2)

@@ -83,6 +83,19 @@ function M.worker(cfg)
     end
   end
   if cfg.engine == nil then error(("%s: missing field 'engine'"):format(where), 2) end
+  local function bad(k, what)
+    error(("%s: %s must be %s, got %s"):format(where, k, what, type(cfg[k]) == "string" and
+      ("%q"):format(cfg[k]) or tostring(cfg[k])), 3)
+  end
+  for k, min in pairs({ cores_total = 1, cores_per_plan = 1, tier = 0 }) do
+    if cfg[k] ~= nil and (math.type(cfg[k]) ~= "integer" or cfg[k] < min) then
+      bad(k, ("a whole number >= %d"):format(min))
+    end
+  end
+  if cfg.kill_grace ~= nil and (type(cfg.kill_grace) ~= "number" or cfg.kill_grace < 0) then
+    bad("kill_grace", "a number of seconds >= 0")
+  end
+  if cfg.name ~= nil and (type(cfg.name) ~= "string" or cfg.name == "") then bad("name", "a non-empty string") end
   local e = engine.check(cfg.engine, where)
   local slots = cfg.slots
   if slots == nil and cfg.cores_total then
