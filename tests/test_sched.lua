@@ -1451,6 +1451,31 @@ function TestSched:test_resume_of_a_moved_project_stops_what_the_run_left()
   lu.assertEquals(engines_alive(), {})
 end
 
+-- The same when the run's recipe is gone: said so, and the engine the run
+-- left is stopped (once: it is named once).
+function TestSched:test_resume_without_its_recipe_stops_what_the_run_left()
+  if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
+  local base = H.tmpdir("norecipe")
+  local d = base .. "/prj"
+  H.project(d, { { title = "a", seconds = 60 } })
+  local recipe = base .. "/run.lua"
+  assert(fs.write(recipe, H.read(H.root .. "/tests/recipes/pool_run.lua")))
+  local pid = assert(H.spawn({ H.bin, "run", recipe, d, "1" },
+    { stdout = base .. "/out.txt", stderr = base .. "/err.txt" }))
+  local runs = d .. "/.rasrun/runs"
+  H.wait_for(function() return #engines_alive() == 1 and fs.isdir(runs) and #fs.list(runs) == 1
+    and journal_count(runs .. "/" .. fs.list(runs)[1], "launched") == 1 end, 20, "the engine")
+  sys.kill(pid, "KILL")
+  sys.wait(pid, 10)
+  assert(os.remove(recipe))
+  local r = H.rasrun({ "resume", runs .. "/" .. fs.list(runs)[1] }, { timeout = 60 })
+  lu.assertEquals(r.code, 2)
+  lu.assertStrContains(r.stderr, "its recipe " .. recipe .. " is not there any more")
+  local _, named = r.stderr:gsub("stopping", "")
+  lu.assertEquals(named, 1, r.stderr)
+  lu.assertEquals(engines_alive(), {})
+end
+
 -- `rasrun resume` of a run whose controller is still going is refused, and
 -- leaves its engines alone.
 function TestSched:test_resume_of_a_run_still_going_is_refused()

@@ -66,13 +66,23 @@ function M.cmd_resume(args)
       return 2
     end
   end
+  if not (start.recipe and fs.isfile(start.recipe)) then
+    say(("cannot resume %s: its recipe %s is not there any more (moved?)"):format(dir, tostring(start.recipe)))
+    require("rasrun.pool").stop_left(dir, say)
+    return 2
+  end
   -- the recipe's pool:run whose projects are the run's takes it (pool.lua)
   runtime.resume = { dir = dir, projects = start.projects or {} }
   io.stderr:write(("rasrun: resuming run %s (recipe %s)\n"):format(path.basename(dir), start.recipe))
   local code = cli.run_recipe(start.recipe, start.args or {})
   if not runtime.resume.taken then
-    io.stderr:write(("rasrun: no pool:run of %s runs the projects of %s (%s): nothing in it was resumed\n")
-      :format(start.recipe, dir, table.concat(runtime.resume.projects, ", ")))
+    if code == 2 then -- an error in the recipe, said above
+      say(("the recipe %s stopped before a pool:run took the run: nothing in %s was resumed")
+        :format(start.recipe, dir))
+    else
+      say(("no pool:run of %s runs the projects of %s (%s): nothing in it was resumed")
+        :format(start.recipe, dir, table.concat(runtime.resume.projects, ", ")))
+    end
     require("rasrun.pool").stop_left(dir, say)
     if code == 0 then code = 1 end
   end

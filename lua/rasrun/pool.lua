@@ -463,15 +463,17 @@ local function stop_orphans(orphans, workers, say)
       -- time is known within [starttime, starttime_max]
       local st = e.pid and (not e.boot_id or e.boot_id == boot) and sys.alive(e.pid)
         and sys.starttime(e.pid)
+      local stopped
       if st and e.starttime and st >= e.starttime and st <= (e.starttime_max or e.starttime) then
         say(("stopping engine pid %d of plan %s left by the interrupted run"):format(e.pid, e.plan))
         sys.kill_tree(e.pid, "KILL")
+        stopped = e.pid
       end
       if e.workdir and e.workdir:sub(1, 1) == "/" then
         -- anything still working in the attempt's folder is the run's too (a
         -- step that started just before the kill, a helper it left behind)
         for _, pid in ipairs(sys.in_folder(e.workdir)) do
-          if pid ~= sys.pid() then
+          if pid ~= sys.pid() and pid ~= stopped then
             say(("stopping pid %d, still working in %s"):format(pid, e.workdir))
             sys.kill_tree(pid, "KILL")
           end
