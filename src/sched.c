@@ -108,7 +108,8 @@ void sched_add_output(attempt *a, char *tmp, const char *final_name, int kind)
     staged **v = kind == OUT_GEOM ? &a->geom : &a->outputs;
     int *n = kind == OUT_GEOM ? &a->ngeom : &a->noutputs;
     staged *g = realloc(*v, sizeof **v * (size_t)(*n + 1));
-    if (!g) {
+    if (!g) { /* out of memory: the file is not left behind in the project */
+        unlink(st.tmp);
         free(st.tmp);
         free(st.final);
         return;

@@ -134,14 +134,16 @@ void spares_keep(spares *sp, char *link)
         return;
     }
     pthread_mutex_lock(&sp->helper.mu);
-    if (helper_ensure(&sp->helper, empty_loop, sp) && sp->npending < MAX_QUEUED) {
+    int helper = helper_ensure(&sp->helper, empty_loop, sp);
+    if (helper && sp->npending < MAX_QUEUED) {
         sp->pending[sp->npending++] = link;
         link = NULL;
         helper_signal(&sp->helper);
     }
     pthread_mutex_unlock(&sp->helper.mu);
-    if (link) { /* no helper thread: not kept (unlinking could wait for the disk too) */
-        sp->disabled = 1;
+    if (link) { /* not kept: the queue is full, or there is no helper thread */
+        if (!helper)
+            sp->disabled = 1; /* unlinking here could wait for the disk: no more spares */
         unlink(link);
         free(link);
     }
