@@ -460,8 +460,17 @@ static void free_sched(sched *s)
 static int l_run(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
+    /* what can raise a Lua error is looked at before anything is allocated */
+    lua_getfield(L, 1, "workers");
+    luaL_argcheck(L, lua_istable(L, -1), 1, "workers must be a list");
+    lua_getfield(L, 1, "jobs");
+    luaL_argcheck(L, lua_istable(L, -1), 1, "jobs must be a list");
+    lua_getfield(L, 1, "journal");
+    journal *jn = lua_isnil(L, -1) ? NULL : journal_check(L, -1);
+    lua_pop(L, 3);
     sched s = { 0 };
     s.L = L;
+    s.journal = jn;
     s.loop = loop_new();
     s.check_ref = s.event_ref = s.tick_ref = LUA_NOREF;
     char *v = lf_str(L, 1, "run_id", "run");
@@ -470,10 +479,6 @@ static int l_run(lua_State *L)
     v = lf_str(L, 1, "run_dir", ".");
     snprintf(s.run_dir, sizeof s.run_dir, "%s", v);
     free(v);
-    lua_getfield(L, 1, "journal");
-    if (!lua_isnil(L, -1))
-        s.journal = journal_check(L, -1);
-    lua_pop(L, 1);
     s.tick_every = lf_num(L, 1, "tick_every", 0.25);
     s.cancel_wait = lf_num(L, 1, "cancel_wait", 20);
     s.down_grace = lf_num(L, 1, "down_grace", 30);
@@ -482,7 +487,6 @@ static int l_run(lua_State *L)
     lua_pop(L, 1);
 
     lua_getfield(L, 1, "workers");
-    luaL_argcheck(L, lua_istable(L, -1), 1, "workers must be a list");
     int wt = lua_gettop(L);
     s.nworkers = (int)lua_rawlen(L, wt);
     s.workers = calloc((size_t)s.nworkers + 1, sizeof *s.workers);
@@ -502,7 +506,6 @@ static int l_run(lua_State *L)
             nengines = s.workers[i]->engine + 1;
     s.nengines = nengines;
     lua_getfield(L, 1, "jobs");
-    luaL_argcheck(L, lua_istable(L, -1), 1, "jobs must be a list");
     int jt = lua_gettop(L);
     s.njobs = (int)lua_rawlen(L, jt);
     s.jobs = calloc((size_t)s.njobs + 1, sizeof *s.jobs);
