@@ -790,10 +790,10 @@ function TestSched:test_a_result_that_cannot_go_into_place_fails_the_plan_and_na
   lu.assertTrue(#fs.list(r.run_dir .. "/attempts") > 0)
 end
 
--- The same with the Windows engine's side outputs (compute messages, the
--- geometry's outputs): none of them replaces the project's while the result
--- cannot go into place.
-function TestSched:test_a_result_that_cannot_go_into_place_replaces_no_side_output()
+-- A Windows-engine project whose plan ran once, its side outputs (compute
+-- messages, the geometry's outputs) marked "before NAME": the project, its
+-- folder, a pool and the side outputs' names.
+local function ran_once_with_side_outputs()
   local prj, d = project({ { title = "a", seconds = 0, detailed = true } })
   local pool = pool_of(rasrun.worker { type = "local", name = "win", slots = 1,
                                        engine = { kind = "windows", home = H.sim("windows") } })
@@ -806,6 +806,14 @@ function TestSched:test_a_result_that_cannot_go_into_place_replaces_no_side_outp
     end
   end
   lu.assertTrue(#side >= 2, table.concat(side, " "))
+  return prj, d, pool, side
+end
+
+-- The same with the Windows engine's side outputs (compute messages, the
+-- geometry's outputs): none of them replaces the project's while the result
+-- cannot go into place.
+function TestSched:test_a_result_that_cannot_go_into_place_replaces_no_side_output()
+  local prj, d, pool, side = ran_once_with_side_outputs()
   assert(fs.rename(d .. "/Sample.p01.hdf", d .. "/saved.hdf"))
   assert(fs.mkdirs(d .. "/Sample.p01.hdf"))
   local r = run(pool, { project = prj, force = true, run_dir = d .. "/run2" })
@@ -819,18 +827,7 @@ end
 -- outputs went into place: those are taken back, the project keeps every
 -- old file, and the attempt's new files are kept in the run folder.
 function TestSched:test_a_commit_that_fails_halfway_takes_back_what_it_put_in_place()
-  local prj, d = project({ { title = "a", seconds = 0, detailed = true } })
-  local pool = pool_of(rasrun.worker { type = "local", name = "win", slots = 1,
-                                       engine = { kind = "windows", home = H.sim("windows") } })
-  lu.assertEquals(run(pool, { project = prj, run_dir = d .. "/run1" }).counts.ok, 1)
-  local side = {}
-  for _, name in ipairs(fs.list(d)) do
-    if name:find("computeMsgs", 1, true) or name:match("%.bco%d%d$") then
-      side[#side + 1] = name
-      assert(fs.write(d .. "/" .. name, "before " .. name))
-    end
-  end
-  lu.assertTrue(#side >= 2, table.concat(side, " "))
+  local prj, d, pool, side = ran_once_with_side_outputs()
   local result = d .. "/Sample.p01.hdf"
   local old = H.read(result)
   if sys.run({ "chattr", "+i", result }, { timeout = 10 }).code ~= 0 then
