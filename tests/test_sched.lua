@@ -540,6 +540,16 @@ pool:run { project = arg[1], after = { ["01"] = "02", ["02"] = "01" } }
   r = sys.run({ H.bin, "run", recipe, d .. "/Nope.prj" })
   lu.assertEquals(r.code, 2)
   lu.assertEquals(r.stderr, "pool:run: " .. d .. "/Nope.prj: no such project file\n")
+  -- a filter that takes no plan is not an error, but is said
+  assert(fs.write(recipe, ([[
+local rasrun = require "rasrun"
+local pool = rasrun.pool { rasrun.worker { type = "local", name = "h", slots = 1,
+  engine = { kind = "linux", home = %q } } }
+pool:run { project = arg[1], plans = function(p) return p.title == "none" end, progress = "plain" }
+]]):format(H.sim())))
+  r = sys.run({ H.bin, "run", recipe, d .. "/Sample.prj" })
+  lu.assertEquals(r.code, 0, r.stderr)
+  lu.assertStrContains(r.stderr, "warning: no plan to run: the plans filter took none of the 2 plans")
 end
 
 -- Plan selection errors name the plan: one listed twice, a filter that

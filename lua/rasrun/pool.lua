@@ -619,6 +619,13 @@ function Pool:run(opts)
       jobs[#jobs + 1] = { key = key, plan = plan, project = prj }
     end
   end
+  if #jobs == 0 then
+    local n = 0
+    for _, prj in ipairs(projects) do n = n + #prj.plan_ids end
+    say("warning: no plan to run: " .. (n == 0 and "the projects list no plans"
+      or type(opts.plans) == "function" and ("the plans filter took none of the %d plans"):format(n)
+      or "plans is an empty list"))
+  end
   jobs = order_jobs(jobs, opts.order)
   resolve_after(jobs, opts.after)
 
