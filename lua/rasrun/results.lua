@@ -21,6 +21,7 @@ local M = {}
 local SUMMARY = { unsteady = "/Results/Unsteady/Summary", steady = "/Results/Steady/Summary" }
 local MESSAGES = "/Results/Summary/Compute Messages (text)"
 local MAX_WS_BASE = "/Results/Unsteady/Output/Output Blocks/Base Output/Summary Output/2D Flow Areas"
+local AREA_ATTRS = "/Geometry/2D Flow Areas/Attributes"
 
 -- 6.x: attributes of Summary/Volume Accounting; 5.0.7: "Vol Accounting ..."
 -- attributes on the Summary group itself (s).
@@ -123,16 +124,36 @@ function M.areas(path)
   return names
 end
 
+-- The number of computational cells of each 2D area (the geometry's
+-- attributes table), by name; {} when the file does not say.
+local function cell_counts(f)
+  local rows = f:exists(AREA_ATTRS) and f:read(AREA_ATTRS)
+  local counts = {}
+  for _, row in ipairs(type(rows) == "table" and rows or {}) do
+    if type(row) == "table" and row.Name and math.type(row["Cell Count"]) == "integer" then
+      counts[row.Name] = row["Cell Count"]
+    end
+  end
+  return counts
+end
+
 -- Maximum water surface of a 2D area: { wsel = {...}, time = {...} } (one
--- entry per cell); nil, message when absent.
+-- entry per computational cell); nil, message when absent. 6.x files carry
+-- more entries than cells: the boundary's ghost cells come after them (and
+-- read 0): those are left out.
 function M.max_wsel(path, area)
   local f, err = hdf.open(path)
   if not f then return nil, err end
   local ds = MAX_WS_BASE .. "/" .. area .. "/Maximum Water Surface"
   local rows, rerr = f:read(ds)
+  local n = rows and cell_counts(f)[area]
   f:close()
   if not rows then return nil, rerr end
-  return { wsel = rows[1] or {}, time = rows[2] or {} }
+  local wsel, time = rows[1] or {}, rows[2] or {}
+  if n and n < #wsel then
+    wsel, time = table.move(wsel, 1, n, 1, {}), table.move(time, 1, math.min(n, #time), 1, {})
+  end
+  return { wsel = wsel, time = time }
 end
 
 return M
