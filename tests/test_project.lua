@@ -200,6 +200,19 @@ function TestProject:test_broken_inputs_give_clear_errors()
   lu.assertStrContains(p2.error, "binary data")
   local _, missing = p1:inputs("linux")
   lu.assertStrContains(missing[1], "no Geom File= line")
+  -- a flow file that cannot be read makes its plans broken, naming it; a
+  -- Plan File= line that names no plan (in the description, say) is no plan
+  fs.write(d .. "/C.prj", "Proj Title=C\r\nPlan File=p01\r\nPlan File=\r\n"
+    .. "BEGIN DESCRIPTION:\r\nPlan File=p07 is the calibration run\r\nEND DESCRIPTION:\r\n")
+  fs.write(d .. "/C.p01", "Plan Title=one\r\nGeom File=g01\r\nFlow File=u01\r\n")
+  fs.write(d .. "/C.g01", "Geom Title=g\r\n")
+  fs.write(d .. "/C.u01", "Flow Title=u\r\n\0damaged\r\n")
+  prj = assert(project.open(d .. "/C.prj"))
+  lu.assertEquals(#prj:plans(), 1)
+  local c1 = prj:plan("01")
+  lu.assertTrue(c1.broken)
+  lu.assertEquals(c1.error, "plan p01: flow file: " .. d .. "/C.u01: binary data, not a HEC-RAS text file")
+  lu.assertEquals(c1:result_state(), "missing")
 end
 
 -- Plan files are asked of the disk all at once when the page cache has let

@@ -130,11 +130,14 @@ function M.open(prj_path)
   local idx, err = index_dir(self.dir)
   if not idx then return nil, err end
   self._index = idx
+  -- ids as HEC-RAS writes them (p01..p99): a line that only looks like one
+  -- (in the project's description, or damaged) names no file
   for _, kv in ipairs(list) do
     local k, v = kv[1], kv[2]:lower()
-    if k == "Plan File" then self.plan_ids[#self.plan_ids + 1] = v
-    elseif k == "Geom File" then self.geom_ids[#self.geom_ids + 1] = v
-    elseif k == "Unsteady File" or k == "Flow File" or k == "QuasiSteady File" or k == "Quasi-Steady File" then
+    if k == "Plan File" and v:match("^p%d%d$") then self.plan_ids[#self.plan_ids + 1] = v
+    elseif k == "Geom File" and v:match("^g%d%d$") then self.geom_ids[#self.geom_ids + 1] = v
+    elseif (k == "Unsteady File" or k == "Flow File" or k == "QuasiSteady File" or k == "Quasi-Steady File")
+      and v:match("^[fuq]%d%d$") then
       self.flow_ids[#self.flow_ids + 1] = v
     end
   end
@@ -215,7 +218,9 @@ function Project:_read_flow(id)
   local f = { id = id, number = id:sub(2), file = file, missing = file == nil, kind = kind, dss = {} }
   if file then
     local list, keys = read_keys(file)
-    if keys then
+    if not list then
+      f.error = keys -- names the file: unreadable, or not a text file
+    else
       f.title = keys["Flow Title"]
       local use = tonumber(keys["Use Restart"] or "0") or 0
       local restart = (keys["Restart Filename"] or ""):gsub("^.*[\\/]", "")
@@ -255,6 +260,10 @@ local function parse_plan(self, id)
   end
   p.geometry, p.flow = self:geometry(g), self:flow(fl)
   p.flow_kind = p.flow.kind
+  if p.flow.error then
+    p.error, p.broken = ("plan %s: flow file: %s"):format(id, p.flow.error), true
+    return p
+  end
   local sim = keys["Simulation Date"]
   if sim and sim ~= "" then
     local a, b, c, d = sim:match("^([^,]*),([^,]*),([^,]*),([^,]*)$")
