@@ -15,9 +15,11 @@
 #include <hdf5.h>
 #include <lauxlib.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #define FILE_MT "rasrun.hdf.file"
@@ -393,7 +395,12 @@ static int l_open(lua_State *L)
     if (lock_failed())
         return fail(L, "%s: in use by another process (HDF5 file lock): still being written? "
                        "(on a file system without locks, set HDF5_USE_FILE_LOCKING=FALSE)", path);
-    /* Only now tell "not HDF5 at all" from "HDF5, but damaged". */
+    /* Only now look why: a file that cannot be read at all (permissions),
+     * "not HDF5 at all", or "HDF5, but damaged". */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return fail(L, "%s: %s", path, strerror(errno));
+    close(fd);
     if (H5Fis_hdf5(path) <= 0)
         return fail(L, "%s: not an HDF5 file", path);
     return fail(L, "%s: HDF5 file cannot be opened (truncated or damaged)", path);

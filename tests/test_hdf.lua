@@ -2,6 +2,7 @@
 local lu = require "luaunit"
 local hdf = require "rasrun.hdf"
 local fs = require "rasrun.fs"
+local sys = require "rasrun.sys"
 local H = require "helpers"
 
 TestHdf = {}
@@ -114,6 +115,23 @@ function TestHdf:test_missing_and_non_hdf_files()
   lu.assertStrContains(err, "not a regular file")
   lu.assertFalse(hdf.is_hdf5(d .. "/text.hdf"))
   lu.assertTrue(hdf.is_hdf5(BALD))
+end
+
+-- A file the user may not read is said so, not called "not HDF5".
+function TestHdf:test_an_unreadable_file_is_said_so()
+  if sys.uid() ~= 0 then lu.skip("needs root, to run rasrun as another user") end
+  local d = H.tmpdir("hdf")
+  local file = d .. "/private.hdf"
+  assert(fs.write(file, H.read(BALD)))
+  lu.assertEquals(sys.run({ "chmod", "755", d }).code, 0)
+  lu.assertEquals(sys.run({ "chmod", "600", file }).code, 0)
+  local r = sys.run({ "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", H.bin, "check", file },
+    { timeout = 30 })
+  if r.stderr:find("Permission denied", 1, true) and not r.stdout:find("FAIL", 1, true) then
+    lu.skip("rasrun itself cannot be run as nobody here: " .. r.stderr)
+  end
+  lu.assertEquals(r.code, 1, r.stderr)
+  lu.assertStrContains(r.stdout, "FAIL " .. file .. ": file: " .. file .. ": Permission denied")
 end
 
 function TestHdf:test_truncated_file_is_refused()
