@@ -256,19 +256,25 @@ usage: rasrun plans [--json] PROJECT.prj
 
 Lists the plans of a HEC-RAS project: number, title, short id, geometry, flow
 file, and the state of the result: no result / result older than inputs /
-up to date. Plans whose file, or whose geometry or flow file, is missing are
-shown as missing.
+result fails its checks / up to date (newer than its inputs and passing the
+standard checks, as `rasrun run` would skip it). Plans whose file, or whose
+geometry or flow file, is missing are shown as missing.
 ]]
 
 local STATE_TEXT = { none = "no result", stale = "result older than inputs",
-                     current = "up to date", missing = "missing" }
+                     failed = "result fails its checks", current = "up to date", missing = "missing" }
 
 local function plan_row(p)
   local state, why = p:result_state()
+  if state == "current" then
+    -- newer than its inputs; up to date only if it also passes the checks
+    local rep = require("rasrun.checks").standard {}(p:result_path())
+    if not rep.ok then state, why = "failed", rep.reason end
+  end
   return { number = p.number, id = p.id, title = p.title, short_id = p.short_id,
            geometry = p.geometry and p.geometry.id, flow = p.flow and p.flow.id,
            flow_kind = p.flow_kind, state = state, detail = why,
-           result = (state == "current" or state == "stale") and p:result_path() or nil,
+           result = (state == "current" or state == "stale" or state == "failed") and p:result_path() or nil,
            missing = p.missing or nil, error = p.error }
 end
 
@@ -310,7 +316,7 @@ function M.cmd_plans(args)
   for _, r in ipairs(rows) do
     local state = STATE_TEXT[r.state] or r.state
     if r.state == "missing" then state = "missing: " .. (r.detail or r.error or "") end
-    if r.state == "stale" then state = state .. " (" .. r.detail .. ")" end
+    if r.state == "stale" or r.state == "failed" then state = state .. " (" .. r.detail .. ")" end
     print(fmt:format(r.number, clip(r.title, 36), clip(r.short_id, 20), r.geometry or "-",
       r.flow or "-", state))
   end
