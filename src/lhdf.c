@@ -76,6 +76,9 @@ static hid_t open_object(hfile *f, const char *path)
 /* Compound types nested deeper than this are not read (no HEC-RAS file
  * nests them; each level costs the Lua stack a slot). */
 #define MAX_NESTING 8
+/* Members of one compound type read at most (HEC-RAS's structure tables
+ * have about a hundred). */
+#define MAX_MEMBERS 4096
 
 /* How rasrun reads a file type: the memory type it reads it as, and what
  * pushing its elements needs, asked of HDF5 once per read rather than once
@@ -120,7 +123,8 @@ static void compound_read_as(hid_t ftype, int depth, elem_kind *k)
 {
     k->own = 1;
     int n = H5Tget_nmembers(ftype);
-    if (n <= 0 || n > 64 || depth >= MAX_NESTING || !(k->members = calloc((size_t)n, sizeof *k->members)))
+    if (n <= 0 || n > MAX_MEMBERS || depth >= MAX_NESTING ||
+        !(k->members = calloc((size_t)n, sizeof *k->members)))
         return;
     int bad = 0;
     k->size = 0;
@@ -144,9 +148,12 @@ static elem_kind read_as_at(hid_t ftype, int depth)
 {
     elem_kind k = { H5I_INVALID_HID, 0, H5Tget_class(ftype), 0, 0, 0, 0, NULL };
     switch (k.cls) {
+    case H5T_BITFIELD: /* HDF5 converts no bit-field to a number: its bytes, as stored */
+        k.mt = ftype;
+        k.size = H5Tget_size(ftype);
+        break;
     case H5T_INTEGER:
     case H5T_ENUM:
-    case H5T_BITFIELD:
         k.cls = H5T_INTEGER;
         k.is_unsigned = H5Tget_sign(ftype) == H5T_SGN_NONE;
         k.mt = k.is_unsigned ? H5T_NATIVE_ULLONG : H5T_NATIVE_LLONG;
@@ -252,6 +259,9 @@ static void push_elem(lua_State *L, const elem_kind *k, const char *p)
         } else {
             push_trimmed(L, p, k->size);
         }
+        break;
+    case H5T_BITFIELD:
+        lua_pushlstring(L, p, k->size);
         break;
     case H5T_COMPOUND:
         luaL_checkstack(L, 2, "nested HDF5 value");

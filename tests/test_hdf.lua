@@ -91,6 +91,17 @@ function TestHdf:test_compound_dataset_rows_are_tables()
   lu.assertEquals(math.type(rows[1]["Cell Count"]), "integer")
   lu.assertTrue(rows[1]["Cell Count"] > 0)
   f:close()
+  -- a table of 91 members (the structures'), and bit-field attributes
+  f = assert(hdf.open(H.data .. "/rashdf/FLODENCR.p01.hdf"))
+  rows = assert(f:read("/Geometry/Structures/Attributes"))
+  local n = 0
+  for _ in pairs(rows[1]) do n = n + 1 end
+  lu.assertEquals(n, 91)
+  local attrs, unread = f:attrs("/Geometry/River Edge Lines")
+  lu.assertNil(unread)
+  lu.assertEquals(#attrs["Source Data Hash"], 32) -- a SHA-256, one byte per element
+  lu.assertEquals(#attrs["Source Data Hash"][1], 1)
+  f:close()
 end
 
 function TestHdf:test_fixed_string_dataset()
