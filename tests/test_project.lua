@@ -249,3 +249,18 @@ function TestProject:test_plan_files_are_read_ahead_when_not_cached()
   lu.assertEquals(#plans, 3)
   lu.assertEquals(plans[3].title, "c")
 end
+
+-- HEC dates: any case of month, hour 24 only as the end of a day, and only
+-- days the month has.
+function TestProject:test_hec_dates()
+  local hecdate = require "rasrun.hecdate"
+  lu.assertEquals(hecdate.parse("02Jan1900 2400"), hecdate.parse("03JAN1900 0000"))
+  lu.assertEquals(hecdate.parse("29FEB2024 12:30:15"), hecdate.naive(2024, 2, 29, 12, 30, 15))
+  for _, bad in ipairs({ "02JAN1900 24:30", "31FEB2024", "29FEB2023", "00JAN2024", "31APR2024 0000" }) do
+    local t, err = hecdate.parse(bad)
+    lu.assertNil(t, bad)
+    lu.assertStrContains(err, bad)
+  end
+  local a, b = hecdate.parse_window("17MAR2026 15:26:14 to 17MAR2026 15:27:02")
+  lu.assertEquals(b - a, 48)
+end

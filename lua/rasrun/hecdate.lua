@@ -34,6 +34,11 @@ local function civil_from_days(z)
   return m <= 2 and y + 1 or y, m, d
 end
 
+-- Days in month mo of year y.
+local function civil_day_count(y, mo)
+  return days_from_civil(mo == 12 and y + 1 or y, mo == 12 and 1 or mo + 1, 1) - days_from_civil(y, mo, 1)
+end
+
 -- Naive seconds for a calendar date and time of day.
 function M.naive(y, mo, d, h, mi, s)
   return days_from_civil(y, mo, d) * 86400 + (h or 0) * 3600 + (mi or 0) * 60 + (s or 0)
@@ -58,8 +63,13 @@ function M.parse(s)
       h, mi = tonumber(a), tonumber(b)
     end
   end
-  if h > 24 or mi > 59 or sec > 59 then return nil, ("bad time in %q"):format(s) end
-  return M.naive(tonumber(y), mo, tonumber(d), h, mi, sec)
+  if h > 24 or mi > 59 or sec > 59 or (h == 24 and (mi > 0 or sec > 0)) then
+    return nil, ("bad time in %q"):format(s)
+  end
+  y, d = tonumber(y), tonumber(d)
+  -- the day must be one of the month's (no 31FEB, no 00JAN)
+  if d < 1 or d > civil_day_count(y, mo) then return nil, ("no such day in %q"):format(s) end
+  return M.naive(y, mo, d, h, mi, sec)
 end
 
 -- "A to B" windows (Run Time Window, Simulation Time Window).
