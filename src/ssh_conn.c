@@ -511,9 +511,9 @@ ssh_conn *ssh_connect(const ssh_target *t, int *refused, char *err, size_t n)
 
 /* Shuts the connection's socket (it stays open until ssh_close closes it):
  * every libssh2 call that waits for the peer then fails at once. */
-static void cut_off(ssh_conn *c)
+void ssh_cut(ssh_conn *c)
 {
-    if (c->sock >= 0)
+    if (c && c->sock >= 0)
         shutdown(c->sock, SHUT_RDWR);
 }
 
@@ -532,7 +532,7 @@ void ssh_close(ssh_conn *c)
         libssh2_session_set_timeout(c->s, 2000);
     }
     if (c->sftp && libssh2_sftp_shutdown(c->sftp) != 0) {
-        cut_off(c);
+        ssh_cut(c);
         dead = 1;
         libssh2_sftp_shutdown(c->sftp);
     }
@@ -540,7 +540,7 @@ void ssh_close(ssh_conn *c)
         if (!dead)
             libssh2_session_disconnect(c->s, "rasrun done");
         if (libssh2_session_free(c->s) != 0) {
-            cut_off(c);
+            ssh_cut(c);
             libssh2_session_free(c->s);
         }
     }

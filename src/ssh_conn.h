@@ -54,6 +54,9 @@ typedef struct ssh_conn {
  * retrying cannot help then, unlike a host that did not answer. */
 ssh_conn *ssh_connect(const ssh_target *t, int *refused, char *err, size_t n);
 void ssh_close(ssh_conn *c);
+/* Shuts the connection's socket: every later call on it fails at once
+ * (instead of waiting io_timeout for a peer that no longer answers). */
+void ssh_cut(ssh_conn *c);
 
 /* Runs cmd (through the login shell), feeding input (may be NULL); collects
  * stdout/stderr (caller frees) and the exit status. timeout bounds the run.

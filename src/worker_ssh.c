@@ -798,7 +798,13 @@ static void cancel_task(worker *w, task *t)
     if (t->phase != T_RUNNING || t->pid <= 0)
         return; /* launched, pid not known yet: tried again next round */
     t->killed = 1;
-    if (host_run(w, ssh_kill_script(t->pid, t->slot_dir, t->kill_grace), 30 + t->kill_grace) == 0)
+    /* a healthy host answers at once: waiting longer than a keepalive
+     * interval only delays a Ctrl-C over a link that is gone */
+    libssh2_session_set_timeout(x->c->s, (long)(keepalive_interval(x) * 1000));
+    int rc = host_run(w, ssh_kill_script(t->pid, t->slot_dir, t->kill_grace), 30 + t->kill_grace);
+    if (conn_ok(x))
+        libssh2_session_set_timeout(x->c->s, (long)(x->c->io_timeout * 1000));
+    if (rc == 0)
         libssh2_session_set_blocking(x->c->s, 0);
 }
 
@@ -811,6 +817,9 @@ static void lose_connection(worker *w, const char *why)
         return;
     char reason[600];
     snprintf(reason, sizeof reason, "lost %s: %s", x->c->label, why);
+    /* the peer is taken for gone: freeing each channel would otherwise wait
+     * io_timeout for it, one channel after another */
+    ssh_cut(x->c);
     while (x->tasks) {
         task *t = x->tasks;
         if (t->pid > 0) {

@@ -677,6 +677,32 @@ function TestSsh:test_cut_link_moves_plans_and_the_orphan_dies_when_it_returns()
   H.wait_for(function() return #T.engines(h1) == 0 end, 10, "the orphaned engine on h1 to be stopped")
 end
 
+-- Ctrl-C with engines running over a link that was just cut: the run ends
+-- within about a keepalive interval, not a wait of io_timeout for the kill
+-- command and then one per engine's channel.
+function TestSsh:test_ctrl_c_over_a_cut_link_ends_the_run_soon()
+  local h1 = env.hosts[1]
+  local prj = project({ { title = "a", seconds = 60 }, { title = "b", seconds = 60 }, { title = "c", seconds = 60 } })
+  local pool = rasrun.pool { T.worker(env, 1, { slots = 3, keepalive = 5, io_timeout = 10 }) }
+  local launched, sender, cut_at = 0, nil, nil
+  local ok, e = pcall(run, pool, prj, { on_event = function(ev)
+    if ev.type == "launched" then launched = launched + 1 end
+    if launched == 3 and not cut_at then
+      H.wait_for(function() return #T.engines(h1) >= 3 end, 10, "the engines on h1")
+      T.cut(h1)
+      cut_at = sys.monotonic()
+      sender = assert(H.spawn({ "sh", "-c", "sleep 0.5; kill -INT " .. sys.pid() }))
+    end
+  end })
+  local took = cut_at and sys.monotonic() - cut_at
+  if cut_at then T.mend(h1) end
+  if sender then sys.wait(sender, 10) end
+  lu.assertFalse(ok, "the run was not interrupted")
+  lu.assertEquals(type(e) == "table" and e.exit_code, 130, tostring(e))
+  lu.assertTrue(took < 15, ("the run took %.1f s after the cut"):format(took))
+  H.wait_for(function() return #T.engines(h1) == 0 end, 20, "the engines on h1 to be stopped")
+end
+
 function TestSsh:test_remote_workers_recipe_runs_a_ras_commander_pool()
   local plans = {}
   for i = 1, 4 do plans[i] = { title = "p" .. i, seconds = 0.3 } end
