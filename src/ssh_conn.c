@@ -559,8 +559,7 @@ int ssh_broken(ssh_conn *c)
     case LIBSSH2_ERROR_TIMEOUT:
     case LIBSSH2_ERROR_DECRYPT:
     case LIBSSH2_ERROR_INVALID_MAC:
-    case LIBSSH2_ERROR_CHANNEL_FAILURE:
-        return 1;
+        return 1; /* not a refused channel (CHANNEL_FAILURE): the peer answered */
     default:
         return 0;
     }

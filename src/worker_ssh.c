@@ -49,7 +49,7 @@
 #define CACHE ".rasrun-cache"
 
 enum task_phase { T_QUEUED, T_RUNNING, T_DONE };
-enum { M_LAUNCHED, M_DONE, M_UP, M_DOWN };
+enum { M_LAUNCHED, M_DONE, M_UP, M_DOWN, M_NOTE };
 
 typedef struct out_file {
     char *tmp, *final;
@@ -124,6 +124,7 @@ typedef struct {
     double next_connect;
     double backoff;
     int auth_failed;
+    int engine_cap;             /* engines at most at once, once sshd refused a session; 0: none */
     task **made;                /* every task, freed with the worker */
     int nmade;
     task *moving;               /* the task whose files are being sent or fetched */
@@ -206,6 +207,8 @@ static void on_messages(void *ud, int fd, short revents)
             sched_worker_state(w, W_UP, NULL);
         } else if (m->kind == M_DOWN) {
             sched_worker_state(w, W_DOWN, m->reason);
+        } else if (m->kind == M_NOTE) {
+            fprintf(stderr, "rasrun: %s\n", m->reason);
         } else if (m->kind == M_LAUNCHED && t->a) {
             t->a->launch_epoch = (double)t->epoch;
             t->a->utc_offset = t->utc_offset;
@@ -591,6 +594,14 @@ static int ensure_blobs(worker *w, task *t, char hexes[][65], char *err, size_t 
     return rc;
 }
 
+static int count_running(sshw *x)
+{
+    int n = 0;
+    for (task *t = x->tasks; t; t = t->next)
+        n += t->phase == T_RUNNING;
+    return n;
+}
+
 static void start_task(worker *w, task *t)
 {
     sshw *x = w->data;
@@ -619,13 +630,30 @@ static void start_task(worker *w, task *t)
     free(hexes);
     t->log_fd = open(t->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     LIBSSH2_CHANNEL *ch = script ? libssh2_channel_open_session(x->c->s) : NULL;
+    if (script && !ch && !ssh_broken(x->c) && count_running(x) > 0) {
+        /* sshd refused one more session (MaxSessions, 10 by default, counts
+         * each engine's, the file transfers' and the kill commands'): this
+         * one waits for an engine to end, and one session stays free */
+        free(script);
+        if (t->log_fd >= 0)
+            close(t->log_fd);
+        t->log_fd = -1;
+        int was = x->engine_cap;
+        x->engine_cap = count_running(x) > 1 ? count_running(x) - 1 : 1;
+        if (!was)
+            post(w, M_NOTE, NULL, "%s refused a session with %d engines running (its sshd's "
+                 "MaxSessions): at most %d at once there; raise MaxSessions or give the "
+                 "worker fewer slots", x->c->label, count_running(x), x->engine_cap);
+        return;
+    }
     if (!ch || libssh2_channel_exec(ch, script) != 0) {
         snprintf(err, sizeof err, "%s", ssh_error(x->c));
         if (ch)
             libssh2_channel_free(ch);
         free(script);
         fail_task(w, t, "%s: cannot start the engine: %s", x->c->label, err);
-        lose_connection(w, err);
+        if (ssh_broken(x->c))
+            lose_connection(w, err);
         return;
     }
     free(script);
@@ -804,6 +832,8 @@ static void cancel_task(worker *w, task *t)
     int rc = host_run(w, ssh_kill_script(t->pid, t->slot_dir, t->kill_grace), 30 + t->kill_grace);
     if (conn_ok(x))
         libssh2_session_set_timeout(x->c->s, (long)(x->c->io_timeout * 1000));
+    if (rc != 0 && conn_ok(x))
+        t->killed = 0; /* refused (no session free yet): tried again next round */
     if (rc == 0)
         libssh2_session_set_blocking(x->c->s, 0);
 }
@@ -869,13 +899,7 @@ static void take_incoming(worker *w)
     }
 }
 
-static int has_running(sshw *x)
-{
-    for (task *t = x->tasks; t; t = t->next)
-        if (t->phase == T_RUNNING)
-            return 1;
-    return 0;
-}
+
 
 /* Work the thread was asked to do besides attempts (keep a failed
  * attempt's folder): shell commands run once connected. */
@@ -928,7 +952,7 @@ static void *thread_main(void *arg)
             n = t->next;
             if (t->cancel && !t->killed)
                 cancel_task(w, t);
-            else if (t->phase == T_QUEUED) {
+            else if (t->phase == T_QUEUED && (!x->engine_cap || count_running(x) < x->engine_cap)) {
                 libssh2_session_set_blocking(x->c->s, 1);
                 start_task(w, t);
             }
@@ -937,7 +961,7 @@ static void *thread_main(void *arg)
                 service(w, t);
             }
         }
-        int running = conn_ok(x) && has_running(x);
+        int running = conn_ok(x) && count_running(x) > 0;
         if (running) {
             /* Keepalive replies are read by the channel reads; a link that
              * stops answering is lost after twice the keepalive interval. */
