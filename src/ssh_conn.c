@@ -149,16 +149,28 @@ static const char *key_name(int hostkey_type)
     return "unknown key type";
 }
 
+/* The host's key against known_hosts, which names a host on port 22 by its
+ * name and on another port as "[name]:port", as OpenSSH does: libssh2 would
+ * also take the port-22 line for another port (a second sshd, a container),
+ * and call its different key a mismatch. */
+static int check_known(LIBSSH2_KNOWNHOSTS *kh, const ssh_target *t, const char *key, size_t len,
+                       int keybit)
+{
+    struct libssh2_knownhost *h;
+    int mask = LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW | keybit;
+    if (t->port == 22)
+        return libssh2_knownhost_checkp(kh, t->host, 22, key, len, mask, &h);
+    char spec[600];
+    snprintf(spec, sizeof spec, "[%s]:%d", t->host, t->port);
+    return libssh2_knownhost_checkp(kh, spec, -1, key, len, mask, &h);
+}
+
 /* Does known_hosts hold a key of this type for the host? A check with a
  * dummy key says MISMATCH exactly then (this works for hashed entries too). */
 static int known_type(LIBSSH2_KNOWNHOSTS *kh, const ssh_target *t, int knownhost_key)
 {
     static const char dummy[64];
-    struct libssh2_knownhost *h;
-    int r = libssh2_knownhost_checkp(kh, t->host, t->port, dummy, sizeof dummy,
-                                     LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW |
-                                         knownhost_key, &h);
-    return r == LIBSSH2_KNOWNHOST_CHECK_MISMATCH;
+    return check_known(kh, t, dummy, sizeof dummy, knownhost_key) == LIBSSH2_KNOWNHOST_CHECK_MISMATCH;
 }
 
 /* Appends the methods of a comma list that this libssh2 supports. */
@@ -319,26 +331,27 @@ static int verify_host(ssh_conn *c, LIBSSH2_KNOWNHOSTS *kh, const ssh_target *t,
             keybit = KEYS[i].knownhost_key;
     if (!keybit)
         return say(err, n, "%s: host key of an unsupported type", c->label);
-    struct libssh2_knownhost *h;
-    int r = libssh2_knownhost_checkp(kh, t->host, t->port, key, len,
-                                     LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW | keybit,
-                                     &h);
-    char fp[80];
+    int r = check_known(kh, t, key, len, keybit);
+    char fp[80], who[600];
     fingerprint(c->s, fp, sizeof fp);
+    if (t->port == 22)
+        snprintf(who, sizeof who, "%s", t->host);
+    else
+        snprintf(who, sizeof who, "[%s]:%d", t->host, t->port);
     switch (r) {
     case LIBSSH2_KNOWNHOST_CHECK_MATCH:
         return 0;
     case LIBSSH2_KNOWNHOST_CHECK_MISMATCH:
         return say(err, n, "%s: host key mismatch for %s (%s, offered %s): it differs from the key in "
                    "%s; refusing to connect (if the host was reinstalled, remove its old line)",
-                   c->label, t->host, key_name(type), fp, t->known_hosts);
+                   c->label, who, key_name(type), fp, t->known_hosts);
     case LIBSSH2_KNOWNHOST_CHECK_NOTFOUND:
         if (t->accept_new)
             return record_key(kh, t, key, len, keybit, err, n, c->label);
         return say(err, n, "%s: %s is not in %s (%s %s); add it (ssh-keyscan) or use "
-                   "host_key = \"accept-new\"", c->label, t->host, t->known_hosts, key_name(type), fp);
+                   "host_key = \"accept-new\"", c->label, who, t->known_hosts, key_name(type), fp);
     default:
-        return say(err, n, "%s: cannot check the host key of %s", c->label, t->host);
+        return say(err, n, "%s: cannot check the host key of %s", c->label, who);
     }
 }
 

@@ -291,6 +291,18 @@ function TestSsh:test_host_key_mismatch_is_refused_and_accept_new_records()
   -- and the recorded key is then accepted strictly
   c = assert(ssh_c.connect(rasrun.ssh.settings(T.worker(env, 1, { known_hosts = d .. "/new" }))))
   c:close()
+  -- another port is another host ("[addr]:port"): the port-22 line, here
+  -- with another key, neither refuses it nor vouches for it
+  fs.write(d .. "/ports", line .. "\n")
+  c, msg = ssh_c.connect(rasrun.ssh.settings(T.worker(env, 1, { known_hosts = d .. "/ports", port = 2222 })))
+  lu.assertNil(c)
+  lu.assertStrContains(msg, "is not in " .. d .. "/ports")
+  c = assert(ssh_c.connect(rasrun.ssh.settings(T.worker(env, 1, { known_hosts = d .. "/ports", port = 2222,
+                                                                    host_key = "accept-new" }))))
+  c:close()
+  lu.assertStrContains(H.read(d .. "/ports"), "[" .. env.hosts[1].addr .. "]:2222 ssh-ed25519 ")
+  c = assert(ssh_c.connect(rasrun.ssh.settings(T.worker(env, 1, { known_hosts = d .. "/ports", port = 2222 }))))
+  c:close()
 end
 
 function TestSsh:test_ssh_config_is_honoured()

@@ -37,10 +37,11 @@ LogLevel ERROR
 MaxStartups 50
 %s]]
 
--- Hosts 1 and 2 allow 50 sessions per connection. Host 3 keeps sshd's
--- default of 10, and refuses hmac-sha1, as hardened servers do (the MAC
--- rasrun offers first on processors without SHA instructions).
-local EXTRA = { [1] = "MaxSessions 50\n", [2] = "MaxSessions 50\n",
+-- Hosts 1 and 2 allow 50 sessions per connection; host 1 also answers on
+-- port 2222. Host 3 keeps sshd's default of 10, and refuses hmac-sha1, as
+-- hardened servers do (the MAC rasrun offers first on processors without
+-- SHA instructions).
+local EXTRA = { [1] = "MaxSessions 50\nPort 2222\n", [2] = "MaxSessions 50\n",
                 [3] = "MACs hmac-sha2-256,hmac-sha2-512\n" }
 
 local function add_host(env, i)
