@@ -266,25 +266,68 @@ static int choose_methods(ssh_conn *c, const ssh_target *t, char *err, size_t n)
     return 0;
 }
 
-static void fingerprint(LIBSSH2_SESSION *s, char *out, size_t n)
+/* Base64 of len bytes into out (room for 4 * ((len + 2) / 3) + 1), with
+ * '=' padding or without. */
+static void b64_encode(const unsigned char *in, size_t len, char *out, int pad)
 {
     static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t k = 0;
+    for (size_t i = 0; i < len; i += 3) {
+        unsigned v = (unsigned)in[i] << 16 | (i + 1 < len ? (unsigned)in[i + 1] << 8 : 0) |
+                     (i + 2 < len ? in[i + 2] : 0);
+        int chars = i + 2 < len ? 4 : (i + 1 < len ? 3 : 2);
+        for (int c = 0; c < 4; c++)
+            if (c < chars)
+                out[k++] = b64[(v >> (18 - 6 * c)) & 63];
+            else if (pad)
+                out[k++] = '=';
+    }
+    out[k] = 0;
+}
+
+static void fingerprint(LIBSSH2_SESSION *s, char *out, size_t n)
+{
     const unsigned char *h = (const unsigned char *)libssh2_hostkey_hash(s, LIBSSH2_HOSTKEY_HASH_SHA256);
     if (!h) {
         snprintf(out, n, "?");
         return;
     }
     char enc[64];
-    size_t k = 0;
-    for (int i = 0; i < 32; i += 3) {
-        unsigned v = (unsigned)h[i] << 16 | (i + 1 < 32 ? (unsigned)h[i + 1] << 8 : 0) |
-                     (i + 2 < 32 ? h[i + 2] : 0);
-        int chars = i + 2 < 32 ? 4 : (i + 1 < 32 ? 3 : 2);
-        for (int c = 0; c < chars; c++)
-            enc[k++] = b64[(v >> (18 - 6 * c)) & 63];
-    }
-    enc[k] = 0;
+    b64_encode(h, 32, enc, 0);
     snprintf(out, n, "SHA256:%s", enc);
+}
+
+/* Is the key marked "@revoked" in known_hosts? libssh2 reads past such
+ * lines; OpenSSH never accepts the key they hold, and neither does rasrun,
+ * whatever host the line names. */
+static int revoked(const ssh_target *t, const char *key, size_t len)
+{
+    FILE *f = fopen(t->known_hosts, "re");
+    char *enc = malloc(4 * ((len + 2) / 3) + 1);
+    if (!f || !enc) {
+        if (f)
+            fclose(f);
+        free(enc);
+        return 0;
+    }
+    b64_encode((const unsigned char *)key, len, enc, 1);
+    char *line = NULL;
+    size_t cap = 0;
+    int found = 0;
+    while (!found && getline(&line, &cap, f) > 0) {
+        char *save = NULL;
+        const char *mark = strtok_r(line, " \t\r\n", &save);
+        if (!mark || strcmp(mark, "@revoked") != 0)
+            continue;
+        strtok_r(NULL, " \t\r\n", &save); /* the hosts */
+        strtok_r(NULL, " \t\r\n", &save); /* the key type */
+        const char *b = strtok_r(NULL, " \t\r\n", &save);
+        found = b && strcmp(b, enc) == 0;
+    }
+    free(line);
+    free(enc);
+    fclose(f);
+    return found;
 }
 
 /* Appends the host's key to known_hosts (accept-new) without rewriting the
@@ -338,6 +381,9 @@ static int verify_host(ssh_conn *c, LIBSSH2_KNOWNHOSTS *kh, const ssh_target *t,
         snprintf(who, sizeof who, "%s", t->host);
     else
         snprintf(who, sizeof who, "[%s]:%d", t->host, t->port);
+    if (revoked(t, key, len))
+        return say(err, n, "%s: the host key of %s (%s, offered %s) is marked @revoked in %s; "
+                   "refusing to connect", c->label, who, key_name(type), fp, t->known_hosts);
     switch (r) {
     case LIBSSH2_KNOWNHOST_CHECK_MATCH:
         return 0;

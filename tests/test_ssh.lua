@@ -303,6 +303,17 @@ function TestSsh:test_host_key_mismatch_is_refused_and_accept_new_records()
   lu.assertStrContains(H.read(d .. "/ports"), "[" .. env.hosts[1].addr .. "]:2222 ssh-ed25519 ")
   c = assert(ssh_c.connect(rasrun.ssh.settings(T.worker(env, 1, { known_hosts = d .. "/ports", port = 2222 }))))
   c:close()
+  -- a key marked @revoked is never accepted: beside its good line, or new
+  local revoked = "@revoked * " .. env.hosts[1].host_key_line:match("^%S+%s+(.*)$") .. "\n"
+  fs.write(d .. "/revoked", env.hosts[1].host_key_line .. "\n" .. revoked)
+  fs.write(d .. "/revoked_only", revoked)
+  for _, case in ipairs({ { "revoked", "strict" }, { "revoked_only", "accept-new" } }) do
+    c, msg = ssh_c.connect(rasrun.ssh.settings(T.worker(env, 1, { known_hosts = d .. "/" .. case[1],
+                                                                  host_key = case[2] })))
+    lu.assertNil(c)
+    lu.assertStrContains(msg, "is marked @revoked in " .. d .. "/" .. case[1])
+  end
+  lu.assertEquals(H.read(d .. "/revoked_only"), revoked)
 end
 
 function TestSsh:test_ssh_config_is_honoured()
