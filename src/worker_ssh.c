@@ -124,6 +124,7 @@ typedef struct {
     double next_connect;
     double backoff;
     int auth_failed;
+    char down_why[512];         /* why the last connect failed */
     int engine_cap;             /* engines at most at once, once sshd refused a session; 0: none */
     task **made;                /* every task, freed with the worker */
     int nmade;
@@ -462,6 +463,7 @@ static void try_connect(worker *w)
         x->backoff = x->backoff ? (x->backoff * 2 > 10 ? 10 : x->backoff * 2) : 1;
         x->next_connect = now + x->backoff;
         x->auth_failed = refused; /* a refusal is final: retrying cannot help */
+        snprintf(x->down_why, sizeof x->down_why, "%s", err);
         post(w, M_DOWN, NULL, "%s", err);
         return;
     }
@@ -805,7 +807,10 @@ static void service(worker *w, task *t)
     if (t->cancel) {
         finish_task(w, t);
     } else if (t->exit_code < 0) {
-        fail_task(w, t, "%s", t->reason[0] ? t->reason : "the engine's command ended without an exit status");
+        if (t->reason[0])
+            fail_task(w, t, "%s", t->reason);
+        else
+            fail_task(w, t, "the engine's command on %s ended without an exit status", w->host);
     } else {
         if (t->exit_code != 0)
             snprintf(t->reason, sizeof t->reason, "the engine exited with code %d", t->exit_code);
@@ -846,6 +851,9 @@ static void lose_connection(worker *w, const char *why)
     if (!x->c)
         return;
     char reason[600];
+    size_t ll = strlen(x->c->label);
+    if (strncmp(why, x->c->label, ll) == 0 && strncmp(why + ll, ": ", 2) == 0)
+        why += ll + 2; /* the error names the host already */
     snprintf(reason, sizeof reason, "lost %s: %s", x->c->label, why);
     /* the peer is taken for gone: freeing each channel would otherwise wait
      * io_timeout for it, one channel after another */
@@ -940,7 +948,7 @@ static void *thread_main(void *arg)
             for (task *t = x->tasks, *n; t; t = n) {
                 n = t->next;
                 fail_task(w, t, "%s is not reachable: %s", w->host,
-                          x->auth_failed ? "authentication or host key refused" : "connection lost");
+                          x->down_why[0] ? x->down_why : "connection lost");
             }
             if (stop)
                 break;
