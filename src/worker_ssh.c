@@ -907,8 +907,6 @@ static void take_incoming(worker *w)
     }
 }
 
-
-
 /* Work the thread was asked to do besides attempts (keep a failed
  * attempt's folder): shell commands run once connected. */
 static void run_chores(worker *w)
