@@ -149,6 +149,24 @@ function H.run(pool, opts)
   return pool:run(opts)
 end
 
+-- The most attempts of a run's results that overlapped in time.
+function H.max_overlap(results)
+  local events = {}
+  for _, r in ipairs(results) do
+    for _, h in ipairs(r.history or {}) do
+      events[#events + 1] = { h.launched or h.started, 1 }
+      events[#events + 1] = { h.ended, -1 }
+    end
+  end
+  table.sort(events, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end)
+  local cur, best = 0, 0
+  for _, e in ipairs(events) do
+    cur = cur + e[2]
+    best = math.max(best, cur)
+  end
+  return best
+end
+
 function H.result(run, plan)
   for _, r in ipairs(run.results) do
     if r.plan == plan then return r end

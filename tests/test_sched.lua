@@ -27,24 +27,6 @@ local function run(pool, opts)
   return H.run(pool, opts)
 end
 
--- The most attempts that overlapped in time.
-local function max_overlap(results)
-  local events = {}
-  for _, r in ipairs(results) do
-    for _, h in ipairs(r.history or {}) do
-      events[#events + 1] = { h.launched or h.started, 1 }
-      events[#events + 1] = { h.ended, -1 }
-    end
-  end
-  table.sort(events, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end)
-  local cur, best = 0, 0
-  for _, e in ipairs(events) do
-    cur = cur + e[2]
-    best = math.max(best, cur)
-  end
-  return best
-end
-
 function TestSched:test_plans_run_in_parallel_and_results_come_back()
   local workdir = H.tmpdir("work")
   local prj = project({ { title = "a", seconds = 0.6 }, { title = "b", seconds = 0.6 },
@@ -52,7 +34,7 @@ function TestSched:test_plans_run_in_parallel_and_results_come_back()
   local r = run(pool_of(H.local_worker("here", 2, { workdir = workdir })), { project = prj })
   lu.assertTrue(r.ok)
   lu.assertEquals(r.counts.ok, 4)
-  lu.assertEquals(max_overlap(r.results), 2)
+  lu.assertEquals(H.max_overlap(r.results), 2)
   for _, res in ipairs(r.results) do
     lu.assertEquals(res.status, "ok")
     lu.assertEquals(res.worker, "here")
@@ -132,7 +114,7 @@ function TestSched:test_four_slots_run_four_engines_at_once()
   local t0 = sys.monotonic()
   local r = run(pool_of(H.local_worker("wide", 4)), { project = prj })
   lu.assertTrue(r.ok)
-  lu.assertEquals(max_overlap(r.results), 4)
+  lu.assertEquals(H.max_overlap(r.results), 4)
   lu.assertTrue(sys.monotonic() - t0 < 3.5, "four 1 s plans on four slots took too long")
 end
 

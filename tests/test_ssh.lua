@@ -708,20 +708,11 @@ function TestSsh:test_more_slots_than_sshd_allows_sessions()
   for i = 1, 12 do plans[i] = { title = "p" .. i, seconds = 1.5 } end
   local prj = project(plans)
   local r = run(rasrun.pool { T.worker(env, 3, { slots = 12 }) }, prj)
-  local spans = {}
   for _, res in ipairs(r.results) do
     lu.assertEquals(res.status, "ok", tostring(res.reason))
     lu.assertEquals(res.attempts, 1)
-    local h = res.history[1]
-    spans[#spans + 1] = { h.launched or h.started, 1 }
-    spans[#spans + 1] = { h.ended, -1 }
   end
-  table.sort(spans, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end)
-  local at_once, most = 0, 0
-  for _, s in ipairs(spans) do
-    at_once = at_once + s[2]
-    most = math.max(most, at_once)
-  end
+  local most = H.max_overlap(r.results)
   lu.assertTrue(most <= 9, ("%d engines ran at once"):format(most))
 end
 
