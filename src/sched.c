@@ -983,11 +983,20 @@ int sched_main(sched *s)
             lsched_tick(s);
         }
     }
-    /* Plans never started in an interrupted run are cancelled. */
-    for (int i = 0; i < s->njobs; i++)
-        if (s->jobs[i].state != J_DONE)
-            finish_job(s, &s->jobs[i], S_CANCELLED,
-                       s->interrupted ? "cancelled before it started" : "not run");
+    /* Plans never started in an interrupted run are cancelled; one that
+     * waited for a retry keeps the reason its last attempt failed. */
+    for (int i = 0; i < s->njobs; i++) {
+        job *j = &s->jobs[i];
+        if (j->state == J_DONE)
+            continue;
+        char why[sizeof j->reason];
+        if (j->attempts > 0)
+            snprintf(why, sizeof why, "%s while it waited for attempt %d (attempt %d: %.900s)",
+                     s->interrupted ? "cancelled" : "not run", j->attempts + 1, j->attempts, j->reason);
+        else
+            snprintf(why, sizeof why, "%s", s->interrupted ? "cancelled before it started" : "not run");
+        finish_job(s, j, S_CANCELLED, why);
+    }
     for (int i = 0; i < s->nworkers; i++)
         s->workers[i]->ops->close(s->workers[i]);
     spares_free(s->spares);

@@ -1212,6 +1212,24 @@ function TestSched:test_sigint_while_engines_start_stops_them()
   lu.assertEquals(fs.list(workdir), {})
 end
 
+-- A plan whose retry was still waiting for a slot when the run was
+-- interrupted keeps the reason its attempt failed.
+function TestSched:test_a_retry_cancelled_before_it_starts_keeps_the_failure()
+  -- one slot: the crashed plan's slot goes to the next plan before its check
+  -- says it failed, so its retry waits
+  local prj = project({ { title = "crash", mode = "crash", seconds = 0.05 }, { title = "long", seconds = 30 } })
+  local ok, e = pcall(run, pool_of(H.local_worker("here", 1)), { project = prj, retries = 1,
+    on_event = function(ev)
+      if ev.type == "retry" then sys.kill(sys.pid(), "INT") end
+    end })
+  lu.assertFalse(ok)
+  lu.assertEquals(e.exit_code, 130)
+  local doc = json.decode(H.read(prj.dir .. "/run/run.json"))
+  lu.assertEquals(doc.plans[1].status, "cancelled")
+  lu.assertStrContains(doc.plans[1].reason, "cancelled while it waited for attempt 2 (attempt 1: the engine exited with code")
+  lu.assertEquals(engines_alive(), {})
+end
+
 -- The loop moves to the core an engine left, to start the next one there
 -- (affinity.h); neither that engine nor the controller keeps the pin, also
 -- when no engine follows.
