@@ -1622,6 +1622,8 @@ function TestSched:test_sigkill_then_resume_finishes_the_rest()
   lu.assertEquals(doc.plans[3].attempts, 2)
   lu.assertEquals(doc.plans[3].history[1].status, "cancelled")
   lu.assertEquals(doc.plans[3].history[2].status, "ok")
+  -- the timeline reaches back to the killed controller's attempts
+  lu.assertNil(H.read(run_dir .. "/report.html"):find('x="%-'), "a bar left of the timeline")
   -- the reports are not fsync'd: a crash may take them, and a resume of the
   -- finished run writes them again without running anything
   os.remove(run_dir .. "/run.json")

@@ -106,7 +106,12 @@ end
 
 local function timeline(run)
   local rows = lanes(run)
-  local t0, t1 = run.started, math.max(run.ended, run.started + 1)
+  -- from the first attempt on: a resumed run's reach back before its own start
+  local t0 = run.started
+  for _, row in ipairs(rows) do
+    for _, a in ipairs(row.bars) do t0 = math.min(t0, a.h.started) end
+  end
+  local t1 = math.max(run.ended, t0 + 1)
   local W, left, rowh = 900, 150, 22
   local h = #rows * rowh + 30
   local x = function(t) return left + (t - t0) / (t1 - t0) * (W - left - 10) end
