@@ -30,6 +30,9 @@ pid_t proc_spawn(const proc_spec *s, char *err, size_t errlen)
         else
             posix_spawn_file_actions_addopen(&fa, i, "/dev/null", i ? O_WRONLY : O_RDONLY, 0);
     }
+    /* nothing else rasrun or a recipe has open (Lua's io.open sets no
+     * close-on-exec) reaches the child */
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
     if (s->cwd)
         posix_spawn_file_actions_addchdir_np(&fa, s->cwd);
 

@@ -209,6 +209,21 @@ function TestCli:test_the_sample_recipe_teaches_its_arguments()
   end
 end
 
+-- A file a recipe has open (Lua's io.open sets no close-on-exec) does not
+-- reach the commands it runs, nor the engines.
+function TestCli:test_a_recipes_open_files_do_not_reach_its_children()
+  local d = H.tmpdir("cli")
+  fs.write(d .. "/fds.lua", ([[
+local rasrun = require "rasrun"
+local f = io.open(%q, "w")
+io.write(rasrun.sys.run({ "sh", "-c", "ls /proc/$$/fd" }).stdout)
+f:close()
+]]):format(d .. "/open.txt"))
+  local r = H.rasrun({ "run", d .. "/fds.lua" })
+  lu.assertEquals(r.code, 0, r.stderr)
+  lu.assertEquals(r.stdout, "0\n1\n2\n")
+end
+
 function TestCli:test_recipe_path_and_site_modules()
   local d = H.tmpdir("cli")
   fs.mkdirs(d .. "/site")
