@@ -199,6 +199,7 @@ static int l_read(lua_State *L)
 {
     const char *p = luaL_checkstring(L, 1);
     lua_Integer max = luaL_optinteger(L, 2, LUA_MAXINTEGER);
+    luaL_argcheck(L, max >= 0, 2, "the most bytes to read must be 0 or more");
     int fd = open(p, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return fail_errno(L, "cannot read", p);

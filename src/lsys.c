@@ -16,6 +16,7 @@
 
 #include <lauxlib.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/ioctl.h>
@@ -158,7 +159,17 @@ static char **env_from(lua_State *L, int opts)
     lua_pushnil(L);
     while (ov.v && lua_next(L, -2)) {
         const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
-        if (k && ov.n < cap) {
+        if (k && ov.n == cap) {
+            char **more = realloc(ov.v, sizeof *more * cap * 2);
+            if (!more) {
+                lua_pop(L, 2);
+                break;
+            }
+            ov.v = more;
+            memset(ov.v + cap, 0, sizeof *more * cap);
+            cap *= 2;
+        }
+        if (k) {
             if (lua_toboolean(L, -1)) {
                 const char *v = luaL_tolstring(L, -1, NULL);
                 lua_pushfstring(L, "%s=%s", k, v);
@@ -420,21 +431,31 @@ static int sig_arg(lua_State *L, int idx)
     return luaL_argerror(L, idx, "unknown signal name");
 }
 
+/* A process id: 0 and negative numbers mean groups or every process to
+ * kill(2), never what a recipe meant. */
+static pid_t pid_arg(lua_State *L, int idx)
+{
+    lua_Integer pid = luaL_checkinteger(L, idx);
+    luaL_argcheck(L, pid > 0 && pid <= INT_MAX, idx, "a process id must be a number above 0");
+    return (pid_t)pid;
+}
+
 static int l_kill(lua_State *L)
 {
-    lua_pushboolean(L, kill((pid_t)luaL_checkinteger(L, 1), sig_arg(L, 2)) == 0);
+    lua_pushboolean(L, kill(pid_arg(L, 1), sig_arg(L, 2)) == 0);
     return 1;
 }
 
 static int l_kill_tree(lua_State *L)
 {
-    lua_pushinteger(L, proc_kill_tree((pid_t)luaL_checkinteger(L, 1), sig_arg(L, 2)));
+    lua_pushinteger(L, proc_kill_tree(pid_arg(L, 1), sig_arg(L, 2)));
     return 1;
 }
 
 static int l_alive(lua_State *L)
 {
-    lua_pushboolean(L, proc_alive((pid_t)luaL_checkinteger(L, 1)));
+    lua_Integer pid = luaL_checkinteger(L, 1);
+    lua_pushboolean(L, pid > 0 && pid <= INT_MAX && proc_alive((pid_t)pid));
     return 1;
 }
 

@@ -224,6 +224,19 @@ f:close()
   lu.assertEquals(r.stdout, "0\n1\n2\n")
 end
 
+-- sys and fs take what they are given, or say what is wrong with it.
+function TestCli:test_sys_and_fs_arguments()
+  local sys = require "rasrun.sys"
+  local env = {}
+  for i = 1, 70 do env["RASRUN_TEST_VAR_" .. i] = tostring(i) end
+  local r = sys.run({ "sh", "-c", "env | grep -c '^RASRUN_TEST_VAR_'" }, { env = env })
+  lu.assertEquals(r.stdout, "70\n")
+  lu.assertErrorMsgContains("a process id must be a number above 0", sys.kill, 0, "TERM")
+  lu.assertErrorMsgContains("a process id must be a number above 0", sys.kill_tree, -1, "KILL")
+  lu.assertFalse(sys.alive(0))
+  lu.assertErrorMsgContains("the most bytes to read must be 0 or more", fs.read, H.root .. "/README.md", -1)
+end
+
 function TestCli:test_recipe_path_and_site_modules()
   local d = H.tmpdir("cli")
   fs.mkdirs(d .. "/site")
