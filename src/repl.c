@@ -148,8 +148,10 @@ static void banner(lua_State *L)
 
 int repl_main(lua_State *L, int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
+    if (argc > 0) {
+        fprintf(stderr, "rasrun: repl takes no arguments, got %s (rasrun repl --help)\n", argv[0]);
+        return EXIT_USAGE;
+    }
     struct reader r = { .tty = isatty(0) && isatty(1) };
     lua_getglobal(L, "require");
     lua_pushliteral(L, "rasrun.repl");

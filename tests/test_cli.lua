@@ -224,6 +224,27 @@ f:close()
   lu.assertEquals(r.stdout, "0\n1\n2\n")
 end
 
+-- Values that are not what an option takes are refused, naming it.
+function TestCli:test_nonsense_arguments_are_refused()
+  local file = H.data .. "/rashdf/FLODENCR.p01.hdf"
+  for _, case in ipairs({
+    { { "check", "--max-volume-error", "1e999", file }, "--max-volume-error needs a positive number" },
+    { { "check", "--since", "2024-99-99 99:99", file }, "--since needs epoch seconds" },
+    { { "check", "--since", "2024-01-01 10:3045", file }, "--since needs epoch seconds" },
+    { { "help", "nosuch" }, 'no command "nosuch"' },
+    { { "repl", "--bogus" }, "repl takes no arguments, got --bogus" },
+  }) do
+    local r = H.rasrun(case[1])
+    lu.assertEquals(r.code, 2, table.concat(case[1], " "))
+    lu.assertStrContains(r.stderr, case[2])
+  end
+  -- after "--", "--help" is a file name
+  local r = H.rasrun({ "check", "--", "--help" })
+  lu.assertEquals(r.code, 2)
+  lu.assertStrContains(r.stdout, "FAIL --help: file: --help: No such file or directory")
+  lu.assertEquals(H.rasrun({ "check", "--since", "2024-02-29 10:30", file }).code, 0)
+end
+
 -- sys and fs take what they are given, or say what is wrong with it.
 function TestCli:test_sys_and_fs_arguments()
   local sys = require "rasrun.sys"

@@ -37,6 +37,7 @@ end
 
 local function wants_help(args)
   for _, a in ipairs(args) do
+    if a == "--" then return false end -- what follows are names, "--help" among them
     if a == "--help" or a == "-h" then return true end
   end
   return false
@@ -196,11 +197,21 @@ Exit status: 0 all passed, 1 some file failed, 2 usage error or a missing file.
 ]]
 
 local function parse_time(s)
-  if tonumber(s) then return tonumber(s) end
-  local y, mo, d, h, mi, sec = s:match("^(%d+)-(%d+)-(%d+)[ T](%d+):(%d+):?(%d*)$")
-  if not y then return nil end
-  return os.time({ year = tonumber(y), month = tonumber(mo), day = tonumber(d), hour = tonumber(h),
-                   min = tonumber(mi), sec = tonumber(sec) or 0 })
+  local n = tonumber(s)
+  if n then return n == n and math.abs(n) ~= math.huge and n or nil end
+  local y, mo, d, h, mi, sec = s:match("^(%d%d%d%d)-(%d%d?)-(%d%d?)[ T](%d%d?):(%d%d)(.*)$")
+  if not y or not (sec == "" or sec:match("^:%d%d$")) then return nil end
+  local want = { year = tonumber(y), month = tonumber(mo), day = tonumber(d), hour = tonumber(h),
+                 min = tonumber(mi), sec = tonumber(sec:sub(2)) or 0 }
+  -- os.time carries what is out of range over (month 13, 25:00), in the
+  -- table it is given too: such a time is refused
+  local t = os.time({ year = want.year, month = want.month, day = want.day, hour = want.hour,
+                      min = want.min, sec = want.sec })
+  local got = t and os.date("*t", t)
+  for _, k in ipairs({ "year", "month", "day", "hour", "min", "sec" }) do
+    if not got or got[k] ~= want[k] then return nil end
+  end
+  return t
 end
 
 function M.cmd_check(args)
@@ -219,7 +230,7 @@ function M.cmd_check(args)
     return 2
   end
   local limit = tonumber(opts["max-volume-error"] or "1.0")
-  if not limit or limit <= 0 then
+  if not limit or limit <= 0 or limit == math.huge or limit ~= limit then
     err("check: --max-volume-error needs a positive number of percent, got %q", opts["max-volume-error"])
     return 2
   end
@@ -350,8 +361,11 @@ local LAZY = { resume = "rasrun.cli_run", workers = "rasrun.cli_run" }
 function M.main(args)
   local cmd = args[1]
   if not cmd or cmd == "--help" or cmd == "-h" or cmd == "help" then
-    if cmd == "help" and args[2] and (COMMANDS[args[2]] or LAZY[args[2]]) then
+    if cmd == "help" and args[2] and (COMMANDS[args[2]] or LAZY[args[2]] or args[2] == "repl") then
       return M.main({ args[2], "--help" })
+    elseif cmd == "help" and args[2] then
+      err("no command %q (rasrun --help lists them)", args[2])
+      return 2
     end
     io.write(USAGE)
     return cmd and 0 or 2
