@@ -4,6 +4,8 @@
  *   sys.hostname()  sys.ncpu()  sys.uid()  sys.setenv(name, value|nil)  sys.tz_offset([t])
  *   sys.chdir(path) -> true | nil, msg
  *   sys.run(argv, {cwd=, env=, input=, timeout=}) -> {code=, stdout=, stderr=, timed_out=}
+ *     (Ctrl-C, SIGTERM or a hangup meanwhile stop the command's tree, then
+ *     reach rasrun as they would have)
  *   sys.spawn(argv, {cwd=, env=, stdout=path, stderr=path, group=true}) -> pid | nil, msg
  *   sys.wait(pid [, timeout]) -> code | nil, "timeout"
  *   sys.kill(pid, sig)  sys.kill_tree(pid, sig)  sys.alive(pid)  sys.starttime(pid)
@@ -20,6 +22,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/ioctl.h>
+#include <sys/signalfd.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,7 +233,7 @@ static void drain(struct pollfd *pf, struct dynbuf *b)
 
 struct child_io {
     pid_t pid;
-    struct pollfd p[4]; /* stdout, stderr, stdin, pidfd */
+    struct pollfd p[5]; /* stdout, stderr, stdin, pidfd, signals */
     const char *input;
     size_t inlen, fed;
     struct dynbuf out, err;
@@ -254,16 +257,30 @@ static void feed(struct child_io *c)
     }
 }
 
+/* After a timeout's kill, how long pipes a descendant that escaped the tree
+ * (setsid, then its parent died) still holds open are waited for. */
+#define ESCAPED_GRACE 1.0
+
 /* Pumps the pipes until the child has exited and closed them, or the deadline
  * passes (then the whole tree is killed). The child's exit is watched through
- * a pidfd, so nothing sleeps in fixed slices. Returns the wait status. */
-static int pump(struct child_io *c, double timeout, int *timed_out)
+ * a pidfd, so nothing sleeps in fixed slices. Ctrl-C, SIGTERM or a hangup
+ * meanwhile kill the child's tree (its own process group, which the
+ * terminal's signal does not reach) before rasrun takes the signal:
+ * *signalled says which. Returns the wait status. */
+static int pump(struct child_io *c, double timeout, int *timed_out, int *signalled)
 {
-    double deadline = clock_s(CLOCK_MONOTONIC) + timeout;
-    int status = 0, reaped = 0;
-    struct pollfd *pidfd = &c->p[3];
+    double deadline = clock_s(CLOCK_MONOTONIC) + timeout, give_up = 0;
+    int status = 0, reaped = 0, killed = 0;
+    struct pollfd *pidfd = &c->p[3], *sigs = &c->p[4];
     pidfd->fd = (int)syscall(SYS_pidfd_open, c->pid, 0);
     pidfd->events = POLLIN;
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGHUP);
+    sigs->fd = signalfd(-1, &stop, SFD_NONBLOCK | SFD_CLOEXEC);
+    sigs->events = POLLIN;
     while (c->p[0].fd >= 0 || c->p[1].fd >= 0 || !reaped) {
         if (!reaped && waitpid(c->pid, &status, WNOHANG) == c->pid) {
             reaped = 1;
@@ -272,17 +289,24 @@ static int pump(struct child_io *c, double timeout, int *timed_out)
             pidfd->fd = -1;
             continue;
         }
-        double left = deadline - clock_s(CLOCK_MONOTONIC);
-        if (!*timed_out && left <= 0) {
-            *timed_out = 1;
+        double now = clock_s(CLOCK_MONOTONIC), left = deadline - now;
+        if (!killed && (left <= 0 || *signalled)) {
+            killed = 1;
+            *timed_out = !*signalled;
             proc_kill_tree(c->pid, SIGKILL);
+            give_up = now + ESCAPED_GRACE;
         }
+        if (reaped && give_up && now >= give_up)
+            break; /* what holds the pipes is not the child's any more */
         /* Without a pidfd (old kernels) fall back to short sleeps. */
-        int ms = *timed_out ? 50 : (int)(left * 1000) + 1;
+        int ms = give_up ? 50 : (int)(left * 1000) + 1;
         if (pidfd->fd < 0 && !reaped && ms > 10)
             ms = 10;
-        if (poll(c->p, 4, ms) <= 0)
+        if (poll(c->p, 5, ms) <= 0)
             continue;
+        struct signalfd_siginfo si;
+        if (sigs->revents && read(sigs->fd, &si, sizeof si) == (ssize_t)sizeof si && !*signalled)
+            *signalled = (int)si.ssi_signo;
         if (c->p[0].fd >= 0 && c->p[0].revents)
             drain(&c->p[0], &c->out);
         if (c->p[1].fd >= 0 && c->p[1].revents)
@@ -290,10 +314,13 @@ static int pump(struct child_io *c, double timeout, int *timed_out)
         feed(c);
     }
     feed(c);
-    if (c->p[2].fd >= 0)
-        close(c->p[2].fd);
+    for (int i = 0; i < 5; i++)
+        if (i != 3 && i != 4 && c->p[i].fd >= 0)
+            close(c->p[i].fd);
     if (pidfd->fd >= 0)
         close(pidfd->fd);
+    if (sigs->fd >= 0)
+        close(sigs->fd);
     return status;
 }
 
@@ -339,9 +366,25 @@ static int l_run(lua_State *L)
     if (in[1] >= 0)
         fcntl(in[1], F_SETFL, O_NONBLOCK);
     void (*old)(int) = signal(SIGPIPE, SIG_IGN);
-    int timed_out = 0;
-    int status = pump(&c, timeout, &timed_out);
+    /* the stop signals are read through pump's signalfd meanwhile */
+    sigset_t stop, was;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGHUP);
+    sigprocmask(SIG_BLOCK, &stop, &was);
+    int timed_out = 0, signalled = 0;
+    int status = pump(&c, timeout, &timed_out, &signalled);
+    sigprocmask(SIG_SETMASK, &was, NULL);
     signal(SIGPIPE, old);
+    if (signalled) {
+        /* taken as if it had come now: the default ends rasrun; a handler
+         * (the REPL's), or a run that reads them (the scheduler), has it */
+        free(c.out.p);
+        free(c.err.p);
+        raise(signalled);
+        return luaL_error(L, "interrupted (%s): the command's processes were stopped", strsignal(signalled));
+    }
     lua_createtable(L, 0, 4);
     lua_pushlstring(L, c.out.p ? c.out.p : "", c.out.n);
     lua_setfield(L, -2, "stdout");

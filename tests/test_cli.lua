@@ -245,6 +245,35 @@ function TestCli:test_nonsense_arguments_are_refused()
   lu.assertEquals(H.rasrun({ "check", "--since", "2024-02-29 10:30", file }).code, 0)
 end
 
+-- Ctrl-C or SIGTERM while a recipe waits for a command: the command (in a
+-- process group of its own, out of the terminal's reach) is stopped too.
+-- A timeout does not wait for a process that escaped the command's tree
+-- and holds its output open.
+function TestCli:test_a_signal_during_sys_run_stops_the_command()
+  local sys = require "rasrun.sys"
+  local d = H.tmpdir("cli")
+  fs.write(d .. "/wait.lua", ([[
+require("rasrun.sys").run({ "sh", "-c", "echo $$ > %s; exec sleep 25" })
+]]):format(d .. "/pid"))
+  for _, sig in ipairs({ "INT", "TERM" }) do
+    os.remove(d .. "/pid")
+    local pid = assert(H.spawn({ H.bin, "run", d .. "/wait.lua" }))
+    H.wait_for(function() return fs.isfile(d .. "/pid") and #H.read(d .. "/pid") > 1 end, 10, "the command")
+    local child = math.tointeger(tonumber(H.read(d .. "/pid")))
+    sys.kill(pid, sig)
+    lu.assertEquals(sys.wait(pid, 10), sig == "INT" and 130 or 143)
+    local gone = pcall(H.wait_for, function() return not sys.alive(child) end, 5, "the command to end")
+    if not gone then sys.kill(child, "KILL") end
+    lu.assertTrue(gone, "the command outlived rasrun (" .. sig .. ")")
+  end
+  local t0 = sys.monotonic()
+  local r = sys.run({ "sh", "-c", "setsid sleep 6 & echo $! > " .. d .. "/escaped; echo hi" }, { timeout = 1 })
+  lu.assertTrue(sys.monotonic() - t0 < 4, ("%.1f s"):format(sys.monotonic() - t0))
+  lu.assertTrue(r.timed_out)
+  lu.assertEquals(r.stdout, "hi\n")
+  sys.kill(math.tointeger(tonumber(H.read(d .. "/escaped"))), "KILL")
+end
+
 -- sys and fs take what they are given, or say what is wrong with it.
 function TestCli:test_sys_and_fs_arguments()
   local sys = require "rasrun.sys"
