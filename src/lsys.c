@@ -267,19 +267,14 @@ static void feed(struct child_io *c)
  * meanwhile kill the child's tree (its own process group, which the
  * terminal's signal does not reach) before rasrun takes the signal:
  * *signalled says which. Returns the wait status. */
-static int pump(struct child_io *c, double timeout, int *timed_out, int *signalled)
+static int pump(struct child_io *c, const sigset_t *stop, double timeout, int *timed_out, int *signalled)
 {
     double deadline = clock_s(CLOCK_MONOTONIC) + timeout, give_up = 0;
     int status = 0, reaped = 0, killed = 0;
     struct pollfd *pidfd = &c->p[3], *sigs = &c->p[4];
     pidfd->fd = (int)syscall(SYS_pidfd_open, c->pid, 0);
     pidfd->events = POLLIN;
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGHUP);
-    sigs->fd = signalfd(-1, &stop, SFD_NONBLOCK | SFD_CLOEXEC);
+    sigs->fd = signalfd(-1, stop, SFD_NONBLOCK | SFD_CLOEXEC);
     sigs->events = POLLIN;
     while (c->p[0].fd >= 0 || c->p[1].fd >= 0 || !reaped) {
         if (!reaped && waitpid(c->pid, &status, WNOHANG) == c->pid) {
@@ -368,13 +363,10 @@ static int l_run(lua_State *L)
     void (*old)(int) = signal(SIGPIPE, SIG_IGN);
     /* the stop signals are read through pump's signalfd meanwhile */
     sigset_t stop, was;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGHUP);
+    proc_stop_set(&stop);
     sigprocmask(SIG_BLOCK, &stop, &was);
     int timed_out = 0, signalled = 0;
-    int status = pump(&c, timeout, &timed_out, &signalled);
+    int status = pump(&c, &stop, timeout, &timed_out, &signalled);
     sigprocmask(SIG_SETMASK, &was, NULL);
     signal(SIGPIPE, old);
     if (signalled) {

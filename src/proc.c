@@ -16,6 +16,15 @@
 
 extern char **environ;
 
+const int proc_stop_signals[PROC_NSTOP] = { SIGINT, SIGTERM, SIGHUP };
+
+void proc_stop_set(sigset_t *set)
+{
+    sigemptyset(set);
+    for (int i = 0; i < PROC_NSTOP; i++)
+        sigaddset(set, proc_stop_signals[i]);
+}
+
 pid_t proc_spawn(const proc_spec *s, char *err, size_t errlen)
 {
     posix_spawn_file_actions_t fa;

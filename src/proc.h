@@ -4,6 +4,7 @@
 #define RASRUN_PROC_H
 
 #include <stddef.h>
+#include <signal.h>
 #include <sys/types.h>
 
 typedef struct {
@@ -45,6 +46,14 @@ int proc_in_folder(const char *dir, pid_t *out, int max);
 
 /* Does the process exist (and is it not a zombie)? */
 int proc_alive(pid_t pid);
+
+/* The signals that stop rasrun cleanly: Ctrl-C, a kill, and a hangup (the
+ * terminal closed, the SSH session rasrun was started from dropped). The
+ * scheduler and sys.run read them while engines or commands run, whose
+ * process groups of their own those signals would not reach. */
+#define PROC_NSTOP 3
+extern const int proc_stop_signals[PROC_NSTOP];
+void proc_stop_set(sigset_t *set);
 
 /* Turns a wait status into an exit code: the code itself, or 128+signal. */
 int proc_exit_code(int wstatus);

@@ -5,6 +5,7 @@
 #include "affinity.h"
 #include "fsutil.h"
 #include "slice.h"
+#include "proc.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -835,19 +836,10 @@ static void check_workers(sched *s)
     }
 }
 
-/* The signals that stop a run cleanly: Ctrl-C, a kill, and a hangup (the
- * terminal closed, the SSH session to the controller dropped), which would
- * otherwise end the controller at once and leave the engines, in process
- * groups of their own, running. */
-static const int STOP_SIGNALS[] = { SIGINT, SIGTERM, SIGHUP };
-#define NSTOP ((int)(sizeof STOP_SIGNALS / sizeof STOP_SIGNALS[0]))
-
 static int open_signals(sched *s, sigset_t *old)
 {
     sigset_t set;
-    sigemptyset(&set);
-    for (int i = 0; i < NSTOP; i++)
-        sigaddset(&set, STOP_SIGNALS[i]);
+    proc_stop_set(&set); /* unread, they would end rasrun and leave the engines running */
     sigprocmask(SIG_BLOCK, &set, old);
     s->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (s->sigfd < 0) {
@@ -875,15 +867,15 @@ static void close_signals(sched *s, const sigset_t *old)
     sigset_t pend;
     sigpending(&pend);
     int pending = 0;
-    for (int i = 0; i < NSTOP; i++)
-        pending |= sigismember(&pend, STOP_SIGNALS[i]) == 1;
+    for (int i = 0; i < PROC_NSTOP; i++)
+        pending |= sigismember(&pend, proc_stop_signals[i]) == 1;
     if (pending) {
-        struct sigaction ign = { .sa_handler = SIG_IGN }, was[NSTOP];
-        for (int i = 0; i < NSTOP; i++)
-            sigaction(STOP_SIGNALS[i], &ign, &was[i]);
+        struct sigaction ign = { .sa_handler = SIG_IGN }, was[PROC_NSTOP];
+        for (int i = 0; i < PROC_NSTOP; i++)
+            sigaction(proc_stop_signals[i], &ign, &was[i]);
         sigprocmask(SIG_SETMASK, old, NULL);
-        for (int i = 0; i < NSTOP; i++)
-            sigaction(STOP_SIGNALS[i], &was[i], NULL);
+        for (int i = 0; i < PROC_NSTOP; i++)
+            sigaction(proc_stop_signals[i], &was[i], NULL);
     } else {
         sigprocmask(SIG_SETMASK, old, NULL);
     }
