@@ -278,11 +278,11 @@ geometry or flow file, is missing are shown as missing.
 local STATE_TEXT = { none = "no result", stale = "result older than inputs",
                      failed = "result fails its checks", current = "up to date", missing = "missing" }
 
-local function plan_row(p)
+local function plan_row(p, checks)
   local state, why = p:result_state()
   if state == "current" then
     -- newer than its inputs; up to date only if it also passes the checks
-    local rep = require("rasrun.checks").standard {}(p:result_path())
+    local rep = checks(p:result_path())
     if not rep.ok then state, why = "failed", rep.reason end
   end
   return { number = p.number, id = p.id, title = p.title, short_id = p.short_id,
@@ -318,7 +318,8 @@ function M.cmd_plans(args)
     return 2
   end
   local rows = {}
-  for _, p in ipairs(prj:plans()) do rows[#rows + 1] = plan_row(p) end
+  local checks = require("rasrun.checks").standard {}
+  for _, p in ipairs(prj:plans()) do rows[#rows + 1] = plan_row(p, checks) end
   if opts.json then
     local json = require "rasrun.json"
     print(json.encode({ project = prj.path, title = prj.title, plans = json.array(rows) }, true))
