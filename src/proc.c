@@ -16,7 +16,7 @@
 
 extern char **environ;
 
-const int proc_stop_signals[PROC_NSTOP] = { SIGINT, SIGTERM, SIGHUP };
+const int proc_stop_signals[PROC_NSTOP] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
 
 void proc_stop_set(sigset_t *set)
 {

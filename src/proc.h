@@ -47,11 +47,12 @@ int proc_in_folder(const char *dir, pid_t *out, int max);
 /* Does the process exist (and is it not a zombie)? */
 int proc_alive(pid_t pid);
 
-/* The signals that stop rasrun cleanly: Ctrl-C, a kill, and a hangup (the
- * terminal closed, the SSH session rasrun was started from dropped). The
+/* The signals that stop rasrun cleanly: Ctrl-C, a kill, a hangup (the
+ * terminal closed, the SSH session rasrun was started from dropped) and
+ * Ctrl-\ (whose default, a core dump, would leave the engines running). The
  * scheduler and sys.run read them while engines or commands run, whose
  * process groups of their own those signals would not reach. */
-#define PROC_NSTOP 3
+#define PROC_NSTOP 4
 extern const int proc_stop_signals[PROC_NSTOP];
 void proc_stop_set(sigset_t *set);
 

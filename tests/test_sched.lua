@@ -1147,21 +1147,30 @@ function TestSched:test_sigint_stops_every_engine_and_cleans_up()
   lu.assertFalse(fs.exists(d .. "/Sample.p01.hdf"))
 end
 
--- A hangup (the terminal closed, the SSH session dropped) stops the run as
--- Ctrl-C does: without it the controller would die at once and leave its
--- engines, in process groups of their own, running.
-function TestSched:test_a_hangup_stops_every_engine_and_cleans_up()
+-- A hangup (the terminal closed, the SSH session dropped) or Ctrl-\\ stops
+-- the run as Ctrl-C does: without it the controller would die at once (with
+-- a core dump for SIGQUIT) and leave its engines, in process groups of their
+-- own, running.
+local function stopped_by(signal, code, name)
   local _, d = project({ { title = "long", seconds = 30 }, { title = "also long", seconds = 30 } })
   local pid, run_dir, work = start_controller(d, 2)
   H.wait_for(function() return journal_count(run_dir, "launched") == 2 end, 20, "two engines")
-  sys.kill(pid, "HUP")
-  lu.assertEquals(sys.wait(pid, 30), 129)
+  sys.kill(pid, signal)
+  lu.assertEquals(sys.wait(pid, 30), code)
   lu.assertEquals(engines_alive(), {})
   lu.assertEquals(fs.list(work), {})
   lu.assertEquals(H.journal(run_dir)[#H.journal(run_dir)].ev, "run_end")
   local err = H.read(d .. "/err.txt")
-  lu.assertStrContains(err, "interrupted (Hangup)")
+  lu.assertStrContains(err, "interrupted (" .. name .. ")")
   lu.assertStrContains(err, "2 cancelled")
+end
+
+function TestSched:test_a_hangup_stops_every_engine_and_cleans_up()
+  stopped_by("HUP", 129, "Hangup")
+end
+
+function TestSched:test_ctrl_backslash_stops_every_engine_and_cleans_up()
+  stopped_by("QUIT", 131, "Quit")
 end
 
 -- Where pidfd_open is missing (kernels before 5.3; tests/nopidfd makes it

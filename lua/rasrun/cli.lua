@@ -26,7 +26,8 @@ Recipes are found as given, then on RASRUN_PATH (folders separated by ':'),
 ./recipes, ~/.local/share/rasrun/recipes and the installed recipes.
 Try:  rasrun run sample        (a sample project on a local pool, simulated engine)
 Exit status: 0 all good, 1 a check or a run failed, 2 usage or I/O error;
-130, 143 or 129 when a run was stopped by Ctrl-C, SIGTERM or a hangup.
+130, 143, 129 or 131 when a run was stopped by Ctrl-C, SIGTERM, a hangup or
+Ctrl-\.
 ]]
 
 M.help = {}
@@ -154,8 +155,8 @@ beside a recipe can be loaded with require.
 
 Exit status: what the recipe returns (a number), else 1 if any plan failed or
 was cancelled, else 0; 2 for a Lua error (printed with file:line and a traceback);
-130, 143 or 129 when Ctrl-C, SIGTERM or a hangup stopped a run (its engines
-stopped, its journal and reports written).
+130, 143, 129 or 131 when Ctrl-C, SIGTERM, a hangup or Ctrl-\ (SIGQUIT)
+stopped a run (its engines stopped, its journal and reports written).
 
 Example:  rasrun run sample --plans 01,03
 ]]
