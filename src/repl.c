@@ -31,16 +31,48 @@ static void on_sigint(int sig)
     lua_sethook(interrupt_L, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }
 
+/* Ctrl-C at the prompt drops the statement being typed, as a shell does,
+ * instead of ending the session. The handler only notes it: the line editor
+ * puts the terminal back and returns. */
+static volatile sig_atomic_t prompt_interrupted;
+
+static void on_prompt_sigint(int sig)
+{
+    (void)sig;
+    prompt_interrupted = 1;
+}
+
 struct reader {
     int tty;
+    int cancelled; /* the last read_line ended with Ctrl-C */
     char history[4096];
 };
 
-/* One line without its newline, or NULL at end of input. Caller frees. */
+static char *prompt_line(struct reader *r, const char *prompt)
+{
+    struct sigaction on = { .sa_handler = on_prompt_sigint }, was; /* no SA_RESTART */
+    sigemptyset(&on.sa_mask);
+    prompt_interrupted = 0;
+    sigaction(SIGINT, &on, &was);
+    char *line = readline(prompt);
+    sigaction(SIGINT, &was, NULL);
+    if (prompt_interrupted) {
+        free(line);
+        line = NULL;
+        r->cancelled = 1;
+        fputs("^C\n", stdout);
+        fflush(stdout);
+    }
+    return line;
+}
+
+/* One line without its newline, or NULL at end of input or after Ctrl-C
+ * (r->cancelled). Caller frees. */
 static char *read_line(struct reader *r, int first)
 {
+    r->cancelled = 0;
     if (r->tty)
-        return readline(first ? PROMPT1 : PROMPT2);
+        return prompt_line(r, first ? PROMPT1 : PROMPT2);
     char *line = NULL;
     size_t cap = 0;
     ssize_t n = getline(&line, &cap, stdin);
@@ -64,12 +96,13 @@ static int incomplete(lua_State *L, int status)
 
 /* Compiles one statement, reading continuation lines while it is incomplete.
  * Pushes the chunk (or an error message) and returns the load status; returns
- * -1 at end of input. *text receives the whole statement for the history. */
+ * -1 at end of input, -2 when Ctrl-C dropped the statement (nothing pushed).
+ * *text receives the whole statement for the history. */
 static int read_statement(lua_State *L, struct reader *r, char **text)
 {
     char *line = read_line(r, 1);
     if (!line)
-        return -1;
+        return r->cancelled ? -2 : -1;
     /* An expression first, so that "1+1" shows 2. */
     lua_pushfstring(L, "return %s;", line);
     size_t elen;
@@ -90,6 +123,11 @@ static int read_statement(lua_State *L, struct reader *r, char **text)
         /* the incomplete statement's error stays on the stack until another
          * line comes: at the end of input it is the one reported */
         char *more = read_line(r, 0);
+        if (!more && r->cancelled) {
+            lua_pop(L, 1);
+            free(buf);
+            return -2;
+        }
         if (!more)
             break;
         size_t need = strlen(buf) + strlen(more) + 2;
@@ -175,6 +213,8 @@ int repl_main(lua_State *L, int argc, char **argv)
         char *text = NULL;
         int base = lua_gettop(L);
         int st = read_statement(L, &r, &text);
+        if (st == -2)
+            continue;
         if (st < 0)
             break;
         if (r.tty && text && text[strspn(text, " \t")]) {

@@ -361,3 +361,34 @@ function TestRepl:test_terminal_session_with_history()
   local hist = H.read(home .. "/.rasrun_history"):gsub("\\040", " ")
   lu.assertStrContains(hist, "1 + 1")
 end
+
+-- Ctrl-C at the prompt drops what was being typed, a half line or a
+-- statement left incomplete, and the session goes on. Each keystroke waits
+-- for the REPL's answer to the one before (bounded: 30 s in all).
+function TestRepl:test_ctrl_c_at_the_prompt_drops_the_statement()
+  if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
+  local d = H.tmpdir("repl")
+  local driver = [=[
+out=$1
+until_seen() { # until_seen TEXT COUNT
+  i=0
+  while [ "$(grep -o -F -- "$1" "$out" | wc -l)" -lt "$2" ]; do
+    i=$((i + 1)); [ $i -gt 300 ] && exit 1; sleep 0.1
+  done
+}
+until_seen 'rasrun> ' 1; printf 'x = 1 +\n'
+until_seen '>> ' 1;      printf '\003'
+until_seen 'rasrun> ' 2; printf '2 +'
+until_seen '2 +' 1;      printf '\003'
+until_seen 'rasrun> ' 3; printf 'print(x, 40 + 2)\n'
+until_seen '42' 1;       printf '\004'
+]=]
+  assert(fs.write(d .. "/driver.sh", driver))
+  local r = require("rasrun.sys").run({ "sh", "-c",
+    'sh "$1" "$2" | script -qefc "$3 repl" /dev/null > "$2"', "sh", d .. "/driver.sh",
+    d .. "/out.txt", H.bin }, { env = { HOME = d, TERM = "dumb" }, timeout = 40 })
+  local out = H.read(d .. "/out.txt")
+  lu.assertEquals(r.code, 0, out .. r.stderr)
+  lu.assertStrContains(out, "nil\t42") -- x was never set, and the session went on
+  lu.assertEquals(select(2, out:gsub("%^C", "")), 2)
+end

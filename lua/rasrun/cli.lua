@@ -349,7 +349,8 @@ Interactive Lua 5.4 with the rasrun modules loaded as `rasrun`. Expressions
 show their value; an incomplete statement continues on the next line (>>).
 Line editing and history (~/.rasrun_history) on a terminal; piped input is
 read as statements without prompts (exit status 1 if any raised an error).
-Type help() inside for a tour.
+Ctrl-C drops the statement being typed, or stops the one running; Ctrl-D
+leaves. Type help() inside for a tour.
 ]]
 
 local COMMANDS = {

@@ -15,7 +15,8 @@ rasrun repl: Lua 5.4 with rasrun loaded. A few things to try:
 
 Modules: rasrun.project, rasrun.checks, rasrun.results, rasrun.hdf, rasrun.fs,
 rasrun.sys, rasrun.json, rasrun.path. Values of expressions are shown; tables
-are shown two levels deep. Ctrl-C stops a running statement, Ctrl-D leaves.
+are shown two levels deep. Ctrl-C drops the statement being typed or stops
+the one running; Ctrl-D leaves.
 ]]
 
 function M.setup()
