@@ -326,6 +326,12 @@ int lsched_check(sched *s, attempt *a, char *reason, size_t n)
         const char *r = lua_tostring(L, -1);
         snprintf(reason, n, "%s", r ? r : ok ? "" : "the check failed");
         lua_pop(L, 1);
+        lua_getfield(L, -1, "checks_json"); /* encoded by pool.lua */
+        free(a->checks_json);
+        a->checks_json = lua_type(L, -1) == LUA_TSTRING ? strdup(lua_tostring(L, -1)) : NULL;
+        lua_pop(L, 1);
+        lua_pushnil(L);
+        lua_setfield(L, -2, "checks_json");
     } else {
         ok = lua_toboolean(L, -1);
         snprintf(reason, n, "%s", ok ? "" : "the check returned false");

@@ -134,6 +134,7 @@ static void free_attempt(attempt *a)
     free_staged(a->geom, a->ngeom);
     free(a->outputs);
     free(a->geom);
+    free(a->checks_json);
     free(a);
 }
 
@@ -611,6 +612,8 @@ static void process_finished(sched *s, attempt *a)
     }
     if (!ok)
         cJSON_AddStringToObject(o, "reason", why);
+    if (a->checks_json) /* a resume's reports show them */
+        cJSON_AddRawToObject(o, "checks", a->checks_json);
     jwrite(s, o);
     lsched_history(s, a, ok ? "ok" : a->interrupted ? "cancelled" : "failed", ok ? NULL : why);
     release_slot(s, a, ok || !s->keep_scratch);

@@ -102,6 +102,7 @@ struct attempt {
     int released;           /* slot and backend state already given back */
     int timed_out;
     int interrupted;
+    char *checks_json;      /* its checks' details as the journal keeps them */
 
     /* Filled by the worker before sched_attempt_done(). */
     int exit_code;          /* of the last step run; -1 unknown */

@@ -1628,6 +1628,14 @@ function TestSched:test_sigkill_then_resume_finishes_the_rest()
   lu.assertEquals(doc.plans[1].worker, "here")
   lu.assertEquals(doc.plans[1].history[1].status, "ok")
   lu.assertNotNil(doc.plans[1].history[1].started)
+  -- and the checks of what it finished, as those of what the resume ran
+  local function check_names(plan)
+    local t = {}
+    for _, c in ipairs(plan.checks) do t[#t + 1] = c.name .. (c.ok == false and " failed" or "") end
+    return t
+  end
+  lu.assertTrue(#doc.plans[1].checks > 3)
+  lu.assertEquals(check_names(doc.plans[1]), check_names(doc.plans[3]))
   lu.assertEquals(doc.plans[3].attempts, 2)
   lu.assertEquals(doc.plans[3].history[1].status, "cancelled")
   lu.assertEquals(doc.plans[3].history[2].status, "ok")
@@ -1644,5 +1652,6 @@ function TestSched:test_sigkill_then_resume_finishes_the_rest()
   lu.assertTrue(doc.ok)
   lu.assertEquals(doc.plans[3].attempts, 2)
   lu.assertEquals(doc.plans[3].history[2].worker, "here")
+  lu.assertEquals(check_names(doc.plans[3]), check_names(doc.plans[1]))
   lu.assertStrContains(H.read(run_dir .. "/report.html"), "Sample/p04")
 end

@@ -16,6 +16,7 @@ local path = require "rasrun.path"
 local json = require "rasrun.json"
 local engine = require "rasrun.engine"
 local checks = require "rasrun.checks"
+local report = require "rasrun.report"
 local runtime = require "rasrun.runtime"
 
 local M = {}
@@ -343,6 +344,9 @@ local function make_check(check)
     end
     rep.file = ctx.name
     rep.result = nil
+    -- for the journal: a resume's reports show the checks of what finished before
+    local ok, enc = pcall(json.encode, report.plain_checks(rep.checks))
+    rep.checks_json = ok and enc or nil
     return rep
   end
 end
@@ -400,7 +404,7 @@ local function read_resume(dir)
         local cancelled = not e.ok and type(e.reason) == "string" and e.reason:find("^cancelled")
         h.status = e.ok and "ok" or cancelled and "cancelled" or "failed"
         h.reason, h.exit_code, h.ended = e.reason, e.exit, e.t
-        h.bytes_up, h.bytes_down = e.bytes_up, e.bytes_down
+        h.bytes_up, h.bytes_down, h.checks = e.bytes_up, e.bytes_down, e.checks
       end
     end
     if e.ev == "attempt" and e.worker and e.workdir and not seen_dir[e.workdir] then
@@ -679,7 +683,7 @@ function Pool:run(opts)
       local h = prior.history[j.key] or {}
       r.history, r.attempts = h, #h
       if h[1] then
-        r.worker, r.host = h[#h].worker, h[#h].host
+        r.worker, r.host, r.checks = h[#h].worker, h[#h].host, h[#h].checks
         r.elapsed = (done.t or h[#h].ended or h[1].started) - h[1].started
       end
     elseif not opts.force and not done then
@@ -814,7 +818,6 @@ function Pool:run(opts)
                                counts = { ok = 0, failed = 0, skipped = 0, cancelled = 0 } }, Run)
     for _, r in ipairs(results) do run.counts[r.status] = (run.counts[r.status] or 0) + 1 end
     run.ok = run.counts.failed == 0 and run.counts.cancelled == 0
-    local report = require "rasrun.report"
     run.json_path, run.report_path, run.report_error = report.write(run)
     journal:write { ev = "run_end", run_id = run_id, ok = run.ok, counts = run.counts,
                     signal = sig }

@@ -23,6 +23,7 @@ local function iso(t)
   return s
 end
 
+-- A report's checks as plain data: what run.json, and the journal, keep.
 local function plain_checks(list)
   local out = json.array()
   for _, c in ipairs(list or {}) do
@@ -30,6 +31,7 @@ local function plain_checks(list)
   end
   return out
 end
+M.plain_checks = plain_checks
 
 -- The run as plain data (what run.json holds).
 function M.data(run)
