@@ -9,6 +9,8 @@
 
 #include <cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -220,7 +222,8 @@ static void start_attempt(sched *s, job *j, worker *w)
     a->spec = j->specs[w->engine];
     a->number = j->attempts_before + ++j->attempts;
     a->exit_code = -1;
-    a->t_start = wall();
+    clock_gettime(CLOCK_REALTIME, &a->t_files);
+    a->t_start = (double)a->t_files.tv_sec + (double)a->t_files.tv_nsec / 1e9;
     a->phase = A_STAGE_IN;
     char safe[512];
     safe_name(safe, sizeof safe, j->key);
@@ -465,6 +468,59 @@ static int commit(sched *s, attempt *a, char *err, size_t n)
     return 0;
 }
 
+/* Files a plan's run brings back into the project (geometry outputs,
+ * collected outputs): not inputs that changed under it when it does. */
+static int written_back(const job_spec *sp, const char *name)
+{
+    for (int i = 0; i < sp->ngeom; i++)
+        if (strcmp(sp->geom_files[i], name) == 0)
+            return 1;
+    for (int i = 0; i < sp->ncollect; i++)
+        if (fnmatch(sp->collect[i], name, 0) == 0)
+            return 1;
+    return 0;
+}
+
+/* An input that changed in the project while the attempt ran (the geometry
+ * edited, a restart file another plan brought back): the result was made
+ * from the file as it was. Its name, or NULL. */
+static const char *input_changed(const attempt *a)
+{
+    const job_spec *sp = a->spec;
+    for (int i = 0; i < sp->ninputs; i++) {
+        char p[8192];
+        struct stat st;
+        if (written_back(sp, sp->inputs[i]))
+            continue;
+        snprintf(p, sizeof p, "%s/%s", a->job->project_dir, sp->inputs[i]);
+        if (stat(p, &st) == 0 && (st.st_mtim.tv_sec > a->t_files.tv_sec ||
+                                  (st.st_mtim.tv_sec == a->t_files.tv_sec &&
+                                   st.st_mtim.tv_nsec > a->t_files.tv_nsec)))
+            return sp->inputs[i];
+    }
+    return NULL;
+}
+
+/* A result is as new as the inputs it was made from: its time is its
+ * attempt's start, so that a source changed while the plan ran (the geometry
+ * edited, a restart file another plan brought back) is newer than it, and the
+ * next run finds it out of date. A file written before the start is never
+ * newer; one written within a clock tick after it may not be (file times can
+ * lag the clock by a tick). note: what the plan's report says when an input
+ * the engine read changed, or "". */
+static void date_result(attempt *a, char *note, size_t n)
+{
+    char p[8192];
+    snprintf(p, sizeof p, "%s/%s", a->job->project_dir, a->result.final);
+    struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, a->t_files };
+    utimensat(AT_FDCWD, p, ts, 0);
+    const char *changed = input_changed(a);
+    note[0] = 0;
+    if (changed)
+        snprintf(note, n, "%s changed while the plan ran: its result is from the file as it was, and "
+                 "counts as out of date (the next run runs the plan again)", changed);
+}
+
 /* A failed attempt's staged files are kept for inspection in the run folder
  * (attempts/<plan>-aN/), or removed (keep = 0: a cancelled attempt); the
  * project keeps its previous result either way. */
@@ -594,10 +650,12 @@ static void process_finished(sched *s, attempt *a)
 {
     job *j = a->job;
     worker *w = a->w;
-    char why[1024] = "";
+    char why[1024] = "", note[1024] = "";
     int ok = judge(s, a, why, sizeof why);
     if (ok && commit(s, a, why, sizeof why) != 0)
         ok = 0;
+    if (ok)
+        date_result(a, note, sizeof note);
     if (!ok)
         drop_staged(s, a, !a->interrupted);
     cJSON *o = jrec("attempt_end", j, a);
@@ -619,7 +677,7 @@ static void process_finished(sched *s, attempt *a)
     release_slot(s, a, ok || !s->keep_scratch);
     if (ok) {
         j->reason[0] = 0;
-        finish_job(s, j, S_OK, NULL);
+        finish_job(s, j, S_OK, note[0] ? note : NULL);
         release_dependents(s, j);
     } else if (a->interrupted) {
         finish_job(s, j, S_CANCELLED, why);

@@ -712,6 +712,32 @@ function TestSched:test_up_to_date_plans_are_skipped_unless_forced()
   lu.assertEquals(r.counts.ok, 2)
 end
 
+-- A source that changes while its plan runs (the boundary file edited, the
+-- geometry edited) is not in that plan's result: the result must not count
+-- as up to date. The report says so when the engine read that file.
+function TestSched:test_a_result_made_from_inputs_changed_meanwhile_is_out_of_date()
+  local prj, d = project({ { title = "edited under it", seconds = 1 }, { title = "left alone", seconds = 0.05 },
+                           { title = "geometry edited", seconds = 1 } })
+  local pool = pool_of(H.local_worker("a", 3))
+  local function edit(name) assert(fs.write(d .. "/" .. name, H.read(d .. "/" .. name) .. "\r\n")) end
+  local r = run(pool, { project = prj, on_event = function(ev)
+    if ev.type == "launched" and ev.plan == "01" then edit("Sample.b01") end
+    if ev.type == "launched" and ev.plan == "03" then edit("Sample.g01") end
+  end })
+  lu.assertEquals(r.counts.ok, 3)
+  lu.assertStrContains(H.result(r, "01").reason, "Sample.b01 changed while the plan ran")
+  lu.assertNil(H.result(r, "02").reason)
+  prj = rasrun.project.open(prj.path)
+  lu.assertEquals(prj:plan("01"):result_state(), "stale")
+  lu.assertEquals(prj:plan("02"):result_state(), "stale") -- plan 02 shares the geometry
+  lu.assertEquals(prj:plan("03"):result_state(), "stale")
+  r = run(pool, { project = prj, run_dir = d .. "/run2" })
+  lu.assertEquals(r.counts.ok, 3) -- run again, from what the files hold now
+  prj = rasrun.project.open(prj.path)
+  for _, n in ipairs({ "01", "02", "03" }) do lu.assertEquals(prj:plan(n):result_state(), "current", n) end
+  lu.assertEquals(run(pool, { project = prj, run_dir = d .. "/run3" }).counts.skipped, 3)
+end
+
 function TestSched:test_a_forced_rerun_writes_into_replaced_results_never_into_shared_files()
   local plans = {}
   for k = 1, 6 do plans[k] = { title = "p" .. k, seconds = 0.05 } end

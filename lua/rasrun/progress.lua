@@ -86,8 +86,8 @@ function P:event(ev)
     self.done = self.done + 1
     if ev.status == "ok" then
       self.durations[#self.durations + 1] = ev.elapsed or 0
-      self:line(("ok       %s in %s (%d attempt%s)"):format(k, hms(ev.elapsed or 0), ev.attempts,
-        ev.attempts == 1 and "" or "s"))
+      self:line(("ok       %s in %s (%d attempt%s)%s"):format(k, hms(ev.elapsed or 0), ev.attempts,
+        ev.attempts == 1 and "" or "s", ev.reason and ("; note: " .. ev.reason) or ""))
     else
       self.failed = self.failed + 1
       self:line(("%-8s %s: %s"):format(ev.status, k, ev.reason or "?"))
