@@ -360,7 +360,6 @@ static int l_run(lua_State *L)
     }
     if (in[1] >= 0)
         fcntl(in[1], F_SETFL, O_NONBLOCK);
-    void (*old)(int) = signal(SIGPIPE, SIG_IGN);
     /* the stop signals are read through pump's signalfd meanwhile */
     sigset_t stop, was;
     proc_stop_set(&stop);
@@ -368,7 +367,6 @@ static int l_run(lua_State *L)
     int timed_out = 0, signalled = 0;
     int status = pump(&c, &stop, timeout, &timed_out, &signalled);
     sigprocmask(SIG_SETMASK, &was, NULL);
-    signal(SIGPIPE, old);
     if (signalled) {
         /* taken as if it had come now: the default ends rasrun; a handler
          * (the REPL's), or a run that reads them (the scheduler), has it */

@@ -5,6 +5,7 @@
 
 #include <lauxlib.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,6 +16,11 @@ int main(int argc, char **argv)
      * writing the reports of a 2000-plan run took 129 ms, now 102 ms. */
     mallopt(M_MMAP_THRESHOLD, 8 << 20);
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    /* Output to a pipe that closed (`rasrun run ... | tee log` after a
+     * Ctrl-C, `| head`) is lost, not fatal: a run goes on to stop its
+     * engines and write its journal and reports. Children get the default
+     * back (proc_spawn). */
+    signal(SIGPIPE, SIG_IGN);
     if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
         printf("rasrun %s (%s)\n", RASRUN_VERSION, LUA_RELEASE);
         return EXIT_OK;

@@ -1199,6 +1199,22 @@ function TestSched:test_ctrl_backslash_stops_every_engine_and_cleans_up()
   stopped_by("QUIT", 131, "Quit")
 end
 
+-- `rasrun run ... | tee log`: Ctrl-C ends tee as well, and the progress
+-- lines that follow go into a closed pipe. The run still stops its engines
+-- and writes its journal and reports (SIGPIPE killed it on the next line).
+function TestSched:test_a_closed_output_pipe_does_not_kill_the_run()
+  local _, d = project({ { title = "long", seconds = 30 }, { title = "also long", seconds = 30 } })
+  local pid, run_dir = start_controller(d, 2, nil, { "sh", "-c", '"$@" 2>&1 | head -c 1 >/dev/null', "sh" })
+  H.wait_for(function() return journal_count(run_dir, "launched") == 2 end, 20, "two engines")
+  local controller = H.journal(run_dir)[1].pid
+  sys.kill(controller, "TERM")
+  lu.assertEquals(sys.wait(pid, 30), 0) -- the pipeline's status: head's
+  lu.assertEquals(engines_alive(), {})
+  local entries = H.journal(run_dir)
+  lu.assertEquals(entries[#entries].ev, "run_end")
+  lu.assertTrue(fs.isfile(run_dir .. "/report.html"))
+end
+
 -- Where pidfd_open is missing (kernels before 5.3; tests/nopidfd makes it
 -- fail as they do), plans still run: rasrun says once that it looks for
 -- engines' ends at its tick, a finished plan comes back, and Ctrl-C still
