@@ -1572,37 +1572,122 @@ function TestSched:test_a_journal_cut_mid_line_is_resumed()
 end
 
 -- A recipe with several pool:runs: `rasrun resume` gives the run folder to
--- the pool:run over the same projects, whichever it is; the others run as
--- runs of their own and leave that folder's reports alone.
+-- the pool:run over the same projects and plans, whichever it is; the others
+-- run as runs of their own and leave that folder's reports alone.
 function TestSched:test_resume_goes_to_the_pool_run_of_its_projects()
   local d = H.tmpdir("sched")
   local a, b = d .. "/A", d .. "/B"
   H.project(a, { { title = "a", seconds = 0.05 } })
-  H.project(b, { { title = "b", seconds = 0.05 } })
-  local recipe = d .. "/two.lua"
+  H.project(b, { { title = "b", seconds = 0.05 }, { title = "b too", seconds = 0.05 } })
+  local recipe = d .. "/three.lua"
   assert(fs.write(recipe, [[
 local rasrun = require "rasrun"
 local pool = rasrun.pool { rasrun.worker { type = "local", name = "here", slots = 1,
   engine = { kind = "linux", home = rasrun.sim.home("linux") } } }
-for _, dir in ipairs({ arg[1], arg[2] }) do
-  print("RUNDIR " .. pool:run { project = dir .. "/Sample.prj", progress = "plain" }.run_dir)
+for _, run in ipairs({ { arg[1] }, { arg[2], { "01" } }, { arg[2], { "02" } } }) do
+  print("RUNDIR " .. pool:run { project = run[1] .. "/Sample.prj", plans = run[2], force = true,
+                                progress = "plain" }.run_dir)
 end
 ]]))
   local env = { FAKE_RAS_SECONDS = "0" }
   local r = H.rasrun({ "run", recipe, a, b }, { env = env })
   lu.assertEquals(r.code, 0, r.stderr)
-  local ra, rb = r.stdout:match("RUNDIR (%S+)\nRUNDIR (%S+)")
-  for _, case in ipairs({ { ra, 1 }, { rb, 2 } }) do
-    r = H.rasrun({ "resume", case[1] }, { env = env })
+  local made = {}
+  for dir in r.stdout:gmatch("RUNDIR (%S+)") do made[#made + 1] = dir end
+  lu.assertEquals(#made, 3)
+  for i, dir in ipairs(made) do
+    r = H.rasrun({ "resume", dir }, { env = env })
     lu.assertEquals(r.code, 0, r.stderr)
     local dirs = {}
-    for dir in r.stdout:gmatch("RUNDIR (%S+)") do dirs[#dirs + 1] = dir end
-    lu.assertEquals(dirs[case[2]], case[1])
-    lu.assertNotEquals(dirs[3 - case[2]], case[1])
-    local doc = json.decode(H.read(case[1] .. "/run.json"))
+    for other in r.stdout:gmatch("RUNDIR (%S+)") do dirs[#dirs + 1] = other end
+    for k = 1, 3 do
+      if k == i then lu.assertEquals(dirs[k], dir) else lu.assertNotEquals(dirs[k], dir) end
+    end
+    local doc = json.decode(H.read(dir .. "/run.json"))
     lu.assertEquals(#doc.plans, 1)
-    lu.assertEquals(doc.plans[1].project, (case[2] == 1 and a or b) .. "/Sample.prj")
+    lu.assertEquals(doc.plans[1].key, ({ "Sample/p01", "Sample/p01", "Sample/p02" })[i])
+    lu.assertEquals(doc.plans[1].project, (i == 1 and a or b) .. "/Sample.prj")
+    lu.assertEquals(journal_count(dir, "attempt"), 1) -- nothing ran again
   end
+end
+
+-- What finished stays as it was through resumes, and only that: a failed
+-- plan stays failed, a finished plan's times do not grow with each resume,
+-- and a result whose sources changed since runs again.
+function TestSched:test_resume_keeps_what_finished_as_it_was()
+  if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
+  local _, d = project({ { title = "quick", seconds = 0.2 }, { title = "unstable", mode = "unstable" },
+                         { title = "slow", seconds = 60 }, { title = "slower", seconds = 60 } })
+  local pid, run_dir = start_controller(d, 2)
+  H.wait_for(function()
+    return journal_count(run_dir, "done") == 2 and journal_count(run_dir, "launched") == 4
+  end, 30, "two plans done and two running")
+  sys.kill(pid, "KILL")
+  sys.wait(pid, 10)
+  local env = { FAKE_RAS_SECONDS = "0.2" }
+  local function resume()
+    os.remove(run_dir .. "/run.json")
+    local r = H.rasrun({ "resume", run_dir }, { env = env, timeout = 60 })
+    lu.assertEquals(r.code, 1, r.stderr) -- plan 02 failed
+    lu.assertEquals(engines_alive(), {})
+    return json.decode(H.read(run_dir .. "/run.json"))
+  end
+  local doc = resume()
+  lu.assertEquals({ doc.counts.ok, doc.counts.failed }, { 3, 1 })
+  lu.assertEquals(doc.plans[2].status, "failed")
+  lu.assertStrContains(doc.plans[2].reason, "unstable")
+  lu.assertEquals(journal_count(run_dir, "attempt", "Sample/p02"), 1) -- not run again
+  lu.assertEquals(journal_count(run_dir, "attempt", "Sample/p03"), 2)
+  local elapsed = doc.plans[1].elapsed
+  lu.assertTrue(elapsed < 5, elapsed)
+  sys.sleep(1.5)
+  doc = resume() -- a resume of the finished run runs nothing
+  lu.assertEquals(journal_count(run_dir, "attempt"), 6)
+  lu.assertAlmostEquals(doc.plans[1].elapsed, elapsed, 0.01)
+  lu.assertEquals(doc.plans[2].status, "failed")
+  -- the geometry, which every plan reads, changed: what finished runs again
+  assert(fs.write(d .. "/Sample.g01", H.read(d .. "/Sample.g01") .. "\r\n"))
+  doc = resume()
+  lu.assertEquals(journal_count(run_dir, "attempt", "Sample/p01"), 2)
+  lu.assertEquals(journal_count(run_dir, "attempt", "Sample/p03"), 3)
+  lu.assertEquals(journal_count(run_dir, "attempt", "Sample/p02"), 1)
+  lu.assertEquals(rasrun.project.open(d .. "/Sample.prj"):plan("01"):result_state(), "current")
+end
+
+-- A run folder used again (a recipe's fixed run_dir): the resume is of the
+-- last run in it. Plans that run skipped as up to date stay skipped.
+function TestSched:test_resume_of_a_run_folder_used_again()
+  if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
+  local _, d = project({ { title = "quick", seconds = 0.2 }, { title = "quick too", seconds = 0.2 },
+                         { title = "slow", seconds = 60 }, { title = "slower", seconds = 60 } })
+  local env = { FAKE_RAS_SECONDS = "0.1", RASRUN_TEST_RUNDIR = d .. "/run" }
+  local r = H.rasrun({ "run", H.root .. "/tests/recipes/pool_run.lua", d, "2" }, { env = env, timeout = 60 })
+  lu.assertEquals(r.code, 0, r.stderr)
+  local first_id = H.journal(d .. "/run")[1].run_id
+  for _, n in ipairs({ "03", "04" }) do -- plans 03 and 04 changed: they run again
+    assert(fs.write(d .. "/Sample.p" .. n, H.read(d .. "/Sample.p" .. n) .. "\r\n"))
+  end
+  local pid, run_dir = start_controller(d, 2)
+  H.wait_for(function() return journal_count(run_dir, "launched") == 6 end, 30, "two engines of the second run")
+  sys.kill(pid, "KILL")
+  sys.wait(pid, 10)
+  local second_id
+  for _, e in ipairs(H.journal(run_dir)) do
+    if e.ev == "run_start" then second_id = e.run_id end
+  end
+  lu.assertNotEquals(second_id, first_id)
+  r = H.rasrun({ "resume", run_dir }, { env = { FAKE_RAS_SECONDS = "0.1" }, timeout = 60 })
+  lu.assertEquals(r.code, 0, r.stderr)
+  lu.assertEquals(engines_alive(), {}) -- the second run's engines were stopped
+  local doc = json.decode(H.read(run_dir .. "/run.json"))
+  lu.assertEquals({ doc.counts.ok, doc.counts.skipped }, { 2, 2 })
+  lu.assertEquals(doc.plans[1].status, "skipped")
+  lu.assertStrContains(doc.plans[1].reason, "up to date")
+  lu.assertEquals(doc.plans[3].status, "ok")
+  lu.assertEquals(doc.run_id, second_id)
+  lu.assertEquals(journal_count(run_dir, "attempt", "Sample/p03"), 3) -- first run, second, resume
+  local prj = rasrun.project.open(d .. "/Sample.prj")
+  for _, n in ipairs({ "01", "02", "03", "04" }) do lu.assertEquals(prj:plan(n):result_state(), "current", n) end
 end
 
 function TestSched:test_sigterm_exits_143()

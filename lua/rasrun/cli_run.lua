@@ -36,10 +36,14 @@ function M.cmd_resume(args)
     io.stderr:write(("rasrun: %s: not a run folder (no journal.jsonl)\n"):format(args[1]))
     return 2
   end
-  local entries = assert(require("rasrun.journal").read(jpath))
-  local start
+  local entries, why = require("rasrun.journal").read(jpath)
+  if not entries then
+    io.stderr:write(("rasrun: cannot resume %s: %s\n"):format(args[1], why))
+    return 2
+  end
+  local start -- the last run's: a run folder can be used again
   for _, e in ipairs(entries) do
-    if e.ev == "run_start" then start = e break end
+    if e.ev == "run_start" then start = e end
   end
   if not start then
     io.stderr:write(("rasrun: %s: the journal has no run_start line\n"):format(jpath))
@@ -50,14 +54,15 @@ function M.cmd_resume(args)
       .. "pool:run{..., resume = %q}\n"):format(dir, dir))
     return 2
   end
+  local function say(msg) io.stderr:write("rasrun: ", msg, "\n") end
   if start.cwd then
     local ok, err = sys.chdir(start.cwd)
     if not ok then
-      io.stderr:write("rasrun: ", err, "\n")
+      say(("cannot resume %s: the folder it was started from is not there any more (%s)"):format(dir, err))
+      require("rasrun.pool").stop_left(dir, say)
       return 2
     end
   end
-  local function say(msg) io.stderr:write("rasrun: ", msg, "\n") end
   -- the run's projects must be where they were: else nothing can take it
   for _, prj in ipairs(start.projects or {}) do
     if not fs.isfile(prj) then
@@ -72,7 +77,7 @@ function M.cmd_resume(args)
     return 2
   end
   -- the recipe's pool:run whose projects are the run's takes it (pool.lua)
-  runtime.resume = { dir = dir, projects = start.projects or {} }
+  runtime.resume = { dir = dir, projects = start.projects or {}, plans = start.plans }
   io.stderr:write(("rasrun: resuming run %s (recipe %s)\n"):format(path.basename(dir), start.recipe))
   local code = cli.run_recipe(start.recipe, start.args or {})
   if not runtime.resume.taken then
@@ -80,7 +85,7 @@ function M.cmd_resume(args)
       say(("the recipe %s stopped before a pool:run took the run: nothing in %s was resumed")
         :format(start.recipe, dir))
     else
-      say(("no pool:run of %s runs the projects of %s (%s): nothing in it was resumed")
+      say(("no pool:run of %s runs the projects and plans of %s (%s): nothing in it was resumed")
         :format(start.recipe, dir, table.concat(runtime.resume.projects, ", ")))
     end
     require("rasrun.pool").stop_left(dir, say)

@@ -372,17 +372,30 @@ local function read_resume(dir)
   -- started: per attempt ("job#N"), its last step that started, or the
   -- attempt itself while no engine of it is in the journal (the controller
   -- writes "launched" a moment after the spawn: it may have died between)
-  local done, started, ended, ids, tried, start = {}, {}, {}, {}, {}, nil
+  -- A run folder used again (a fixed run_dir) holds earlier runs before the
+  -- last run_start: only that run, and the resumes of it, count.
+  local first = 1
+  for i, e in ipairs(entries) do
+    if e.ev == "run_start" then first = i end
+  end
+  local done, failed, started, ended, ids, tried, start = {}, {}, {}, {}, {}, {}, nil
   local slot_dirs, seen_dir = {}, {} -- per worker, the work folders its attempts used
   local history, attempt_of = {}, {} -- per plan, its attempts as the reports show them
   local boot -- of the controller that wrote what follows (older journals: none)
-  for _, e in ipairs(entries) do
+  for i = first, #entries do
+    local e = entries[i]
     if e.ev == "run_start" or e.ev == "run_resume" then
       boot = e.boot_id
       if e.run_id then ids[e.run_id] = true end
-      if e.ev == "run_start" then start = start or e end
+      if e.ev == "run_start" then start = e end
     end
-    if e.ev == "done" and e.status == "ok" then done[e.job] = e end
+    -- a resume states again what finished before it: the first word counts
+    if e.ev == "done" and e.status == "ok" and not (e.resumed and done[e.job]) then done[e.job] = e end
+    if e.ev == "done" and e.status == "failed" and not (e.resumed and failed[e.job]) then failed[e.job] = e end
+    -- a result moved into place just before the controller died, its "done" unwritten
+    if e.ev == "attempt_end" and e.ok and e.job and not done[e.job] then
+      done[e.job] = { job = e.job, status = "ok", t = e.t }
+    end
     local k = e.job and math.type(e.attempt) and (e.job .. "#" .. e.attempt)
     if k and (e.ev == "attempt" or e.ev == "launched") then
       e.boot_id = boot
@@ -420,7 +433,7 @@ local function read_resume(dir)
   for _, h in pairs(attempt_of) do
     if not h.status then h.status, h.reason = "cancelled", "the controller died during it" end
   end
-  return { done = done, orphans = orphans, ids = ids, tried = tried, start = start or {},
+  return { done = done, failed = failed, orphans = orphans, ids = ids, tried = tried, start = start or {},
            run_id = start and start.run_id, slot_dirs = slot_dirs, history = history }
 end
 
@@ -634,13 +647,19 @@ function Pool:run(opts)
   resolve_after(jobs, opts.after)
 
   -- Resume: what the interrupted run finished stays done. Under `rasrun
-  -- resume`, the recipe's first pool:run over the same projects as the run
-  -- being resumed takes it; its other pool:runs are runs of their own.
+  -- resume`, the recipe's pool:run over the same projects and plans as the
+  -- run being resumed takes it; its other pool:runs are runs of their own.
   local resume_dir = opts.resume
   local rr = runtime.resume
   if not resume_dir and rr and not rr.taken then
     local same = #rr.projects == #projects
     for i, p in ipairs(projects) do same = same and rr.projects[i] == p.path end
+    if same and rr.plans then
+      local theirs = {}
+      for _, k in ipairs(rr.plans) do theirs[k] = true end
+      same = #rr.plans == #jobs
+      for _, j in ipairs(jobs) do same = same and theirs[j.key] == true end
+    end
     if same then
       resume_dir, rr.taken = rr.dir, true
     end
@@ -650,7 +669,7 @@ function Pool:run(opts)
     if not j then cannot(err) end
     return j
   end
-  local prior, remote_orphans, journal = { done = {}, tried = {}, slot_dirs = {}, history = {} }, {}, nil
+  local prior, remote_orphans, journal = { done = {}, failed = {}, tried = {}, slot_dirs = {}, history = {} }, {}, nil
   if resume_dir then
     prior = read_resume(resume_dir)
     -- its lock tells whether the run is still going: then nothing of it is touched
@@ -675,16 +694,24 @@ function Pool:run(opts)
     local r = { plan = j.plan.number, key = j.key, project = j.project, title = j.plan.title,
                 attempts = 0, elapsed = 0, history = {} }
     results[i] = r
-    local done = resumed[j.key]
-    if done and done.result and fs.isfile(done.result) then
-      r.status, r.result, r.resumed = "ok", done.result, true
-      r.ran_before = not done.skipped
+    local done, failed = resumed[j.key], prior.failed[j.key]
+    -- what finished stays as it was, unless its result is gone or a source
+    -- changed since (it runs again then, as in any run)
+    local result = done and (done.result or j.plan:result_path())
+    if done and fs.isfile(result) and j.plan:result_state() ~= "current" then done = nil end
+    local h = prior.history[j.key] or {}
+    if (done and fs.isfile(result)) or failed then
       -- as the run that finished it left it: its attempts, worker and times
-      local h = prior.history[j.key] or {}
-      r.history, r.attempts = h, #h
+      r.resumed, r.history, r.attempts = true, h, #h
+      if done then
+        r.status, r.result, r.ran_before = done.skipped and "skipped" or "ok", result, not done.skipped
+        r.reason = done.reason or done.skipped and "up to date (result newer than its inputs; checks pass)" or nil
+      else
+        r.status, r.reason = "failed", failed.reason
+      end
       if h[1] then
         r.worker, r.host, r.checks = h[#h].worker, h[#h].host, h[#h].checks
-        r.elapsed = (done.t or h[#h].ended or h[1].started) - h[1].started
+        r.elapsed = ((done or failed).t or h[#h].ended or h[1].started) - h[1].started
       end
     elseif not opts.force and not done then
       local fresh, rep = up_to_date(j.plan, opts.check)
@@ -714,6 +741,22 @@ function Pool:run(opts)
     if #why == #engines then job.unrunnable = table.concat(why, "; ") end
     to_run[#to_run + 1] = job
     j.sched_index = #to_run
+  end
+  -- A plan that waits for one that failed in the run being resumed fails
+  -- with it, as in any run.
+  local failing = next(prior.failed) ~= nil
+  while failing do
+    failing = false
+    for i, j in ipairs(jobs) do
+      for _, k in ipairs(not results[i].status and j.after_idx or {}) do
+        if results[k].status == "failed" then
+          results[i].status = "failed"
+          results[i].reason = ("not run: it waits for %s, which failed"):format(jobs[k].key)
+          failing = true
+          break
+        end
+      end
+    end
   end
   for i, j in ipairs(jobs) do
     if not results[i].status then schedule(j, results[i]) end
@@ -765,9 +808,10 @@ function Pool:run(opts)
     workers = workers,
   }
   for _, r in ipairs(results) do
-    if r.status == "skipped" or r.resumed then
-      journal:write { ev = "done", job = r.key, plan = r.plan, status = "ok", result = r.result,
-                      skipped = r.status == "skipped" or nil, attempts = 0 }
+    if r.status == "skipped" or r.resumed or (resume_dir and r.status == "failed") then
+      journal:write { ev = "done", job = r.key, plan = r.plan, status = r.status == "failed" and "failed" or "ok",
+                      result = r.result, reason = r.reason, skipped = r.status == "skipped" or nil,
+                      resumed = r.resumed or nil, attempts = 0 }
     end
   end
   local ssh_slots = false -- folders the interrupted run left on SSH hosts
