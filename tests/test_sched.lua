@@ -1654,6 +1654,32 @@ function TestSched:test_resume_keeps_what_finished_as_it_was()
   lu.assertEquals(rasrun.project.open(d .. "/Sample.prj"):plan("01"):result_state(), "current")
 end
 
+-- A controller killed between moving a result into place and journaling
+-- the plan done: the resume takes the plan as finished by that attempt.
+function TestSched:test_resume_after_a_kill_between_commit_and_done()
+  local _, d = project({ { title = "a", seconds = 0.05 }, { title = "b", seconds = 0.05 } })
+  local env = { FAKE_RAS_SECONDS = "0", RASRUN_TEST_RUNDIR = d .. "/run" }
+  local r = H.rasrun({ "run", H.root .. "/tests/recipes/pool_run.lua", d, "1" }, { env = env, timeout = 60 })
+  lu.assertEquals(r.code, 0, r.stderr)
+  -- the journal as the kill left it: up to plan 01's attempt_end
+  local lines = {}
+  for line in H.read(d .. "/run/journal.jsonl"):gmatch("[^\n]+") do
+    lines[#lines + 1] = line
+    if line:find('"ev":"attempt_end"', 1, true) and line:find("Sample/p01", 1, true) then break end
+  end
+  assert(fs.write(d .. "/run/journal.jsonl", table.concat(lines, "\n") .. "\n"))
+  os.remove(d .. "/run/run.json")
+  os.remove(d .. "/Sample.p02.hdf") -- plan 02 had not run then
+  r = H.rasrun({ "resume", d .. "/run" }, { env = { FAKE_RAS_SECONDS = "0" }, timeout = 60 })
+  lu.assertEquals(r.code, 0, r.stderr)
+  lu.assertEquals(journal_count(d .. "/run", "attempt", "Sample/p01"), 1)
+  local doc = json.decode(H.read(d .. "/run/run.json"))
+  lu.assertEquals(doc.plans[1].status, "ok")
+  lu.assertEquals(doc.plans[1].attempts, 1)
+  lu.assertEquals(doc.plans[1].history[1].status, "ok")
+  lu.assertEquals(doc.plans[2].status, "ok")
+end
+
 -- A run folder used again (a recipe's fixed run_dir): the resume is of the
 -- last run in it. Plans that run skipped as up to date stay skipped.
 function TestSched:test_resume_of_a_run_folder_used_again()
