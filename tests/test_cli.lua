@@ -338,6 +338,18 @@ function TestRepl:test_piped_statements()
   lu.assertStrContains(r.stderr, "stdin:1: oops")
 end
 
+-- Errors meant for the user (rasrun.fail, what pool:run cannot help) show
+-- their message in the REPL too.
+function TestRepl:test_user_errors_show_their_message()
+  local r = H.rasrun({ "repl" }, { input = table.concat({
+    'p = rasrun.pool { rasrun.worker { type = "local", engine = { kind = "linux", home = "/x" } } }',
+    'p:run { project = "nope/X.prj" }', 'rasrun.fail("my message")', "" }, "\n") })
+  lu.assertEquals(r.code, 1)
+  lu.assertStrContains(r.stderr, "pool:run: nope/X.prj: no such project file")
+  lu.assertStrContains(r.stderr, "my message")
+  lu.assertNotStrContains(r.stderr, "error object")
+end
+
 -- Input that ends inside a statement: its syntax error, not garbage.
 function TestRepl:test_input_ending_mid_statement()
   local r = H.rasrun({ "repl" }, { input = "x = 1\nfor i = 1, 2 do\nprint(i)\n" })

@@ -130,7 +130,7 @@ function M.run_recipe(recipe, rargs)
   end, table.unpack(rargs))
   if not ok then
     if type(ret) == "table" and ret.exit_code then
-      if ret.message then io.stderr:write(ret.message, "\n") end
+      if ret.message and not ret.said then io.stderr:write(ret.message, "\n") end
       return ret.exit_code
     end
     io.stderr:write(tostring(ret), "\n")

@@ -32,7 +32,7 @@ local functions = {
 -- meant for the user, as a usage error or a missing file is) and exits with
 -- status (default 1; 2 is the convention for a wrong command line).
 function M.fail(message, status)
-  error({ exit_code = status or 1, message = tostring(message) }, 0)
+  require("rasrun.runtime").stop(status or 1, tostring(message))
 end
 
 setmetatable(M, {

@@ -27,7 +27,7 @@ local run_site = ""
 local function misuse(msg) error(run_site .. "pool:run: " .. msg, 0) end
 -- What the recipe cannot help (a project file that is not there, a run
 -- still going): said without a Lua traceback, exit status 2.
-local function cannot(msg) error({ exit_code = 2, message = "pool:run: " .. msg }, 0) end
+local function cannot(msg) runtime.stop(2, "pool:run: " .. msg) end
 
 -- ---- workers ---------------------------------------------------------------
 
@@ -616,7 +616,7 @@ function Pool:run(opts)
   if runtime.probe_only then
     -- `rasrun workers RECIPE`: probe this pool and stop the recipe here.
     local ok = require("rasrun.probe").print(self.workers)
-    error({ exit_code = ok and 0 or 1 }, 0)
+    runtime.stop(ok and 0 or 1)
   end
   local started = sys.now()
   local projects = {}
@@ -873,7 +873,8 @@ function Pool:run(opts)
   end)
   if sig then
     -- Ctrl-C / SIGTERM: everything is written; the recipe stops here.
-    error({ exit_code = 128 + sig, message = nil }, 0)
+    local what = ({ [1] = "a hangup", [2] = "Ctrl-C", [3] = "Ctrl-\\", [15] = "SIGTERM" })[sig] or ("signal " .. sig)
+    runtime.stop(128 + sig, ("the run was interrupted by %s"):format(what), true)
   end
   return run
 end

@@ -7,6 +7,16 @@ function M.note_run(run)
   M.runs[#M.runs + 1] = run
 end
 
+-- Stops the recipe with exit status code: `rasrun run` prints message
+-- without a Lua traceback, unless said (the run said it all already); the
+-- REPL shows it as any error.
+local Stop = { __tostring = function(e)
+  return e.message or ("stopped (exit status %d)"):format(e.exit_code)
+end }
+function M.stop(code, message, said)
+  error(setmetatable({ exit_code = code, message = message, said = said }, Stop), 0)
+end
+
 -- 1 when any plan of any run failed or was cancelled, else 0.
 function M.status()
   for _, run in ipairs(M.runs) do
