@@ -40,9 +40,13 @@ end
 local prj_path = rasrun.path.join(opts.dir, "Sample.prj")
 if not rasrun.fs.isfile(prj_path) then
   print(("Writing the sample project into %s"):format(opts.dir))
-  rasrun.sample.write(opts.dir)
+  local ok, err = pcall(rasrun.sample.write, opts.dir)
+  if not ok then
+    rasrun.fail(("sample: %s (--dir chooses a folder you can write)"):format(tostring(err):gsub("^[^:]*:%d+: ", "")), 2)
+  end
 end
-local prj = assert(rasrun.project.open(prj_path))
+local prj, err = rasrun.project.open(prj_path)
+if not prj then rasrun.fail("sample: " .. tostring(err), 2) end
 local plans, given = nil, {} -- nil: all
 for id in opts.plans:gmatch("[^,%s]+") do
   local ok, plan = pcall(prj.plan, prj, id)

@@ -179,6 +179,14 @@ function TestCli:test_the_sample_recipe_teaches_its_arguments()
     lu.assertStrContains(r.stderr, "sample: ")
     lu.assertNotStrContains(r.stderr, "stack traceback")
   end
+  -- a --dir that cannot be a folder (a file is there): said plainly
+  local file = H.tmpdir("cli") .. "/a-file"
+  assert(fs.write(file, "x"))
+  r = H.rasrun({ "run", "sample", "--dir", file })
+  lu.assertEquals(r.code, 2)
+  lu.assertStrContains(r.stderr, "sample: cannot create folder " .. file)
+  lu.assertStrContains(r.stderr, "--dir chooses a folder you can write")
+  lu.assertNotStrContains(r.stderr, "stack traceback")
   -- what `rasrun run --help` shows as its example
   lu.assertStrContains(H.rasrun({ "run", "--help" }).stdout, "rasrun run sample --plans 01,03")
   r = H.rasrun({ "run", "sample", "--dir", dir, "--plans", "01,03", "--slots", "2" },
