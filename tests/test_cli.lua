@@ -239,6 +239,7 @@ function TestCli:test_nonsense_arguments_are_refused()
     { { "check", "--max-volume-error", "1e999", file }, "--max-volume-error needs a positive number" },
     { { "check", "--since", "2024-99-99 99:99", file }, "--since needs epoch seconds" },
     { { "check", "--since", "2024-01-01 10:3045", file }, "--since needs epoch seconds" },
+    { { "check", "--since", "1e300", file }, "--since needs epoch seconds" },
     { { "help", "nosuch" }, 'no command "nosuch"' },
     { { "repl", "--bogus" }, "repl takes no arguments, got --bogus" },
   }) do
@@ -251,6 +252,16 @@ function TestCli:test_nonsense_arguments_are_refused()
   lu.assertEquals(r.code, 2)
   lu.assertStrContains(r.stdout, "FAIL --help: file: --help: No such file or directory")
   lu.assertEquals(H.rasrun({ "check", "--since", "2024-02-29 10:30", file }).code, 0)
+  -- a folder is not a result that failed its checks, but a wrong argument
+  r = H.rasrun({ "check", H.data })
+  lu.assertEquals(r.code, 2)
+  lu.assertStrContains(r.stdout, "FAIL " .. H.data .. ": ")
+  -- a recipe with no pool:run has no workers to probe
+  local recipe = H.tmpdir("cli") .. "/nopool.lua"
+  assert(fs.write(recipe, 'print("no pool")\n'))
+  r = H.rasrun({ "workers", recipe })
+  lu.assertEquals(r.code, 2)
+  lu.assertStrContains(r.stderr, recipe .. " ended without reaching a pool:run: no workers to probe")
 end
 
 -- Ctrl-C or SIGTERM while a recipe waits for a command: the command (in a

@@ -194,12 +194,13 @@ Prints `PASS <file>` or `FAIL <file>: <reason>` per file; --json prints an array
 of {file, ok, checks = [{name, ok, detail}]}.
 TIME is epoch seconds or "YYYY-MM-DD HH:MM[:SS]" (local time).
 
-Exit status: 0 all passed, 1 some file failed, 2 usage error or a missing file.
+Exit status: 0 all passed, 1 some file failed, 2 usage error or a file that is
+missing, unreadable or not a file.
 ]]
 
 local function parse_time(s)
   local n = tonumber(s)
-  if n then return n == n and math.abs(n) ~= math.huge and n or nil end
+  if n then return math.abs(n) <= 253402300799 and n or nil end -- up to the year 9999
   local y, mo, d, h, mi, sec = s:match("^(%d%d%d%d)-(%d%d?)-(%d%d?)[ T](%d%d?):(%d%d)(.*)$")
   if not y or not (sec == "" or sec:match("^:%d%d$")) then return nil end
   local want = { year = tonumber(y), month = tonumber(mo), day = tonumber(d), hour = tonumber(h),
@@ -250,7 +251,10 @@ function M.cmd_check(args)
     local rep = set(f, ctx)
     rep.result = nil
     reports[#reports + 1] = rep
-    if not fs.exists(f) then status = 2
+    -- a file that cannot be read is not a result that failed its checks
+    local fh = fs.isfile(f) and io.open(f, "rb")
+    if fh then fh:close() end
+    if not fh then status = 2
     elseif not rep.ok and status == 0 then status = 1 end
     if not opts.json then
       if rep.ok then print("PASS " .. f) else print(("FAIL %s: %s"):format(f, rep.reason)) end

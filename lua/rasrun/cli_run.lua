@@ -115,7 +115,12 @@ function M.cmd_workers(args)
     return 2
   end
   runtime.probe_only = true
-  return cli.run_recipe(recipe, { table.unpack(args, 2) })
+  local code = cli.run_recipe(recipe, { table.unpack(args, 2) })
+  if not runtime.probed and code ~= 2 then
+    io.stderr:write(("rasrun: %s ended without reaching a pool:run: no workers to probe\n"):format(recipe))
+    return 2
+  end
+  return code
 end
 
 return M

@@ -615,6 +615,7 @@ function Pool:run(opts)
   validate(opts)
   if runtime.probe_only then
     -- `rasrun workers RECIPE`: probe this pool and stop the recipe here.
+    runtime.probed = true
     local ok = require("rasrun.probe").print(self.workers)
     runtime.stop(ok and 0 or 1)
   end
