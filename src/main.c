@@ -30,6 +30,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "rasrun: cannot create the Lua state (out of memory)\n");
         return EXIT_USAGE;
     }
+    /* A copy of the program, away from its modules, says where it looked. */
+    if (!host_lua_dir()) {
+        lua_getglobal(L, "require");
+        lua_pushliteral(L, "rasrun.cli");
+        if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+            fprintf(stderr, "rasrun: cannot find its Lua modules: they are neither in ../share/rasrun/lua "
+                    "nor in ../lua beside the program, nor on the Lua path; run the program where it "
+                    "was built (or a link to it), or install it with `make install`\n");
+            lua_close(L);
+            return EXIT_USAGE;
+        }
+    }
     int status;
     if (argc >= 2 && strcmp(argv[1], "repl") == 0 &&
         !(argc >= 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0))) {

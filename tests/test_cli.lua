@@ -1,6 +1,7 @@
 -- The rasrun command line, run as a user would: bin/rasrun in a subprocess.
 local lu = require "luaunit"
 local fs = require "rasrun.fs"
+local sys = require "rasrun.sys"
 local json = require "rasrun.json"
 local H = require "helpers"
 
@@ -230,6 +231,19 @@ f:close()
   local r = H.rasrun({ "run", d .. "/fds.lua" })
   lu.assertEquals(r.code, 0, r.stderr)
   lu.assertEquals(r.stdout, "0\n1\n2\n")
+end
+
+-- A copy of the program away from its Lua modules says what is missing.
+function TestCli:test_a_copied_program_says_it_cannot_find_its_modules()
+  local d = H.tmpdir("cli")
+  assert(fs.mkdirs(d .. "/bin"))
+  lu.assertEquals(sys.run({ "cp", H.bin, d .. "/bin/rasrun" }).code, 0)
+  for _, cmd in ipairs({ "--help", "repl" }) do
+    local r = sys.run({ d .. "/bin/rasrun", cmd }, { env = { LUA_PATH = ";;" } })
+    lu.assertEquals(r.code, 2)
+    lu.assertStrContains(r.stderr, "rasrun: cannot find its Lua modules")
+    lu.assertNotStrContains(r.stderr, "package.preload")
+  end
 end
 
 -- Values that are not what an option takes are refused, naming it.
