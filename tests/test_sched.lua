@@ -712,6 +712,18 @@ function TestSched:test_up_to_date_plans_are_skipped_unless_forced()
   lu.assertEquals(r.counts.ok, 2)
 end
 
+-- The live total line tells cancelled plans from failed ones, as the
+-- summary after it does; plans a resume found failed count as failed.
+function TestSched:test_the_live_total_tells_cancelled_from_failed()
+  local out = {}
+  local p = require("rasrun.progress").new({ progress = "plain" })
+  p.mode, p.out = "live", { write = function(_, s) out[#out + 1] = s end, flush = function() end }
+  p:begin(3, { { status = "failed" }, {}, {} }, { { slots = 2 } })
+  p:event({ type = "start", job = "Sample/p02", worker = "here", attempt = 1 })
+  p:event({ type = "done", job = "Sample/p02", status = "cancelled", reason = "cancelled (Interrupt)" })
+  lu.assertStrContains(table.concat(out), "[2/3 done, 1 failed, 1 cancelled, 0 running")
+end
+
 -- A source that changes while its plan runs (the boundary file edited, the
 -- geometry edited) is not in that plan's result: the result must not count
 -- as up to date. The report says so when the engine read that file.

@@ -21,7 +21,7 @@ function M.new(opts)
   elseif opts.progress ~= "plain" and sys.isatty(2) and os.getenv("TERM") ~= "dumb" then
     mode = "live" end
   return setmetatable({ mode = mode, out = io.stderr, running = {}, order = {}, drawn = 0,
-                        done = 0, failed = 0, total = 0, durations = {}, slots = 1 }, P)
+                        done = 0, failed = 0, cancelled = 0, total = 0, durations = {}, slots = 1 }, P)
 end
 
 function P:write(s) if self.mode ~= "quiet" then self.out:write(s) end end
@@ -53,6 +53,7 @@ function P:begin(total, results, workers)
     if r.status then
       pre = pre + 1
       self.done = self.done + 1
+      if r.status == "failed" then self.failed = self.failed + 1 end
     end
   end
   local what = ("%s on %s (%s)"):format(count(total, "plan"), count(#workers, "worker"),
@@ -89,7 +90,8 @@ function P:event(ev)
       self:line(("ok       %s in %s (%d attempt%s)%s"):format(k, hms(ev.elapsed or 0), ev.attempts,
         ev.attempts == 1 and "" or "s", ev.reason and ("; note: " .. ev.reason) or ""))
     else
-      self.failed = self.failed + 1
+      if ev.status == "cancelled" then self.cancelled = self.cancelled + 1
+      else self.failed = self.failed + 1 end
       self:line(("%-8s %s: %s"):format(ev.status, k, ev.reason or "?"))
     end
   elseif ev.type == "worker_down" then
@@ -174,8 +176,9 @@ function P:draw()
   for _, k in ipairs(self.order) do if keep[k] then order[#order + 1] = k; keep[k] = false end end
   self.order = order
   local eta = self:eta()
-  lines[#lines + 1] = ("[%d/%d done, %d failed, %d running, %s elapsed%s]"):format(self.done,
-    self.total, self.failed, #order, hms(now - self.t0), eta and (", ETA " .. hms(eta)) or "")
+  lines[#lines + 1] = ("[%d/%d done, %d failed%s, %d running, %s elapsed%s]"):format(self.done,
+    self.total, self.failed, self.cancelled > 0 and (", %d cancelled"):format(self.cancelled) or "",
+    #order, hms(now - self.t0), eta and (", ETA " .. hms(eta)) or "")
   for i, l in ipairs(lines) do lines[i] = fit(l, cols) end
   self:write(table.concat(lines, "\n") .. "\n")
   self.drawn = #lines
