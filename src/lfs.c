@@ -200,9 +200,18 @@ static int l_read(lua_State *L)
     const char *p = luaL_checkstring(L, 1);
     lua_Integer max = luaL_optinteger(L, 2, LUA_MAXINTEGER);
     luaL_argcheck(L, max >= 0, 2, "the most bytes to read must be 0 or more");
-    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    /* not blocking in open: a named pipe would wait for a writer forever */
+    int fd = open(p, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return fail_errno(L, "cannot read", p);
+    struct stat st;
+    if (fstat(fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
+        close(fd);
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot read %s: not a file (a %s)", p, S_ISFIFO(st.st_mode) ? "named pipe" : "socket");
+        return 2;
+    }
+    fcntl(fd, F_SETFL, 0);
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     lua_Integer total = 0;

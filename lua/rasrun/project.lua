@@ -116,7 +116,9 @@ end
 function M.open(prj_path)
   if type(prj_path) ~= "string" then error("project.open: expected a .prj path", 2) end
   local abs = path.abspath(prj_path)
-  if not fs.isfile(abs) then return nil, prj_path .. ": no such project file" end
+  if not fs.isfile(abs) then
+    return nil, prj_path .. (fs.exists(abs) and ": not a file" or ": no such project file")
+  end
   local list, keys = read_keys(abs)
   if not list then return nil, keys end
   local self = setmetatable({ path = abs, dir = path.dirname(abs),
