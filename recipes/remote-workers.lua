@@ -8,14 +8,24 @@
 -- host_key, keepalive and connect_timeout.
 local rasrun = require "rasrun"
 
+local USAGE = "usage: rasrun run remote-workers RemoteWorkers.json PROJECT.prj [PLAN...]"
 local json_file, prj_path = arg[1], arg[2]
-if not json_file or not prj_path then
-  rasrun.fail("usage: rasrun run remote-workers RemoteWorkers.json PROJECT.prj [PLAN...]", 2)
+if json_file == "--help" or json_file == "-h" then
+  print(USAGE .. [[
+
+
+Runs the project's plans (or the PLANs given, as 01 or p01) on the workers of
+a ras-commander RemoteWorkers.json: its local and ssh entries; other worker
+types are reported and skipped. Entries need the engine: ras_exe_path
+(.../Ras.exe or .../bin/RasUnsteady) or a rasrun "engine" object. Each plan
+gets up to 2 retries and the standard checks (volume error at most 1%).]])
+  return 0
 end
+if not json_file or not prj_path then rasrun.fail(USAGE, 2) end
 local ok, workers, skipped = pcall(rasrun.workers_from_json, json_file)
 if not ok then rasrun.fail(workers, 2) end -- no such file, not JSON, no "workers" array
 if #workers == 0 then
-  rasrun.fail(("%s: no usable worker (%d skipped)"):format(json_file, #skipped))
+  rasrun.fail(("%s: no usable worker (%d skipped)"):format(json_file, #skipped), 2)
 end
 local prj, err = rasrun.project.open(prj_path)
 if not prj then rasrun.fail(err, 2) end

@@ -205,11 +205,14 @@ function TestCli:test_the_sample_recipe_teaches_its_arguments()
   lu.assertEquals(r.stderr, "sample: --plans: plan 01 is listed twice (01 and 1)\n")
   fs.write(dir .. "/Workers.json", json.encode({ workers = {
     { name = "here", worker_type = "local", ras_exe_path = H.sim("linux") .. "/bin/RasUnsteady" } } }))
+  fs.write(dir .. "/NoUsable.json", json.encode({ workers = { { name = "w", worker_type = "docker" } } }))
+  lu.assertEquals(H.rasrun({ "run", "remote-workers", "--help" }).code, 0)
   for _, case in ipairs({
     { { dir .. "/None.json", dir .. "/Sample.prj" }, "workers_from_json: cannot read " .. dir .. "/None.json" },
     { { dir .. "/Workers.json", dir .. "/None.prj" }, dir .. "/None.prj: no such project file" },
     { { dir .. "/Workers.json", dir .. "/Sample.prj", "09" }, dir .. "/Sample.prj has no plan 09" },
     { { dir .. "/Workers.json", dir .. "/Sample.prj", "01", "1" }, "plan 01 is given twice" },
+    { { dir .. "/NoUsable.json", dir .. "/Sample.prj" }, dir .. "/NoUsable.json: no usable worker (1 skipped)" },
   }) do
     r = H.rasrun({ "run", "remote-workers", table.unpack(case[1]) })
     lu.assertEquals(r.code, 2, case[2])
