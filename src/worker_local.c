@@ -326,6 +326,21 @@ static void kill_remembered(local_attempt *la)
         }
 }
 
+/* A process that left the engine's tree (a daemon: a double fork, setsid)
+ * but works in the attempt's folder is the attempt's all the same. Looking
+ * costs a pass over /proc: done when an attempt was stopped, and for every
+ * slot when the run ends, not after every plan. */
+#define MAX_IN_FOLDER 256
+
+static void kill_in_folder(const char *dir)
+{
+    pid_t pids[MAX_IN_FOLDER];
+    int n = proc_in_folder(dir, pids, MAX_IN_FOLDER);
+    for (int i = 0; i < n; i++)
+        if (pids[i] != getpid())
+            kill(pids[i], SIGKILL);
+}
+
 /* How many running engines free_core asks where they run: each is a read
  * of /proc. With more, the ended engine's core is taken as it is. */
 #define CORE_LOOKS 8
@@ -524,6 +539,8 @@ static void lw_release(worker *w, attempt *a, int remove_workdir)
     local_attempt *la = a->wdata;
     local_worker *lw = w->data;
     char err[1024];
+    if (a->cancelling || a->timed_out || a->interrupted)
+        kill_in_folder(a->workdir);
     if (remove_workdir) {
         if (fs_clear(a->workdir, err, sizeof err) != 0)
             fprintf(stderr, "rasrun: %s: %s\n", w->name, err);
@@ -543,12 +560,14 @@ static void lw_release(worker *w, attempt *a, int remove_workdir)
     a->wdata = NULL;
 }
 
-/* Slot folders, and the run's folder when nothing was kept in it. */
+/* Slot folders, and the run's folder when nothing was kept in it; what
+ * still works in them is stopped first. */
 static void remove_slot_dirs(worker *w)
 {
     char dir[4096], err[1024];
     for (int k = 0; k < w->slots; k++) {
         sched_slot_dir(dir, sizeof dir, w, k);
+        kill_in_folder(dir);
         if (fs_rmtree(dir, err, sizeof err) != 0)
             fprintf(stderr, "rasrun: %s: %s\n", w->name, err);
     }

@@ -94,7 +94,11 @@ function H.sim(kind) return assert(require("rasrun.sim").home(kind or "linux")) 
 -- real one and then leaves a helper (bin/helper, a copy of sleep) running
 -- in its process group, as engines that start helpers do. Returns the
 -- install folder; H.processes_under(it) finds the helper.
-function H.engine_leaving_a_helper(dir)
+-- An install whose RasUnsteady leaves a helper (a copy of sleep) running
+-- after it ends, in its process group; with daemon, one that left the
+-- engine's tree and process group at its start (a double fork, setsid) and
+-- works in the engine's folder.
+function H.engine_leaving_a_helper(dir, daemon)
   local home = dir .. "/hecras"
   for _, argv in ipairs({ { "cp", "-a", H.sim("linux"), home }, { "mkdir", home .. "/bin/real" },
                           { "mv", home .. "/bin/RasUnsteady", home .. "/bin/real/RasUnsteady" },
@@ -102,9 +106,12 @@ function H.engine_leaving_a_helper(dir)
     local r = sys.run(argv)
     assert(r.code == 0, table.concat(argv, " ") .. ": " .. r.stderr)
   end
-  assert(fs.write(home .. "/bin/RasUnsteady", table.concat({ "#!/bin/sh",
-    'bin=$(dirname "$0")', '"$bin/real/RasUnsteady" "$@"', "rc=$?",
-    '"$bin/helper" 300 </dev/null >/dev/null 2>&1 &', "exit $rc", "" }, "\n")))
+  local script = daemon
+    and { "#!/bin/sh", 'bin=$(dirname "$0")', '( setsid "$bin/helper" 300 </dev/null >/dev/null 2>&1 & )',
+          'exec "$bin/real/RasUnsteady" "$@"' }
+    or { "#!/bin/sh", 'bin=$(dirname "$0")', '"$bin/real/RasUnsteady" "$@"', "rc=$?",
+         '"$bin/helper" 300 </dev/null >/dev/null 2>&1 &', "exit $rc" }
+  assert(fs.write(home .. "/bin/RasUnsteady", table.concat(script, "\n") .. "\n"))
   assert(sys.run({ "chmod", "755", home .. "/bin/RasUnsteady" }).code == 0)
   return home
 end

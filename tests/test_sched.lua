@@ -194,6 +194,19 @@ function TestSched:test_a_helper_left_in_the_engines_group_ends_with_it()
   H.wait_for(function() return #H.processes_under(home) == 0 end, 5, "the helper to end")
 end
 
+-- A daemon the engine started (out of its tree and process group) but that
+-- works in the attempt's folder is stopped with a timed-out attempt, and
+-- with the run for one whose engine ended.
+function TestSched:test_a_daemon_working_in_the_attempts_folder_is_stopped()
+  local home = H.engine_leaving_a_helper(H.tmpdir("engine"), true)
+  local prj = project({ { title = "quick", seconds = 0.2 }, { title = "hangs", mode = "hang" } })
+  local r = run(pool_of(H.local_worker("here", 2, { engine = { kind = "linux", home = home } })),
+                { project = prj, timeout = 1.5 })
+  lu.assertEquals(H.result(r, "01").status, "ok")
+  lu.assertStrContains(H.result(r, "02").reason, "timed out")
+  H.wait_for(function() return #H.processes_under(home) == 0 end, 5, "the daemons to end")
+end
+
 function TestSched:test_timeout_kills_the_whole_process_tree()
   local prj = project({ { title = "hangs", mode = "hang" } })
   local t0, cpu0 = sys.monotonic(), os.clock()
