@@ -50,16 +50,17 @@ static const unsigned short CP1252[32] = {
     0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0, 0x017E, 0x0178,
 };
 
-/* A JSON string from Lua text: valid UTF-8 as it is; text that is not
- * (Windows HEC-RAS writes project files in Windows-1252) is read as
- * Windows-1252, so that the JSON stays valid. */
-static cJSON *json_string(const char *s, size_t n)
+/* Text as UTF-8: NULL (with *bad 0) when it is valid UTF-8 already; text
+ * that is not (Windows HEC-RAS writes project files in Windows-1252) is read
+ * as Windows-1252 into a new string (NULL with *bad 1: out of memory). */
+static char *as_utf8(const char *s, size_t n, int *bad)
 {
     size_t i = 0, seq;
     while (i < n && (seq = utf8_seq((const unsigned char *)s + i, n - i)))
         i += seq;
+    *bad = i < n;
     if (i == n)
-        return cJSON_CreateString(s);
+        return NULL;
     char *out = malloc(n * 3 + 1), *o = out;
     if (!out)
         return NULL;
@@ -79,9 +80,40 @@ static cJSON *json_string(const char *s, size_t n)
         *o++ = (char)(0x80 | (cp & 0x3F));
     }
     *o = 0;
+    return out;
+}
+
+/* A JSON string from Lua text, valid UTF-8 whatever the text's encoding. */
+static cJSON *json_string(const char *s, size_t n)
+{
+    int bad;
+    char *out = as_utf8(s, n, &bad);
+    if (!bad)
+        return cJSON_CreateString(s);
+    if (!out)
+        return NULL;
     cJSON *j = cJSON_CreateString(out);
     free(out);
     return j;
+}
+
+/* json.utf8(s): s as UTF-8 (as it is when it is; read as Windows-1252 when
+ * not), for text that leaves rasrun other than as JSON (report.html). */
+static int l_utf8(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    int bad;
+    char *out = as_utf8(s, n, &bad);
+    if (!bad) {
+        lua_settop(L, 1);
+        return 1;
+    }
+    if (!out)
+        return luaL_error(L, "json.utf8: out of memory");
+    lua_pushstring(L, out);
+    free(out);
+    return 1;
 }
 
 static int is_array(lua_State *L, int idx, size_t *n)
@@ -391,6 +423,7 @@ static const luaL_Reg funcs[] = {
     { "encode", l_encode },
     { "decode", l_decode },
     { "array", l_array },
+    { "utf8", l_utf8 },
     { NULL, NULL },
 };
 

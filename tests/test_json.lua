@@ -57,4 +57,7 @@ function TestJson:test_windows_1252_text_becomes_utf8()
   lu.assertEquals(s, '{"title":"Br\xc3\xbccke 10\xc2\xb0 \xe2\x82\xac"}')
   lu.assertEquals(json.decode(s).title, "Brücke 10° €")
   lu.assertEquals(json.encode({ "caf\xc3\xa9" }), '["caf\xc3\xa9"]') -- UTF-8 stays as it is
+  -- the same for text that leaves rasrun otherwise (report.html)
+  lu.assertEquals(json.utf8("Br\xfccke 10\xb0 \x80"), "Brücke 10° €")
+  lu.assertEquals(json.utf8("caf\xc3\xa9"), "caf\xc3\xa9")
 end

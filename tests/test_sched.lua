@@ -725,6 +725,18 @@ function TestSched:test_up_to_date_plans_are_skipped_unless_forced()
   lu.assertEquals(r.counts.ok, 2)
 end
 
+-- report.html is UTF-8: a plan title as Windows HEC-RAS writes it
+-- (Windows-1252) shows as its characters; markup in titles is text.
+function TestSched:test_the_report_shows_windows_titles_as_text()
+  local prj = project({ { title = "R\xEDo Grande \x96 <100-yr> & \"more\"", seconds = 0.05 } })
+  local r = run(pool_of(H.local_worker("a", 1)), { project = prj })
+  lu.assertEquals(r.counts.ok, 1)
+  local html = H.read(r.run_dir .. "/report.html")
+  lu.assertStrContains(html, "Río Grande – &lt;100-yr&gt; &amp; &quot;more&quot;")
+  lu.assertNil(html:find("\xED", 1, true))
+  lu.assertNil(html:find("<100-yr>", 1, true))
+end
+
 -- The live total line tells cancelled plans from failed ones, as the
 -- summary after it does; plans a resume found failed count as failed.
 function TestSched:test_the_live_total_tells_cancelled_from_failed()

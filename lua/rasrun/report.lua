@@ -66,6 +66,7 @@ end
 local ENTITIES = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;" }
 local function esc(s)
   s = tostring(s or "")
+  if s:find("[\128-\255]") then s = json.utf8(s) end -- Windows-1252 titles: the page is UTF-8
   if not s:find('[&<>"]') then return s end -- most text has nothing to escape
   return (s:gsub('[&<>"]', ENTITIES))
 end
