@@ -1829,6 +1829,11 @@ function TestSched:test_sigkill_then_resume_finishes_the_rest()
   lu.assertEquals(doc.plans[3].attempts, 2)
   lu.assertEquals(doc.plans[3].history[1].status, "cancelled")
   lu.assertEquals(doc.plans[3].history[2].status, "ok")
+  -- the killed controller's unfinished attempts end when it died (its last
+  -- journal line), not at once; the run's time starts with that controller
+  local h1 = doc.plans[3].history[1]
+  lu.assertTrue(h1.seconds > 0.1, h1.seconds)
+  lu.assertTrue(doc.started <= h1.started, doc.started .. " " .. h1.started)
   -- the timeline reaches back to the killed controller's attempts
   lu.assertNil(H.read(run_dir .. "/report.html"):find('x="%-'), "a bar left of the timeline")
   -- the reports are not fsync'd: a crash may take them, and a resume of the
@@ -1843,5 +1848,6 @@ function TestSched:test_sigkill_then_resume_finishes_the_rest()
   lu.assertEquals(doc.plans[3].attempts, 2)
   lu.assertEquals(doc.plans[3].history[2].worker, "here")
   lu.assertEquals(check_names(doc.plans[3]), check_names(doc.plans[1]))
+  lu.assertAlmostEquals(doc.plans[3].history[1].seconds, h1.seconds, 0.01)
   lu.assertStrContains(H.read(run_dir .. "/report.html"), "Sample/p04")
 end

@@ -382,8 +382,20 @@ local function read_resume(dir)
   local slot_dirs, seen_dir = {}, {} -- per worker, the work folders its attempts used
   local history, attempt_of = {}, {} -- per plan, its attempts as the reports show them
   local boot -- of the controller that wrote what follows (older journals: none)
+  -- A controller's attempts it did not see end ended with it, as far as the
+  -- reports can tell: at its last line.
+  local last_t
+  local function controller_died()
+    for _, h in pairs(attempt_of) do
+      if not h.status then
+        h.status, h.reason, h.ended = "cancelled", "the controller died during it", last_t
+      end
+    end
+  end
   for i = first, #entries do
     local e = entries[i]
+    if e.ev == "run_resume" then controller_died() end
+    last_t = e.t or last_t
     if e.ev == "run_start" or e.ev == "run_resume" then
       boot = e.boot_id
       if e.run_id then ids[e.run_id] = true end
@@ -430,9 +442,7 @@ local function read_resume(dir)
   for k, e in pairs(started) do
     if not ended[k] then orphans[#orphans + 1] = e end
   end
-  for _, h in pairs(attempt_of) do
-    if not h.status then h.status, h.reason = "cancelled", "the controller died during it" end
-  end
+  controller_died()
   return { done = done, failed = failed, orphans = orphans, ids = ids, tried = tried, start = start or {},
            run_id = start and start.run_id, slot_dirs = slot_dirs, history = history }
 end
@@ -471,7 +481,10 @@ local function stop_orphans(orphans, workers, say)
     local w = by_name[e.worker]
     if w and w.type == "ssh" then
       -- one that never started has nothing on the host to stop
-      if e.pid then remote[#remote + 1] = e end
+      if e.pid then
+        remote[#remote + 1] = e
+        e.stopped_at = sys.now()
+      end
     elseif e.host and e.host ~= here then
       say(("cannot stop the engine of plan %s: it ran on %s (worker %s), this is %s")
         :format(e.plan, e.host, tostring(e.worker), here))
@@ -484,7 +497,7 @@ local function stop_orphans(orphans, workers, say)
       if st and e.starttime and st >= e.starttime and st <= (e.starttime_max or e.starttime) then
         say(("stopping engine pid %d of plan %s left by the interrupted run"):format(e.pid, e.plan))
         sys.kill_tree(e.pid, "KILL")
-        stopped = e.pid
+        stopped, e.stopped_at = e.pid, sys.now()
       end
       if e.workdir and e.workdir:sub(1, 1) == "/" then
         -- anything still working in the attempt's folder is the run's too (a
@@ -673,10 +686,24 @@ function Pool:run(opts)
   local prior, remote_orphans, journal = { done = {}, failed = {}, tried = {}, slot_dirs = {}, history = {} }, {}, nil
   if resume_dir then
     prior = read_resume(resume_dir)
+    -- the run began when its first controller started it
+    if prior.start.t then started = math.min(started, prior.start.t) end
     -- its lock tells whether the run is still going: then nothing of it is touched
     journal = open_journal(resume_dir)
     remote_orphans = stop_orphans(prior.orphans, self.workers, say)
     remove_staged(projects, prior.ids)
+    -- an engine the resume stopped ran until then: journaled, for the
+    -- reports of this resume and of any after it
+    for _, e in ipairs(prior.orphans) do
+      local why = "cancelled (the controller died during it; the resume stopped its engine)"
+      for _, h in ipairs(e.stopped_at and prior.history[e.job] or {}) do
+        if h.attempt == e.attempt then
+          h.ended, h.reason = e.stopped_at, why
+          journal:write { ev = "attempt_end", job = e.job, plan = e.plan, attempt = e.attempt,
+                          worker = e.worker, host = e.host, ok = false, reason = why, t = e.stopped_at }
+        end
+      end
+    end
   end
   local resumed = prior.done
 
