@@ -1691,6 +1691,25 @@ function TestSched:test_resume_keeps_what_finished_as_it_was()
   lu.assertEquals(rasrun.project.open(d .. "/Sample.prj"):plan("01"):result_state(), "current")
 end
 
+-- A run started from a folder that is gone by the resume: nothing can be
+-- run again from there, and the engines the run left are stopped all the same.
+function TestSched:test_resume_from_a_start_folder_that_is_gone_stops_what_the_run_left()
+  if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
+  local _, d = project({ { title = "slow", seconds = 60 } })
+  local cwd = H.tmpdir("cwd")
+  local pid, run_dir = start_controller(d, 1, nil, { "sh", "-c", 'cd "$1" && shift && exec "$@"', "sh", cwd })
+  H.wait_for(function() return journal_count(run_dir, "launched") == 1 end, 20, "the engine")
+  sys.kill(pid, "KILL")
+  sys.wait(pid, 10)
+  lu.assertEquals(#engines_alive(), 1)
+  assert(fs.rmtree(cwd))
+  local r = H.rasrun({ "resume", run_dir }, { timeout = 60 })
+  lu.assertEquals(r.code, 2)
+  lu.assertStrContains(r.stderr, "the folder it was started from is not there any more")
+  lu.assertNotStrContains(r.stderr, "stack traceback")
+  H.wait_for(function() return #engines_alive() == 0 end, 5, "the engine to be stopped")
+end
+
 -- A controller killed between moving a result into place and journaling
 -- the plan done: the resume takes the plan as finished by that attempt.
 function TestSched:test_resume_after_a_kill_between_commit_and_done()
