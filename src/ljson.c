@@ -52,8 +52,9 @@ static const unsigned short CP1252[32] = {
 
 /* Text as UTF-8: NULL (with *bad 0) when it is valid UTF-8 already; text
  * that is not (Windows HEC-RAS writes project files in Windows-1252) is read
- * as Windows-1252 into a new string (NULL with *bad 1: out of memory). */
-static char *as_utf8(const char *s, size_t n, int *bad)
+ * as Windows-1252 into a new string of *len bytes (NULL with *bad 1: out of
+ * memory). */
+static char *as_utf8(const char *s, size_t n, int *bad, size_t *len)
 {
     size_t i = 0, seq;
     while (i < n && (seq = utf8_seq((const unsigned char *)s + i, n - i)))
@@ -80,6 +81,7 @@ static char *as_utf8(const char *s, size_t n, int *bad)
         *o++ = (char)(0x80 | (cp & 0x3F));
     }
     *o = 0;
+    *len = (size_t)(o - out);
     return out;
 }
 
@@ -87,7 +89,8 @@ static char *as_utf8(const char *s, size_t n, int *bad)
 static cJSON *json_string(const char *s, size_t n)
 {
     int bad;
-    char *out = as_utf8(s, n, &bad);
+    size_t len;
+    char *out = as_utf8(s, n, &bad, &len);
     if (!bad)
         return cJSON_CreateString(s);
     if (!out)
@@ -104,14 +107,15 @@ static int l_utf8(lua_State *L)
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
     int bad;
-    char *out = as_utf8(s, n, &bad);
+    size_t len;
+    char *out = as_utf8(s, n, &bad, &len);
     if (!bad) {
         lua_settop(L, 1);
         return 1;
     }
     if (!out)
         return luaL_error(L, "json.utf8: out of memory");
-    lua_pushstring(L, out);
+    lua_pushlstring(L, out, len);
     free(out);
     return 1;
 }
