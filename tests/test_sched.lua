@@ -1648,12 +1648,10 @@ end
   end
 end
 
--- What finished stays as it was through resumes, and only that: a failed
--- plan stays failed, a finished plan's times do not grow with each resume,
--- and a result whose sources changed since runs again.
-function TestSched:test_resume_keeps_what_finished_as_it_was()
-  if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
-  local _, d = project({ { title = "quick", seconds = 0.2 }, { title = "unstable", mode = "unstable" },
+-- A run of four plans on two slots whose controller was killed (SIGKILL)
+-- when plans 01 and 02 had ended and 03 and 04 were running.
+local function killed_with_two_done(second)
+  local _, d = project({ { title = "quick", seconds = 0.2 }, second,
                          { title = "slow", seconds = 60 }, { title = "slower", seconds = 60 } })
   local pid, run_dir = start_controller(d, 2)
   H.wait_for(function()
@@ -1661,6 +1659,15 @@ function TestSched:test_resume_keeps_what_finished_as_it_was()
   end, 30, "two plans done and two running")
   sys.kill(pid, "KILL")
   sys.wait(pid, 10)
+  return d, run_dir
+end
+
+-- What finished stays as it was through resumes, and only that: a failed
+-- plan stays failed, a finished plan's times do not grow with each resume,
+-- and a result whose sources changed since runs again.
+function TestSched:test_resume_keeps_what_finished_as_it_was()
+  if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
+  local d, run_dir = killed_with_two_done({ title = "unstable", mode = "unstable" })
   local env = { FAKE_RAS_SECONDS = "0.2" }
   local function resume()
     os.remove(run_dir .. "/run.json")
@@ -1784,14 +1791,7 @@ end
 
 function TestSched:test_sigkill_then_resume_finishes_the_rest()
   if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
-  local _, d = project({ { title = "quick", seconds = 0.2 }, { title = "quick too", seconds = 0.2 },
-                         { title = "slow", seconds = 60 }, { title = "slower", seconds = 60 } })
-  local pid, run_dir = start_controller(d, 2)
-  H.wait_for(function()
-    return journal_count(run_dir, "done") == 2 and journal_count(run_dir, "launched") == 4
-  end, 30, "two plans done and two running")
-  sys.kill(pid, "KILL")
-  sys.wait(pid, 10)
+  local d, run_dir = killed_with_two_done({ title = "quick too", seconds = 0.2 })
   -- the orphans of the dead controller
   H.wait_for(function() return #engines_alive() == 2 end, 10, "the two orphaned engines")
   local done_before = H.read(d .. "/Sample.p01.hdf")
