@@ -107,6 +107,9 @@ function TestChecks:test_messages_report_the_first_error_line_whole()
   lu.assertEquals(detail, 'compute messages: "12:00:05  Simulation Aborted at 02JAN1900"')
   ok, detail = checks.messages { messages = "ERROR: at the very start" }
   lu.assertEquals(detail, 'compute messages: "ERROR: at the very start"')
+  -- a Windows path in the message stays as it is, ready to paste
+  ok, detail = checks.messages { messages = "ERROR: Access to the path 'D:\\Models\\Creek' is denied." }
+  lu.assertEquals(detail, [[compute messages: "ERROR: Access to the path 'D:\Models\Creek' is denied."]])
   lu.assertTrue(checks.messages { messages = "Finished Successfully\nno trouble" })
 end
 

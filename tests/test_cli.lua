@@ -113,6 +113,15 @@ function TestCli:test_plans_table_and_json()
   r = H.rasrun({ "plans", "/nope.prj" })
   lu.assertEquals(r.code, 2)
   lu.assertStrContains(r.stderr, "/nope.prj: no such project file")
+  -- titles as Windows HEC-RAS writes them (Windows-1252) print as UTF-8,
+  -- cut and padded by characters
+  local d = H.tmpdir("cli")
+  assert(fs.write(d .. "/T.prj", "Proj Title=Caf\xe9 \x96 Cr\xe9ek\r\nPlan File=p01\r\n"))
+  assert(fs.write(d .. "/T.p01", "Plan Title=R\xe9sum\xe9 " .. ("\xe9"):rep(40) ..
+    "\r\nShort Identifier=x\xe9\r\nGeom File=g01\r\nFlow File=u01\r\n"))
+  r = H.rasrun({ "plans", d .. "/T.prj" })
+  lu.assertStrContains(r.stdout, "Project T.prj: Café – Créek\n")
+  lu.assertStrContains(r.stdout, "\n01    Résumé " .. ("é"):rep(28) .. "~ xé                   g01")
 end
 
 function TestCli:test_plans_result_states()

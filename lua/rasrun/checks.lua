@@ -112,7 +112,7 @@ function M.messages(r)
   local from = first
   while from > 1 and text:sub(from - 1, from - 1) ~= "\n" do from = from - 1 end
   local to = text:find("\n", first, true)
-  return false, ("compute messages: %q"):format(short(text:sub(from, to and to - 1 or #text)))
+  return false, 'compute messages: "' .. short(text:sub(from, to and to - 1 or #text)) .. '"'
 end
 
 -- Optional: every 2D cell's maximum WSEL within [min, max] (opts.area names

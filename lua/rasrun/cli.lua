@@ -297,10 +297,15 @@ local function plan_row(p, checks)
            missing = p.missing or nil, error = p.error }
 end
 
-local function clip(s, n)
-  s = tostring(s or "-")
-  if #s > n then return s:sub(1, n - 1) .. "~" end
-  return s
+-- Text as UTF-8 (Windows HEC-RAS writes titles in Windows-1252).
+local function text(s) return require("rasrun.json").utf8(tostring(s)) end
+
+-- A column n characters wide: cut (with "~") or padded, by characters.
+local function cell(s, n)
+  s = text(s or "-")
+  local len = utf8.len(s) or #s
+  if len > n then return s:sub(1, (utf8.offset(s, n) or n) - 1) .. "~" end
+  return s .. (" "):rep(n - len)
 end
 
 function M.cmd_plans(args)
@@ -330,15 +335,15 @@ function M.cmd_plans(args)
     print(json.encode({ project = prj.path, title = prj.title, plans = json.array(rows) }, true))
     return 0
   end
-  print(("Project %s: %s"):format(path.basename(prj.path), prj.title or "(no title)"))
-  local fmt = "%-5s %-36s %-20s %-5s %-5s %s"
-  print(fmt:format("PLAN", "TITLE", "SHORT ID", "GEOM", "FLOW", "RESULT"))
+  print(("Project %s: %s"):format(text(path.basename(prj.path)), prj.title and text(prj.title) or "(no title)"))
+  local fmt = "%-5s %s %s %-5s %-5s %s"
+  print(fmt:format("PLAN", cell("TITLE", 36), cell("SHORT ID", 20), "GEOM", "FLOW", "RESULT"))
   for _, r in ipairs(rows) do
     local state = STATE_TEXT[r.state] or r.state
     if r.state == "missing" then state = "missing: " .. (r.detail or r.error or "") end
     if r.state == "stale" or r.state == "failed" then state = state .. " (" .. r.detail .. ")" end
-    print(fmt:format(r.number, clip(r.title, 36), clip(r.short_id, 20), r.geometry or "-",
-      r.flow or "-", state))
+    print(fmt:format(r.number, cell(r.title, 36), cell(r.short_id, 20), r.geometry or "-",
+      r.flow or "-", text(state)))
   end
   if #rows == 0 then print("(the project lists no plans)") end
   return 0
