@@ -18,7 +18,7 @@ Runs the project's plans (or the PLANs given, as 01 or p01) on the workers of
 a ras-commander RemoteWorkers.json: its local and ssh entries; other worker
 types are reported and skipped. Entries need the engine: ras_exe_path
 (.../Ras.exe or .../bin/RasUnsteady) or a rasrun "engine" object. Each plan
-gets up to 2 retries and the standard checks (volume error at most 1%).]])
+gets up to 2 retries and the standard checks (volume error below 1%).]])
   return 0
 end
 if not json_file or not prj_path then rasrun.fail(USAGE, 2) end

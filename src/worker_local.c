@@ -435,11 +435,14 @@ static void reap_if_ended(local_attempt *la)
         finish(w, la);
         return;
     }
-    if (a->cancelling) {
+    /* a timed-out attempt's files are staged out all the same: a failed
+     * attempt's files are kept (the engine's partial output of a hang is
+     * what tells why); a cancelled one's are not */
+    if (a->cancelling && !a->timed_out) {
         finish(w, la);
         return;
     }
-    if (a->exit_code == 0 && la->step + 1 < a->spec->nsteps) {
+    if (a->exit_code == 0 && la->step + 1 < a->spec->nsteps && !a->cancelling) {
         la->step++;
         launch_step(w, la);
         return;

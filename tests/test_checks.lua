@@ -42,6 +42,10 @@ function TestChecks:test_507_volume_accounting_is_read()
   local tight = checks.standard { max_volume_error = 0.0001 }(H.data .. "/pyHMT2D/Muncie2DOnly_SI.p01.hdf")
   lu.assertFalse(tight.ok)
   lu.assertStrContains(tight.reason, "volume accounting error 0.0001176% exceeds 0.0001%")
+  -- the error must stay below the limit: one equal to it fails, said so
+  local at = checks.standard { max_volume_error = r.volume.error_percent }(H.data .. "/pyHMT2D/Muncie2DOnly_SI.p01.hdf")
+  lu.assertFalse(at.ok)
+  lu.assertStrContains(at.reason, "reaches the limit of")
 end
 
 function TestChecks:test_steady_volume_is_not_applicable()

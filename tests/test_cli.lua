@@ -340,6 +340,11 @@ function TestCli:test_recipe_path_and_site_modules()
   local r = H.rasrun({ "run", "hello" }, { env = { RASRUN_PATH = d .. "/site" } })
   lu.assertEquals(r.code, 0, r.stderr)
   lu.assertEquals(r.stdout, "team-pool\n")
+  -- a name in the current folder, without its .lua, as on the path
+  fs.write(d .. "/storms.lua", "print('storms')\n")
+  r = H.rasrun({ "run", "storms" }, { cwd = d })
+  lu.assertEquals(r.code, 0, r.stderr)
+  lu.assertEquals(r.stdout, "storms\n")
 end
 
 function TestCli:test_the_sample_recipe_end_to_end()

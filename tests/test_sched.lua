@@ -221,6 +221,10 @@ function TestSched:test_timeout_kills_the_whole_process_tree()
   -- the hung engine ignores SIGTERM and left a helper in its own session:
   -- both are gone
   H.wait_for(function() return #engines_alive() == 0 end, 5, "the hung engines to be gone")
+  -- what it had written is kept with the run, as a failed attempt's files
+  -- are; the project has no result
+  lu.assertEquals(fs.list(r.run_dir .. "/attempts/Sample_p01-a1"), { "Sample.p01.hdf" })
+  lu.assertFalse(fs.exists(prj.dir .. "/Sample.p01.hdf"))
 end
 
 -- A plan that only a down worker could run fails after down_grace, with
@@ -1110,6 +1114,8 @@ function TestSched:test_workers_from_remote_workers_json()
     { name = "tier", worker_type = "local", queue_priority = "high", ras_exe_path = sim },
     "not an object",
     { name = "42", worker_type = "local", ras_exe_path = sim },
+    { name = "winexe", worker_type = "local", ras_exe_path = "C:\\HEC\\RasUnsteady.exe" },
+    { name = "nobin", worker_type = "local", ras_exe_path = "/opt/hecras/RasUnsteady" },
   } }))
   workers, skipped = rasrun.workers_from_json(d .. "/Bad.json", { quiet = true })
   lu.assertEquals(#workers, 1)
@@ -1119,6 +1125,8 @@ function TestSched:test_workers_from_remote_workers_json()
   lu.assertStrContains(skipped[2], 'worker "words": cores_total must be a whole number of at least 1, not "eight"')
   lu.assertStrContains(skipped[3], 'worker "tier": queue_priority must be a whole number, not "high"')
   lu.assertStrContains(skipped[4], "entry 5: not a JSON object")
+  lu.assertStrContains(skipped[6], "is Windows' RasUnsteady.exe: Windows HEC-RAS runs through Ras.exe")
+  lu.assertStrContains(skipped[7], '"/opt/hecras/RasUnsteady" is neither .../Ras.exe nor .../bin/RasUnsteady')
 end
 
 function TestSched:test_live_progress_on_a_terminal()

@@ -92,8 +92,9 @@ function M.volume(r, ctx)
   end
   local pct = r.volume.error_percent
   if pct ~= pct then return false, "volume accounting error is NaN" end
-  if math.abs(pct) >= limit then
-    return false, ("volume accounting error %.4g%% exceeds %.4g%%"):format(pct, limit)
+  if math.abs(pct) >= limit then -- the error must stay below the limit
+    return false, ("volume accounting error %.4g%% %s %.4g%%"):format(pct,
+      math.abs(pct) > limit and "exceeds" or "reaches the limit of", limit)
   end
   return true, ("volume accounting error %.4g%% (limit %.4g%%)"):format(pct, limit)
 end

@@ -22,7 +22,7 @@ Options:
   --help, -h               this text; `rasrun COMMAND --help` for one command
   --version                the version
 
-Recipes are found as given, then on RASRUN_PATH (folders separated by ':'),
+Recipes are found as given (with or without .lua), then on RASRUN_PATH (folders separated by ':'),
 ./recipes, ~/.local/share/rasrun/recipes and the installed recipes.
 Try:  rasrun run sample        (a sample project on a local pool, simulated engine)
 Exit status: 0 all good, 1 a check or a run failed, 2 usage or I/O error;
@@ -93,6 +93,7 @@ end
 -- A recipe is a path to a Lua file, or a name looked up on the recipe path.
 function M.find_recipe(name)
   if fs.isfile(name) then return name end
+  if fs.isfile(name .. ".lua") then return name .. ".lua" end
   local tried = {}
   for _, d in ipairs(M.recipe_dirs()) do
     for _, cand in ipairs({ path.join(d, name), path.join(d, name .. ".lua") }) do

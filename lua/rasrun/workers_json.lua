@@ -26,10 +26,15 @@ local function engine_from(entry, dflt)
     local norm = exe:gsub("\\", "/")
     local dir, base = norm:match("^(.*)/([^/]+)$")
     if base and base:lower() == "ras.exe" then return { kind = "windows", home = dir } end
-    if base and base:match("^[Rr]as[Uu]nsteady") then
+    -- the Linux engine sits in its install's bin folder
+    if base == "RasUnsteady" and dir:match("/bin$") then
       return { kind = "linux", home = dir:gsub("/bin$", "") }
     end
-    return nil, ("ras_exe_path %q is neither Ras.exe nor RasUnsteady"):format(exe)
+    if base and base:lower() == "rasunsteady.exe" then
+      return nil, ("ras_exe_path %q is Windows' RasUnsteady.exe: Windows HEC-RAS runs through "
+        .. "Ras.exe (give its path)"):format(exe)
+    end
+    return nil, ("ras_exe_path %q is neither .../Ras.exe nor .../bin/RasUnsteady"):format(exe)
   end
   if dflt then return dflt end
   return nil, "no ras_exe_path or engine, and no default engine given"
