@@ -1859,7 +1859,7 @@ function TestSched:test_sigkill_then_resume_finishes_the_rest()
   -- the killed controller's unfinished attempts end when it died (its last
   -- journal line), not at once; the run's time starts with that controller
   local h1 = doc.plans[3].history[1]
-  lu.assertTrue(h1.seconds > 0.1, h1.seconds)
+  lu.assertTrue(h1.seconds > 0.1, json.encode(h1))
   lu.assertTrue(doc.started <= h1.started, doc.started .. " " .. h1.started)
   -- the timeline reaches back to the killed controller's attempts
   lu.assertNil(H.read(run_dir .. "/report.html"):find('x="%-'), "a bar left of the timeline")

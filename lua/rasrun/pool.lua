@@ -506,6 +506,7 @@ local function stop_orphans(orphans, workers, say)
           if pid ~= sys.pid() and pid ~= stopped then
             say(("stopping pid %d, still working in %s"):format(pid, e.workdir))
             sys.kill_tree(pid, "KILL")
+            e.stopped_at = e.stopped_at or sys.now()
           end
         end
         fs.rmtree(e.workdir)
