@@ -297,6 +297,29 @@ static void fingerprint(LIBSSH2_SESSION *s, char *out, size_t n)
     snprintf(out, n, "SHA256:%s", enc);
 }
 
+/* Reads known_hosts line by line, as OpenSSH does: a line libssh2 cannot
+ * parse (garbage, a truncated line, a marker it does not know) is passed
+ * over, not the end of the file (libssh2_knownhost_readfile stops there,
+ * and the keys after it would go unseen: accept-new would take a changed
+ * key). Windows line ends are taken off. */
+static void read_known_hosts(LIBSSH2_KNOWNHOSTS *kh, const char *file)
+{
+    FILE *f = fopen(file, "re");
+    if (!f)
+        return;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    while ((len = getline(&line, &cap, f)) > 0) {
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = 0;
+        if (len > 0)
+            libssh2_knownhost_readline(kh, line, (size_t)len, LIBSSH2_KNOWNHOST_FILE_OPENSSH);
+    }
+    free(line);
+    fclose(f);
+}
+
 /* Is the key marked "@revoked" in known_hosts? libssh2 reads past such
  * lines; OpenSSH never accepts the key they hold, and neither does rasrun,
  * whatever host the line names. */
@@ -535,7 +558,7 @@ ssh_conn *ssh_connect(const ssh_target *t, int *refused, char *err, size_t n)
     libssh2_session_set_timeout(c->s, (long)(t->connect_timeout * 1000));
     LIBSSH2_KNOWNHOSTS *kh = libssh2_knownhost_init(c->s);
     if (kh && t->known_hosts)
-        libssh2_knownhost_readfile(kh, t->known_hosts, LIBSSH2_KNOWNHOST_FILE_OPENSSH);
+        read_known_hosts(kh, t->known_hosts);
     if (kh)
         prefer_known_types(c->s, kh, t);
     if (choose_methods(c, t, err, n) != 0) {

@@ -279,6 +279,18 @@ function TestSsh:test_host_key_mismatch_is_refused_and_accept_new_records()
   lu.assertNil(c)
   lu.assertStrContains(msg, "host key mismatch for " .. env.hosts[1].addr .. " (ssh-ed25519")
   lu.assertStrContains(msg, "refusing to connect")
+  -- a line that cannot be read hides none after it: the mismatch stands,
+  -- accept-new or not, and nothing is recorded
+  fs.write(d .. "/bad_first", "this is not a valid line\nx.example\n" .. line .. "\n")
+  c, msg = ssh_c.connect(rasrun.ssh.settings(T.worker(env, 1, { known_hosts = d .. "/bad_first",
+                                                                host_key = "accept-new" })))
+  lu.assertNil(c)
+  lu.assertStrContains(msg, "host key mismatch")
+  lu.assertEquals(select(2, H.read(d .. "/bad_first"):gsub("\n", "")), 3)
+  -- Windows line ends (a file copied from a Windows machine)
+  fs.write(d .. "/crlf", "# hosts\r\n" .. env.hosts[1].host_key_line .. "\r\n")
+  c = assert(ssh_c.connect(rasrun.ssh.settings(T.worker(env, 1, { known_hosts = d .. "/crlf" }))))
+  c:close()
   -- unknown host, strict: refused
   c, msg = ssh_c.connect(rasrun.ssh.settings(T.worker(env, 1, { known_hosts = d .. "/empty" })))
   lu.assertNil(c)
