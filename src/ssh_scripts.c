@@ -49,11 +49,14 @@ char *ssh_kill_script(long pid, const char *dir, double grace)
                "echo \"$1\"; }\n"
                "all=$(tree $P)\n"
                "kill -TERM -- -$P 2>/dev/null; for p in $all; do kill -TERM $p 2>/dev/null; done\n"
-               "sleep %.1f\n"
+               /* the grace, or less when everything ended at SIGTERM */
+               "alive() { kill -0 -- -$P 2>/dev/null && return 0; "
+               "for p in $all; do kill -0 $p 2>/dev/null && return 0; done; return 1; }\n"
+               "n=0; while [ $n -lt %d ] && alive; do sleep 0.1; n=$((n+1)); done\n"
                "kill -KILL -- -$P 2>/dev/null; for p in $all; do kill -KILL $p 2>/dev/null; done\n"
                "echo stopped\n"
                "fi\n"
                "sweep KILL \"$R\"\n"
-               "exit 0\n", grace > 0 ? grace : 0);
+               "exit 0\n", grace > 0 ? (int)(grace * 10 + 0.5) : 0);
     return b.p;
 }

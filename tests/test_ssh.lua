@@ -671,6 +671,29 @@ function TestSsh:test_a_helper_left_in_the_engines_group_ends_with_it()
   H.wait_for(function() return #H.processes_under(home) == 0 end, 5, "the helper on h1 to end")
 end
 
+-- Ctrl-C with several engines on a host: each ends at SIGTERM, and the run
+-- does not wait each engine's kill_grace out in turn.
+function TestSsh:test_ctrl_c_does_not_wait_out_the_grace_engine_by_engine()
+  local prj = project({ { title = "a", seconds = 60 }, { title = "b", seconds = 60 },
+                        { title = "c", seconds = 60 }, { title = "d", seconds = 60 } })
+  local launched, sender, t0 = 0, nil, nil
+  local ok, e = pcall(run, rasrun.pool { T.worker(env, 1, { slots = 4, kill_grace = 5 }) }, prj,
+    { on_event = function(ev)
+      if ev.type == "launched" then launched = launched + 1 end
+      if launched == 4 and not sender then
+        H.wait_for(function() return #T.engines(env.hosts[1]) >= 4 end, 10, "four engines on h1")
+        t0 = sys.monotonic()
+        sender = assert(H.spawn({ "sh", "-c", "kill -INT " .. sys.pid() }))
+      end
+    end })
+  local took = t0 and sys.monotonic() - t0
+  if sender then sys.wait(sender, 10) end
+  lu.assertFalse(ok, "the run was not interrupted")
+  lu.assertEquals(type(e) == "table" and e.exit_code, 130, tostring(e))
+  lu.assertTrue(took < 8, ("the run took %.1f s after Ctrl-C"):format(took))
+  H.wait_for(function() return #T.engines(env.hosts[1]) == 0 end, 10, "the engines on h1 to go")
+end
+
 function TestSsh:test_timeout_kills_the_remote_process_tree()
   local prj = project({ { title = "hangs", mode = "hang" } })
   local r = run(rasrun.pool { T.worker(env, 1, { slots = 1 }) }, prj, { timeout = 1.5 })
