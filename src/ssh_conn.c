@@ -860,6 +860,17 @@ static const char *sftp_reason(ssh_conn *c)
     }
 }
 
+/* A transfer that failed: its reason, read before anything else is asked of
+ * the host (which would replace it). When the link itself failed, it is cut
+ * at once: closing the file and removing its part would each wait the I/O
+ * timeout again on a dead link. */
+static void transfer_failed(ssh_conn *c, char *why, size_t n)
+{
+    snprintf(why, n, "%s", sftp_reason(c));
+    if (!c->stopped && ssh_broken(c))
+        ssh_cut(c);
+}
+
 /* Before each request of a transfer: has its owner asked it to stop? */
 static int stop_asked(ssh_conn *c)
 {
@@ -938,13 +949,18 @@ static int put_file(ssh_conn *c, const char *local, const char *remote, int repl
                                   .mtime = (unsigned long)st.st_mtime };
     if (rc == 0 && libssh2_sftp_fsetstat(h, &a) != 0)
         rc = -1;
-    if (libssh2_sftp_close(h) != 0)
+    char why[256] = "";
+    if (rc != 0)
+        transfer_failed(c, why, sizeof why);
+    if (libssh2_sftp_close(h) != 0 && rc == 0) {
         rc = -1;
+        transfer_failed(c, why, sizeof why);
+    }
     if (rc != 0) {
         libssh2_sftp_unlink(c->sftp, part);
         if (c->stopped)
             return say(err, n, "%s: upload of %s stopped before its end", c->label, local);
-        return say(err, n, "%s: upload of %s failed: %s", c->label, local, sftp_reason(c));
+        return say(err, n, "%s: upload of %s failed: %s", c->label, local, why);
     }
     if (libssh2_sftp_rename(c->sftp, part, remote) == 0)
         return 0;
@@ -1001,6 +1017,7 @@ int ssh_get(ssh_conn *c, const char *remote, const char *local, char *err, size_
     char *buf = malloc(CHUNK);
     int rc = buf ? 0 : -1;
     unsigned long long got = 0;
+    int local_errno = 0;
     c->stopped = 0;
     for (;;) {
         if (!buf)
@@ -1012,14 +1029,24 @@ int ssh_get(ssh_conn *c, const char *remote, const char *local, char *err, size_
         ssize_t r = libssh2_sftp_read(h, buf, CHUNK);
         if (r == 0)
             break;
-        if (r < 0 || write(fd, buf, (size_t)r) != r) {
+        if (r < 0) {
             rc = -1;
+            break;
+        }
+        if (write(fd, buf, (size_t)r) != r) {
+            rc = -1;
+            local_errno = errno ? errno : ENOSPC;
             break;
         }
         c->file_received += (unsigned long long)r;
         got += (unsigned long long)r;
     }
     free(buf);
+    char why[256] = "";
+    if (local_errno)
+        snprintf(why, sizeof why, "cannot write %s: %s", local, strerror(local_errno));
+    else if (rc != 0)
+        transfer_failed(c, why, sizeof why);
     libssh2_sftp_close(h);
     if (rc == 0 && (a.flags & LIBSSH2_SFTP_ATTR_ACMODTIME)) {
         struct timespec ts[2] = { { (time_t)a.atime, 0 }, { (time_t)a.mtime, 0 } };
@@ -1039,7 +1066,8 @@ int ssh_get(ssh_conn *c, const char *remote, const char *local, char *err, size_
                        c->label, remote, got, (unsigned long long)a.filesize);
         if (c->stopped)
             return say(err, n, "%s: download of %s stopped before its end", c->label, remote);
-        return say(err, n, "%s: download of %s failed: %s", c->label, remote, sftp_reason(c));
+        return say(err, n, "%s: download of %s failed: %s", c->label, remote,
+                   why[0] ? why : strerror(errno));
     }
     return 0;
 }

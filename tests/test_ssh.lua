@@ -555,6 +555,33 @@ local function over_slow_link(mb, rate, fn)
   return ok, r, d, env.hosts[1]
 end
 
+-- A link cut while a plan's inputs are sent fails the attempt one I/O
+-- timeout after the cut, not three (closing and removing the part file each
+-- waited it out again on the dead link).
+function TestSsh:test_a_link_cut_during_an_upload_fails_it_within_one_io_timeout()
+  local h1 = env.hosts[1]
+  local prj, d = project({ { title = "a", seconds = 0.1 } })
+  lu.assertEquals(sys.run({ "sh", "-c", ("head -c 8000000 /dev/urandom >> '%s/Sample.b01'"):format(d) }).code, 0)
+  local pool = rasrun.pool { T.worker(env, 1, { keepalive = 30, io_timeout = 3 }) }
+  local cutter, cut_at, failed_at
+  local ok, r = throttled("4mbit", function()
+    return run(pool, prj, { on_event = function(ev)
+      if ev.type == "start" and not cutter then
+        h1.cut = true -- mended by tearDown whatever happens
+        cutter = assert(H.spawn({ "sh", "-c", "sleep 2; ip link set " .. h1.veth .. " down" }))
+        cut_at = sys.monotonic() + 2
+      elseif ev.type == "attempt_failed" then
+        failed_at = sys.monotonic()
+      end
+    end })
+  end)
+  if cutter then sys.wait(cutter, 10) end
+  T.mend(h1)
+  assert(ok, r)
+  lu.assertEquals(r.results[1].status, "failed")
+  lu.assertTrue(failed_at - cut_at < 6.5, ("failed %.1f s after the cut"):format(failed_at - cut_at))
+end
+
 -- A file cut short on the host while it is fetched (40 MB at 32 Mbit/s,
 -- truncated to 1 MB after half a second) fails its download, with the bytes
 -- fetched and expected, and leaves no local file: the early end of a file
