@@ -274,9 +274,19 @@ static char *launch_script(sshw *x, task *t, char hexes[][65])
             sb_add(&b, " && ");
             free(dir);
         }
-        sb_add(&b, link ? "ln -s -- \"$C/%s\" " : "cp -p -- \"$C/%s\" ", hexes[i]);
+        sb_add(&b, link ? "e=$(ln -s -- \"$C/%s\" " : "e=$(cp -p -- \"$C/%s\" ", hexes[i]);
         sb_word(&b, sp->inputs[i]);
-        sb_add(&b, " || { echo \"rasrun-fail cannot place an input in $D\" >&2; exit 202; }\n");
+        /* with the command's own words: a full disk says so */
+        sb_add(&b, " 2>&1) || { echo \"rasrun-fail cannot place an input in $D: $(echo \"$e\" | head -n 1)\" >&2; "
+                   "exit 202; }\n");
+    }
+    /* an engine that is not where the worker says: named, not exit code 127 */
+    for (int s = 0; s < sp->nsteps; s++) {
+        sb_add(&b, "[ -x ");
+        sb_word(&b, sp->steps[s][0]);
+        sb_add(&b, " ] || { echo \"rasrun-fail cannot start \"");
+        sb_word(&b, sp->steps[s][0]);
+        sb_add(&b, "\": no such executable file on this host\" >&2; exit 203; }\n");
     }
     /* The steps script, each of its lines one quoted word of a printf: a
      * here-document would end early at a line of a file name that reads as

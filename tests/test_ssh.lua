@@ -577,6 +577,9 @@ function TestSsh:test_a_link_cut_during_an_upload_fails_it_within_one_io_timeout
   end)
   if cutter then sys.wait(cutter, 10) end
   T.mend(h1)
+  -- the part sent stays in the host's cache until a later run finds it an
+  -- hour old (test_stale_partial_uploads_are_removed_from_the_cache)
+  for _, f in ipairs(fs.glob(h1.work .. "/.rasrun-cache/*.rasrun-part-*")) do os.remove(f) end
   assert(ok, r)
   lu.assertEquals(r.results[1].status, "failed")
   lu.assertTrue(failed_at - cut_at < 6.5, ("failed %.1f s after the cut"):format(failed_at - cut_at))
@@ -719,6 +722,16 @@ function TestSsh:test_ctrl_c_does_not_wait_out_the_grace_engine_by_engine()
   lu.assertEquals(type(e) == "table" and e.exit_code, 130, tostring(e))
   lu.assertTrue(took < 8, ("the run took %.1f s after Ctrl-C"):format(took))
   H.wait_for(function() return #T.engines(env.hosts[1]) == 0 end, 10, "the engines on h1 to go")
+end
+
+-- An engine that is not where the worker says is named, as on a local
+-- worker (not "exited with code 127").
+function TestSsh:test_a_missing_engine_on_the_host_is_named()
+  local prj = project({ { title = "a", seconds = 0.1 } })
+  local r = run(rasrun.pool { T.worker(env, 1, { engine = { kind = "linux", home = "/nowhere" } }) }, prj)
+  lu.assertEquals(r.results[1].status, "failed")
+  lu.assertStrContains(r.results[1].reason,
+    "h1: cannot start /nowhere/bin/RasUnsteady: no such executable file on this host")
 end
 
 function TestSsh:test_timeout_kills_the_remote_process_tree()
