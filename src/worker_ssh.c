@@ -121,6 +121,7 @@ typedef struct {
     int blobs_listed;
     task *tasks;
     orphan *orphans;
+    int slots_used;             /* a slot folder was prepared on the host */
     double next_connect;
     double backoff;
     int auth_failed;
@@ -639,6 +640,7 @@ static void start_task(worker *w, task *t)
         return;
     }
     char *script = launch_script(x, t, hexes);
+    x->slots_used = 1;
     free(hexes);
     t->log_fd = open(t->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     LIBSSH2_CHANNEL *ch = script ? libssh2_channel_open_session(x->c->s) : NULL;
@@ -1001,8 +1003,9 @@ static void *thread_main(void *arg)
         if (p[0].revents)
             drain_fd(x->wake_thread);
     }
-    /* Leaving: remove this run's folders and stop what the lost attempts left. */
-    if (!conn_ok(x) && x->orphans) {
+    /* Leaving: remove this run's folders and stop what the lost attempts
+     * left; a link lost and back meanwhile is tried once more for that. */
+    if (!conn_ok(x) && (x->orphans || x->slots_used)) {
         x->next_connect = 0;
         try_connect(w);
     }

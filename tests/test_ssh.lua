@@ -724,6 +724,23 @@ function TestSsh:test_ctrl_c_does_not_wait_out_the_grace_engine_by_engine()
   H.wait_for(function() return #T.engines(env.hosts[1]) == 0 end, 10, "the engines on h1 to go")
 end
 
+-- A host whose link was cut and mended during the run: the run's folders
+-- there are removed at its end all the same (the worker had not connected
+-- again, the run being over before it tried).
+function TestSsh:test_a_host_whose_link_came_back_is_cleaned_at_the_end()
+  local h1 = env.hosts[1]
+  local prj = project({ { title = "first", seconds = 0.1 }, { title = "second", seconds = 0.5 } })
+  local pool = rasrun.pool { T.worker(env, 1, { slots = 1, keepalive = 1, io_timeout = 2 }),
+                             H.local_worker("here", 1, { tier = 1 }) }
+  local r = run(pool, prj, { after = { ["02"] = { "01" } }, retries = 1, on_event = function(ev)
+    if ev.type == "done" and ev.plan == "01" then T.cut(h1) end
+    if ev.type == "attempt_failed" and ev.worker == "h1" then T.mend(h1) end
+  end })
+  lu.assertEquals(H.result(r, "01").worker, "h1")
+  lu.assertEquals(H.result(r, "02").status, "ok")
+  lu.assertEquals(fs.glob(h1.work .. "/" .. r.id .. "*"), {})
+end
+
 -- An engine that is not where the worker says is named, as on a local
 -- worker (not "exited with code 127").
 function TestSsh:test_a_missing_engine_on_the_host_is_named()
