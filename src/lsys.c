@@ -2,6 +2,8 @@
  *
  *   sys.now()  sys.monotonic()  sys.sleep(s)  sys.isatty(fd)  sys.term_size(fd)  sys.pid()
  *   sys.hostname()  sys.ncpu()  sys.uid()  sys.setenv(name, value|nil)  sys.tz_offset([t])
+ *   sys.random32()  32 bits from the kernel's random source (math.random's seed is
+ *                   the time and an address: two processes can draw the same) 
  *   sys.chdir(path) -> true | nil, msg
  *   sys.run(argv, {cwd=, env=, input=, timeout=}) -> {code=, stdout=, stderr=, timed_out=}
  *     (Ctrl-C, SIGTERM or a hangup meanwhile stop the command's tree, then
@@ -14,6 +16,7 @@
  * env tables map NAME to a string (set) or false (unset). */
 #include "host.h"
 #include "proc.h"
+#include "fsutil.h"
 #include "luafield.h"
 
 #include <lauxlib.h>
@@ -63,6 +66,11 @@ static int l_term_size(lua_State *L)
     return 2;
 }
 static int l_pid(lua_State *L) { lua_pushinteger(L, getpid()); return 1; }
+static int l_random32(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)(fs_random_tag((unsigned long long)getpid()) & 0xffffffffULL));
+    return 1;
+}
 static int l_ncpu(lua_State *L) { lua_pushinteger(L, sysconf(_SC_NPROCESSORS_ONLN)); return 1; }
 
 static int l_uid(lua_State *L) { lua_pushinteger(L, getuid()); return 1; }
@@ -529,7 +537,7 @@ static const luaL_Reg funcs[] = {
     { "kill", l_kill },         { "kill_tree", l_kill_tree }, { "alive", l_alive },
     { "starttime", l_starttime }, { "descendants", l_descendants },
     { "in_folder", l_in_folder },
-    { "uid", l_uid },           { "chdir", l_chdir },
+    { "uid", l_uid },           { "chdir", l_chdir },         { "random32", l_random32 },
     { NULL, NULL },
 };
 

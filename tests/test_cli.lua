@@ -245,6 +245,22 @@ f:close()
   lu.assertEquals(r.stdout, "0\n1\n2\n")
 end
 
+-- Runs started in one second by separate processes get ids of their own:
+-- their random part comes from the kernel (math.random's seed is the time
+-- and an address, which a sanitizer's allocator makes the same each time).
+function TestCli:test_run_ids_of_processes_started_together_differ()
+  local d = H.tmpdir("cli")
+  assert(fs.write(d .. "/id.lua", 'print(require("rasrun.sys").random32(), math.random(0, 0xffffffff))\n'))
+  local seen = {}
+  for _ = 1, 4 do
+    local r = H.rasrun({ "run", d .. "/id.lua" })
+    lu.assertEquals(r.code, 0, r.stderr)
+    local id = r.stdout:match("^(%d+)")
+    lu.assertNil(seen[id], "the same random bits twice: " .. tostring(id))
+    seen[id] = true
+  end
+end
+
 -- A copy of the program away from its Lua modules says what is missing.
 function TestCli:test_a_copied_program_says_it_cannot_find_its_modules()
   local d = H.tmpdir("cli")

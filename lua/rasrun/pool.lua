@@ -562,8 +562,10 @@ end
 
 -- Runs started in the same second share a work folder only if these 32
 -- random bits agree too (16 left 1 in 65,536).
+-- Time and 32 random bits: two runs started in one second, by two
+-- processes, never share an id (math.random could draw the same in both).
 local function new_run_id()
-  return os.date("%Y%m%d-%H%M%S") .. ("-%08x"):format(math.random(0, 0xffffffff))
+  return os.date("%Y%m%d-%H%M%S") .. ("-%08x"):format(sys.random32())
 end
 
 local RUN_OPTIONS = {
