@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <string.h>
 
+/* SIGPIPE: the write that raised it fails with EPIPE; nothing else to do. */
+static void on_sigpipe(int sig) { (void)sig; }
+
 int main(int argc, char **argv)
 {
     /* Freed memory is kept for reuse rather than handed back to the kernel
@@ -18,9 +21,11 @@ int main(int argc, char **argv)
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
     /* Output to a pipe that closed (`rasrun run ... | tee log` after a
      * Ctrl-C, `| head`) is lost, not fatal: a run goes on to stop its
-     * engines and write its journal and reports. Children get the default
-     * back (proc_spawn). */
-    signal(SIGPIPE, SIG_IGN);
+     * engines and write its journal and reports. Caught, not ignored: every
+     * child (os.execute, io.popen too) starts with the default again. */
+    struct sigaction pipe_sa = { .sa_handler = on_sigpipe, .sa_flags = SA_RESTART };
+    sigemptyset(&pipe_sa.sa_mask);
+    sigaction(SIGPIPE, &pipe_sa, NULL);
     if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
         printf("rasrun %s (%s)\n", RASRUN_VERSION, LUA_RELEASE);
         return EXIT_OK;

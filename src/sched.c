@@ -450,6 +450,15 @@ static int commit(sched *s, attempt *a, char *err, size_t n)
     }
     for (int i = 0; i < total; i++)
         retire(s, list[i], how[i]);
+    /* Side outputs from another host carry its clock, which may be ahead of
+     * this one's: they take this clock's time (the commit's), as the result
+     * takes its attempt's start (date_result). A restart file brought back
+     * so is never newer than the result of a plan that starts after it. */
+    if (strcmp(a->w->ops->type, "local") != 0)
+        for (int i = 0; i < total - 1; i++) {
+            snprintf(dst, sizeof dst, "%s/%s", dir, list[i]->final);
+            utimensat(AT_FDCWD, dst, NULL, 0);
+        }
     free(list);
     free(how);
     if (with_geom) {
@@ -473,7 +482,7 @@ static int commit(sched *s, attempt *a, char *err, size_t n)
 static int written_back(const job_spec *sp, const char *name)
 {
     for (int i = 0; i < sp->ngeom; i++)
-        if (strcmp(sp->geom_files[i], name) == 0)
+        if (fnmatch(sp->geom_files[i], name, 0) == 0)
             return 1;
     for (int i = 0; i < sp->ncollect; i++)
         if (fnmatch(sp->collect[i], name, 0) == 0)
@@ -517,8 +526,8 @@ static void date_result(attempt *a, char *note, size_t n)
     const char *changed = input_changed(a);
     note[0] = 0;
     if (changed)
-        snprintf(note, n, "%s changed while the plan ran: its result is from the file as it was, and "
-                 "counts as out of date (the next run runs the plan again)", changed);
+        snprintf(note, n, "%s changed while the plan ran: its result was made from the file as it was",
+                 changed);
 }
 
 /* A failed attempt's staged files are kept for inspection in the run folder

@@ -245,6 +245,24 @@ f:close()
   lu.assertEquals(r.stdout, "0\n1\n2\n")
 end
 
+-- rasrun survives a closed output pipe (SIGPIPE caught), but what a recipe
+-- starts with os.execute or io.popen gets SIGPIPE's default: `yes | head`
+-- ends as it does in a shell.
+function TestCli:test_a_recipes_commands_get_sigpipes_default()
+  local d = H.tmpdir("cli")
+  assert(fs.write(d .. "/pipe.lua", [[
+local f = io.popen("grep SigIgn /proc/self/status")
+print(f:read("a"))
+f:close()
+print(os.execute("yes | head -c 1 >/dev/null"))
+]]))
+  local r = H.rasrun({ "run", d .. "/pipe.lua" }, { timeout = 30 })
+  lu.assertEquals(r.code, 0, r.stderr)
+  local ignored = tonumber(r.stdout:match("SigIgn:%s*(%x+)"), 16)
+  lu.assertEquals(ignored & (1 << 12), 0, "SIGPIPE (13) ignored in a child")
+  lu.assertNotStrContains(r.stderr, "Broken pipe")
+end
+
 -- Runs started in one second by separate processes get ids of their own:
 -- their random part comes from the kernel (math.random's seed is the time
 -- and an address, which a sanitizer's allocator makes the same each time).

@@ -664,6 +664,12 @@ function TestSched:test_a_plan_restarting_from_another_gets_its_restart_file_and
   fs.touch(prj.dir .. "/Sample.p01", sys.now() + 5)
   r = run(pool_of(win), { project = prj, after = after, run_dir = prj.dir .. "/run4" })
   lu.assertEquals({ H.result(r, "01").status, H.result(r, "02").status }, { "ok", "ok" })
+  -- a resume of run2, which finished both: the spin-up changed since, so it
+  -- runs again, and so does the plan after it, as in any run
+  r = run(pool_of(win), { project = prj, after = after, resume = prj.dir .. "/run2" })
+  lu.assertEquals({ H.result(r, "01").status, H.result(r, "02").status }, { "ok", "ok" })
+  lu.assertEquals({ H.result(r, "01").attempts, H.result(r, "02").attempts }, { 2, 2 })
+  lu.assertNil(H.result(r, "02").resumed)
 end
 
 -- Each project remembers its plans' run times; longest_first starts the

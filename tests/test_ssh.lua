@@ -60,6 +60,32 @@ function TestSsh:test_dss_files_in_subfolders_are_staged()
   lu.assertTrue(r.ok, r.results[1].reason)
 end
 
+-- A host whose clock is ahead (here: an engine that dates what it writes a
+-- minute on): the restart file one plan brings back does not make the plan
+-- restarting from it look out of date, nor run again next time.
+function TestSsh:test_outputs_of_a_host_with_a_clock_ahead_do_not_make_results_stale()
+  local home = H.tmpdir("engine") .. "/hecras"
+  for _, argv in ipairs({ { "cp", "-a", H.sim("windows"), home }, { "mkdir", home .. "/real" },
+                          { "mv", home .. "/Ras.exe", home .. "/real/Ras.exe" } }) do
+    lu.assertEquals(sys.run(argv).code, 0)
+  end
+  assert(fs.write(home .. "/Ras.exe", table.concat({ "#!/bin/sh", '"$(dirname "$0")/real/Ras.exe" "$@"', "rc=$?",
+    'for f in *; do touch -d "@$(( $(date +%s) + 60 ))" "$f"; done', "exit $rc", "" }, "\n")))
+  lu.assertEquals(sys.run({ "chmod", "755", home .. "/Ras.exe" }).code, 0)
+  local rst = "Sample.p01.03JAN1900 0000.rst"
+  local prj = project({ { title = "spin-up", seconds = 0.05, flow = "u01", write_ic = true },
+                        { title = "from the spin-up", seconds = 0.05, flow = "u02", restart = rst } })
+  local pool = rasrun.pool { T.worker(env, 1, { engine = { kind = "windows", home = home } }) }
+  local after = { ["02"] = { "01" } }
+  local r = run(pool, prj, { after = after })
+  lu.assertTrue(r.ok, tostring(H.result(r, "01").reason))
+  lu.assertNil(H.result(r, "02").reason)
+  prj = rasrun.project.open(prj.path)
+  lu.assertEquals({ prj:plan("01"):result_state(), (prj:plan("02"):result_state()) }, { "current", "current" })
+  r = run(pool, prj, { after = after })
+  lu.assertEquals({ H.result(r, "01").status, H.result(r, "02").status }, { "skipped", "skipped" })
+end
+
 function TestSsh:test_probe_reports_connection_engine_cores_disk()
   local rep = rasrun.ssh.probe(T.worker(env, 1))
   local by = {}

@@ -481,10 +481,7 @@ local function stop_orphans(orphans, workers, say)
     local w = by_name[e.worker]
     if w and w.type == "ssh" then
       -- one that never started has nothing on the host to stop
-      if e.pid then
-        remote[#remote + 1] = e
-        e.stopped_at = sys.now()
-      end
+      if e.pid then remote[#remote + 1] = e end
     elseif e.host and e.host ~= here then
       say(("cannot stop the engine of plan %s: it ran on %s (worker %s), this is %s")
         :format(e.plan, e.host, tostring(e.worker), here))
@@ -794,10 +791,14 @@ function Pool:run(opts)
   end
   -- A plan that waits for others (for their restart files, say) runs again
   -- when one of them runs (or ran in the interrupted run this one resumes),
-  -- up to date or not; not for one that cannot run anywhere.
-  local function reruns(k)
+  -- up to date or not; not for one that cannot run anywhere. One that the
+  -- interrupted run finished runs again when one it waits for runs now.
+  local function runs_now(k)
     local sj = jobs[k].sched_index
-    if sj then return not to_run[sj].unrunnable end
+    return sj and not to_run[sj].unrunnable
+  end
+  local function reruns(k)
+    if jobs[k].sched_index then return runs_now(k) end
     return results[k].ran_before
   end
   local unskipped = true
@@ -805,9 +806,10 @@ function Pool:run(opts)
     unskipped = false
     for i, j in ipairs(jobs) do
       local r = results[i]
-      for _, k in ipairs(r.status == "skipped" and j.after_idx or {}) do
-        if reruns(k) then
-          r.status, r.result, r.report, r.reason = nil, nil, nil, nil
+      local finished_before = r.resumed and r.status ~= "failed"
+      for _, k in ipairs((r.status == "skipped" or finished_before) and j.after_idx or {}) do
+        if (finished_before and runs_now(k)) or (not finished_before and reruns(k)) then
+          r.status, r.result, r.report, r.reason, r.resumed, r.checks = nil, nil, nil, nil, nil, nil
           schedule(j, r)
           unskipped = true
           break
