@@ -134,6 +134,34 @@ function TestProject:test_dss_files_the_boundaries_read_are_inputs()
   lu.assertEquals(missing, {})
 end
 
+-- Gridded meteorological data (rain on grid) the flow names are inputs and
+-- sources, where they are there; the plan's own output DSS file is not sent
+-- (the engine writes a new one, which does not come back).
+function TestProject:test_gridded_met_data_are_inputs_and_the_output_dss_is_not()
+  local d = H.tmpdir("prj")
+  H.project(d, { { title = "rain on grid", seconds = 0.05 } })
+  assert(fs.write(d .. "/Sample.u01", table.concat({ "Flow Title=Rain", "Precipitation Mode=Enable",
+    "Met BC=Precipitation|Mode=Gridded", "Met BC=Precipitation|Gridded Source=DSS",
+    "Met BC=Precipitation|Gridded DSS Filename=.\\Precipitation\\precip.2018.09.dss",
+    "Met BC=Precipitation|Gridded DSS Pathname=/SHG/BALD/PRECIP///NEXRAD/",
+    "Met BC=Wind Speed|Gridded DSS Filename=.\\Met\\wind.dss", "" }, "\r\n")))
+  assert(fs.mkdirs(d .. "/Precipitation"))
+  assert(fs.write(d .. "/Precipitation/precip.2018.09.dss", "DSS precipitation"))
+  local p01 = H.read(d .. "/Sample.p01")
+  assert(fs.write(d .. "/Sample.p01", p01 .. "DSS File=Sample.dss\r\n"))
+  assert(fs.write(d .. "/Sample.dss", "DSS output of earlier runs"))
+  local p = assert(project.open(d .. "/Sample.prj")):plan("01")
+  lu.assertEquals(p.flow.met, { "Precipitation/precip.2018.09.dss", "Met/wind.dss" })
+  local inputs, missing = p:inputs("windows")
+  lu.assertEquals(inputs, { "Sample.prj", "Sample.p01", "Sample.g01", "Sample.u01",
+                            "Precipitation/precip.2018.09.dss" }) -- wind.dss is not there
+  lu.assertEquals(missing, {})
+  local sources = {}
+  for _, f in ipairs(p:sources()) do sources[#sources + 1] = f:sub(#d + 2) end
+  lu.assertItemsEquals(sources, { "Sample.p01", "Sample.g01", "Sample.u01", "Precipitation/precip.2018.09.dss",
+                                  "Sample.p01.tmp.hdf", "Sample.b01" })
+end
+
 -- A project name may hold dots (only ".prj" is the extension), and files
 -- saved with a UTF-8 byte order mark read as without.
 function TestProject:test_dotted_names_and_byte_order_marks()

@@ -214,10 +214,26 @@ local function dss_inputs(list, keys)
   return out, outside
 end
 
+-- The gridded meteorological data a flow names (precipitation, wind, ...):
+-- "Met BC=Precipitation|Gridded DSS Filename=.\Precipitation\precip.dss"
+-- (or "Gridded GDAL Filename="), project-relative names, in order.
+local function met_inputs(list)
+  local out, seen = {}, {}
+  for _, kv in ipairs(list) do
+    local name = kv[1] == "Met BC" and kv[2]:match("^[^|]*|Gridded %a+ Filename=(.+)$")
+    local rel = name and project_relative(name)
+    if rel and not seen[rel:lower()] then
+      seen[rel:lower()] = true
+      out[#out + 1] = rel
+    end
+  end
+  return out
+end
+
 function Project:_read_flow(id)
   local file = self:file(id)
   local kind = id:sub(1, 1) == "u" and "unsteady" or id:sub(1, 1) == "q" and "quasi-steady" or "steady"
-  local f = { id = id, number = id:sub(2), file = file, missing = file == nil, kind = kind, dss = {} }
+  local f = { id = id, number = id:sub(2), file = file, missing = file == nil, kind = kind, dss = {}, met = {} }
   if file then
     local list, keys = read_keys(file)
     if not list then
@@ -228,6 +244,7 @@ function Project:_read_flow(id)
       local restart = (keys["Restart Filename"] or ""):gsub("^.*[\\/]", "")
       if use ~= 0 and restart ~= "" and restart ~= "." and restart ~= ".." then f.restart = restart end
       f.dss, f.dss_outside = dss_inputs(list, keys)
+      f.met = met_inputs(list)
     end
   end
   return f
@@ -394,7 +411,11 @@ function Plan:inputs(kind, opts)
       missing[#missing + 1] = ("%s (a DSS file %s reads)"):format(rel, path.basename(self.flow.file))
     end
   end
-  add_name(self.dss)
+  -- gridded meteorological data (rain on grid): the files that are there
+  -- (a setting left from a variable not in use may name one that is not)
+  for _, rel in ipairs(self.flow.met or {}) do add_name(rel) end
+  -- (the plan's output DSS file is not staged: the engine writes a new one,
+  -- which does not come back; where the boundaries read it, it came above)
   return need, missing
 end
 
@@ -408,7 +429,8 @@ local function glob_escape(s) return (s:gsub("[%[%]%*%?\\]", "\\%0")) end
 function Plan:outputs(kind)
   local stem = glob_escape(self.project.name)
   local own = {
-    stem .. "." .. self.id .. ".computeMsgs.txt", stem .. ".bco" .. self.number,
+    stem .. "." .. self.id .. ".computeMsgs.txt", stem .. "." .. self.id .. ".data_errors.txt",
+    stem .. ".bco" .. self.number,
     stem .. ".[oO]" .. self.number, stem .. "." .. self.id .. ".*.rst",
   }
   local gn = self.geometry and self.geometry.number or "00"
@@ -444,6 +466,7 @@ function Plan:sources()
     for _, rel in ipairs(self.flow.dss or {}) do
       if not self.dss or rel:lower() ~= self.dss:lower() then named(rel) end
     end
+    for _, rel in ipairs(self.flow.met or {}) do named(rel) end
   end
   -- the project's own files, where they are there: sediment and water
   -- quality data; the Linux engine's inputs
