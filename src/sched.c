@@ -362,10 +362,16 @@ static void release_dependents(sched *s, job *j)
 
 /* ---- commit ------------------------------------------------------------------ */
 
-static int geom_committed(sched *s, const char *key)
+/* Geometry outputs are committed once per file per run: "<geometry key>/<name>".
+ * Per file, not per geometry: in a mixed pool the first plan of a geometry
+ * may make only some of them (RasGeomPreprocess the .xGG, Ras.exe also the
+ * .cGG and .gGG.hdf). */
+static int geom_committed(sched *s, const char *key, const char *name)
 {
+    size_t kl = strlen(key);
     for (int i = 0; i < s->ngeom_done; i++)
-        if (strcmp(s->geom_done[i], key) == 0)
+        if (strncmp(s->geom_done[i], key, kl) == 0 && s->geom_done[i][kl] == '/' &&
+            strcmp(s->geom_done[i] + kl + 1, name) == 0)
             return 1;
     return 0;
 }
@@ -412,11 +418,16 @@ static int commit(sched *s, attempt *a, char *err, size_t n)
 {
     const char *dir = a->job->project_dir;
     const char *gk = a->spec->geom_key;
-    int with_geom = a->ngeom && gk && !geom_committed(s, gk);
-    if (blocked(&a->result, 1, dir, err, n) || blocked(a->outputs, a->noutputs, dir, err, n) ||
-        (with_geom && blocked(a->geom, a->ngeom, dir, err, n)))
+    if (blocked(&a->result, 1, dir, err, n) || blocked(a->outputs, a->noutputs, dir, err, n))
         return -1;
-    int total = a->noutputs + (with_geom ? a->ngeom : 0) + 1;
+    int ng = 0; /* the geometry outputs not committed yet in this run */
+    for (int i = 0; gk && i < a->ngeom; i++)
+        if (!geom_committed(s, gk, a->geom[i].final)) {
+            if (blocked(&a->geom[i], 1, dir, err, n))
+                return -1;
+            ng++;
+        }
+    int total = a->noutputs + ng + 1;
     const staged **list = malloc(sizeof *list * (size_t)total);
     enum fs_placed *how = malloc(sizeof *how * (size_t)total);
     if (!list || !how) {
@@ -428,8 +439,9 @@ static int commit(sched *s, attempt *a, char *err, size_t n)
     int k = 0;
     for (int i = 0; i < a->noutputs; i++)
         list[k++] = &a->outputs[i];
-    for (int i = 0; with_geom && i < a->ngeom; i++)
-        list[k++] = &a->geom[i];
+    for (int i = 0; gk && i < a->ngeom; i++)
+        if (!geom_committed(s, gk, a->geom[i].final))
+            list[k++] = &a->geom[i];
     list[k++] = &a->result;
     char dst[8192];
     int done = 0;
@@ -459,18 +471,20 @@ static int commit(sched *s, attempt *a, char *err, size_t n)
             snprintf(dst, sizeof dst, "%s/%s", dir, list[i]->final);
             utimensat(AT_FDCWD, dst, NULL, 0);
         }
+    /* the geometry outputs an earlier plan of the run brought back: not again */
+    for (int i = 0; i < a->ngeom; i++)
+        if (!gk || geom_committed(s, gk, a->geom[i].final))
+            unlink(a->geom[i].tmp);
+    for (int i = 0; i < ng; i++) {
+        char **g = realloc(s->geom_done, sizeof *g * (size_t)(s->ngeom_done + 1));
+        if (!g)
+            break;
+        s->geom_done = g;
+        if (asprintf(&g[s->ngeom_done], "%s/%s", gk, list[a->noutputs + i]->final) >= 0)
+            s->ngeom_done++;
+    }
     free(list);
     free(how);
-    if (with_geom) {
-        char **g = realloc(s->geom_done, sizeof *g * (size_t)(s->ngeom_done + 1));
-        if (g) {
-            s->geom_done = g;
-            g[s->ngeom_done++] = strdup(gk);
-        }
-    } else {
-        for (int i = 0; i < a->ngeom; i++)
-            unlink(a->geom[i].tmp);
-    }
     free(a->job->result_path);
     if (asprintf(&a->job->result_path, "%s/%s", dir, a->result.final) < 0)
         a->job->result_path = NULL;

@@ -1017,6 +1017,25 @@ function TestSched:test_plans_of_one_geometry_stage_its_outputs_apart()
   end
 end
 
+-- In a mixed pool, the Linux preprocessor's .x01 comes back first; the
+-- Windows plan of the same geometry still brings back what only it makes
+-- (.c01): geometry outputs come back once per file, not once per geometry.
+function TestSched:test_a_mixed_pool_brings_back_every_geometry_output_once()
+  local d = H.tmpdir("sched")
+  local prj_path = H.project(d, { { title = "unsteady", seconds = 0.1, flow = "u01" },
+                                  { title = "steady", seconds = 1, flow = "f01" } })
+  lu.assertTrue(os.remove(d .. "/Sample.x01"))
+  local prj = rasrun.project.open(prj_path)
+  local lin = H.local_worker("lin", 1)
+  local win = H.local_worker("win", 1, { tier = 1, engine = { kind = "windows", home = H.sim("windows") } })
+  local r = run(pool_of(lin, win), { project = prj })
+  lu.assertEquals({ H.result(r, "01").worker, H.result(r, "02").worker }, { "lin", "win" })
+  lu.assertTrue(r.ok, tostring(H.result(r, "01").reason))
+  lu.assertTrue(fs.isfile(d .. "/Sample.x01"))
+  lu.assertTrue(fs.isfile(d .. "/Sample.c01"), "the Windows plan's .c01 was thrown away")
+  for _, n in ipairs(fs.list(d)) do lu.assertNil(n:match("rasrun%-"), n) end
+end
+
 -- The preprocessor rewrites the .xGG: it gets a copy, never a link to the
 -- project's file, and a failed attempt leaves the project's file as it was.
 function TestSched:test_the_preprocessor_never_writes_the_projects_geometry_file()
