@@ -1017,6 +1017,27 @@ function TestSched:test_plans_of_one_geometry_stage_its_outputs_apart()
   end
 end
 
+-- A project whose files are spelt in upper case (EX1.P01.HDF, as older
+-- HEC-RAS versions wrote them): the new result replaces the old one, on
+-- either engine, instead of landing beside it while the project goes on
+-- reading the old.
+function TestSched:test_a_result_spelt_in_upper_case_is_replaced()
+  for _, kind in ipairs({ "linux", "windows" }) do
+    local d = H.tmpdir("sched")
+    local prj_path = H.project(d, { { title = "a", seconds = 0.05 } })
+    assert(fs.write(d .. "/Sample.P01.HDF", "an old result"))
+    local w = H.local_worker("a", 1, { engine = { kind = kind, home = H.sim(kind) } })
+    local r = run(pool_of(w), { project = rasrun.project.open(prj_path) })
+    lu.assertEquals(r.results[1].result, d .. "/Sample.P01.HDF", kind)
+    local results = {}
+    for _, n in ipairs(fs.list(d)) do
+      if n:lower():match("^sample%.p01%.hdf$") then results[#results + 1] = n end
+    end
+    lu.assertEquals(results, { "Sample.P01.HDF" }, kind)
+    lu.assertEquals((rasrun.project.open(prj_path):plan("01"):result_state()), "current", kind)
+  end
+end
+
 -- In a mixed pool, the Linux preprocessor's .x01 comes back first; the
 -- Windows plan of the same geometry still brings back what only it makes
 -- (.c01): geometry outputs come back once per file, not once per geometry.

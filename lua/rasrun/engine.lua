@@ -134,7 +134,8 @@ local function linux_spec(plan, e, memo, opts)
   return {
     inputs = inputs, links = links, steps = steps, warning = warning,
     env = { LD_LIBRARY_PATH = libs .. ":" .. libs .. "/mkl:" .. libs .. "/rhel_8" },
-    result = { from = tmp, to = stem .. "." .. plan.id .. ".hdf" },
+    -- into the project's result as it is spelt there (EX1.P01.HDF), not beside it
+    result = { from = tmp, to = plan.project:name_of(plan.id .. ".hdf") },
     collect = own,
     geometry = { key = plan.project.dir .. "/" .. plan.geometry.id, files = geom },
   }
@@ -156,7 +157,7 @@ local function windows_spec(plan, e, opts)
     inputs = inputs, warning = warning,
     steps = { { e.home .. "/Ras.exe", "-c", prj:name_of("prj"), prj:name_of(plan.id) } },
     env = {},
-    result = { from = result, to = result },
+    result = { from = result, to = prj:name_of(plan.id .. ".hdf") },
     collect = own,
     geometry = { key = prj.dir .. "/" .. plan.geometry.id, files = geom },
   }
