@@ -317,8 +317,8 @@ static int pump(struct child_io *c, const sigset_t *stop, double timeout, int *t
         feed(c);
     }
     feed(c);
-    for (int i = 0; i < 5; i++)
-        if (i != 3 && i != 4 && c->p[i].fd >= 0)
+    for (int i = 0; i < 3; i++) /* the pipes; the pidfd and signalfd below */
+        if (c->p[i].fd >= 0)
             close(c->p[i].fd);
     if (pidfd->fd >= 0)
         close(pidfd->fd);

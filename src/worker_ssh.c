@@ -644,7 +644,8 @@ static void start_task(worker *w, task *t)
     free(hexes);
     t->log_fd = open(t->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     LIBSSH2_CHANNEL *ch = script ? libssh2_channel_open_session(x->c->s) : NULL;
-    if (script && !ch && !ssh_broken(x->c) && count_running(x) > 0) {
+    int running = script && !ch ? count_running(x) : 0;
+    if (script && !ch && !ssh_broken(x->c) && running > 0) {
         /* sshd refused one more session (MaxSessions, 10 by default, counts
          * each engine's, the file transfers' and the kill commands'): this
          * one waits for an engine to end, and one session stays free */
@@ -653,11 +654,11 @@ static void start_task(worker *w, task *t)
             close(t->log_fd);
         t->log_fd = -1;
         int was = x->engine_cap;
-        x->engine_cap = count_running(x) > 1 ? count_running(x) - 1 : 1;
+        x->engine_cap = running > 1 ? running - 1 : 1;
         if (!was)
             post(w, M_NOTE, NULL, "%s refused a session with %d engines running (its sshd's "
                  "MaxSessions): at most %d at once there; raise MaxSessions or give the "
-                 "worker fewer slots", x->c->label, count_running(x), x->engine_cap);
+                 "worker fewer slots", x->c->label, running, x->engine_cap);
         return;
     }
     if (!ch || libssh2_channel_exec(ch, script) != 0) {
