@@ -460,7 +460,9 @@ end
 
 -- Ctrl-C at the prompt drops what was being typed, a half line or a
 -- statement left incomplete, and the session goes on. Each keystroke waits
--- for the REPL's answer to the one before (bounded: 30 s in all).
+-- for the REPL's answer to the one before (bounded: 30 s in all). script(1)
+-- runs its command with $SHELL -c: exec, for a dash that stayed as the REPL's
+-- parent would take the Ctrl-Cs too and end with them (exit 130).
 function TestRepl:test_ctrl_c_at_the_prompt_drops_the_statement()
   if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
   local d = H.tmpdir("repl")
@@ -481,7 +483,7 @@ until_seen '42' 1;       printf '\004'
 ]=]
   assert(fs.write(d .. "/driver.sh", driver))
   local r = require("rasrun.sys").run({ "sh", "-c",
-    'sh "$1" "$2" | script -qefc "$3 repl" /dev/null > "$2"', "sh", d .. "/driver.sh",
+    'sh "$1" "$2" | script -qefc "exec $3 repl" /dev/null > "$2"', "sh", d .. "/driver.sh",
     d .. "/out.txt", H.bin }, { env = { HOME = d, TERM = "dumb" }, timeout = 40 })
   local out = H.read(d .. "/out.txt")
   lu.assertEquals(r.code, 0, out .. r.stderr)
