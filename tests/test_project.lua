@@ -181,6 +181,63 @@ function TestProject:test_dotted_names_and_byte_order_marks()
   lu.assertEquals(missing, {})
 end
 
+-- What a project's files say the way HEC-RAS and people write them: a plan
+-- listed twice is one plan; blanks around values ("Plan File= p03") do not
+-- count; an empty "Flow File=" is no flow file, not a steady flow.
+function TestProject:test_plans_listed_twice_blanks_and_empty_values()
+  local d = H.tmpdir("prj")
+  fs.write(d .. "/Twice.prj", "Proj Title=Twice\r\nPlan File=p01\r\nPlan File= p02\r\n" ..
+    "Plan File=P01\r\nGeom File=g01\r\nUnsteady File=u01\r\n")
+  fs.write(d .. "/Twice.p01", "Plan Title=One\r\nGeom File= g01\r\nFlow File=u01 \r\n")
+  fs.write(d .. "/Twice.p02", "Plan Title=Two\r\nGeom File=g01\r\nFlow File=\r\n")
+  fs.write(d .. "/Twice.g01", "Geom Title=G\r\n")
+  fs.write(d .. "/Twice.u01", "Flow Title=U\r\n")
+  local prj = assert(project.open(d .. "/Twice.prj"))
+  lu.assertEquals(prj.plan_ids, { "p01", "p02" })
+  lu.assertEquals(#prj:plans(), 2)
+  local inputs, missing = prj:plan("01"):inputs("windows")
+  lu.assertEquals(inputs, { "Twice.prj", "Twice.p01", "Twice.g01", "Twice.u01" })
+  lu.assertEquals(missing, {})
+  local p2 = prj:plan("02")
+  lu.assertTrue(p2.broken)
+  lu.assertStrContains(p2.error, "no Flow File= line")
+end
+
+-- A long flow file (inline hydrographs run to megabytes) is read whole: a
+-- DSS file its last boundary reads is an input; a restart file in a
+-- subfolder is found there; a Windows-1252 folder name in the flow file
+-- finds the folder a copy from Windows made in UTF-8; the unsteady flow's
+-- HDF (imported met data) is an input and a source.
+function TestProject:test_long_flows_restart_folders_cp1252_names_and_flow_hdf()
+  local d = H.tmpdir("prj")
+  H.project(d, { { title = "long", seconds = 0.05 } })
+  local rows = {}
+  for i = 1, 9 * 1024 * 1024 // 80 + 1 do rows[i] = ("%10.2f"):rep(8):format(i, i, i, i, i, i, i, i) end
+  assert(fs.write(d .. "/Sample.u01", table.concat({ "Flow Title=Long", "Use Restart=-1",
+    "Restart Filename=.\\Restart\\Sample.p01.02JAN1900 1200.rst",
+    "Boundary Location=Creek,Reach,100,,,,,", "Flow Hydrograph= " .. #rows, table.concat(rows, "\r\n"),
+    "DSS File=.\\Hidrolog\237a\\Caudal.dss", "Use DSS=True", "" }, "\r\n")))
+  assert(fs.mkdirs(d .. "/Restart"))
+  assert(fs.write(d .. "/Restart/Sample.p01.02JAN1900 1200.rst", "restart"))
+  assert(fs.mkdirs(d .. "/Hidrolog\195\173a"))
+  assert(fs.write(d .. "/Hidrolog\195\173a/Caudal.dss", "DSS"))
+  assert(fs.write(d .. "/Sample.u01.hdf", "flow HDF"))
+  local p = assert(project.open(d .. "/Sample.prj")):plan("01")
+  local inputs, missing = p:inputs("windows")
+  lu.assertEquals(missing, {})
+  lu.assertEquals(inputs, { "Sample.prj", "Sample.p01", "Sample.g01", "Sample.u01", "Sample.u01.hdf",
+                            "Restart/Sample.p01.02JAN1900 1200.rst", "Hidrolog\195\173a/Caudal.dss" })
+  local sources = {}
+  for _, f in ipairs(p:sources()) do sources[#sources + 1] = f:sub(#d + 2) end
+  lu.assertItemsEquals(sources, { "Sample.p01", "Sample.g01", "Sample.u01", "Sample.u01.hdf",
+    "Restart/Sample.p01.02JAN1900 1200.rst", "Hidrolog\195\173a/Caudal.dss", "Sample.p01.tmp.hdf",
+    "Sample.b01" })
+  -- a missing one is named in UTF-8, as the terminal shows it
+  fs.rmtree(d .. "/Hidrolog\195\173a")
+  _, missing = assert(project.open(d .. "/Sample.prj")):plan("01"):inputs("windows")
+  lu.assertEquals(missing, { "Hidrolog\195\173a/Caudal.dss (a DSS file Sample.u01 reads)" })
+end
+
 function TestProject:test_sample_inputs_outputs_and_result_state()
   local d = H.tmpdir("prj")
   local prj = assert(project.open(H.project(d)))

@@ -14,6 +14,7 @@
 local fs = require "rasrun.fs"
 local path = require "rasrun.path"
 local hecdate = require "rasrun.hecdate"
+local json = require "rasrun.json"
 
 local M = {}
 
@@ -21,11 +22,13 @@ local Project, Plan = {}, {}
 Project.__index, Plan.__index = Project, Plan
 
 -- Reads "Key=Value" lines: returns an ordered list and a first-value map.
--- Lines without "=" (flags such as "English Units") map to true.
--- Only the first limit bytes are read (default 8 MiB). first_only: the list
--- stays empty (a plan file needs only the map; plans are read by the thousand).
+-- Lines without "=" (flags such as "English Units") map to true. Values
+-- lose the blanks around them ("Plan File= p03").
+-- Only the first limit bytes are read (default: the whole file). first_only:
+-- the list stays empty (a plan file needs only the map; plans are read by
+-- the thousand).
 local function read_keys(file, limit, first_only)
-  local data, err = fs.read(file, limit or 8 * 1024 * 1024)
+  local data, err = fs.read(file, limit)
   if not data then return nil, err end
   if data:find("\0", 1, true) then return nil, file .. ": binary data, not a HEC-RAS text file" end
   if data:sub(1, 3) == "\239\187\191" then data = data:sub(4) end -- a UTF-8 byte order mark
@@ -38,6 +41,7 @@ local function read_keys(file, limit, first_only)
       local k, v = line:sub(1, eq - 1), line:sub(eq + 1)
       local last = v:byte(-1)
       if last and last <= 32 then v = v:gsub("%s+$", "") end
+      if v:byte(1) == 32 or v:byte(1) == 9 then v = v:gsub("^%s+", "") end
       if not first_only then list[#list + 1] = { k, v } end
       if first[k] == nil then first[k] = v end
     elseif line:find("^%S") then
@@ -55,15 +59,18 @@ end
 
 -- The on-disk spelling of a path relative to dir ("Hydrology/Inflow.DSS"
 -- -> "hydrology/inflow.dss"): each part as found, the same case first,
--- else any case (Windows HEC-RAS does not mind it). nil when absent.
+-- else any case (Windows HEC-RAS does not mind it). A name the project's
+-- files spell in Windows-1252 ("Hidrolog\237a") is found under its UTF-8
+-- spelling too, as a copy from Windows names it. nil when absent.
 local function on_disk(dir, rel)
   local parts = {}
   for part in rel:gmatch("[^/]+") do
     local names = fs.list(dir)
+    local alt = part:find("[\128-\255]") and json.utf8(part) or part
     local hit
     for _, n in ipairs(names or {}) do
-      if n == part then hit = n break end
-      if not hit and n:lower() == part:lower() then hit = n end
+      if n == part or n == alt then hit = n break end
+      if not hit and (n:lower() == part:lower() or n:lower() == alt:lower()) then hit = n end
     end
     if not hit then return nil end
     parts[#parts + 1] = hit
@@ -134,13 +141,21 @@ function M.open(prj_path)
   self._index = idx
   -- ids as HEC-RAS writes them (p01..p99): a line that only looks like one
   -- (in the project's description, or damaged) names no file
+  -- (each once: a line listed twice, "p04" beside "P04", is one plan)
+  local seen = {}
+  local function take(ids, v)
+    if not seen[v] then
+      seen[v] = true
+      ids[#ids + 1] = v
+    end
+  end
   for _, kv in ipairs(list) do
     local k, v = kv[1], kv[2]:lower()
-    if k == "Plan File" and v:match("^p%d%d$") then self.plan_ids[#self.plan_ids + 1] = v
-    elseif k == "Geom File" and v:match("^g%d%d$") then self.geom_ids[#self.geom_ids + 1] = v
+    if k == "Plan File" and v:match("^p%d%d$") then take(self.plan_ids, v)
+    elseif k == "Geom File" and v:match("^g%d%d$") then take(self.geom_ids, v)
     elseif (k == "Unsteady File" or k == "Flow File" or k == "QuasiSteady File" or k == "Quasi-Steady File")
       and v:match("^[fuq]%d%d$") then
-      self.flow_ids[#self.flow_ids + 1] = v
+      take(self.flow_ids, v)
     end
   end
   table.sort(self.plan_ids)
@@ -240,8 +255,12 @@ function Project:_read_flow(id)
       f.error = keys -- names the file: unreadable, or not a text file
     else
       f.title = keys["Flow Title"]
+      -- the restart file, where the flow names it: in the project folder
+      -- or a subfolder of it (".\\Restart\\x.rst"); one named outside it
+      -- (absolute) is looked for in the project folder
       local use = tonumber(keys["Use Restart"] or "0") or 0
-      local restart = (keys["Restart Filename"] or ""):gsub("^.*[\\/]", "")
+      local named = keys["Restart Filename"] or ""
+      local restart = project_relative(named) or named:gsub("^.*[\\/]", "")
       if use ~= 0 and restart ~= "" and restart ~= "." and restart ~= ".." then f.restart = restart end
       f.dss, f.dss_outside = dss_inputs(list, keys)
       f.met = met_inputs(list)
@@ -271,6 +290,8 @@ local function parse_plan(self, id)
   p.cores = { d1 = tonumber(keys["UNET D1 Cores"] or ""), d2 = tonumber(keys["UNET D2 Cores"] or ""),
               ps = tonumber(keys["PS Cores"] or "") }
   local g, fl = keys["Geom File"], keys["Flow File"]
+  if g == "" then g = nil end
+  if fl == "" then fl = nil end
   if not g or not fl then
     p.error = ("%s: no %s line, not a usable HEC-RAS plan file"):format(file,
       g and "Flow File=" or "Geom File=")
@@ -389,6 +410,7 @@ function Plan:inputs(kind, opts)
     add(g .. ".hdf", false)
     add("c" .. self.geometry.number, false)
     add(fl, true)
+    add(fl .. ".hdf", false) -- the unsteady flow's imported data (met, precipitation)
     if self.sediment then add(self.sediment, true) end
     if self.water_quality then add(self.water_quality, true) end
   end
@@ -397,7 +419,7 @@ function Plan:inputs(kind, opts)
     if opts and opts.waits then
       need[#need + 1] = restart
     else
-      missing[#missing + 1] = ("%s (the restart file %s names)"):format(restart,
+      missing[#missing + 1] = ("%s (the restart file %s names)"):format(json.utf8(restart),
         path.basename(self.flow.file))
     end
   end
@@ -408,7 +430,7 @@ function Plan:inputs(kind, opts)
     if prj:find(rel) or kind == "linux" then
       add_name(rel)
     else
-      missing[#missing + 1] = ("%s (a DSS file %s reads)"):format(rel, path.basename(self.flow.file))
+      missing[#missing + 1] = ("%s (a DSS file %s reads)"):format(json.utf8(rel), path.basename(self.flow.file))
     end
   end
   -- gridded meteorological data (rain on grid): the files that are there
@@ -448,7 +470,8 @@ function Plan:result_path()
 end
 
 -- The files whose changes make a result out of date: plan, geometry and
--- flow, and the sediment and water quality data a plan uses; the restart
+-- flow (and the flow's HDF of imported data), and the sediment and water
+-- quality data a plan uses; the restart
 -- file and the input DSS file the flow names (not the plan's DSS file,
 -- which runs write); and, where Windows HEC-RAS wrote them, the Linux
 -- engine's inputs (.pNN.tmp.hdf, .bNN).
@@ -471,6 +494,7 @@ function Plan:sources()
   -- the project's own files, where they are there: sediment and water
   -- quality data; the Linux engine's inputs
   local exts = { self.id .. ".tmp.hdf", "b" .. (self.number or "") }
+  if self.flow then exts[#exts + 1] = self.flow.id .. ".hdf" end
   exts[#exts + 1] = self.sediment
   exts[#exts + 1] = self.water_quality
   for _, ext in ipairs(exts) do
