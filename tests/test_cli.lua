@@ -154,6 +154,27 @@ function TestCli:test_run_passes_arguments_and_reports_errors()
   lu.assertEquals(r.code, 2)
   lu.assertStrContains(r.stderr, d .. "/bad.lua:2: broken recipe")
   lu.assertStrContains(r.stderr, "stack traceback:")
+  lu.assertStrContains(r.stderr, "bad.lua:3: in main chunk")
+  lu.assertNotStrContains(r.stderr, "cli.lua") -- rasrun's own frames are not the recipe's
+  lu.assertNotStrContains(r.stderr, "[C]")
+  -- misusing rasrun's API: the message names the recipe's line, and that is all
+  fs.write(d .. "/misuse.lua", "local rasrun = require 'rasrun'\n" ..
+    "rasrun.worker { type = 'local', name = 'x', slots = 1, bogus = 2 }\n")
+  r = H.rasrun({ "run", d .. "/misuse.lua" })
+  lu.assertEquals(r.code, 2)
+  lu.assertStrContains(r.stderr, "misuse.lua:2: ")
+  lu.assertStrContains(r.stderr, "bogus")
+  lu.assertNotStrContains(r.stderr, "stack traceback")
+  -- an error value that is not a string is named as such, not as an address
+  fs.write(d .. "/table.lua", "error({ code = 1 })\n")
+  r = H.rasrun({ "run", d .. "/table.lua" })
+  lu.assertEquals(r.code, 2)
+  lu.assertEquals(r.stderr, "(error object is a table value)\n")
+  -- a recipe is text: a compiled chunk (or a file that looks like one) is refused
+  fs.write(d .. "/binary.lua", "\27Lua junk")
+  r = H.rasrun({ "run", d .. "/binary.lua" })
+  lu.assertEquals(r.code, 2)
+  lu.assertStrContains(r.stderr, "binary chunk")
   fs.write(d .. "/syntax.lua", "local = 3\n")
   r = H.rasrun({ "run", d .. "/syntax.lua" })
   lu.assertEquals(r.code, 2)

@@ -112,9 +112,29 @@ local function add_recipe_paths(recipe)
   package.path = table.concat(extra, ";") .. ";" .. package.path
 end
 
+-- An error's message (as the standalone lua says one that is not a string),
+-- and the frames of the traceback that are the recipe's: rasrun's own
+-- modules and C functions are left out, and a traceback with no more than
+-- the line the message names already is left out altogether.
+local function recipe_error(e, traceback)
+  local msg
+  if type(e) == "string" or type(e) == "number" then msg = tostring(e)
+  elseif getmetatable(e) and getmetatable(e).__tostring then msg = tostring(e)
+  else msg = ("(error object is a %s value)"):format(type(e)) end
+  local frames = {}
+  for line in traceback:gmatch("\n\t([^\n]+)") do
+    if not (line:find("^%[C%]") or line:find("%f[%w_]rasrun/[%w_]+%.lua:") or line:find("^%(%.%.%.tail calls")
+            or line:find("in function <[^>]*%f[%w_]rasrun/[%w_]+%.lua")) then
+      frames[#frames + 1] = line
+    end
+  end
+  if #frames <= 1 then return msg end
+  return msg .. "\nstack traceback:\n\t" .. table.concat(frames, "\n\t")
+end
+
 -- Runs a recipe with arg set as the standalone lua does. Returns the status.
 function M.run_recipe(recipe, rargs)
-  local chunk, lerr = loadfile(recipe)
+  local chunk, lerr = loadfile(recipe, "t") -- text: a recipe is never a compiled chunk
   if not chunk then
     io.stderr:write(lerr, "\n")
     return 2
@@ -127,7 +147,7 @@ function M.run_recipe(recipe, rargs)
   runtime.recipe = { path = path.abspath(recipe), args = rargs }
   local ok, ret = xpcall(chunk, function(e)
     if type(e) == "table" and e.exit_code then return e end
-    return debug.traceback(tostring(e), 2)
+    return recipe_error(e, debug.traceback("", 2))
   end, table.unpack(rargs))
   if not ok then
     if type(ret) == "table" and ret.exit_code then
