@@ -697,7 +697,8 @@ static void process_finished(sched *s, attempt *a)
         cJSON_AddRawToObject(o, "checks", a->checks_json);
     jwrite(s, o);
     lsched_history(s, a, ok ? "ok" : a->interrupted ? "cancelled" : "failed", ok ? NULL : why);
-    release_slot(s, a, ok || !s->keep_scratch);
+    /* keep_scratch keeps a failed attempt's folder; a cancelled one's goes */
+    release_slot(s, a, ok || a->interrupted || !s->keep_scratch);
     if (ok) {
         j->reason[0] = 0;
         finish_job(s, j, S_OK, note[0] ? note : NULL);

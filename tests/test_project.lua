@@ -273,6 +273,11 @@ function TestProject:test_broken_inputs_give_clear_errors()
   prj, err = project.open(d .. "/empty.prj")
   lu.assertNil(prj)
   lu.assertStrContains(err, "not a HEC-RAS project file")
+  -- a plan file given for the project is not a project of no plans
+  fs.write(d .. "/P.p01", "Plan Title=a plan\r\nGeom File=g01\r\nFlow File=u01\r\n")
+  prj, err = project.open(d .. "/P.p01")
+  lu.assertNil(prj)
+  lu.assertStrContains(err, "P.p01: not a HEC-RAS project file (no Proj Title, no plans) (a plan file?)")
   -- a plan file without Geom File= is broken, not a crash
   fs.write(d .. "/B.prj", "Proj Title=B\r\nPlan File=p01\r\nPlan File=p02\r\n")
   fs.write(d .. "/B.p01", "Plan Title=no geometry\r\nFlow File=u01\r\n")

@@ -1264,6 +1264,24 @@ function TestSched:test_sigint_stops_every_engine_and_cleans_up()
   lu.assertFalse(fs.exists(d .. "/Sample.p01.hdf"))
 end
 
+-- keep_scratch keeps the work folder of an attempt that failed, for a look
+-- at what the engine left; the attempts Ctrl-C cancelled leave nothing.
+function TestSched:test_keep_scratch_keeps_failed_attempts_not_cancelled_ones()
+  if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
+  local _, d = project({ { title = "crashes", mode = "crash" }, { title = "long", seconds = 30 },
+                         { title = "also long", seconds = 30 } })
+  local pid, run_dir, work = start_controller(d, 2, { RASRUN_TEST_KEEP = "1" })
+  H.wait_for(function() return journal_count(run_dir, "done") == 1 and journal_count(run_dir, "launched") == 3 end,
+    20, "the crash and two engines running")
+  sys.kill(pid, "INT")
+  lu.assertEquals(sys.wait(pid, 30), 130)
+  lu.assertEquals(engines_alive(), {})
+  local run_id = H.journal(run_dir)[1].run_id
+  lu.assertEquals(fs.list(work), { run_id })
+  lu.assertEquals(fs.list(work .. "/" .. run_id), { "Sample_p01-a1" })
+  lu.assertTrue(fs.isfile(work .. "/" .. run_id .. "/Sample_p01-a1/Sample.b01"))
+end
+
 -- A hangup (the terminal closed, the SSH session dropped) or Ctrl-\\ stops
 -- the run as Ctrl-C does: without it the controller would die at once (with
 -- a core dump for SIGQUIT) and leave its engines, in process groups of their

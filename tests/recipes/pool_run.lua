@@ -1,7 +1,8 @@
 -- A recipe the scheduler tests run in a subprocess (to signal or kill it):
 --   rasrun run tests/recipes/pool_run.lua PROJECT_DIR [SLOTS]
 -- RASRUN_TEST_RUNDIR and RASRUN_TEST_WORKDIR choose the run and work folders,
--- RASRUN_TEST_ENGINE the engine kind (default linux).
+-- RASRUN_TEST_ENGINE the engine kind (default linux), RASRUN_TEST_KEEP=1
+-- keeps failed attempts' work folders (keep_scratch).
 local rasrun = require "rasrun"
 local dir, slots = arg[1], math.tointeger(tonumber(arg[2] or "2"))
 local kind = os.getenv("RASRUN_TEST_ENGINE") or "linux"
@@ -13,5 +14,6 @@ local pool = rasrun.pool {
 -- RASRUN_TEST_PROGRESS=auto: the display rasrun picks (live on a terminal)
 local progress = os.getenv("RASRUN_TEST_PROGRESS") ~= "auto" and "plain" or nil
 local run = pool:run { project = dir .. "/Sample.prj", progress = progress,
-                       run_dir = os.getenv("RASRUN_TEST_RUNDIR") }
+                       run_dir = os.getenv("RASRUN_TEST_RUNDIR"),
+                       keep_scratch = os.getenv("RASRUN_TEST_KEEP") == "1" }
 print("finished", run.ok)
