@@ -1105,6 +1105,9 @@ function TestSched:test_bad_settings_are_named()
     { { cores_total = 7.5 }, "cores_total must be a whole number >= 1, got 7.5" },
     { { kill_grace = "x" }, 'kill_grace must be a number of seconds >= 0, got "x"' },
     { { name = "" }, 'name must be a non-empty string, got ""' },
+    { { slots = "2" }, 'slots must be a whole number from 1 to 1024, got "2"' },
+    { { slots = 2 ^ 31 }, "slots must be a whole number from 1 to 1024" },
+    { { slots = 5000 }, "slots must be a whole number from 1 to 1024, got 5000" },
   }) do
     local cfg = case[1]
     cfg.type, cfg.engine = "local", { kind = "linux", home = "/x" }
@@ -1118,6 +1121,32 @@ function TestSched:test_bad_settings_are_named()
     function() pool_of(H.local_worker("a")):run { project = prj, retry = 1 } end)
   lu.assertErrorMsgContains("no plan p09",
     function() pool_of(H.local_worker("a")):run { project = prj, plans = { "09" } } end)
+  for _, case in ipairs({
+    { { timeout = 0 / 0 }, "timeout must be a number of seconds > 0" },
+    { { timeout = math.huge }, "timeout must be a number of seconds > 0" },
+    { { down_grace = -1 }, "down_grace must be a number of seconds > 0" },
+    { { cancel_wait = "5" }, "cancel_wait must be a number of seconds > 0" },
+    { { retries = 1 << 40 }, "retries must be a whole number from 0 to 1000" },
+    { { progress = "fancy" }, 'progress must be "auto" (live on a terminal), "plain" or false, got "fancy"' },
+  }) do
+    local opts = case[1]
+    opts.project = prj
+    lu.assertErrorMsgContains(case[2], function() pool_of(H.local_worker("a")):run(opts) end)
+  end
+end
+
+-- A project listed twice runs once (its plans would race for the same
+-- result files); a run folder that cannot be made is said in one line.
+function TestSched:test_a_project_listed_twice_runs_once()
+  local prj = project({ { title = "a", seconds = 0.05 } })
+  local r = run(pool_of(H.local_worker("a")), { projects = { prj, prj.path }, run_dir = prj.dir .. "/run" })
+  lu.assertTrue(r.ok)
+  lu.assertEquals(#r.results, 1)
+  lu.assertEquals(r.results[1].key, "Sample/p01")
+  local d = H.tmpdir("ro")
+  assert(fs.write(d .. "/run", "a file where the run folder would go"))
+  lu.assertErrorMsgContains("the run folder; run_dir = ... puts it elsewhere",
+    function() pool_of(H.local_worker("a")):run { project = prj, run_dir = d .. "/run/x", force = true } end)
 end
 
 function TestSched:test_workers_from_remote_workers_json()

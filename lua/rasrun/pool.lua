@@ -31,6 +31,10 @@ local function cannot(msg) runtime.stop(2, "pool:run: " .. msg) end
 
 -- ---- workers ---------------------------------------------------------------
 
+-- More engines at once than any machine has cores is a mistake (and each
+-- slot costs the run a folder and a timeline lane).
+local MAX_SLOTS = 1024
+
 -- Fields each worker type takes: required ones are listed with true.
 M.types = {
   ["local"] = { workdir = false },
@@ -45,8 +49,8 @@ local COMMON = { type = true, name = true, slots = true, cores_total = true, cor
 
 local Worker = {}
 Worker.__index = Worker
-function Worker:__tostring() return ("worker %s (%s, %d slots, tier %d)"):format(
-  self.name, self.type, self.slots, self.tier) end
+function Worker:__tostring() return ("worker %s (%s, %s, tier %d)"):format(
+  self.name, self.type, require("rasrun.progress").count(self.slots, "slot"), self.tier) end
 
 local counter = 0
 
@@ -103,8 +107,9 @@ function M.worker(cfg)
     slots = math.max(1, (cfg.cores_total // (cfg.cores_per_plan or 1)))
   end
   slots = slots or 1
-  if math.type(slots) ~= "integer" or slots < 1 then
-    error(("%s: slots must be a whole number >= 1, got %s"):format(where, tostring(slots)), 2)
+  if math.type(slots) ~= "integer" or slots < 1 or slots > MAX_SLOTS then
+    error(("%s: slots must be a whole number from 1 to %d, got %s"):format(where, MAX_SLOTS,
+      type(slots) == "string" and ("%q"):format(slots) or tostring(slots)), 2)
   end
   counter = counter + 1
   local w = setmetatable({}, Worker)
@@ -144,7 +149,8 @@ end
 function Pool:__tostring()
   local slots = 0
   for _, w in ipairs(self.workers) do slots = slots + w.slots end
-  return ("pool of %d workers, %d slots"):format(#self.workers, slots)
+  local count = require("rasrun.progress").count
+  return ("pool of %s, %s"):format(count(#self.workers, "worker"), count(slots, "slot"))
 end
 
 -- ---- plan selection and order ---------------------------------------------
@@ -577,11 +583,23 @@ local function validate(opts)
     if not RUN_OPTIONS[k] then misuse(("unknown option '%s'"):format(tostring(k))) end
   end
   if not opts.project and not opts.projects then misuse("missing option 'project'") end
-  if opts.retries ~= nil and (math.type(opts.retries) ~= "integer" or opts.retries < 0) then
-    misuse("retries must be a whole number >= 0")
+  if opts.retries ~= nil and (math.type(opts.retries) ~= "integer" or opts.retries < 0
+                              or opts.retries > 1000) then
+    misuse("retries must be a whole number from 0 to 1000")
   end
-  if opts.timeout ~= nil and (type(opts.timeout) ~= "number" or opts.timeout <= 0) then
-    misuse("timeout must be a number of seconds > 0")
+  -- (NaN is no number of seconds: it never compares)
+  local function seconds(name)
+    local v = opts[name]
+    if v ~= nil and (type(v) ~= "number" or not (v > 0) or v == math.huge) then
+      misuse(("%s must be a number of seconds > 0"):format(name))
+    end
+  end
+  seconds("timeout")
+  seconds("cancel_wait")
+  seconds("down_grace")
+  if opts.progress ~= nil and opts.progress ~= "auto" and opts.progress ~= "plain" and opts.progress ~= false then
+    misuse(("progress must be \"auto\" (live on a terminal), \"plain\" or false, got %s")
+      :format(type(opts.progress) == "string" and ("%q"):format(opts.progress) or tostring(opts.progress)))
   end
 end
 
@@ -633,8 +651,16 @@ function Pool:run(opts)
     runtime.stop(ok and 0 or 1)
   end
   local started = sys.now()
-  local projects = {}
-  for _, p in ipairs(opts.projects or { opts.project }) do projects[#projects + 1] = as_project(p) end
+  -- (a project listed twice is run once: its plans would race for the
+  -- same result files)
+  local projects, listed = {}, {}
+  for _, p in ipairs(opts.projects or { opts.project }) do
+    local prj = as_project(p)
+    if not listed[prj.path] then
+      listed[prj.path] = true
+      projects[#projects + 1] = prj
+    end
+  end
   local progress = require("rasrun.progress").new(opts)
   local say = function(msg) progress:note(msg) end
 
@@ -712,8 +738,9 @@ function Pool:run(opts)
   local run_dir = path.abspath(resume_dir or opts.run_dir or
     path.join(projects[1].dir, ".rasrun", "runs", run_id))
   -- the logs go to a fresh part of the disk (see fs_mkdirs_top)
-  assert(fs.mkdirs_top(run_dir))
-  assert(fs.mkdirs(path.join(run_dir, "logs")))
+  local made, merr = fs.mkdirs_top(run_dir)
+  if made then made, merr = fs.mkdirs(path.join(run_dir, "logs")) end
+  if not made then cannot(merr .. " (the run folder; run_dir = ... puts it elsewhere)") end
 
   -- Which plans run, and on which engines.
   local engines = engines_of(self.workers)

@@ -6,6 +6,7 @@ local fs = require "rasrun.fs"
 local sys = require "rasrun.sys"
 local path = require "rasrun.path"
 local engine = require "rasrun.engine"
+local count = require("rasrun.progress").count
 
 local M = {}
 
@@ -20,7 +21,7 @@ local function probe_local(w)
   add("engine", st ~= nil and st.type == "file" and (st.mode & 73) ~= 0,
     st and (prog .. " is there") or (prog .. ": not found"))
   rep.cores = sys.ncpu()
-  add("cores", true, ("%d cores, %d slots"):format(rep.cores, w.slots))
+  add("cores", true, ("%s, %s"):format(count(rep.cores, "core"), count(w.slots, "slot")))
   local dir = w.workdir
   while dir ~= "/" and not fs.isdir(dir) do dir = path.dirname(dir) end
   rep.free_bytes = fs.free_bytes(dir)
@@ -45,8 +46,8 @@ function M.print(workers, out)
   for _, w in ipairs(workers) do
     local rep = M.worker(w)
     all = all and rep.ok
-    out:write(("%s %s (%s, %s, tier %d, %d slots)\n"):format(rep.ok and "OK  " or "FAIL", w.name,
-      w.type, rep.host or w.host or "?", w.tier, w.slots))
+    out:write(("%s %s (%s, %s, tier %d, %s)\n"):format(rep.ok and "OK  " or "FAIL", w.name,
+      w.type, rep.host or w.host or "?", w.tier, count(w.slots, "slot")))
     for _, c in ipairs(rep.checks) do
       out:write(("     %-8s %s %s\n"):format(c.name, c.ok and "ok  " or "FAIL", c.detail or ""))
     end

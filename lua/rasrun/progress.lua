@@ -42,7 +42,9 @@ end
 function P:note(msg) self:line(msg) end
 
 -- "1 plan", "2 plans"
+-- "1 slot", "2 slots"
 local function count(n, word) return ("%d %s%s"):format(n, word, n == 1 and "" or "s") end
+M.count = count
 
 function P:begin(total, results, workers)
   self.total, self.t0 = total, sys.now()

@@ -4,6 +4,7 @@ local fs = require "rasrun.fs"
 local path = require "rasrun.path"
 local sshconfig = require "rasrun.sshconfig"
 local engine = require "rasrun.engine"
+local count = require("rasrun.progress").count
 
 local M = {}
 
@@ -85,7 +86,7 @@ function M.probe(w)
   rep.free_bytes = kib and kib * 1024
   add("engine", out:find("engine ok", 1, true) ~= nil,
     out:find("engine ok", 1, true) and (prog .. " is there") or (prog .. ": not found on the host"))
-  add("cores", rep.cores ~= nil, rep.cores and ("%d cores, %d slots"):format(rep.cores, w.slots)
+  add("cores", rep.cores ~= nil, rep.cores and ("%s, %s"):format(count(rep.cores, "core"), count(w.slots, "slot"))
     or ("cannot count cores: " .. eout))
   add("disk", kib ~= nil, kib and (gib(kib) .. " free in " .. w.workdir) or ("cannot read free space: " .. eout))
   return rep
