@@ -306,25 +306,28 @@ static const char *status_name(enum job_status st)
     return st == S_OK ? "ok" : st == S_FAILED ? "failed" : st == S_CANCELLED ? "cancelled" : "none";
 }
 
-static void finish_job(sched *s, job *j, enum job_status st, const char *reason)
+/* The job ends, with its last attempt a (NULL: none ended it): its time
+ * ends when that attempt did, not when it was judged (the next plan's
+ * staging may come between). */
+static void finish_job(sched *s, job *j, attempt *a, enum job_status st, const char *reason)
 {
     if (j->state == J_WAITING)
         s->nwaiting--;
     j->state = J_DONE;
     j->status = st;
-    j->end = wall();
+    j->end = a && a->t_end > 0 ? a->t_end : wall();
     if (reason && reason != j->reason)
         snprintf(j->reason, sizeof j->reason, "%s", reason);
     s->ndone++;
     cJSON *o = jrec("done", j, NULL);
     cJSON_AddStringToObject(o, "status", status_name(st));
-    journal_add_number(o, "attempts", j->attempts);
+    journal_add_number(o, "attempts", j->attempts_before + j->attempts);
     if (j->result_path)
         cJSON_AddStringToObject(o, "result", j->result_path);
     if (j->reason[0])
         cJSON_AddStringToObject(o, "reason", j->reason);
     jwrite(s, o);
-    lsched_event(s, "done", j, NULL, NULL, j->reason[0] ? j->reason : NULL);
+    lsched_event(s, "done", j, a, NULL, j->reason[0] ? j->reason : NULL);
 }
 
 static int depends_on(job *j, int other)
@@ -346,7 +349,7 @@ static void release_dependents(sched *s, job *j)
             char why[512];
             snprintf(why, sizeof why, "not run: it waits for %s, which %s", j->key,
                      j->status == S_CANCELLED ? "was cancelled" : "failed");
-            finish_job(s, d, j->status == S_CANCELLED ? S_CANCELLED : S_FAILED, why);
+            finish_job(s, d, NULL, j->status == S_CANCELLED ? S_CANCELLED : S_FAILED, why);
             release_dependents(s, d);
             continue;
         }
@@ -701,10 +704,10 @@ static void process_finished(sched *s, attempt *a)
     release_slot(s, a, ok || a->interrupted || !s->keep_scratch);
     if (ok) {
         j->reason[0] = 0;
-        finish_job(s, j, S_OK, note[0] ? note : NULL);
+        finish_job(s, j, a, S_OK, note[0] ? note : NULL);
         release_dependents(s, j);
     } else if (a->interrupted) {
-        finish_job(s, j, S_CANCELLED, why);
+        finish_job(s, j, a, S_CANCELLED, why);
         release_dependents(s, j);
     } else {
         snprintf(j->reason, sizeof j->reason, "%s", why);
@@ -720,7 +723,7 @@ static void process_finished(sched *s, attempt *a)
                 s->first_open = j->index;
             lsched_event(s, "retry", j, a, NULL, why);
         } else {
-            finish_job(s, j, S_FAILED, why);
+            finish_job(s, j, a, S_FAILED, why);
             release_dependents(s, j);
         }
     }
@@ -916,7 +919,7 @@ static void check_workers(sched *s)
             n += snprintf(why + n, sizeof why - (size_t)n, "%s %s (%s)", sep, w->name, w->down_reason);
             sep = ";";
         }
-        finish_job(s, j, S_FAILED, why);
+        finish_job(s, j, NULL, S_FAILED, why);
         release_dependents(s, j);
     }
 }
@@ -1029,7 +1032,7 @@ int sched_main(sched *s)
         s->nwaiting += s->jobs[i].state == J_WAITING;
     for (int i = 0; i < s->njobs; i++)
         if (s->jobs[i].unrunnable) {
-            finish_job(s, &s->jobs[i], S_FAILED, s->jobs[i].reason);
+            finish_job(s, &s->jobs[i], NULL, S_FAILED, s->jobs[i].reason);
             release_dependents(s, &s->jobs[i]);
         }
     for (int i = 0; i < s->njobs; i++)
@@ -1072,7 +1075,7 @@ int sched_main(sched *s)
                      s->interrupted ? "cancelled" : "not run", j->attempts + 1, j->attempts, j->reason);
         else
             snprintf(why, sizeof why, "%s", s->interrupted ? "cancelled before it started" : "not run");
-        finish_job(s, j, S_CANCELLED, why);
+        finish_job(s, j, NULL, S_CANCELLED, why);
     }
     for (int i = 0; i < s->nworkers; i++)
         s->workers[i]->ops->close(s->workers[i]);

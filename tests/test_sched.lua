@@ -314,6 +314,23 @@ function TestSched:test_an_engine_reaped_by_the_recipe_fails_its_attempt()
   lu.assertStrContains(res.reason, "its exit status was taken by another wait")
 end
 
+-- A plan's "done" event names the attempt that ended it, its worker and
+-- host, and its time ends when that attempt did.
+function TestSched:test_done_events_name_the_worker_and_attempt()
+  local prj = project({ { title = "a", seconds = 0.1 }, { title = "b", seconds = 0.1 } })
+  local done = {}
+  local r = run(pool_of(H.local_worker("here", 1)), { project = prj, on_event = function(ev)
+    if ev.type == "done" then done[ev.plan] = ev end
+  end })
+  lu.assertTrue(r.ok)
+  for _, n in ipairs({ "01", "02" }) do
+    local ev = done[n]
+    lu.assertEquals({ ev.worker, ev.host, ev.attempt, ev.attempts, ev.status }, { "here", r.results[1].host, 1, 1, "ok" })
+    lu.assertStrContains(ev.log, "Sample_p" .. n .. "-a1.log")
+    lu.assertTrue(ev.elapsed >= 0.1 and ev.elapsed < ev.t - ev.started + 1e-6, ev.elapsed)
+  end
+end
+
 -- Logs are named after the plan's key with '/' and ' ' as '_': projects
 -- "Dam Break" and "Dam_Break" in one run keep their logs apart.
 function TestSched:test_similar_project_names_keep_their_logs_apart()
@@ -1910,6 +1927,7 @@ function TestSched:test_sigkill_then_resume_finishes_the_rest()
   local r = H.rasrun({ "resume", run_dir }, { env = { FAKE_RAS_SECONDS = "0.2" }, timeout = 60 })
   lu.assertEquals(r.code, 0, r.stderr)
   lu.assertStrContains(r.stderr, "stopping engine pid")
+  lu.assertStrMatches(r.stderr, ".*ok%s+Sample/p03 in [%d:]+ %(2 attempts%).*") -- the killed one's counts
   lu.assertEquals(engines_alive(), {})
   lu.assertEquals(journal_count(run_dir, "attempt", "Sample/p01"), 1) -- not rerun
   lu.assertEquals(journal_count(run_dir, "attempt", "Sample/p03"), 2)
