@@ -189,13 +189,36 @@ static int clone_file(int in, int out, dev_t dev)
     return -1;
 }
 
+/* Set by a thread whose copies may be called off (fs_copy_stop_flag). */
+static _Thread_local const volatile int *stop_flag;
+
+void fs_copy_stop_flag(const volatile int *flag)
+{
+    stop_flag = flag;
+}
+
+static int stopped(void)
+{
+    if (stop_flag && *stop_flag) {
+        errno = ECANCELED;
+        return 1;
+    }
+    return 0;
+}
+
+/* A copy that may be called off goes in slices of this many bytes. */
+#define COPY_SLICE (64LL << 20)
+
 static int copy_data(int in, int out, dev_t dev, off_t size)
 {
     if (clone_file(in, out, dev) == 0)
         return 0;
     off_t left = size;
     while (left > 0) {
-        ssize_t n = copy_file_range(in, NULL, out, NULL, (size_t)left, 0);
+        if (stopped())
+            return -1;
+        size_t want = stop_flag && left > COPY_SLICE ? (size_t)COPY_SLICE : (size_t)left;
+        ssize_t n = copy_file_range(in, NULL, out, NULL, want, 0);
         if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL))
             break; /* fall back to read/write below */
         if (n < 0)
@@ -210,13 +233,16 @@ static int copy_data(int in, int out, dev_t dev, off_t size)
         return -1;
     char buf[1 << 16];
     ssize_t n;
-    while ((n = read(in, buf, sizeof buf)) > 0)
+    while ((n = read(in, buf, sizeof buf)) > 0) {
+        if (stopped())
+            return -1;
         for (ssize_t off = 0; off < n;) {
             ssize_t w = write(out, buf + off, (size_t)(n - off));
             if (w < 0)
                 return -1;
             off += w;
         }
+    }
     return n < 0 ? -1 : 0;
 }
 

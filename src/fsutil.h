@@ -31,6 +31,10 @@ int fs_copy(const char *src, const char *dst, int keep_mtime, char *err, size_t 
 int fs_copy_reusing(const char *src, const char *dst, int keep_mtime, const char *reuse, char *err,
                     size_t errlen);
 
+/* Copies by the calling thread stop (errno ECANCELED) once *flag is set,
+ * within 64 MB; NULL: they never do. */
+void fs_copy_stop_flag(const volatile int *flag);
+
 /* How fs_swap_in put a file in place, and so how fs_swap_back takes it back. */
 enum fs_placed { FS_PUT_NEW, FS_PUT_SWAPPED, FS_PUT_REPLACED };
 

@@ -2,6 +2,8 @@
 #include "helper_thread.h"
 #include "affinity.h"
 
+#include <signal.h>
+
 void helper_init(helper_thread *h)
 {
     pthread_mutex_init(&h->mu, NULL);
@@ -9,19 +11,29 @@ void helper_init(helper_thread *h)
     h->started = h->stop = 0;
 }
 
-int helper_ensure(helper_thread *h, void *(*fn)(void *), void *arg)
+int thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
 {
-    if (h->started)
-        return 1;
     /* every core of the process, also when the loop is pinned for a moment */
     pthread_attr_t attr;
     cpu_set_t set;
     int use = pthread_attr_init(&attr) == 0;
     if (use && affinity_unpinned(&set) == 0)
         pthread_attr_setaffinity_np(&attr, sizeof set, &set);
-    h->started = pthread_create(&h->t, use ? &attr : NULL, fn, arg) == 0;
+    /* no signals: they are the loop's to read */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(t, use ? &attr : NULL, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (use)
         pthread_attr_destroy(&attr);
+    return rc == 0 ? 0 : -1;
+}
+
+int helper_ensure(helper_thread *h, void *(*fn)(void *), void *arg)
+{
+    if (!h->started)
+        h->started = thread_start(&h->t, fn, arg) == 0;
     return h->started;
 }
 

@@ -16,6 +16,10 @@ typedef struct {
     int stop;    /* asked to end */
 } helper_thread;
 
+/* Starts fn(arg) on a thread of its own, with every core the process may
+ * use and every signal blocked. Returns 0, or -1. */
+int thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
+
 void helper_init(helper_thread *h);
 
 /* With mu held: starts fn(arg) unless it was started; 1 when it runs. */

@@ -13,11 +13,13 @@
 #include "proc.h"
 #include "spawner.h"
 #include "affinity.h"
+#include "helper_thread.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +44,14 @@ typedef struct local_attempt {
     int step;
     int log_fd;
     int spawn_cpu;           /* the core its engine started on, or -1 */
+    /* staging on a thread of its own (stage_start) */
+    int staging;             /* the thread runs: the attempt waits for on_staged */
+    volatile int stop_staging;
+    pthread_t stager;
+    int clear_first;
+    char **spares;           /* per input: a replaced file to copy into, or NULL */
+    int stage_rc;
+    char stage_err[1024];
     double spawned_at;       /* loop_now() then */
     char **envp;
     double kill_at;          /* monotonic: SIGKILL after the grace */
@@ -55,6 +65,8 @@ typedef struct {
     local_attempt *live;
     local_attempt *written_off; /* ended after the scheduler wrote them off: freed at close */
     spawner *spawn;
+    int stage_done[2]; /* staging threads write here the attempts they are done with */
+    int stage_done_watch;
     int closing;
     unsigned char *emptied; /* per slot: its folder is there and empty */
 } local_worker;
@@ -70,9 +82,15 @@ static int lw_create(worker *w, lua_State *L, int idx, char *err, size_t n)
         free(lw);
         lw = NULL;
     }
+    if (lw) {
+        lw->stage_done[0] = lw->stage_done[1] = -1;
+        lw->stage_done_watch = -1;
+    }
     w->data = lw;
     return lw ? 0 : -1;
 }
+
+static void on_staged(void *ud, int fd, short revents);
 
 static int lw_open(worker *w, char *err, size_t n)
 {
@@ -90,6 +108,13 @@ static int lw_open(worker *w, char *err, size_t n)
         return -1;
     if (!lw->spawn && !(lw->spawn = spawner_new(sched_loop(w->s), err, n)))
         return -1;
+    if (lw->stage_done[0] < 0) {
+        if (pipe2(lw->stage_done, O_CLOEXEC | O_NONBLOCK) != 0) {
+            snprintf(err, n, "cannot set up staging: %s", strerror(errno));
+            return -1;
+        }
+        lw->stage_done_watch = loop_watch(sched_loop(w->s), lw->stage_done[0], POLLIN, on_staged, w);
+    }
     sched_worker_state(w, W_UP, NULL);
     return 0;
 }
@@ -143,19 +168,20 @@ static int fail(worker *w, local_attempt *la, const char *fmt, ...)
 /* Inputs are copied (mtime kept), or hard-linked when the engine only reads
  * them: no data copied, no inode made (ext4 slows down under create/delete
  * churn). A link that cannot be made (another file system) becomes a copy.
- * Copies go into a file that a commit replaced when there is one. */
-static int stage_in(worker *w, local_attempt *la)
+ * Copies go into a file that a commit replaced when there is one (spares,
+ * per input; used up). Calls nothing of the scheduler's: it may run on a
+ * thread of its own (stage_start). */
+static int stage_files(const attempt *a, int clear_first, char **spares, char *err, size_t n)
 {
-    attempt *a = la->a;
-    local_worker *lw = w->data;
-    char err[1024];
+    char why[1024];
     /* the folder is emptied when a slot is given back: only its first use
      * in the run, or after a failed attempt's folder was kept, finds it
      * missing or not empty */
-    if (!lw->emptied[a->slot] &&
-        (fs_clear(a->workdir, err, sizeof err) != 0 || fs_mkdirs(a->workdir, err, sizeof err) != 0))
-        return fail(w, la, "%s: %s", w->name, err);
-    lw->emptied[a->slot] = 0;
+    if (clear_first &&
+        (fs_clear(a->workdir, why, sizeof why) != 0 || fs_mkdirs(a->workdir, why, sizeof why) != 0)) {
+        snprintf(err, n, "%s: %s", a->w->name, why);
+        return -1;
+    }
     for (int i = 0; i < a->spec->ninputs; i++) {
         const char *name = a->spec->inputs[i];
         char src[8192], dst[8192];
@@ -166,23 +192,47 @@ static int stage_in(worker *w, local_attempt *la)
         char *slash = strrchr(dst, '/');
         if (strchr(name, '/')) {
             *slash = 0;
-            int made = fs_mkdirs(dst, err, sizeof err);
+            int made = fs_mkdirs(dst, why, sizeof why);
             *slash = '/';
-            if (made != 0)
-                return fail(w, la, "staging in: %s", err);
+            if (made != 0) {
+                snprintf(err, n, "staging in: %s", why);
+                return -1;
+            }
         }
         /* a link to what a symbolic link in the project points to: a link
          * to the symbolic link itself would point elsewhere from here */
         if (spec_lists(a->spec->links, a->spec->nlinks, name) &&
             linkat(AT_FDCWD, src, AT_FDCWD, dst, AT_SYMLINK_FOLLOW) == 0)
             continue;
-        char *spare = sched_take_spare(w->s);
-        int rc = fs_copy_reusing(src, dst, 1, spare, err, sizeof err);
-        free(spare);
-        if (rc != 0)
-            return fail(w, la, "staging in: %s", err);
+        int rc = fs_copy_reusing(src, dst, 1, spares[i], why, sizeof why);
+        free(spares[i]);
+        spares[i] = NULL;
+        if (rc != 0) {
+            snprintf(err, n, "staging in: %s", errno == ECANCELED ? "stopped" : why);
+            return -1;
+        }
     }
     return 0;
+}
+
+/* Inputs to copy (not linked) of more bytes than this are copied on a
+ * thread of their own: the loop goes on meanwhile (other engines' ends,
+ * timeouts, Ctrl-C). A few-GB .pNN.tmp.hdf takes seconds to copy from a
+ * cold disk; small ones are copied at once (a thread costs more). */
+#define STAGE_THREAD_BYTES (16LL << 20)
+
+static unsigned long long bytes_to_copy(const attempt *a)
+{
+    unsigned long long total = 0;
+    for (int i = 0; i < a->spec->ninputs; i++) {
+        const char *name = a->spec->inputs[i];
+        char src[8192];
+        struct stat st;
+        snprintf(src, sizeof src, "%s/%s", a->job->project_dir, name);
+        if (!spec_lists(a->spec->links, a->spec->nlinks, name) && stat(src, &st) == 0)
+            total += (unsigned long long)st.st_size;
+    }
+    return total;
 }
 
 /* Moves a file into the project under its staging name: a rename on the
@@ -462,23 +512,10 @@ static void on_exit_fd(void *ud, int fd, short revents)
     reap_if_ended(ud);
 }
 
-static void lw_start(worker *w, attempt *a)
+/* The inputs are in place: the log is opened and the engine started. */
+static void inputs_in_place(worker *w, local_attempt *la)
 {
-    local_worker *lw = w->data;
-    local_attempt *la = calloc(1, sizeof *la);
-    if (!la) {
-        a->failed = 1;
-        snprintf(a->reason, sizeof a->reason, "out of memory");
-        sched_attempt_done(a);
-        return;
-    }
-    la->a = a;
-    la->pidfd = la->watch = la->log_fd = -1;
-    a->wdata = la;
-    la->next = lw->live;
-    lw->live = la;
-    if (stage_in(w, la) != 0)
-        return;
+    attempt *a = la->a;
     la->log_fd = open(a->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (la->log_fd < 0) {
         fail(w, la, "cannot open the log %s: %s", a->log, strerror(errno));
@@ -497,9 +534,88 @@ static void lw_start(worker *w, attempt *a)
     launch_step(w, la);
 }
 
+static void *stage_main(void *arg)
+{
+    local_attempt *la = arg;
+    local_worker *lw = la->a->w->data;
+    fs_copy_stop_flag(&la->stop_staging);
+    la->stage_rc = stage_files(la->a, la->clear_first, la->spares, la->stage_err, sizeof la->stage_err);
+    ssize_t wr; /* a pointer is less than PIPE_BUF: written whole */
+    do
+        wr = write(lw->stage_done[1], &la, sizeof la);
+    while (wr < 0 && errno == EINTR);
+    return NULL;
+}
+
+/* Stages the attempt's inputs: at once when there is little to copy, else
+ * on a thread of its own (on_staged takes it on from there). */
+static void stage_start(worker *w, local_attempt *la)
+{
+    attempt *a = la->a;
+    local_worker *lw = w->data;
+    la->clear_first = !lw->emptied[a->slot];
+    lw->emptied[a->slot] = 0;
+    la->spares = calloc((size_t)a->spec->ninputs + 1, sizeof *la->spares);
+    if (!la->spares) {
+        fail(w, la, "out of memory");
+        return;
+    }
+    for (int i = 0; i < a->spec->ninputs; i++)
+        if (!spec_lists(a->spec->links, a->spec->nlinks, a->spec->inputs[i]))
+            la->spares[i] = sched_take_spare(w->s);
+    if (bytes_to_copy(a) > STAGE_THREAD_BYTES && thread_start(&la->stager, stage_main, la) == 0) {
+        la->staging = 1;
+        return;
+    }
+    char err[1024];
+    if (stage_files(a, la->clear_first, la->spares, err, sizeof err) != 0)
+        fail(w, la, "%s", err);
+    else
+        inputs_in_place(w, la);
+}
+
+/* A staging thread is done: the attempt goes on, unless it was cancelled
+ * meanwhile. */
+static void on_staged(void *ud, int fd, short revents)
+{
+    (void)revents;
+    worker *w = ud;
+    local_attempt *la;
+    while (read(fd, &la, sizeof la) == (ssize_t)sizeof la) {
+        pthread_join(la->stager, NULL);
+        la->staging = 0;
+        if (la->a->cancelling) /* Ctrl-C meanwhile: it never starts */
+            finish(w, la);
+        else if (la->stage_rc != 0)
+            fail(w, la, "%s", la->stage_err);
+        else
+            inputs_in_place(w, la);
+    }
+}
+
+static void lw_start(worker *w, attempt *a)
+{
+    local_worker *lw = w->data;
+    local_attempt *la = calloc(1, sizeof *la);
+    if (!la) {
+        a->failed = 1;
+        snprintf(a->reason, sizeof a->reason, "out of memory");
+        sched_attempt_done(a);
+        return;
+    }
+    la->a = a;
+    la->pidfd = la->watch = la->log_fd = -1;
+    a->wdata = la;
+    la->next = lw->live;
+    lw->live = la;
+    stage_start(w, la);
+}
+
 static void lw_cancel(worker *w, attempt *a)
 {
     local_attempt *la = a->wdata;
+    if (la && la->staging)
+        la->stop_staging = 1; /* on_staged ends it */
     if (!la || !running(la))
         return; /* starting (on_spawned stops it) or between steps: nothing to stop yet */
     if (!la->kill_at) {
@@ -529,6 +645,9 @@ static void lw_tick(worker *w, double now)
 
 static void free_local(local_attempt *la)
 {
+    for (int i = 0; la->spares && i < la->a->spec->ninputs; i++)
+        free(la->spares[i]);
+    free(la->spares);
     proc_envp_free(la->envp);
     if (la->log_fd >= 0)
         close(la->log_fd);
@@ -587,6 +706,12 @@ static void lw_close(worker *w)
     if (lw) {
         lw->closing = 1;
         spawner_drain(lw->spawn);
+        for (local_attempt *la = lw->live; la; la = la->next)
+            if (la->staging) { /* written off while staging: stopped within a slice */
+                la->stop_staging = 1;
+                pthread_join(la->stager, NULL);
+                la->staging = 0;
+            }
     }
     /* Anything still running was written off: make sure it is gone. */
     while (lw && lw->live) {
@@ -623,6 +748,12 @@ static void lw_destroy(worker *w)
     if (lw) {
         spawner_free(lw->spawn);
         free(lw->emptied);
+        if (lw->stage_done_watch >= 0)
+            loop_unwatch(sched_loop(w->s), lw->stage_done_watch);
+        if (lw->stage_done[0] >= 0) {
+            close(lw->stage_done[0]);
+            close(lw->stage_done[1]);
+        }
     }
     free(w->data);
     w->data = NULL;
