@@ -32,34 +32,40 @@ while i <= #arg do
   i = i + 1
 end
 local slots = math.tointeger(tonumber(opts.slots))
-if not slots or slots < 1 then rasrun.fail(("sample: --slots needs a whole number, not %q"):format(opts.slots), 2) end
+if not slots or slots < 1 then rasrun.fail(("sample: --slots needs a whole number of at least 1, not %q"):format(opts.slots), 2) end
 if opts.engine ~= "linux" and opts.engine ~= "windows" then
   rasrun.fail(("sample: --engine is linux or windows, not %q"):format(opts.engine), 2)
 end
 
 local prj_path = rasrun.path.join(opts.dir, "Sample.prj")
-if not rasrun.fs.isfile(prj_path) then
+-- `rasrun workers sample` probes the pool: no project is written or read
+local probing = require("rasrun.runtime").probe_only
+local prj, plans = prj_path, nil -- plans nil: all
+if not probing and not rasrun.fs.isfile(prj_path) then
   print(("Writing the sample project into %s"):format(opts.dir))
   local ok, err = pcall(rasrun.sample.write, opts.dir)
   if not ok then
     rasrun.fail(("sample: %s (--dir chooses a folder you can write)"):format(tostring(err):gsub("^[^:]*:%d+: ", "")), 2)
   end
 end
-local prj, err = rasrun.project.open(prj_path)
-if not prj then rasrun.fail("sample: " .. tostring(err), 2) end
-local plans, given = nil, {} -- nil: all
-for id in opts.plans:gmatch("[^,%s]+") do
-  local ok, plan = pcall(prj.plan, prj, id)
-  if not ok or not plan then
-    rasrun.fail(("sample: --plans: %s has no plan %s"):format(prj_path, id), 2)
+if not probing then
+  local err
+  prj, err = rasrun.project.open(prj_path)
+  if not prj then rasrun.fail("sample: " .. tostring(err), 2) end
+  local given = {}
+  for id in opts.plans:gmatch("[^,%s]+") do
+    local ok, plan = pcall(prj.plan, prj, id)
+    if not ok or not plan then
+      rasrun.fail(("sample: --plans: %s has no plan %s"):format(prj_path, id), 2)
+    end
+    if given[plan.number] then
+      rasrun.fail(("sample: --plans: plan %s is listed twice (%s and %s)"):format(plan.number,
+        given[plan.number], id), 2)
+    end
+    given[plan.number] = id
+    plans = plans or {}
+    plans[#plans + 1] = id
   end
-  if given[plan.number] then
-    rasrun.fail(("sample: --plans: plan %s is listed twice (%s and %s)"):format(plan.number,
-      given[plan.number], id), 2)
-  end
-  given[plan.number] = id
-  plans = plans or {}
-  plans[#plans + 1] = id
 end
 
 local pool = rasrun.pool {

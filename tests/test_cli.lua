@@ -343,6 +343,16 @@ function TestCli:test_nonsense_arguments_are_refused()
   r = H.rasrun({ "workers", recipe })
   lu.assertEquals(r.code, 2)
   lu.assertStrContains(r.stderr, recipe .. " ended without reaching a pool:run: no workers to probe")
+  -- probing the sample's pool writes no project; asked for its help, it gives it
+  local here = H.tmpdir("probe")
+  r = H.rasrun({ "workers", "sample" }, { cwd = here })
+  lu.assertEquals(r.code, 0, r.stderr)
+  lu.assertStrContains(r.stdout, "OK   here (local, ")
+  lu.assertEquals(fs.list(here), {})
+  r = H.rasrun({ "workers", "sample", "--help" }, { cwd = here })
+  lu.assertEquals(r.code, 0, r.stderr)
+  lu.assertStrContains(r.stdout, "usage: rasrun run sample")
+  lu.assertEquals(r.stderr, "")
 end
 
 -- Ctrl-C or SIGTERM while a recipe waits for a command: the command (in a

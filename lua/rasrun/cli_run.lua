@@ -116,7 +116,12 @@ function M.cmd_workers(args)
   end
   runtime.probe_only = true
   local code = cli.run_recipe(recipe, { table.unpack(args, 2) })
-  if not runtime.probed and code ~= 2 then
+  -- a recipe that stopped with a status of its own (a usage error) said
+  -- why, and one asked for its --help gave it; one that ended without a
+  -- pool otherwise had none to probe
+  local help = false
+  for i = 2, #args do help = help or args[i] == "--help" or args[i] == "-h" end
+  if not runtime.probed and code == 0 and not help then
     io.stderr:write(("rasrun: %s ended without reaching a pool:run: no workers to probe\n"):format(recipe))
     return 2
   end
