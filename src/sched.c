@@ -867,6 +867,8 @@ void sched_worker_state(worker *w, enum worker_state st, const char *reason)
     if (w->state == st)
         return;
     w->state = st;
+    if (st != W_DOWN)
+        w->down_for_good = 0;
     if (st == W_DOWN)
         snprintf(w->down_reason, sizeof w->down_reason, "%s", reason ? reason : "down");
     cJSON *o = cJSON_CreateObject();
@@ -883,7 +885,8 @@ void sched_worker_state(worker *w, enum worker_state st, const char *reason)
 
 /* A waiting plan fails when every worker that can run it (has an engine
  * for it) has been down for down_grace seconds: with all workers down, or
- * with only the plan's engine kind down while the others run theirs. */
+ * with only the plan's engine kind down while the others run theirs; at
+ * once when they are all down for good (a refused login: no wait mends it). */
 static void check_workers(sched *s)
 {
     int down = 0;
@@ -897,9 +900,13 @@ static void check_workers(sched *s)
         job *j = &s->jobs[i];
         if (j->state != J_READY && j->state != J_WAITING)
             continue;
-        int usable = 0;
-        for (int k = 0; k < s->nworkers && !usable; k++)
-            usable = j->specs[s->workers[k]->engine] && s->workers[k]->state != W_DOWN;
+        int usable = 0, for_good = 1;
+        for (int k = 0; k < s->nworkers && !usable; k++) {
+            worker *w = s->workers[k];
+            usable = j->specs[w->engine] && w->state != W_DOWN;
+            if (j->specs[w->engine] && !w->down_for_good)
+                for_good = 0;
+        }
         if (usable) {
             j->stranded_since = 0;
             continue;
@@ -907,7 +914,7 @@ static void check_workers(sched *s)
         s->nstranded++;
         if (!j->stranded_since)
             j->stranded_since = now;
-        if (now - j->stranded_since < s->down_grace)
+        if (now - j->stranded_since < s->down_grace && !for_good)
             continue;
         char why[1024];
         int n = snprintf(why, sizeof why, "no worker available:");

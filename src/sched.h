@@ -163,6 +163,7 @@ struct worker {
     int engine;             /* index into job->specs */
     enum worker_state state;
     char down_reason[512];
+    int down_for_good;      /* down for a reason waiting cannot mend (a refused login) */
     int running;            /* attempts in flight */
     unsigned char *slot_busy; /* per slot */
     char *workdir;          /* scratch root on the worker */

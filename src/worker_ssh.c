@@ -208,6 +208,7 @@ static void on_messages(void *ud, int fd, short revents)
         if (m->kind == M_UP) {
             sched_worker_state(w, W_UP, NULL);
         } else if (m->kind == M_DOWN) {
+            w->down_for_good = x->auth_failed; /* set before the message was posted */
             sched_worker_state(w, W_DOWN, m->reason);
         } else if (m->kind == M_NOTE) {
             fprintf(stderr, "rasrun: %s\n", m->reason);

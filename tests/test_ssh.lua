@@ -469,6 +469,18 @@ function TestSsh:test_unreachable_and_refusing_hosts_cost_a_message_not_a_hang()
   for _, res in ipairs(r.results) do lu.assertEquals(res.worker, "h3") end
   lu.assertStrContains(downs.ghost, "cannot connect")
   lu.assertStrContains(downs.locked, "authentication failed")
+  -- with only the refusing worker, the plans fail at once: waiting out
+  -- down_grace (30 s) cannot mend a refused login
+  t0 = sys.monotonic()
+  r = run(rasrun.pool { T.worker(env, 2, { name = "locked", identity = wrong, agent = false }) }, prj,
+    { force = true })
+  lu.assertFalse(r.ok)
+  lu.assertTrue(sys.monotonic() - t0 < 10, ("%.1f s"):format(sys.monotonic() - t0))
+  for _, res in ipairs(r.results) do
+    lu.assertEquals(res.status, "failed")
+    lu.assertStrContains(res.reason, "no worker available: locked (")
+    lu.assertStrContains(res.reason, "authentication failed")
+  end
 end
 
 function TestSsh:test_remote_failures_are_checked_and_retried()
