@@ -100,14 +100,18 @@ bench: all
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/rasrun/lua/rasrun \
-	           $(DESTDIR)$(PREFIX)/share/rasrun/recipes $(DESTDIR)$(PREFIX)/share/doc/rasrun
+	           $(DESTDIR)$(PREFIX)/share/rasrun/recipes $(DESTDIR)$(PREFIX)/share/doc/rasrun/docs \
+	           $(DESTDIR)$(PREFIX)/share/doc/rasrun/tests/fake-ras
 	install -m 755 bin/rasrun $(DESTDIR)$(PREFIX)/bin/rasrun
 	cp -R lua/. $(DESTDIR)$(PREFIX)/share/rasrun/lua/
 	cp -R recipes/. $(DESTDIR)$(PREFIX)/share/rasrun/recipes/
 	rm -rf $(DESTDIR)$(PREFIX)/share/rasrun/hecras-sim
 	cp -R $(SIM) $(DESTDIR)$(PREFIX)/share/rasrun/hecras-sim
 	rm -f $(DESTDIR)$(PREFIX)/share/rasrun/hecras-sim/.stamp
-	cp -R docs/. README.md $(DESTDIR)$(PREFIX)/share/doc/rasrun/
+	# laid out as in the source tree, so that the README's links lead somewhere
+	cp README.md $(DESTDIR)$(PREFIX)/share/doc/rasrun/
+	cp -R docs/. $(DESTDIR)$(PREFIX)/share/doc/rasrun/docs/
+	cp tests/fake-ras/README.md $(DESTDIR)$(PREFIX)/share/doc/rasrun/tests/fake-ras/
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/rasrun

@@ -20,8 +20,13 @@ function TestCli:test_help_and_version()
   end
   r = H.rasrun({ "--version" })
   lu.assertStrMatches(r.stdout, "rasrun %d+%.%d+%.%d+ %(Lua 5%.4%.%d+%)\n")
-  r = H.rasrun({})
-  lu.assertEquals(r.code, 2)
+  -- as a usage error (status 2), the help goes to stderr
+  for _, args in ipairs({ {}, { "resume" }, { "workers" } }) do
+    r = H.rasrun(args)
+    lu.assertEquals(r.code, 2)
+    lu.assertEquals(r.stdout, "")
+    lu.assertStrContains(r.stderr, "usage: rasrun ")
+  end
   r = H.rasrun({ "frobnicate" })
   lu.assertEquals(r.code, 2)
   lu.assertStrContains(r.stderr, 'unknown command "frobnicate"')
@@ -440,6 +445,11 @@ function TestCli:test_install_finds_its_modules_without_environment()
     { cwd = prefix, env = { FAKE_RAS_SECONDS = "0.1" }, timeout = 120 })
   lu.assertEquals(r.code, 0, r.stderr)
   lu.assertStrContains(r.stdout, "PASS " .. prefix .. "/s/Sample.p04.hdf")
+  -- the README's links lead to the installed documents
+  local doc = prefix .. "/share/doc/rasrun"
+  for link in H.read(doc .. "/README.md"):gmatch("%]%(([%w_/.-]+%.md)%)") do
+    lu.assertTrue(fs.isfile(doc .. "/" .. link), link)
+  end
 end
 
 TestRepl = {}

@@ -1714,9 +1714,12 @@ function TestSched:test_resume_of_a_run_still_going_is_refused()
   if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
   local d, pid, run_dir = two_engines_running(30)
   local r = H.rasrun({ "resume", run_dir }, { env = { FAKE_RAS_SECONDS = "0.2" }, timeout = 60 })
-  lu.assertNotEquals(r.code, 0)
-  lu.assertStrContains(r.stderr, "another rasrun is running this run")
-  lu.assertStrContains(r.stderr, run_dir .. "/journal.jsonl")
+  lu.assertEquals(r.code, 2)
+  -- said at once, in rasrun's words, without first claiming to resume
+  lu.assertEquals(r.stderr, ("rasrun: cannot resume %s: %s/journal.jsonl is in use: another rasrun is "
+    .. "running this run (resume it once that one has ended)\n"):format(run_dir, run_dir))
+  lu.assertEquals(H.rasrun({ "resume", run_dir .. "/nosuch" }).stderr,
+    "rasrun: " .. run_dir .. "/nosuch: no such folder\n")
   lu.assertEquals(#engines_alive(), 2)
   lu.assertEquals(journal_count(run_dir, "run_resume"), 0)
   sys.kill(pid, "TERM")

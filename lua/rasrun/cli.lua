@@ -400,7 +400,8 @@ function M.main(args)
       err("no command %q (rasrun --help lists them)", args[2])
       return 2
     end
-    io.write(USAGE)
+    -- asked for, the help is the output; as a usage error, it goes to stderr
+    ;(cmd and io.stdout or io.stderr):write(USAGE)
     return cmd and 0 or 2
   end
   local rest = { table.unpack(args, 2) }

@@ -27,13 +27,14 @@ RUN_FOLDER is the run's folder, shown at the end of every run
 
 function M.cmd_resume(args)
   if #args ~= 1 or args[1] == "--help" or args[1] == "-h" then
-    io.write(cli.help.resume)
+    ;(#args == 1 and io.stdout or io.stderr):write(cli.help.resume)
     return #args == 1 and 0 or 2
   end
   local dir = path.abspath(args[1])
   local jpath = path.join(dir, "journal.jsonl")
   if not fs.isfile(jpath) then
-    io.stderr:write(("rasrun: %s: not a run folder (no journal.jsonl)\n"):format(args[1]))
+    io.stderr:write(("rasrun: %s: %s\n"):format(args[1], not fs.exists(dir) and "no such folder"
+      or fs.isdir(dir) and "not a run folder (no journal.jsonl)" or "not a run folder (a file)"))
     return 2
   end
   local entries, why = require("rasrun.journal").read(jpath)
@@ -55,6 +56,13 @@ function M.cmd_resume(args)
     return 2
   end
   local function say(msg) io.stderr:write("rasrun: ", msg, "\n") end
+  -- a run still going (its controller holds the journal's lock) is left alone
+  local j, jerr = require("rasrun.journal").open(jpath)
+  if not j then
+    say(("cannot resume %s: %s"):format(dir, jerr))
+    return 2
+  end
+  j:close()
   if start.cwd then
     local ok, err = sys.chdir(start.cwd)
     if not ok then
@@ -106,7 +114,7 @@ stops. Exit status 0 when every worker is usable, 1 otherwise.
 
 function M.cmd_workers(args)
   if #args == 0 or args[1] == "--help" or args[1] == "-h" then
-    io.write(cli.help.workers)
+    ;(#args == 0 and io.stderr or io.stdout):write(cli.help.workers)
     return #args == 0 and 2 or 0
   end
   local recipe, err = cli.find_recipe(args[1])
