@@ -175,7 +175,7 @@ function SetMT:run(path, ctx)
     if c.name == "file" and not r then
       add("file", false, err)
     elseif need and not passed[need] then
-      add(c.name, nil, ("skipped: the %s check failed"):format(need))
+      add(c.name, nil, ("skipped: the %s check did not pass"):format(need))
     else
       local out = table.pack(pcall(c.fn, r, ctx))
       local ok, okc, detail = out[1], out[2], out[3]

@@ -299,6 +299,13 @@ file, and the state of the result: no result / result older than inputs /
 result fails its checks / up to date (newer than its inputs and passing the
 standard checks, as `rasrun run` would skip it). Plans whose file, or whose
 geometry or flow file, is missing are shown as missing.
+
+  --json    the same as one JSON document: { project, title, plans = [ {
+            number, id, title, short_id, geometry, flow, flow_kind, state
+            (none, stale, failed, current, missing), detail, result } ] }
+
+Exit status 0 when the project could be read (whatever its plans' state),
+2 when it could not.
 ]]
 
 local STATE_TEXT = { none = "no result", stale = "result older than inputs",
