@@ -617,6 +617,13 @@ void sched_attempt_done(attempt *a)
     s->finished = a;
 }
 
+void sched_attempt_not_begun(attempt *a, const char *reason)
+{
+    a->failed = 1;
+    snprintf(a->reason, sizeof a->reason, "%s", reason);
+    sched_attempt_done(a);
+}
+
 /* Decides an attempt's outcome: ok only when the engine finished, a result
  * came back, and the recipe's checks pass on it. */
 static int judge(sched *s, attempt *a, char *why, size_t n)

@@ -184,6 +184,9 @@ void sched_attempt_launched(attempt *a, int step, long pid, unsigned long long s
                             unsigned long long start_hi);
 /* The attempt has finished (ok or not); the scheduler takes over. */
 void sched_attempt_done(attempt *a);
+/* The attempt could not even begin on the worker (no memory for its
+ * state): it fails, with reason. */
+void sched_attempt_not_begun(attempt *a, const char *reason);
 /* The worker went up or down (reason names the host and the cause). */
 void sched_worker_state(worker *w, enum worker_state st, const char *reason);
 

@@ -598,9 +598,7 @@ static void lw_start(worker *w, attempt *a)
     local_worker *lw = w->data;
     local_attempt *la = calloc(1, sizeof *la);
     if (!la) {
-        a->failed = 1;
-        snprintf(a->reason, sizeof a->reason, "out of memory");
-        sched_attempt_done(a);
+        sched_attempt_not_begun(a, "out of memory");
         return;
     }
     la->a = a;

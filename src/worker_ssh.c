@@ -1078,9 +1078,7 @@ static void sw_start(worker *w, attempt *a)
     sshw *x = w->data;
     task *t = calloc(1, sizeof *t);
     if (!t) {
-        a->failed = 1;
-        snprintf(a->reason, sizeof a->reason, "out of memory");
-        sched_attempt_done(a);
+        sched_attempt_not_begun(a, "out of memory");
         return;
     }
     t->a = a;

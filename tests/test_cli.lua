@@ -170,20 +170,17 @@ function TestCli:test_run_passes_arguments_and_reports_errors()
   lu.assertStrContains(r.stderr, "misuse.lua:2: ")
   lu.assertStrContains(r.stderr, "bogus")
   lu.assertNotStrContains(r.stderr, "stack traceback")
-  -- an error value that is not a string is named as such, not as an address
-  fs.write(d .. "/table.lua", "error({ code = 1 })\n")
-  r = H.rasrun({ "run", d .. "/table.lua" })
-  lu.assertEquals(r.code, 2)
-  lu.assertEquals(r.stderr, "(error object is a table value)\n")
-  -- a recipe is text: a compiled chunk (or a file that looks like one) is refused
-  fs.write(d .. "/binary.lua", "\27Lua junk")
-  r = H.rasrun({ "run", d .. "/binary.lua" })
-  lu.assertEquals(r.code, 2)
-  lu.assertStrContains(r.stderr, "binary chunk")
-  fs.write(d .. "/syntax.lua", "local = 3\n")
-  r = H.rasrun({ "run", d .. "/syntax.lua" })
-  lu.assertEquals(r.code, 2)
-  lu.assertStrContains(r.stderr, "syntax.lua:1:")
+  -- an error value that is not a string is named as such, not as an
+  -- address; a recipe is text: a compiled chunk (or a file that looks like
+  -- one) is refused; a syntax error names its line
+  for _, case in ipairs({ { "table.lua", "error({ code = 1 })\n", "(error object is a table value)\n" },
+                          { "binary.lua", "\27Lua junk", "binary chunk" },
+                          { "syntax.lua", "local = 3\n", "syntax.lua:1:" } }) do
+    fs.write(d .. "/" .. case[1], case[2])
+    r = H.rasrun({ "run", d .. "/" .. case[1] })
+    lu.assertEquals(r.code, 2, case[1])
+    lu.assertStrContains(r.stderr, case[3])
+  end
   r = H.rasrun({ "run", "no-such-recipe" })
   lu.assertEquals(r.code, 2)
   lu.assertStrContains(r.stderr, 'no recipe "no-such-recipe"')
