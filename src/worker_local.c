@@ -644,7 +644,10 @@ static void lw_tick(worker *w, double now)
 static void free_local(local_attempt *la)
 {
     for (int i = 0; la->spares && i < la->a->spec->ninputs; i++)
-        free(la->spares[i]);
+        if (la->spares[i]) { /* not used (staging failed before it): ours to remove */
+            unlink(la->spares[i]);
+            free(la->spares[i]);
+        }
     free(la->spares);
     proc_envp_free(la->envp);
     if (la->log_fd >= 0)
@@ -710,6 +713,10 @@ static void lw_close(worker *w)
                 pthread_join(la->stager, NULL);
                 la->staging = 0;
             }
+        /* what those threads said goes unread: their attempts are freed below */
+        char buf[256];
+        while (lw->stage_done[0] >= 0 && read(lw->stage_done[0], buf, sizeof buf) > 0)
+            ;
     }
     /* Anything still running was written off: make sure it is gone. */
     while (lw && lw->live) {
