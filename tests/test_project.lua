@@ -160,6 +160,16 @@ function TestProject:test_gridded_met_data_are_inputs_and_the_output_dss_is_not(
   for _, f in ipairs(p:sources()) do sources[#sources + 1] = f:sub(#d + 2) end
   lu.assertItemsEquals(sources, { "Sample.p01", "Sample.g01", "Sample.u01", "Precipitation/precip.2018.09.dss",
                                   "Sample.p01.tmp.hdf", "Sample.b01" })
+  -- gridded precipitation in use is required; the wind left unused is not
+  fs.remove(d .. "/Precipitation/precip.2018.09.dss")
+  p = assert(project.open(d .. "/Sample.prj")):plan("01")
+  local _, miss = p:inputs("windows")
+  lu.assertEquals(miss, { "Precipitation/precip.2018.09.dss (the gridded precipitation Sample.u01 reads)" })
+  -- with precipitation off, a file it names is not needed
+  local u01 = H.read(d .. "/Sample.u01"):gsub("Precipitation Mode=Enable", "Precipitation Mode=Disable")
+  assert(fs.write(d .. "/Sample.u01", u01))
+  _, miss = assert(project.open(d .. "/Sample.prj")):plan("01"):inputs("windows")
+  lu.assertEquals(miss, {})
 end
 
 -- A project name may hold dots (only ".prj" is the extension), and files

@@ -237,18 +237,31 @@ end
 
 -- The gridded meteorological data a flow names (precipitation, wind, ...):
 -- "Met BC=Precipitation|Gridded DSS Filename=.\Precipitation\precip.dss"
--- (or "Gridded GDAL Filename="), project-relative names, in order.
-local function met_inputs(list)
-  local out, seen = {}, {}
+-- (or "Gridded GDAL Filename="), project-relative names, in order; and
+-- which of them the run reads for sure: gridded precipitation, when
+-- "Precipitation Mode=Enable" and "Met BC=Precipitation|Mode=Gridded"
+-- (a setting left from a variable not in use may name a file not there).
+local function met_inputs(list, keys)
+  local out, seen, mode, named = {}, {}, {}, {}
   for _, kv in ipairs(list) do
-    local name = kv[1] == "Met BC" and kv[2]:match("^[^|]*|Gridded %a+ Filename=(.+)$")
-    local rel = name and project_relative(name)
-    if rel and not seen[rel:lower()] then
-      seen[rel:lower()] = true
-      out[#out + 1] = rel
+    if kv[1] == "Met BC" then
+      local var, rest = kv[2]:match("^([^|]*)|(.*)$")
+      local name = rest and rest:match("^Gridded %a+ Filename=(.+)$")
+      local rel = name and project_relative(name)
+      if rest and rest:match("^Mode=") then mode[var] = rest:sub(6) end
+      if rel and not seen[rel:lower()] then
+        seen[rel:lower()] = true
+        out[#out + 1] = rel
+        named[rel] = var
+      end
     end
   end
-  return out
+  local required = {}
+  for _, rel in ipairs(out) do
+    required[rel] = named[rel] == "Precipitation" and mode.Precipitation == "Gridded"
+      and keys["Precipitation Mode"] == "Enable" or nil
+  end
+  return out, required
 end
 
 function Project:_read_flow(id)
@@ -269,7 +282,7 @@ function Project:_read_flow(id)
       local restart = project_relative(named) or named:gsub("^.*[\\/]", "")
       if use ~= 0 and restart ~= "" and restart ~= "." and restart ~= ".." then f.restart = restart end
       f.dss, f.dss_outside = dss_inputs(list, keys)
-      f.met = met_inputs(list)
+      f.met, f.met_required = met_inputs(list, keys)
     end
   end
   return f
@@ -439,9 +452,17 @@ function Plan:inputs(kind, opts)
       missing[#missing + 1] = ("%s (a DSS file %s reads)"):format(json.utf8(rel), path.basename(self.flow.file))
     end
   end
-  -- gridded meteorological data (rain on grid): the files that are there
-  -- (a setting left from a variable not in use may name one that is not)
-  for _, rel in ipairs(self.flow.met or {}) do add_name(rel) end
+  -- gridded meteorological data (rain on grid): the files that are there;
+  -- gridded precipitation in use must be, for the Windows engine (as DSS
+  -- boundaries above: the Linux one is given what the .bNN holds)
+  for _, rel in ipairs(self.flow.met or {}) do
+    if prj:find(rel) or kind == "linux" or not (self.flow.met_required or {})[rel] then
+      add_name(rel)
+    else
+      missing[#missing + 1] = ("%s (the gridded precipitation %s reads)"):format(json.utf8(rel),
+        path.basename(self.flow.file))
+    end
+  end
   -- (the plan's output DSS file is not staged: the engine writes a new one,
   -- which does not come back; where the boundaries read it, it came above)
   return need, missing
