@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,31 +176,40 @@ static int temp_open(char *out, size_t n, const char *dst, mode_t mode, const ch
  * asked again for their files (a failed call for every copy). */
 static dev_t no_clone[8];
 static int nno_clone;
+static pthread_mutex_t no_clone_mu = PTHREAD_MUTEX_INITIALIZER; /* staging threads copy too */
 
 static int clone_file(int in, int out, dev_t dev)
 {
-    for (int i = 0; i < nno_clone; i++)
-        if (no_clone[i] == dev)
-            return -1;
+    pthread_mutex_lock(&no_clone_mu);
+    int known = 0;
+    for (int i = 0; i < nno_clone && !known; i++)
+        known = no_clone[i] == dev;
+    pthread_mutex_unlock(&no_clone_mu);
+    if (known)
+        return -1;
     if (ioctl(out, FICLONE, in) == 0)
         return 0;
-    if ((errno == EOPNOTSUPP || errno == ENOTTY || errno == EINVAL) &&
+    int e = errno;
+    pthread_mutex_lock(&no_clone_mu);
+    if ((e == EOPNOTSUPP || e == ENOTTY || e == EINVAL) &&
         nno_clone < (int)(sizeof no_clone / sizeof no_clone[0]))
         no_clone[nno_clone++] = dev;
+    pthread_mutex_unlock(&no_clone_mu);
+    errno = e;
     return -1;
 }
 
 /* Set by a thread whose copies may be called off (fs_copy_stop_flag). */
-static _Thread_local const volatile int *stop_flag;
+static _Thread_local const atomic_int *stop_flag;
 
-void fs_copy_stop_flag(const volatile int *flag)
+void fs_copy_stop_flag(const atomic_int *flag)
 {
     stop_flag = flag;
 }
 
 static int stopped(void)
 {
-    if (stop_flag && *stop_flag) {
+    if (stop_flag && atomic_load_explicit(stop_flag, memory_order_relaxed)) {
         errno = ECANCELED;
         return 1;
     }

@@ -3,6 +3,7 @@
 #ifndef RASRUN_FSUTIL_H
 #define RASRUN_FSUTIL_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -33,7 +34,7 @@ int fs_copy_reusing(const char *src, const char *dst, int keep_mtime, const char
 
 /* Copies by the calling thread stop (errno ECANCELED) once *flag is set,
  * within 64 MB; NULL: they never do. */
-void fs_copy_stop_flag(const volatile int *flag);
+void fs_copy_stop_flag(const atomic_int *flag);
 
 /* How fs_swap_in put a file in place, and so how fs_swap_back takes it back. */
 enum fs_placed { FS_PUT_NEW, FS_PUT_SWAPPED, FS_PUT_REPLACED };

@@ -1084,9 +1084,10 @@ int sched_main(sched *s)
         if (j->state == J_DONE)
             continue;
         char why[sizeof j->reason];
+        int made = j->attempts_before + j->attempts; /* a resumed run's too */
         if (j->attempts > 0)
             snprintf(why, sizeof why, "%s while it waited for attempt %d (attempt %d: %.900s)",
-                     s->interrupted ? "cancelled" : "not run", j->attempts + 1, j->attempts, j->reason);
+                     s->interrupted ? "cancelled" : "not run", made + 1, made, j->reason);
         else
             snprintf(why, sizeof why, "%s", s->interrupted ? "cancelled before it started" : "not run");
         finish_job(s, j, NULL, S_CANCELLED, why);

@@ -46,7 +46,7 @@ typedef struct local_attempt {
     int spawn_cpu;           /* the core its engine started on, or -1 */
     /* staging on a thread of its own (stage_start) */
     int staging;             /* the thread runs: the attempt waits for on_staged */
-    volatile int stop_staging;
+    atomic_int stop_staging;
     pthread_t stager;
     int clear_first;
     char **spares;           /* per input: a replaced file to copy into, or NULL */
@@ -613,7 +613,7 @@ static void lw_cancel(worker *w, attempt *a)
 {
     local_attempt *la = a->wdata;
     if (la && la->staging)
-        la->stop_staging = 1; /* on_staged ends it */
+        atomic_store(&la->stop_staging, 1); /* on_staged ends it */
     if (!la || !running(la))
         return; /* starting (on_spawned stops it) or between steps: nothing to stop yet */
     if (!la->kill_at) {
@@ -709,7 +709,7 @@ static void lw_close(worker *w)
         spawner_drain(lw->spawn);
         for (local_attempt *la = lw->live; la; la = la->next)
             if (la->staging) { /* written off while staging: stopped within a slice */
-                la->stop_staging = 1;
+                atomic_store(&la->stop_staging, 1);
                 pthread_join(la->stager, NULL);
                 la->staging = 0;
             }

@@ -162,6 +162,11 @@ function TestCli:test_run_passes_arguments_and_reports_errors()
   lu.assertStrContains(r.stderr, "bad.lua:3: in main chunk")
   lu.assertNotStrContains(r.stderr, "cli.lua") -- rasrun's own frames are not the recipe's
   lu.assertNotStrContains(r.stderr, "[C]")
+  -- (a recipe in a folder named rasrun is a recipe all the same)
+  assert(fs.mkdirs(d .. "/rasrun"))
+  assert(fs.write(d .. "/rasrun/bad.lua", H.read(d .. "/bad.lua")))
+  r = H.rasrun({ "run", d .. "/rasrun/bad.lua" })
+  lu.assertStrContains(r.stderr, "rasrun/bad.lua:3: in main chunk")
   -- misusing rasrun's API: the message names the recipe's line, and that is all
   fs.write(d .. "/misuse.lua", "local rasrun = require 'rasrun'\n" ..
     "rasrun.worker { type = 'local', name = 'x', slots = 1, bogus = 2 }\n")

@@ -246,6 +246,13 @@ function TestProject:test_long_flows_restart_folders_cp1252_names_and_flow_hdf()
   fs.rmtree(d .. "/Hidrolog\195\173a")
   _, missing = assert(project.open(d .. "/Sample.prj")):plan("01"):inputs("windows")
   lu.assertEquals(missing, { "Hidrolog\195\173a/Caudal.dss (a DSS file Sample.u01 reads)" })
+  -- a restart file not in its subfolder is looked for in the project
+  -- folder, where a plan this one waits for writes it
+  fs.rmtree(d .. "/Restart")
+  p = assert(project.open(d .. "/Sample.prj")):plan("01")
+  lu.assertEquals(p:restart(), "Sample.p01.02JAN1900 1200.rst")
+  inputs = p:inputs("windows", { waits = true })
+  lu.assertEquals(inputs[#inputs], "Sample.p01.02JAN1900 1200.rst")
 end
 
 function TestProject:test_sample_inputs_outputs_and_result_state()

@@ -1141,8 +1141,9 @@ function TestSched:test_bad_settings_are_named()
   for _, case in ipairs({
     { { timeout = 0 / 0 }, "timeout must be a number of seconds > 0" },
     { { timeout = math.huge }, "timeout must be a number of seconds > 0" },
-    { { down_grace = -1 }, "down_grace must be a number of seconds > 0" },
-    { { cancel_wait = "5" }, "cancel_wait must be a number of seconds > 0" },
+    { { down_grace = -1 }, "down_grace must be a number of seconds >= 0" },
+    { { cancel_wait = "5" }, "cancel_wait must be a number of seconds >= 0" },
+    { { timeout = 0 }, "timeout must be a number of seconds > 0" },
     { { retries = 1 << 40 }, "retries must be a whole number from 0 to 1000" },
     { { progress = "fancy" }, 'progress must be "auto" (live on a terminal), "plain" or false, got "fancy"' },
   }) do
@@ -1156,7 +1157,10 @@ end
 -- result files); a run folder that cannot be made is said in one line.
 function TestSched:test_a_project_listed_twice_runs_once()
   local prj = project({ { title = "a", seconds = 0.05 } })
-  local r = run(pool_of(H.local_worker("a")), { projects = { prj, prj.path }, run_dir = prj.dir .. "/run" })
+  local link = H.tmpdir("link") .. "/prj"
+  lu.assertEquals(sys.run({ "ln", "-s", prj.dir, link }).code, 0)
+  local r = run(pool_of(H.local_worker("a")), { projects = { prj, prj.path, link .. "/Sample.prj" },
+                                                run_dir = prj.dir .. "/run" })
   lu.assertTrue(r.ok)
   lu.assertEquals(#r.results, 1)
   lu.assertEquals(r.results[1].key, "Sample/p01")

@@ -112,6 +112,19 @@ local function add_recipe_paths(recipe)
   package.path = table.concat(extra, ";") .. ";" .. package.path
 end
 
+-- rasrun's own modules: the folder this file was loaded from.
+local MODULES = debug.getinfo(1, "S").source:match("^@(.*/)") or "\0"
+
+-- Is a traceback frame's source one of rasrun's modules? A long path shows
+-- as "...<its end>".
+local function ours(src)
+  local name = src:match("([^/]+%.lua)$")
+  if not name then return false end
+  local full = MODULES .. name
+  if src:sub(1, 3) == "..." then return #src > 3 and full:sub(-(#src - 3)) == src:sub(4) end
+  return full == src
+end
+
 -- An error's message (as the standalone lua says one that is not a string),
 -- and the frames of the traceback that are the recipe's: rasrun's own
 -- modules and C functions are left out, and a traceback with no more than
@@ -123,8 +136,9 @@ local function recipe_error(e, traceback)
   else msg = ("(error object is a %s value)"):format(type(e)) end
   local frames = {}
   for line in traceback:gmatch("\n\t([^\n]+)") do
-    if not (line:find("^%[C%]") or line:find("%f[%w_]rasrun/[%w_]+%.lua:") or line:find("^%(%.%.%.tail calls")
-            or line:find("in function <[^>]*%f[%w_]rasrun/[%w_]+%.lua")) then
+    local src = line:match("^(.-):%d+:") or line:match("in function <(.-):%d+>") or ""
+    if not (line:find("^%[C%]") or line:find("^%(%.%.%.tail calls") or ours(src)
+            or ours(line:match("in function <(.-):%d+>") or "")) then
       frames[#frames + 1] = line
     end
   end

@@ -587,16 +587,17 @@ local function validate(opts)
                               or opts.retries > 1000) then
     misuse("retries must be a whole number from 0 to 1000")
   end
-  -- (NaN is no number of seconds: it never compares)
-  local function seconds(name)
+  -- (NaN is no number of seconds: it is not below infinity)
+  local function seconds(name, zero_ok)
     local v = opts[name]
-    if v ~= nil and (type(v) ~= "number" or not (v > 0) or v == math.huge) then
-      misuse(("%s must be a number of seconds > 0"):format(name))
+    local ok = type(v) == "number" and v < math.huge and (v > 0 or (zero_ok and v == 0))
+    if v ~= nil and not ok then
+      misuse(("%s must be a number of seconds %s 0"):format(name, zero_ok and ">=" or ">"))
     end
   end
   seconds("timeout")
-  seconds("cancel_wait")
-  seconds("down_grace")
+  seconds("cancel_wait", true) -- 0: at once
+  seconds("down_grace", true)
   if opts.progress ~= nil and opts.progress ~= "auto" and opts.progress ~= "plain" and opts.progress ~= false then
     misuse(("progress must be \"auto\" (live on a terminal), \"plain\" or false, got %s")
       :format(type(opts.progress) == "string" and ("%q"):format(opts.progress) or tostring(opts.progress)))
@@ -656,8 +657,9 @@ function Pool:run(opts)
   local projects, listed = {}, {}
   for _, p in ipairs(opts.projects or { opts.project }) do
     local prj = as_project(p)
-    if not listed[prj.path] then
-      listed[prj.path] = true
+    local real = fs.realpath(prj.path) or prj.path -- the same through a symbolic link
+    if not listed[real] then
+      listed[real] = true
       projects[#projects + 1] = prj
     end
   end

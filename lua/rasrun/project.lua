@@ -24,11 +24,12 @@ Project.__index, Plan.__index = Project, Plan
 -- Reads "Key=Value" lines: returns an ordered list and a first-value map.
 -- Lines without "=" (flags such as "English Units") map to true. Values
 -- lose the blanks around them ("Plan File= p03").
--- Only the first limit bytes are read (default: the whole file). first_only:
--- the list stays empty (a plan file needs only the map; plans are read by
--- the thousand).
+-- Only the first limit bytes are read (default 8 MiB: a project or plan file
+-- is far smaller; a big binary file given for one is not read whole).
+-- first_only: the list stays empty (a plan file needs only the map; plans
+-- are read by the thousand).
 local function read_keys(file, limit, first_only)
-  local data, err = fs.read(file, limit)
+  local data, err = fs.read(file, limit or 8 * 1024 * 1024)
   if not data then return nil, err end
   if data:find("\0", 1, true) then return nil, file .. ": binary data, not a HEC-RAS text file" end
   if data:sub(1, 3) == "\239\187\191" then data = data:sub(4) end -- a UTF-8 byte order mark
@@ -269,7 +270,9 @@ function Project:_read_flow(id)
   local kind = id:sub(1, 1) == "u" and "unsteady" or id:sub(1, 1) == "q" and "quasi-steady" or "steady"
   local f = { id = id, number = id:sub(2), file = file, missing = file == nil, kind = kind, dss = {}, met = {} }
   if file then
-    local list, keys = read_keys(file)
+    -- whole: inline hydrographs run to megabytes, and a DSS file named
+    -- after them is an input all the same
+    local list, keys = read_keys(file, math.maxinteger)
     if not list then
       f.error = keys -- names the file: unreadable, or not a text file
     else
@@ -433,7 +436,7 @@ function Plan:inputs(kind, opts)
     if self.sediment then add(self.sediment, true) end
     if self.water_quality then add(self.water_quality, true) end
   end
-  local restart = self.flow.restart
+  local restart = self:restart()
   if restart and not prj:find(restart) then
     if opts and opts.waits then
       need[#need + 1] = restart
@@ -466,6 +469,16 @@ function Plan:inputs(kind, opts)
   -- (the plan's output DSS file is not staged: the engine writes a new one,
   -- which does not come back; where the boundaries read it, it came above)
   return need, missing
+end
+
+-- The restart file the plan starts from, as a name in the project folder:
+-- where the flow names it (a subfolder too) when it is there, else in the
+-- project folder itself, where a plan of the project writes it (a plan
+-- this one waits for, say). nil when the flow starts from none.
+function Plan:restart()
+  local named = self.flow and self.flow.restart
+  if not named or self.project:find(named) then return named end
+  return path.basename(named)
 end
 
 -- Shell glob (fnmatch) escaping for names used in patterns.
@@ -512,7 +525,7 @@ function Plan:sources()
     if actual then out[#out + 1] = path.join(prj.dir, actual) end
   end
   if self.flow then
-    named(self.flow.restart)
+    named(self:restart())
     for _, rel in ipairs(self.flow.dss or {}) do
       if not self.dss or rel:lower() ~= self.dss:lower() then named(rel) end
     end
