@@ -35,6 +35,9 @@ local function cannot(msg) runtime.stop(2, "pool:run: " .. msg) end
 -- slot costs the run a folder and a timeline lane).
 local MAX_SLOTS = 1024
 
+-- A value as a message shows it: a string quoted (2 and "2" differ).
+local function shown(v) return type(v) == "string" and ("%q"):format(v) or tostring(v) end
+
 -- Fields each worker type takes: required ones are listed with true.
 M.types = {
   ["local"] = { workdir = false },
@@ -89,8 +92,7 @@ function M.worker(cfg)
   end
   if cfg.engine == nil then error(("%s: missing field 'engine'"):format(where), 2) end
   local function bad(k, what)
-    error(("%s: %s must be %s, got %s"):format(where, k, what, type(cfg[k]) == "string" and
-      ("%q"):format(cfg[k]) or tostring(cfg[k])), 3)
+    error(("%s: %s must be %s, got %s"):format(where, k, what, shown(cfg[k])), 3)
   end
   for k, min in pairs({ cores_total = 1, cores_per_plan = 1, tier = 0 }) do
     if cfg[k] ~= nil and (math.type(cfg[k]) ~= "integer" or cfg[k] < min) then
@@ -108,8 +110,7 @@ function M.worker(cfg)
   end
   slots = slots or 1
   if math.type(slots) ~= "integer" or slots < 1 or slots > MAX_SLOTS then
-    error(("%s: slots must be a whole number from 1 to %d, got %s"):format(where, MAX_SLOTS,
-      type(slots) == "string" and ("%q"):format(slots) or tostring(slots)), 2)
+    error(("%s: slots must be a whole number from 1 to %d, got %s"):format(where, MAX_SLOTS, shown(slots)), 2)
   end
   counter = counter + 1
   local w = setmetatable({}, Worker)
@@ -600,7 +601,7 @@ local function validate(opts)
   seconds("down_grace", true)
   if opts.progress ~= nil and opts.progress ~= "auto" and opts.progress ~= "plain" and opts.progress ~= false then
     misuse(("progress must be \"auto\" (live on a terminal), \"plain\" or false, got %s")
-      :format(type(opts.progress) == "string" and ("%q"):format(opts.progress) or tostring(opts.progress)))
+      :format(shown(opts.progress)))
   end
 end
 

@@ -134,11 +134,7 @@ function M.open(prj_path)
     current_plan = keys["Current Plan"],
     units = keys["SI Units"] and "SI" or "English",
     plan_ids = {}, geom_ids = {}, flow_ids = {}, _plans = {}, _geoms = {}, _flows = {} }, Project)
-  local lists_plans = false
-  for _, kv in ipairs(list) do
-    if kv[1] == "Plan File" then lists_plans = true break end
-  end
-  if not keys["Proj Title"] and not lists_plans then
+  if not keys["Proj Title"] and not keys["Plan File"] then
     local what = keys["Plan Title"] and " (a plan file?)" or keys["Geom Title"] and " (a geometry file?)"
       or (keys["Flow Title"] or keys["Unsteady Flow Title"]) and " (a flow file?)" or ""
     return nil, prj_path .. ": not a HEC-RAS project file (no Proj Title, no plans)" .. what
