@@ -1710,6 +1710,7 @@ function TestSched:test_resume_without_its_recipe_stops_what_the_run_left()
   local _, named = r.stderr:gsub("stopping", "")
   lu.assertEquals(named, 1, r.stderr)
   lu.assertEquals(engines_alive(), {})
+  lu.assertEquals(fs.list(d .. "/.work"), {}) -- its work folders are gone (pool_run.lua's default)
 end
 
 -- `rasrun resume` of a run whose controller is still going is refused, and

@@ -514,6 +514,7 @@ local function stop_orphans(orphans, workers, say)
           end
         end
         fs.rmtree(e.workdir)
+        os.remove(path.dirname(e.workdir)) -- the run's work folder, once empty
       end
     else
       say(("cannot stop the engine of plan %s on worker %s: the worker is not in this pool")

@@ -1,6 +1,7 @@
 -- A recipe the scheduler tests run in a subprocess (to signal or kill it):
 --   rasrun run tests/recipes/pool_run.lua PROJECT_DIR [SLOTS]
--- RASRUN_TEST_RUNDIR and RASRUN_TEST_WORKDIR choose the run and work folders,
+-- RASRUN_TEST_RUNDIR and RASRUN_TEST_WORKDIR choose the run and work folders
+-- (default work folder: PROJECT_DIR/.work, which goes with the test's folder),
 -- RASRUN_TEST_ENGINE the engine kind (default linux), RASRUN_TEST_KEEP=1
 -- keeps failed attempts' work folders (keep_scratch).
 local rasrun = require "rasrun"
@@ -8,7 +9,7 @@ local dir, slots = arg[1], math.tointeger(tonumber(arg[2] or "2"))
 local kind = os.getenv("RASRUN_TEST_ENGINE") or "linux"
 local pool = rasrun.pool {
   rasrun.worker { type = "local", name = "here", slots = slots, kill_grace = 0.5,
-                  workdir = os.getenv("RASRUN_TEST_WORKDIR"),
+                  workdir = os.getenv("RASRUN_TEST_WORKDIR") or (dir .. "/.work"),
                   engine = { kind = kind, home = assert(rasrun.sim.home(kind)) } },
 }
 -- RASRUN_TEST_PROGRESS=auto: the display rasrun picks (live on a terminal)
