@@ -221,20 +221,6 @@ static int stage_files(const attempt *a, int clear_first, char **spares, char *e
  * cold disk; small ones are copied at once (a thread costs more). */
 #define STAGE_THREAD_BYTES (16LL << 20)
 
-static unsigned long long bytes_to_copy(const attempt *a)
-{
-    unsigned long long total = 0;
-    for (int i = 0; i < a->spec->ninputs; i++) {
-        const char *name = a->spec->inputs[i];
-        char src[8192];
-        struct stat st;
-        snprintf(src, sizeof src, "%s/%s", a->job->project_dir, name);
-        if (!spec_lists(a->spec->links, a->spec->nlinks, name) && stat(src, &st) == 0)
-            total += (unsigned long long)st.st_size;
-    }
-    return total;
-}
-
 /* Moves a file into the project under its staging name: a rename on the
  * same file system (mtime kept, nothing copied), else a copy with the mtime. */
 static int move_out(const char *src, const char *dst, char *err, size_t n)
@@ -560,10 +546,20 @@ static void stage_start(worker *w, local_attempt *la)
         fail(w, la, "out of memory");
         return;
     }
-    for (int i = 0; i < a->spec->ninputs; i++)
-        if (!spec_lists(a->spec->links, a->spec->nlinks, a->spec->inputs[i]))
-            la->spares[i] = sched_take_spare(w->s);
-    if (bytes_to_copy(a) > STAGE_THREAD_BYTES && thread_start(&la->stager, stage_main, la) == 0) {
+    /* the inputs to copy: a spare each, and their bytes */
+    unsigned long long to_copy = 0;
+    for (int i = 0; i < a->spec->ninputs; i++) {
+        const char *name = a->spec->inputs[i];
+        char src[8192];
+        struct stat st;
+        if (spec_lists(a->spec->links, a->spec->nlinks, name))
+            continue;
+        la->spares[i] = sched_take_spare(w->s);
+        snprintf(src, sizeof src, "%s/%s", a->job->project_dir, name);
+        if (stat(src, &st) == 0)
+            to_copy += (unsigned long long)st.st_size;
+    }
+    if (to_copy > STAGE_THREAD_BYTES && thread_start(&la->stager, stage_main, la) == 0) {
         la->staging = 1;
         return;
     }

@@ -136,9 +136,9 @@ local function recipe_error(e, traceback)
   else msg = ("(error object is a %s value)"):format(type(e)) end
   local frames = {}
   for line in traceback:gmatch("\n\t([^\n]+)") do
-    local src = line:match("^(.-):%d+:") or line:match("in function <(.-):%d+>") or ""
-    if not (line:find("^%[C%]") or line:find("^%(%.%.%.tail calls") or ours(src)
-            or ours(line:match("in function <(.-):%d+>") or "")) then
+    -- (a Lua frame names its file first: "FILE:LINE: in ...")
+    local src = line:match("^(.-):%d+:") or ""
+    if not (line:find("^%[C%]") or line:find("^%(%.%.%.tail calls") or ours(src)) then
       frames[#frames + 1] = line
     end
   end
