@@ -660,6 +660,15 @@ int ssh_keepalive(ssh_conn *c, unsigned interval)
     return rc == 0 ? 0 : -1;
 }
 
+double ssh_probe_idle(ssh_conn *c, unsigned interval)
+{
+    int idle = interval > 0 ? (int)interval : 1, every = idle / 2 > 0 ? idle / 2 : 1, probes = 2;
+    setsockopt(c->sock, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    setsockopt(c->sock, IPPROTO_TCP, TCP_KEEPINTVL, &every, sizeof every);
+    setsockopt(c->sock, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof probes);
+    return idle + probes * every;
+}
+
 /* ---- commands ------------------------------------------------------------------- */
 
 /* Waits until the socket can move in the direction libssh2 waits for. */

@@ -98,6 +98,13 @@ int ssh_broken(ssh_conn *c);
  * returns -1 when the session failed. */
 int ssh_keepalive(ssh_conn *c, unsigned interval);
 
+/* Has the kernel probe an idle connection (TCP keepalives: the first after
+ * interval seconds without traffic, then every half interval) and give up
+ * on it after two probes unanswered: the socket then reports an error
+ * (POLLERR), with no SSH packet to read or write. Returns the seconds a
+ * dead link takes to show. */
+double ssh_probe_idle(ssh_conn *c, unsigned interval);
+
 /* The last libssh2 error of the session as text. */
 const char *ssh_error(ssh_conn *c);
 

@@ -34,6 +34,7 @@
 
 #include <lauxlib.h>
 #include <errno.h>
+#include <sys/socket.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -122,6 +123,7 @@ typedef struct {
     task *tasks;
     orphan *orphans;
     int slots_used;             /* a slot folder was prepared on the host */
+    double idle_limit;          /* seconds a dead link takes to show while idle */
     double next_connect;
     double backoff;
     int auth_failed;
@@ -482,6 +484,7 @@ static void try_connect(worker *w)
     c->stop = transfer_unwanted;
     c->moved = bytes_moved;
     c->stop_ud = x;
+    x->idle_limit = ssh_probe_idle(c, (unsigned)keepalive_interval(x));
     x->c = c;
     x->backoff = 0;
     x->blobs_listed = 0;
@@ -895,6 +898,23 @@ static void lose_connection(worker *w, const char *why)
     post(w, M_DOWN, NULL, "%s", reason);
 }
 
+/* The kernel gave up on the idle connection: it says why (ETIMEDOUT: the
+ * keepalive probes went unanswered). */
+static void lose_idle_link(worker *w)
+{
+    sshw *x = w->data;
+    int e = 0;
+    socklen_t len = sizeof e;
+    if (getsockopt(x->c->sock, SOL_SOCKET, SO_ERROR, &e, &len) != 0)
+        e = errno;
+    char why[256];
+    if (e == ETIMEDOUT)
+        snprintf(why, sizeof why, "no answer while idle (TCP keepalives for %.0f s)", x->idle_limit);
+    else
+        snprintf(why, sizeof why, "connection closed while idle%s%s", e ? ": " : "", e ? strerror(e) : "");
+    lose_connection(w, why);
+}
+
 static void take_incoming(worker *w)
 {
     sshw *x = w->data;
@@ -999,11 +1019,18 @@ static void *thread_main(void *arg)
                 running = 0;
             }
         }
+        /* An idle link is watched by the kernel's TCP keepalives
+         * (ssh_probe_idle): a host that stops answering them errors the
+         * socket. Left unseen, it would hold up the next start, and the
+         * run's end, for io_timeout. */
+        int idle = conn_ok(x) && !running;
         struct pollfd p[2] = { { x->wake_thread, POLLIN, 0 },
-                               { running ? x->c->sock : -1, POLLIN, 0 } };
+                               { conn_ok(x) ? x->c->sock : -1, running ? POLLIN : 0, 0 } };
         poll(p, 2, 100);
         if (p[0].revents)
             drain_fd(x->wake_thread);
+        if (idle && (p[1].revents & (POLLERR | POLLHUP)))
+            lose_idle_link(w);
     }
     /* Leaving: remove this run's folders and stop what the lost attempts
      * left; a link lost and back meanwhile is tried once more for that. */

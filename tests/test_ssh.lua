@@ -779,6 +779,37 @@ function TestSsh:test_a_host_whose_link_came_back_is_cleaned_at_the_end()
   lu.assertEquals(fs.glob(h1.work .. "/" .. r.id .. "*"), {})
 end
 
+-- A host that sits idle while the run goes on elsewhere, and whose link is
+-- cut: the kernel's keepalives find it gone within moments (a worker_down
+-- naming it), and the run's end does not wait io_timeout to remove its
+-- folders over the dead link.
+function TestSsh:test_an_idle_host_with_a_cut_link_is_found_down_and_does_not_hold_up_the_end()
+  local h1 = env.hosts[1]
+  local prj = project({ { title = "quick", seconds = 0.1 }, { title = "long", seconds = 8 } })
+  local pool = rasrun.pool { T.worker(env, 1, { slots = 1, keepalive = 2, io_timeout = 40, connect_timeout = 2 }),
+                             H.local_worker("here", 1, { tier = 1 }) }
+  local cut_at, down_at, down_reason, long_done_at
+  local r = run(pool, prj, { on_event = function(ev)
+    if ev.type == "done" and ev.plan == "01" then
+      T.cut(h1)
+      cut_at = sys.monotonic()
+    elseif ev.type == "worker_down" and ev.worker == "h1" and not down_at then
+      down_at, down_reason = sys.monotonic(), ev.reason
+    elseif ev.type == "done" and ev.plan == "02" then
+      long_done_at = sys.monotonic()
+    end
+  end })
+  local ended_at = sys.monotonic()
+  lu.assertEquals(H.result(r, "01").worker, "h1")
+  lu.assertEquals(H.result(r, "02").worker, "here")
+  lu.assertTrue(r.ok)
+  lu.assertNotNil(cut_at)
+  lu.assertNotNil(down_at, "no worker_down for h1 while it sat idle")
+  lu.assertStrContains(down_reason, "no answer while idle")
+  lu.assertTrue(down_at - cut_at < 7, ("found down %.1f s after the cut"):format(down_at - cut_at))
+  lu.assertTrue(ended_at - long_done_at < 6, ("the run ended %.1f s after its last plan"):format(ended_at - long_done_at))
+end
+
 -- An engine that is not where the worker says is named, as on a local
 -- worker (not "exited with code 127").
 function TestSsh:test_a_missing_engine_on_the_host_is_named()
