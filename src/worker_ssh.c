@@ -73,6 +73,7 @@ typedef struct task {
     char errbuf[2048];          /* the channel's stderr: markers and script errors */
     size_t errlen;
     int exit_code, failed, cancel, killed;
+    int keep_files;          /* cancelled by its timeout: what it wrote comes back all the same */
     double t_exit;              /* wall clock: the engine's command ended */
     char reason[512];
     out_file *outs;
@@ -410,12 +411,13 @@ static void kill_orphans(worker *w)
 }
 
 /* The connection's stop hook (ssh_conn.h): a transfer ends early when its
- * attempt is cancelled (Ctrl-C, a plan's timeout) or the worker closes. */
+ * attempt is cancelled (Ctrl-C, a plan's timeout: not the files a timed-out
+ * attempt brings back) or the worker closes. */
 static int transfer_unwanted(void *ud)
 {
     sshw *x = ud;
     pthread_mutex_lock(&x->mu);
-    int unwanted = x->stop || (x->moving && x->moving->cancel);
+    int unwanted = x->stop || (x->moving && x->moving->cancel && !x->moving->keep_files);
     pthread_mutex_unlock(&x->mu);
     return unwanted;
 }
@@ -821,8 +823,16 @@ static void service(worker *w, task *t)
     libssh2_session_set_blocking(x->c->s, 1);
     libssh2_channel_close(t->ch);
     libssh2_channel_wait_closed(t->ch);
-    if (t->cancel) {
+    pthread_mutex_lock(&x->mu);
+    int cancel = t->cancel, keep_files = t->keep_files;
+    pthread_mutex_unlock(&x->mu);
+    if (cancel && !keep_files) {
         finish_task(w, t);
+    } else if (cancel) {
+        /* a timed-out attempt's files come back as a failed one's do, to be
+         * kept with the run: the engine's partial output of a hang is what
+         * tells why (the scheduler names the timeout) */
+        stage_out(w, t);
     } else if (t->exit_code < 0) {
         if (t->reason[0])
             fail_task(w, t, "%s", t->reason);
@@ -1146,6 +1156,7 @@ static void sw_cancel(worker *w, attempt *a)
         return;
     pthread_mutex_lock(&x->mu);
     t->cancel = 1;
+    t->keep_files = a->timed_out && !a->interrupted;
     pthread_mutex_unlock(&x->mu);
     wake(x->wake_thread);
 }

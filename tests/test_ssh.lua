@@ -822,10 +822,18 @@ end
 
 function TestSsh:test_timeout_kills_the_remote_process_tree()
   local prj = project({ { title = "hangs", mode = "hang" } })
+  -- inputs older than the run, as a project's are: SFTP dates files to the
+  -- second, and the engine's open of its .tmp.hdf is all that changes it
+  local tmp = prj.dir .. "/Sample.p01.tmp.hdf"
+  lu.assertEquals(sys.run({ "touch", "-d", "@" .. math.floor(sys.now() - 60), tmp }).code, 0)
   local r = run(rasrun.pool { T.worker(env, 1, { slots = 1 }) }, prj, { timeout = 1.5 })
   lu.assertEquals(r.results[1].status, "failed")
   lu.assertStrContains(r.results[1].reason, "timed out")
   H.wait_for(function() return #T.engines(env.hosts[1]) == 0 end, 10, "the hung engine and its helper to go")
+  -- what it had written comes back and is kept with the run, as on a local
+  -- worker; the project has no result
+  lu.assertEquals(fs.list(r.run_dir .. "/attempts/Sample_p01-a1"), { "Sample.p01.hdf" })
+  lu.assertFalse(fs.exists(prj.dir .. "/Sample.p01.hdf"))
 end
 
 function TestSsh:test_cut_link_moves_plans_and_the_orphan_dies_when_it_returns()
