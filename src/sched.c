@@ -862,7 +862,9 @@ static void on_signal(void *ud, int fd, short revents)
         }
         for (attempt *a = s->live, *next; a; a = next) {
             next = a->next;
-            if (!a->cancelling || s->forced)
+            /* a timed-out attempt may still be bringing its files back:
+             * not after a Ctrl-C */
+            if (!a->cancelling || s->forced || (a->timed_out && !a->interrupted))
                 cancel_attempt(a, 0);
         }
     }

@@ -880,11 +880,19 @@ static void transfer_failed(ssh_conn *c, char *why, size_t n)
         ssh_cut(c);
 }
 
-/* Before each request of a transfer: has its owner asked it to stop? */
-static int stop_asked(ssh_conn *c)
+/* Before each request of a transfer: has its owner asked it to stop? A
+ * download that nothing else needs the connection for (stop returned 2)
+ * cuts it: a graceful end would wait for all that libssh2 asked of the host
+ * ahead of the reads to arrive (seconds to minutes over a slow link). An
+ * upload ends within one request, and removes its part on the host. */
+static int stop_asked(ssh_conn *c, int reading)
 {
-    if (c->stop && c->stop(c->stop_ud))
+    int why = c->stop ? c->stop(c->stop_ud) : 0;
+    if (why && !c->stopped) {
         c->stopped = 1;
+        if (why == 2 && reading)
+            ssh_cut(c);
+    }
     return c->stopped;
 }
 
@@ -903,7 +911,7 @@ static int write_range(ssh_conn *c, LIBSSH2_SFTP_HANDLE *h, int fd, off_t off, o
             break;
         }
         for (ssize_t done = 0; done < got;) {
-            ssize_t w = stop_asked(c) ? -1 : libssh2_sftp_write(h, buf + done, (size_t)(got - done));
+            ssize_t w = stop_asked(c, 0) ? -1 : libssh2_sftp_write(h, buf + done, (size_t)(got - done));
             if (w < 0) {
                 rc = -1;
                 break;
@@ -1031,7 +1039,7 @@ int ssh_get(ssh_conn *c, const char *remote, const char *local, char *err, size_
     for (;;) {
         if (!buf)
             break;
-        if (stop_asked(c)) {
+        if (stop_asked(c, 1)) {
             rc = -1;
             break;
         }

@@ -39,8 +39,9 @@ typedef struct ssh_conn {
     double last_rx;             /* monotonic: anything arrived from the server */
     double io_timeout;
     /* Asked between the requests of an SFTP transfer: non-zero stops it,
-     * and the transfer fails saying so (a cancelled or timed-out attempt
-     * does not wait for its files). NULL: transfers run to their end. */
+     * and the transfer fails saying so (a cancelled attempt does not wait
+     * for its files); 2 also cuts the connection under a download, which
+     * nothing else needs then (ssh_cut). NULL: transfers run to their end. */
     int (*stop)(void *ud);
     void *stop_ud;
     int stopped;                /* the last transfer ended because stop said so */

@@ -616,7 +616,10 @@ static void lw_cancel(worker *w, attempt *a)
         remember_tree(la);
         proc_kill_tree(la->pid, SIGTERM);
     }
-    la->kill_at = loop_now() + w->kill_grace;
+    /* asked again (a second Ctrl-C, or one after a timeout): never later */
+    double at = loop_now() + w->kill_grace;
+    if (!la->kill_at || at < la->kill_at)
+        la->kill_at = at;
     if (w->kill_grace <= 0)
         kill_remembered(la);
 }

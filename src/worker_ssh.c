@@ -412,14 +412,20 @@ static void kill_orphans(worker *w)
 
 /* The connection's stop hook (ssh_conn.h): a transfer ends early when its
  * attempt is cancelled (Ctrl-C, a plan's timeout: not the files a timed-out
- * attempt brings back) or the worker closes. */
+ * attempt brings back) or the worker closes; 2 when no attempt on the host
+ * needs the connection any more (Ctrl-C: their engines' watchdogs stop them
+ * when it is cut, and the run's end connects again to clean up). Runs on
+ * the worker's thread, the only one that changes the task list. */
 static int transfer_unwanted(void *ud)
 {
     sshw *x = ud;
     pthread_mutex_lock(&x->mu);
     int unwanted = x->stop || (x->moving && x->moving->cancel && !x->moving->keep_files);
+    int needed = 0;
+    for (task *t = x->tasks; t && unwanted && !needed; t = t->next)
+        needed = !t->cancel || t->keep_files;
     pthread_mutex_unlock(&x->mu);
-    return unwanted;
+    return unwanted ? (needed ? 1 : 2) : 0;
 }
 
 static unsigned long long wire_bytes(const sshw *x, int up)
@@ -908,8 +914,8 @@ static void lose_connection(worker *w, const char *why)
     post(w, M_DOWN, NULL, "%s", reason);
 }
 
-/* The kernel gave up on the idle connection: it says why (ETIMEDOUT: the
- * keepalive probes went unanswered). */
+/* The idle connection is gone: the kernel gave up on it (ETIMEDOUT: its
+ * keepalive probes went unanswered) or the host closed it. */
 static void lose_idle_link(worker *w)
 {
     sshw *x = w->data;
@@ -920,8 +926,10 @@ static void lose_idle_link(worker *w)
     char why[256];
     if (e == ETIMEDOUT)
         snprintf(why, sizeof why, "no answer while idle (TCP keepalives for %.0f s)", x->idle_limit);
+    else if (e)
+        snprintf(why, sizeof why, "connection failed while idle: %s", strerror(e));
     else
-        snprintf(why, sizeof why, "connection closed while idle%s%s", e ? ": " : "", e ? strerror(e) : "");
+        snprintf(why, sizeof why, "the host closed the connection while idle");
     lose_connection(w, why);
 }
 
@@ -1031,15 +1039,16 @@ static void *thread_main(void *arg)
         }
         /* An idle link is watched by the kernel's TCP keepalives
          * (ssh_probe_idle): a host that stops answering them errors the
-         * socket. Left unseen, it would hold up the next start, and the
-         * run's end, for io_timeout. */
+         * socket; one that closes the connection (sshd restarted, or its
+         * ClientAliveInterval given up on us) shuts its side. Left unseen,
+         * either would hold up the next start, and the run's end. */
         int idle = conn_ok(x) && !running;
         struct pollfd p[2] = { { x->wake_thread, POLLIN, 0 },
-                               { conn_ok(x) ? x->c->sock : -1, running ? POLLIN : 0, 0 } };
+                               { conn_ok(x) ? x->c->sock : -1, running ? POLLIN : POLLRDHUP, 0 } };
         poll(p, 2, 100);
         if (p[0].revents)
             drain_fd(x->wake_thread);
-        if (idle && (p[1].revents & (POLLERR | POLLHUP)))
+        if (idle && (p[1].revents & (POLLERR | POLLHUP | POLLRDHUP)))
             lose_idle_link(w);
     }
     /* Leaving: remove this run's folders and stop what the lost attempts

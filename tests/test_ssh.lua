@@ -810,6 +810,61 @@ function TestSsh:test_an_idle_host_with_a_cut_link_is_found_down_and_does_not_ho
   lu.assertTrue(ended_at - long_done_at < 6, ("the run ended %.1f s after its last plan"):format(ended_at - long_done_at))
 end
 
+-- A host that closes the idle connection itself (its sshd restarted, or gave
+-- up on the session): seen at once, not when the next plan would go to it.
+function TestSsh:test_an_idle_connection_the_host_closes_is_seen_at_once()
+  local h1 = env.hosts[1]
+  local prj = project({ { title = "quick", seconds = 0.1 }, { title = "long", seconds = 5 } })
+  local pool = rasrun.pool { T.worker(env, 1, { slots = 1, keepalive = 15, connect_timeout = 2 }),
+                             H.local_worker("here", 1, { tier = 1 }) }
+  local closed_at, down_at, down_reason
+  local r = run(pool, prj, { on_event = function(ev)
+    if ev.type == "done" and ev.plan == "01" then
+      -- the sshd processes serving the session (children of the listener)
+      lu.assertEquals(sys.run({ "pkill", "-KILL", "-P", tostring(h1.sshd_pid) }).code, 0)
+      closed_at = sys.monotonic()
+    elseif ev.type == "worker_down" and ev.worker == "h1" and not down_at then
+      down_at, down_reason = sys.monotonic(), ev.reason
+    end
+  end })
+  lu.assertTrue(r.ok)
+  lu.assertEquals(H.result(r, "01").worker, "h1")
+  lu.assertNotNil(down_at, "no worker_down for h1")
+  lu.assertStrContains(down_reason, "the host closed the connection while idle")
+  lu.assertTrue(down_at - closed_at < 2, ("seen %.1f s after the close"):format(down_at - closed_at))
+end
+
+-- Ctrl-C while a timed-out attempt's files come back over a slow link: the
+-- run ends at once, not when they are all there (or cancel_wait gives up).
+function TestSsh:test_ctrl_c_stops_a_timed_out_attempts_files_coming_back()
+  local home = H.tmpdir("engine") .. "/linux"
+  lu.assertEquals(sys.run({ "cp", "-a", H.sim("linux"), home }).code, 0)
+  lu.assertEquals(sys.run({ "mv", home .. "/bin/RasUnsteady", home .. "/bin/real" }).code, 0)
+  -- an engine that writes 8 MB of compute messages, then hangs
+  assert(fs.write(home .. "/bin/RasUnsteady", table.concat({ "#!/bin/sh",
+    "head -c 8000000 /dev/urandom > Sample.p01.computeMsgs.txt",
+    'exec "$(dirname "$0")/real" "$@"', "" }, "\n")))
+  lu.assertEquals(sys.run({ "chmod", "755", home .. "/bin/RasUnsteady" }).code, 0)
+  local prj = project({ { title = "hangs", mode = "hang" } })
+  local pool = rasrun.pool { T.worker(env, 1, { slots = 1, kill_grace = 0.2, keepalive = 2, io_timeout = 60,
+                                                engine = { kind = "linux", home = home } }) }
+  local sender, t0
+  -- 8 MB at 4 Mbit/s: 16 s to come back; Ctrl-C 2 s after the timeout
+  local ok, e = throttled("4mbit", function()
+    return run(pool, prj, { timeout = 1, on_event = function(ev)
+      if ev.type == "launched" and not sender then
+        sender = assert(H.spawn({ "sh", "-c", "sleep 3; kill -INT " .. sys.pid() }))
+        t0 = sys.monotonic() + 3
+      end
+    end })
+  end)
+  local took = t0 and sys.monotonic() - t0
+  if sender then sys.wait(sender, 10) end
+  lu.assertFalse(ok, "the run was not interrupted")
+  lu.assertEquals(type(e) == "table" and e.exit_code, 130, tostring(e))
+  lu.assertTrue(took < 6, ("the run took %.1f s after Ctrl-C"):format(took))
+end
+
 -- An engine that is not where the worker says is named, as on a local
 -- worker (not "exited with code 127").
 function TestSsh:test_a_missing_engine_on_the_host_is_named()
