@@ -1422,6 +1422,29 @@ function TestSched:test_sigint_while_engines_start_stops_them()
   lu.assertEquals(fs.list(workdir), {})
 end
 
+-- Ctrl-C while a timed-out engine is given its grace (it ignores SIGTERM):
+-- the kill comes when the timeout set it, not a whole grace after the Ctrl-C.
+function TestSched:test_ctrl_c_during_a_timeouts_grace_does_not_postpone_the_kill()
+  local prj = project({ { title = "hangs", mode = "hang" } })
+  local sender
+  local t0 = sys.monotonic()
+  local ok, e = pcall(run, pool_of(H.local_worker("here", 1, { kill_grace = 4 })), {
+    project = prj, timeout = 1,
+    on_event = function(ev)
+      if ev.type == "launched" and not sender then
+        sender = assert(H.spawn({ "sh", "-c", "sleep 3; kill -INT " .. sys.pid() }))
+      end
+    end })
+  local took = sys.monotonic() - t0
+  if sender then sys.wait(sender, 10) end
+  lu.assertFalse(ok)
+  lu.assertEquals(e.exit_code, 130)
+  -- the timeout at 1 s, its SIGKILL 4 s later; the Ctrl-C at 3 s would have
+  -- moved that to 7 s
+  lu.assertTrue(took < 6.3, ("the run took %.1f s"):format(took))
+  H.wait_for(function() return #engines_alive() == 0 end, 5, "the hung engine to be gone")
+end
+
 -- A plan whose retry was still waiting for a slot when the run was
 -- interrupted keeps the reason its attempt failed.
 function TestSched:test_a_retry_cancelled_before_it_starts_keeps_the_failure()
