@@ -581,6 +581,25 @@ local function throttled(rate, fn, ...)
   return table.unpack(res, 1, res.n)
 end
 
+-- Calls runs_with(on_event), whose run this process sends SIGINT delay
+-- seconds after its first event of type `on`, and checks that the run was
+-- interrupted by it (runs_with raising what the run raised). Returns the
+-- seconds from the signal to the end of runs_with.
+local function ctrl_c_after(on, delay, runs_with)
+  local sender, t0
+  local ok, e = pcall(runs_with, function(ev)
+    if ev.type == on and not sender then
+      t0 = sys.monotonic() + delay
+      sender = assert(H.spawn({ "sh", "-c", ("sleep %g; kill -INT %d"):format(delay, sys.pid()) }))
+    end
+  end)
+  local took = t0 and sys.monotonic() - t0
+  if sender then sys.wait(sender, 10) end
+  lu.assertFalse(ok, "the run was not interrupted")
+  lu.assertEquals(type(e) == "table" and e.exit_code, 130, tostring(e))
+  return took
+end
+
 -- Runs fn(prj, pool, d) on a new one-plan project whose Sample.b01 holds mb
 -- random megabytes more, with h1's link shaped to rate (throttled) and a pool
 -- of h1 with a 2 s keepalive; the link is set free again whatever fn does.
@@ -682,20 +701,13 @@ end
 -- 16 s) stops the upload: the run ends within seconds, not when the upload
 -- would have, and the part sent is not left in the host's cache.
 function TestSsh:test_ctrl_c_stops_an_upload_in_progress()
-  local sender, t0
-  local ok, e, d, h = over_slow_link(8, "4mbit", function(prj, pool)
-    return run(pool, prj, { on_event = function(ev)
-      if ev.type == "start" and not sender then
-        t0 = sys.monotonic()
-        sender = assert(H.spawn({ "sh", "-c", "sleep 2; kill -INT " .. sys.pid() }))
-      end
-    end })
+  local d, h
+  local took = ctrl_c_after("start", 2, function(on_event)
+    local ok, e
+    ok, e, d, h = over_slow_link(8, "4mbit", function(prj, pool) return run(pool, prj, { on_event = on_event }) end)
+    if not ok then error(e, 0) end
   end)
-  local took = t0 and sys.monotonic() - t0
-  if sender then sys.wait(sender, 10) end
-  lu.assertFalse(ok, "the run was not interrupted")
-  lu.assertEquals(type(e) == "table" and e.exit_code, 130, tostring(e))
-  lu.assertTrue(took < 10, ("the run took %.1f s after its start"):format(took))
+  lu.assertTrue(took < 8, ("the run took %.1f s after Ctrl-C"):format(took))
   local sum = sys.run({ "sha256sum", d .. "/Sample.b01" }).stdout:sub(1, 64)
   lu.assertFalse(fs.exists(h.work .. "/.rasrun-cache/" .. sum), "the file reached the cache")
   lu.assertEquals(fs.glob(h.work .. "/.rasrun-cache/*.rasrun-part-*"), {})
@@ -779,59 +791,53 @@ function TestSsh:test_a_host_whose_link_came_back_is_cleaned_at_the_end()
   lu.assertEquals(fs.glob(h1.work .. "/" .. r.id .. "*"), {})
 end
 
--- A host that sits idle while the run goes on elsewhere, and whose link is
--- cut: the kernel's keepalives find it gone within moments (a worker_down
--- naming it), and the run's end does not wait io_timeout to remove its
--- folders over the dead link.
-function TestSsh:test_an_idle_host_with_a_cut_link_is_found_down_and_does_not_hold_up_the_end()
-  local h1 = env.hosts[1]
-  local prj = project({ { title = "quick", seconds = 0.1 }, { title = "long", seconds = 8 } })
-  local pool = rasrun.pool { T.worker(env, 1, { slots = 1, keepalive = 2, io_timeout = 40, connect_timeout = 2 }),
-                             H.local_worker("here", 1, { tier = 1 }) }
-  local cut_at, down_at, down_reason, long_done_at
-  local r = run(pool, prj, { on_event = function(ev)
+-- A quick plan on h1 (1 slot, worker options opts) and a long one of
+-- seconds on a local worker; act() runs as the quick one is done, h1 then
+-- sitting idle. Returns the run and when (sys.monotonic) act ran, h1 was
+-- first reported down (and why), the long plan was done and the run ended.
+local function while_h1_idles(seconds, opts, act)
+  local prj = project({ { title = "quick", seconds = 0.1 }, { title = "long", seconds = seconds } })
+  opts.slots = 1
+  local pool = rasrun.pool { T.worker(env, 1, opts), H.local_worker("here", 1, { tier = 1 }) }
+  local t = {}
+  t.run = run(pool, prj, { on_event = function(ev)
     if ev.type == "done" and ev.plan == "01" then
-      T.cut(h1)
-      cut_at = sys.monotonic()
-    elseif ev.type == "worker_down" and ev.worker == "h1" and not down_at then
-      down_at, down_reason = sys.monotonic(), ev.reason
+      act()
+      t.acted = sys.monotonic()
+    elseif ev.type == "worker_down" and ev.worker == "h1" and not t.down then
+      t.down, t.reason = sys.monotonic(), ev.reason
     elseif ev.type == "done" and ev.plan == "02" then
-      long_done_at = sys.monotonic()
+      t.long_done = sys.monotonic()
     end
   end })
-  local ended_at = sys.monotonic()
-  lu.assertEquals(H.result(r, "01").worker, "h1")
-  lu.assertEquals(H.result(r, "02").worker, "here")
-  lu.assertTrue(r.ok)
-  lu.assertNotNil(cut_at)
-  lu.assertNotNil(down_at, "no worker_down for h1 while it sat idle")
-  lu.assertStrContains(down_reason, "no answer while idle")
-  lu.assertTrue(down_at - cut_at < 7, ("found down %.1f s after the cut"):format(down_at - cut_at))
-  lu.assertTrue(ended_at - long_done_at < 6, ("the run ended %.1f s after its last plan"):format(ended_at - long_done_at))
+  t.ended = sys.monotonic()
+  lu.assertTrue(t.run.ok)
+  lu.assertEquals(H.result(t.run, "01").worker, "h1")
+  lu.assertEquals(H.result(t.run, "02").worker, "here")
+  lu.assertNotNil(t.down, "no worker_down for h1 while it sat idle")
+  return t
+end
+
+-- An idle host whose link is cut: the kernel's keepalives find it gone
+-- within moments, and the run's end does not wait io_timeout to remove its
+-- folders over the dead link.
+function TestSsh:test_an_idle_host_with_a_cut_link_is_found_down_and_does_not_hold_up_the_end()
+  local t = while_h1_idles(8, { keepalive = 2, io_timeout = 40, connect_timeout = 2 },
+                           function() T.cut(env.hosts[1]) end)
+  lu.assertStrContains(t.reason, "no answer while idle")
+  lu.assertTrue(t.down - t.acted < 7, ("found down %.1f s after the cut"):format(t.down - t.acted))
+  lu.assertTrue(t.ended - t.long_done < 6, ("the run ended %.1f s after its last plan"):format(t.ended - t.long_done))
 end
 
 -- A host that closes the idle connection itself (its sshd restarted, or gave
 -- up on the session): seen at once, not when the next plan would go to it.
 function TestSsh:test_an_idle_connection_the_host_closes_is_seen_at_once()
-  local h1 = env.hosts[1]
-  local prj = project({ { title = "quick", seconds = 0.1 }, { title = "long", seconds = 5 } })
-  local pool = rasrun.pool { T.worker(env, 1, { slots = 1, keepalive = 15, connect_timeout = 2 }),
-                             H.local_worker("here", 1, { tier = 1 }) }
-  local closed_at, down_at, down_reason
-  local r = run(pool, prj, { on_event = function(ev)
-    if ev.type == "done" and ev.plan == "01" then
-      -- the sshd processes serving the session (children of the listener)
-      lu.assertEquals(sys.run({ "pkill", "-KILL", "-P", tostring(h1.sshd_pid) }).code, 0)
-      closed_at = sys.monotonic()
-    elseif ev.type == "worker_down" and ev.worker == "h1" and not down_at then
-      down_at, down_reason = sys.monotonic(), ev.reason
-    end
-  end })
-  lu.assertTrue(r.ok)
-  lu.assertEquals(H.result(r, "01").worker, "h1")
-  lu.assertNotNil(down_at, "no worker_down for h1")
-  lu.assertStrContains(down_reason, "the host closed the connection while idle")
-  lu.assertTrue(down_at - closed_at < 2, ("seen %.1f s after the close"):format(down_at - closed_at))
+  local t = while_h1_idles(5, { keepalive = 15, connect_timeout = 2 }, function()
+    -- the sshd processes serving the session (children of the listener)
+    lu.assertEquals(sys.run({ "pkill", "-KILL", "-P", tostring(env.hosts[1].sshd_pid) }).code, 0)
+  end)
+  lu.assertStrContains(t.reason, "the host closed the connection while idle")
+  lu.assertTrue(t.down - t.acted < 2, ("seen %.1f s after the close"):format(t.down - t.acted))
 end
 
 -- Ctrl-C while a timed-out attempt's files come back over a slow link: the
@@ -848,20 +854,11 @@ function TestSsh:test_ctrl_c_stops_a_timed_out_attempts_files_coming_back()
   local prj = project({ { title = "hangs", mode = "hang" } })
   local pool = rasrun.pool { T.worker(env, 1, { slots = 1, kill_grace = 0.2, keepalive = 2, io_timeout = 60,
                                                 engine = { kind = "linux", home = home } }) }
-  local sender, t0
   -- 8 MB at 4 Mbit/s: 16 s to come back; Ctrl-C 2 s after the timeout
-  local ok, e = throttled("4mbit", function()
-    return run(pool, prj, { timeout = 1, on_event = function(ev)
-      if ev.type == "launched" and not sender then
-        sender = assert(H.spawn({ "sh", "-c", "sleep 3; kill -INT " .. sys.pid() }))
-        t0 = sys.monotonic() + 3
-      end
-    end })
+  local took = ctrl_c_after("launched", 3, function(on_event)
+    local ok, e = throttled("4mbit", run, pool, prj, { timeout = 1, on_event = on_event })
+    if not ok then error(e, 0) end
   end)
-  local took = t0 and sys.monotonic() - t0
-  if sender then sys.wait(sender, 10) end
-  lu.assertFalse(ok, "the run was not interrupted")
-  lu.assertEquals(type(e) == "table" and e.exit_code, 130, tostring(e))
   lu.assertTrue(took < 6, ("the run took %.1f s after Ctrl-C"):format(took))
 end
 
