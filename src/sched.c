@@ -862,10 +862,14 @@ static void on_signal(void *ud, int fd, short revents)
         }
         for (attempt *a = s->live, *next; a; a = next) {
             next = a->next;
-            /* a timed-out attempt may still be bringing its files back:
-             * not after a Ctrl-C */
-            if (!a->cancelling || s->forced || (a->timed_out && !a->interrupted))
+            if (!a->cancelling || s->forced) {
                 cancel_attempt(a, 0);
+            } else if (a->timed_out && !a->hurry && a->phase != A_DONE) {
+                /* still bringing its files back: not after a Ctrl-C (it
+                 * stays timed out, not cancelled: a resume keeps it failed) */
+                a->hurry = 1;
+                a->w->ops->cancel(a->w, a);
+            }
         }
     }
 }

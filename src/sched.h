@@ -103,6 +103,7 @@ struct attempt {
     int released;           /* slot and backend state already given back */
     int timed_out;
     int interrupted;
+    int hurry;              /* timed out, then Ctrl-C: its files need not come back */
     char *checks_json;      /* its checks' details as the journal keeps them */
 
     /* Filled by the worker before sched_attempt_done(). */

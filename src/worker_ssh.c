@@ -351,6 +351,7 @@ static char *launch_script(sshw *x, task *t, char hexes[][65])
 /* ---- the thread: connection --------------------------------------------------- */
 
 static void lose_connection(worker *w, const char *why);
+static void drop_connection(worker *w, const char *why, int tell);
 
 static int conn_ok(sshw *x) { return x->c != NULL; }
 
@@ -787,8 +788,8 @@ static void stage_out(worker *w, task *t)
     freev(ol.names, ol.n);
     free(ol.sizes);
     finish_task(w, t);
-    if (broken)
-        lose_connection(w, err);
+    if (broken) /* stopped: cut on purpose (ssh_conn.h, stop) */
+        drop_connection(w, err, !x->c->stopped);
 }
 
 /* Reads what a running engine's channel has (non-blocking session). */
@@ -877,8 +878,11 @@ static void cancel_task(worker *w, task *t)
 }
 
 /* The session is gone: fail what ran on it (the scheduler retries elsewhere),
- * remember what may still run there, and reconnect later. */
-static void lose_connection(worker *w, const char *why)
+ * remember what may still run there, and reconnect. tell: the host is down
+ * (worker_down) until then, and the next try waits a second; not when
+ * rasrun cut the session itself (Ctrl-C) or the host closed an idle one
+ * (opened again at once). */
+static void drop_connection(worker *w, const char *why, int tell)
 {
     sshw *x = w->data;
     if (!x->c)
@@ -910,12 +914,20 @@ static void lose_connection(worker *w, const char *why)
     }
     ssh_close(x->c);
     x->c = NULL;
-    x->next_connect = mono() + 1;
-    post(w, M_DOWN, NULL, "%s", reason);
+    x->next_connect = mono() + (tell ? 1 : 0);
+    if (tell)
+        post(w, M_DOWN, NULL, "%s", reason);
+}
+
+static void lose_connection(worker *w, const char *why)
+{
+    drop_connection(w, why, 1);
 }
 
 /* The idle connection is gone: the kernel gave up on it (ETIMEDOUT: its
- * keepalive probes went unanswered) or the host closed it. */
+ * keepalive probes went unanswered), or the host closed it (an sshd
+ * restarted, or one whose ClientAliveInterval the idle session, which
+ * reads nothing, does not answer): opened again at once, no worker_down. */
 static void lose_idle_link(worker *w)
 {
     sshw *x = w->data;
@@ -930,7 +942,7 @@ static void lose_idle_link(worker *w)
         snprintf(why, sizeof why, "connection failed while idle: %s", strerror(e));
     else
         snprintf(why, sizeof why, "the host closed the connection while idle");
-    lose_connection(w, why);
+    drop_connection(w, why, e != 0);
 }
 
 static void take_incoming(worker *w)
@@ -1165,7 +1177,7 @@ static void sw_cancel(worker *w, attempt *a)
         return;
     pthread_mutex_lock(&x->mu);
     t->cancel = 1;
-    t->keep_files = a->timed_out && !a->interrupted;
+    t->keep_files = a->timed_out && !a->interrupted && !a->hurry;
     pthread_mutex_unlock(&x->mu);
     wake(x->wake_thread);
 }
