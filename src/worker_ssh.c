@@ -34,7 +34,6 @@
 
 #include <lauxlib.h>
 #include <errno.h>
-#include <sys/socket.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -45,6 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #define CACHE ".rasrun-cache"
@@ -73,7 +73,7 @@ typedef struct task {
     char errbuf[2048];          /* the channel's stderr: markers and script errors */
     size_t errlen;
     int exit_code, failed, cancel, killed;
-    int keep_files;          /* cancelled by its timeout: what it wrote comes back all the same */
+    int keep_files;             /* cancelled by its timeout: its files come back all the same */
     double t_exit;              /* wall clock: the engine's command ended */
     char reason[512];
     out_file *outs;
