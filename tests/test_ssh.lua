@@ -791,42 +791,34 @@ function TestSsh:test_a_host_whose_link_came_back_is_cleaned_at_the_end()
   lu.assertEquals(fs.glob(h1.work .. "/" .. r.id .. "*"), {})
 end
 
--- A quick plan on h1 (1 slot, worker options opts) and a long one of
--- seconds on a local worker; act() runs as the quick one is done, h1 then
--- sitting idle. Returns the run and when (sys.monotonic) act ran, h1 was
--- first reported down (and why), the long plan was done and the run ended.
-local function while_h1_idles(seconds, opts, act)
-  local prj = project({ { title = "quick", seconds = 0.1 }, { title = "long", seconds = seconds } })
-  opts.slots = 1
-  local pool = rasrun.pool { T.worker(env, 1, opts), H.local_worker("here", 1, { tier = 1 }) }
-  local t = {}
-  t.run = run(pool, prj, { on_event = function(ev)
+-- An idle host whose link is cut (h1 has done its plan; the other runs on
+-- a local worker): the kernel's keepalives find it gone within moments, and
+-- the run's end does not wait io_timeout to remove its folders over the
+-- dead link.
+function TestSsh:test_an_idle_host_with_a_cut_link_is_found_down_and_does_not_hold_up_the_end()
+  local h1 = env.hosts[1]
+  local prj = project({ { title = "quick", seconds = 0.1 }, { title = "long", seconds = 8 } })
+  local pool = rasrun.pool { T.worker(env, 1, { slots = 1, keepalive = 2, io_timeout = 40, connect_timeout = 2 }),
+                             H.local_worker("here", 1, { tier = 1 }) }
+  local cut_at, down_at, down_reason, long_done_at
+  local r = run(pool, prj, { on_event = function(ev)
     if ev.type == "done" and ev.plan == "01" then
-      act()
-      t.acted = sys.monotonic()
-    elseif ev.type == "worker_down" and ev.worker == "h1" and not t.down then
-      t.down, t.reason = sys.monotonic(), ev.reason
+      T.cut(h1)
+      cut_at = sys.monotonic()
+    elseif ev.type == "worker_down" and ev.worker == "h1" and not down_at then
+      down_at, down_reason = sys.monotonic(), ev.reason
     elseif ev.type == "done" and ev.plan == "02" then
-      t.long_done = sys.monotonic()
+      long_done_at = sys.monotonic()
     end
   end })
-  t.ended = sys.monotonic()
-  lu.assertTrue(t.run.ok)
-  lu.assertEquals(H.result(t.run, "01").worker, "h1")
-  lu.assertEquals(H.result(t.run, "02").worker, "here")
-  lu.assertNotNil(t.down, "no worker_down for h1 while it sat idle")
-  return t
-end
-
--- An idle host whose link is cut: the kernel's keepalives find it gone
--- within moments, and the run's end does not wait io_timeout to remove its
--- folders over the dead link.
-function TestSsh:test_an_idle_host_with_a_cut_link_is_found_down_and_does_not_hold_up_the_end()
-  local t = while_h1_idles(8, { keepalive = 2, io_timeout = 40, connect_timeout = 2 },
-                           function() T.cut(env.hosts[1]) end)
-  lu.assertStrContains(t.reason, "no answer while idle")
-  lu.assertTrue(t.down - t.acted < 7, ("found down %.1f s after the cut"):format(t.down - t.acted))
-  lu.assertTrue(t.ended - t.long_done < 6, ("the run ended %.1f s after its last plan"):format(t.ended - t.long_done))
+  local ended_at = sys.monotonic()
+  lu.assertTrue(r.ok)
+  lu.assertEquals(H.result(r, "01").worker, "h1")
+  lu.assertEquals(H.result(r, "02").worker, "here")
+  lu.assertNotNil(down_at, "no worker_down for h1 while it sat idle")
+  lu.assertStrContains(down_reason, "no answer while idle")
+  lu.assertTrue(down_at - cut_at < 7, ("found down %.1f s after the cut"):format(down_at - cut_at))
+  lu.assertTrue(ended_at - long_done_at < 6, ("the run ended %.1f s after its last plan"):format(ended_at - long_done_at))
 end
 
 -- A host that closes the idle connection itself (its sshd restarted, or its
