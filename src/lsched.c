@@ -274,7 +274,7 @@ void lsched_event(sched *s, const char *type, job *j, attempt *a, worker *w, con
     if (j) {
         set_str(L, "job", j->key);
         set_str(L, "plan", j->plan);
-        set_int(L, "attempts", j->attempts_before + j->attempts); /* a resumed run's too */
+        set_int(L, "attempts", job_attempts_made(j));
         set_str(L, "status", status_str(j->status));
         if (j->first_start)
             set_num(L, "elapsed", (j->end ? j->end : wall()) - j->first_start);
@@ -400,7 +400,7 @@ static void push_results(sched *s)
         set_str(L, "key", j->key);
         set_str(L, "plan", j->plan);
         set_str(L, "status", status_str(j->status) ? status_str(j->status) : "cancelled");
-        set_int(L, "attempts", j->attempts_before + j->attempts); /* a resumed run's too */
+        set_int(L, "attempts", job_attempts_made(j));
         set_num(L, "elapsed", j->first_start ? j->end - j->first_start : 0);
         if (j->first_start)
             set_num(L, "started", j->first_start);

@@ -220,7 +220,8 @@ static void start_attempt(sched *s, job *j, worker *w)
     a->job = j;
     a->w = w;
     a->spec = j->specs[w->engine];
-    a->number = j->attempts_before + ++j->attempts;
+    j->attempts++;
+    a->number = job_attempts_made(j);
     a->exit_code = -1;
     clock_gettime(CLOCK_REALTIME, &a->t_files);
     a->t_start = (double)a->t_files.tv_sec + (double)a->t_files.tv_nsec / 1e9;
@@ -321,7 +322,7 @@ static void finish_job(sched *s, job *j, attempt *a, enum job_status st, const c
     s->ndone++;
     cJSON *o = jrec("done", j, NULL);
     cJSON_AddStringToObject(o, "status", status_name(st));
-    journal_add_number(o, "attempts", j->attempts_before + j->attempts);
+    journal_add_number(o, "attempts", job_attempts_made(j));
     if (j->result_path)
         cJSON_AddStringToObject(o, "result", j->result_path);
     if (j->reason[0])
@@ -1090,7 +1091,7 @@ int sched_main(sched *s)
         if (j->state == J_DONE)
             continue;
         char why[sizeof j->reason];
-        int made = j->attempts_before + j->attempts; /* a resumed run's too */
+        int made = job_attempts_made(j);
         if (j->attempts > 0)
             snprintf(why, sizeof why, "%s while it waited for attempt %d (attempt %d: %.900s)",
                      s->interrupted ? "cancelled" : "not run", made + 1, made, j->reason);

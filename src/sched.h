@@ -83,6 +83,12 @@ struct job {
     char *result_path;      /* committed result */
 };
 
+/* The attempts a job has had, an interrupted run's (resume) included. */
+static inline int job_attempts_made(const job *j)
+{
+    return j->attempts_before + j->attempts;
+}
+
 enum attempt_phase { A_STAGE_IN, A_RUNNING, A_STAGE_OUT, A_DONE };
 
 struct attempt {

@@ -18,6 +18,7 @@ local engine = require "rasrun.engine"
 local checks = require "rasrun.checks"
 local report = require "rasrun.report"
 local runtime = require "rasrun.runtime"
+local progress_mod = require "rasrun.progress"
 
 local M = {}
 
@@ -53,7 +54,7 @@ local COMMON = { type = true, name = true, slots = true, cores_total = true, cor
 local Worker = {}
 Worker.__index = Worker
 function Worker:__tostring() return ("worker %s (%s, %s, tier %d)"):format(
-  self.name, self.type, require("rasrun.progress").count(self.slots, "slot"), self.tier) end
+  self.name, self.type, progress_mod.count(self.slots, "slot"), self.tier) end
 
 local counter = 0
 
@@ -150,7 +151,7 @@ end
 function Pool:__tostring()
   local slots = 0
   for _, w in ipairs(self.workers) do slots = slots + w.slots end
-  local count = require("rasrun.progress").count
+  local count = progress_mod.count
   return ("pool of %s, %s"):format(count(#self.workers, "worker"), count(slots, "slot"))
 end
 
@@ -665,7 +666,7 @@ function Pool:run(opts)
       projects[#projects + 1] = prj
     end
   end
-  local progress = require("rasrun.progress").new(opts)
+  local progress = progress_mod.new(opts)
   local say = function(msg) progress:note(msg) end
 
   -- Jobs in the recipe's order, with their keys.

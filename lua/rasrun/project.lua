@@ -507,10 +507,10 @@ end
 
 -- The files whose changes make a result out of date: plan, geometry and
 -- flow (and the flow's HDF of imported data), and the sediment and water
--- quality data a plan uses; the restart
--- file and the input DSS file the flow names (not the plan's DSS file,
--- which runs write); and, where Windows HEC-RAS wrote them, the Linux
--- engine's inputs (.pNN.tmp.hdf, .bNN).
+-- quality data a plan uses; the restart file and the input DSS file the
+-- flow names (not the plan's DSS file, which runs write); and, where
+-- Windows HEC-RAS wrote them, the Linux engine's inputs (.pNN.tmp.hdf,
+-- .bNN).
 function Plan:sources()
   local out = { self.file }
   if self.geometry and self.geometry.file then out[#out + 1] = self.geometry.file end
