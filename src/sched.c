@@ -10,7 +10,6 @@
 #include <cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -110,6 +109,14 @@ void sched_add_output(attempt *a, char *tmp, const char *final_name, int kind)
     }
     staged **v = kind == OUT_GEOM ? &a->geom : &a->outputs;
     int *n = kind == OUT_GEOM ? &a->ngeom : &a->noutputs;
+    /* two files of the work folder that differ in case alone are one file
+     * in the project: the one staged last took the staged name */
+    for (int i = 0; i < *n; i++)
+        if (strcmp((*v)[i].final, st.final) == 0) {
+            free(st.tmp);
+            free(st.final);
+            return;
+        }
     staged *g = realloc(*v, sizeof **v * (size_t)(*n + 1));
     if (!g) { /* out of memory: the file is not left behind in the project */
         unlink(st.tmp);
@@ -499,13 +506,8 @@ static int commit(sched *s, attempt *a, char *err, size_t n)
  * collected outputs): not inputs that changed under it when it does. */
 static int written_back(const job_spec *sp, const char *name)
 {
-    for (int i = 0; i < sp->ngeom; i++)
-        if (fnmatch(sp->geom_files[i], name, 0) == 0)
-            return 1;
-    for (int i = 0; i < sp->ncollect; i++)
-        if (fnmatch(sp->collect[i], name, 0) == 0)
-            return 1;
-    return 0;
+    return spec_matches_any(sp->geom_files, sp->ngeom, name) ||
+           spec_matches_any(sp->collect, sp->ncollect, name);
 }
 
 /* An input that changed in the project while the attempt ran (the geometry

@@ -219,9 +219,13 @@ char *sched_take_spare(sched *s);
 /* Questions about a job spec (src/jobspec.c). Specs do not change during a
  * run and live until the workers are closed: worker threads may read them. */
 int spec_lists(char **list, int n, const char *name);
-/* What a work-folder file is to the job: OUT_RESULT (*final: its name in the
- * project), OUT_COLLECT or OUT_GEOM (*final: the same name), or -1. */
-int spec_output_kind(const job_spec *sp, const char *name, const char **final);
+/* What a work-folder file is to the job, whatever the case of its name:
+ * OUT_RESULT, OUT_COLLECT or OUT_GEOM, with final its name in the project
+ * (the spelling the project has for it already), or -1. */
+int spec_output_kind(const job_spec *sp, const char *project_dir, const char *name, char *final,
+                     size_t n);
+/* Does name match one of the glob patterns, whatever its case? */
+int spec_matches_any(char **pats, int n, const char *name);
 /* Did the engine leave this input as it was: same size and modification time
  * as the project's copy (mtime_nsec < 0: whole seconds only)? */
 int spec_unchanged_input(const job_spec *sp, const char *project_dir, const char *name,

@@ -1055,6 +1055,32 @@ function TestSched:test_a_result_spelt_in_upper_case_is_replaced()
   end
 end
 
+-- Side outputs too: an engine that spells a file otherwise than the project
+-- does (EX1.c01 for EX1.C01, as Windows, which does not mind the case,
+-- allows) replaces the project's file instead of landing beside it.
+function TestSched:test_side_outputs_keep_the_projects_spelling()
+  -- per engine: the project's files in upper case, which the engine writes in lower case
+  local old = { windows = { "Sample.BCO01", "Sample.C01" }, linux = { "Sample.X01" } }
+  local new = { BCO01 = "fake unsteady log\n", C01 = "fake preprocessed geometry\n",
+                X01 = "fake preprocessed geometry\n" }
+  for _, kind in ipairs({ "linux", "windows" }) do
+    local d = H.tmpdir("sched")
+    local prj_path = H.project(d, { { title = "a", seconds = 0.05 } })
+    os.remove(d .. "/Sample.x01")
+    for _, n in ipairs(old[kind]) do assert(fs.write(d .. "/" .. n, "an old file")) end
+    local w = H.local_worker("a", 1, { engine = { kind = kind, home = H.sim(kind), preprocess = true } })
+    local r = run(pool_of(w), { project = rasrun.project.open(prj_path) })
+    lu.assertTrue(r.ok, kind .. ": " .. tostring(r.results[1].reason))
+    local seen = {}
+    for _, n in ipairs(fs.list(d)) do
+      if n:lower():match("^sample%.[bcx]") and not n:lower():match("^sample%.b01") then seen[#seen + 1] = n end
+    end
+    table.sort(seen)
+    lu.assertEquals(seen, old[kind], kind)
+    for _, n in ipairs(old[kind]) do lu.assertEquals(fs.read(d .. "/" .. n), new[n:match("%.(%w+)$")], n) end
+  end
+end
+
 -- In a mixed pool, the Linux preprocessor's .x01 comes back first; the
 -- Windows plan of the same geometry still brings back what only it makes
 -- (.c01): geometry outputs come back once per file, not once per geometry.
