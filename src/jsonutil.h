@@ -5,7 +5,10 @@
 #include <cJSON.h>
 #include <lua.h>
 
-/* Converts the value at idx (raises a Lua error for functions, cycles). */
-cJSON *json_from_lua(lua_State *L, int idx);
+/* Converts the value at idx (raises a Lua error for functions, cycles).
+ * Strings that are not UTF-8 (a path in Latin-1) are read as Windows-1252
+ * into valid UTF-8, for reports; with keep_bytes they keep their bytes, for
+ * what is read back (the run journal names files by them). */
+cJSON *json_from_lua(lua_State *L, int idx, int keep_bytes);
 
 #endif

@@ -47,7 +47,7 @@ static int j_write(lua_State *L)
 {
     journal *j = journal_check(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
-    cJSON *obj = json_from_lua(L, 2);
+    cJSON *obj = json_from_lua(L, 2, 1);
     if (journal_write(j, obj) != 0 || journal_sync(j) != 0) {
         lua_pushnil(L);
         lua_pushfstring(L, "cannot write journal %s: %s", journal_path(j), strerror(errno));

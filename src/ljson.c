@@ -26,6 +26,7 @@
  * half-built cJSON tree is freed before the Lua error unwinds the stack. */
 struct enc {
     lua_State *L;
+    int keep_bytes; /* strings as they are, UTF-8 or not (json_from_lua) */
     char err[128];
 };
 
@@ -297,7 +298,7 @@ static cJSON *to_json(struct enc *e, int idx, int depth)
     case LUA_TSTRING: {
         size_t n;
         const char *s = lua_tolstring(L, idx, &n);
-        return json_string(s, n);
+        return e->keep_bytes ? cJSON_CreateString(s) : json_string(s, n);
     }
     case LUA_TTABLE:
         return table_to_json(e, idx, depth);
@@ -349,9 +350,9 @@ static void push_json(lua_State *L, const cJSON *j, int depth)
     }
 }
 
-cJSON *json_from_lua(lua_State *L, int idx)
+cJSON *json_from_lua(lua_State *L, int idx, int keep_bytes)
 {
-    struct enc e = { L, "" };
+    struct enc e = { L, keep_bytes, "" };
     cJSON *j = to_json(&e, lua_absindex(L, idx), 0);
     if (!j)
         luaL_error(L, "json.encode: %s", e.err[0] ? e.err : "out of memory");
@@ -361,7 +362,7 @@ cJSON *json_from_lua(lua_State *L, int idx)
 static int l_encode(lua_State *L)
 {
     luaL_checkany(L, 1);
-    cJSON *j = json_from_lua(L, 1);
+    cJSON *j = json_from_lua(L, 1, 0);
     char *s = lua_toboolean(L, 2) ? cJSON_Print(j) : cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     if (!s)

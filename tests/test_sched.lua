@@ -1856,6 +1856,29 @@ local function killed_with_two_done(second)
   return d, run_dir
 end
 
+-- A project in a folder named in Latin-1 (not UTF-8): the journal keeps the
+-- name's bytes, and the resume finds the project and what finished in it.
+function TestSched:test_resume_of_a_project_named_in_latin1()
+  if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
+  local d = H.tmpdir("sched") .. "/Caf\233"
+  assert(fs.mkdirs(d))
+  H.project(d, { { title = "quick", seconds = 0.2 }, { title = "slow", seconds = 60 } })
+  local pid, run_dir = start_controller(d, 2)
+  H.wait_for(function()
+    return journal_count(run_dir, "done") == 1 and journal_count(run_dir, "launched") == 2
+  end, 30, "one plan done and one running")
+  sys.kill(pid, "KILL")
+  sys.wait(pid, 10)
+  local r = H.rasrun({ "resume", run_dir }, { env = { FAKE_RAS_SECONDS = "0.2" }, timeout = 60 })
+  lu.assertEquals(r.code, 0, r.stderr)
+  lu.assertEquals(engines_alive(), {})
+  lu.assertEquals(journal_count(run_dir, "attempt", "Sample/p01"), 1) -- not rerun
+  lu.assertEquals(journal_count(run_dir, "attempt", "Sample/p02"), 2)
+  local doc = json.decode(H.read(run_dir .. "/run.json"))
+  lu.assertTrue(doc.ok)
+  lu.assertStrContains(doc.plans[1].project, "/Caf\195\169/Sample.prj") -- shown as UTF-8
+end
+
 -- What finished stays as it was through resumes, and only that: a failed
 -- plan stays failed, a finished plan's times do not grow with each resume,
 -- and a result whose sources changed since runs again.
