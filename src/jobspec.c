@@ -2,8 +2,6 @@
  * are outputs, which inputs the engine left as they were. */
 #include "sched.h"
 
-#include <dirent.h>
-#include <errno.h>
 #include <fnmatch.h>
 #include <stdio.h>
 #include <string.h>
@@ -29,49 +27,18 @@ int spec_matches_any(char **pats, int n, const char *name)
     return 0;
 }
 
-/* The project's spelling of name: an input's, or a file's already there,
- * whatever the case; else name itself. */
-static void project_spelling(const job_spec *sp, const char *project_dir, const char *name,
-                             char *out, size_t n)
+int spec_output_kind(const job_spec *sp, const char *name, const char **final)
 {
-    snprintf(out, n, "%s", name);
-    for (int i = 0; i < sp->ninputs; i++)
-        if (strcasecmp(sp->inputs[i], name) == 0) {
-            snprintf(out, n, "%s", sp->inputs[i]);
-            return;
-        }
-    char p[8192];
-    struct stat st;
-    snprintf(p, sizeof p, "%s/%s", project_dir, name);
-    if (lstat(p, &st) == 0 || errno != ENOENT)
-        return;
-    DIR *d = opendir(project_dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (strcasecmp(e->d_name, name) == 0) {
-            snprintf(out, n, "%s", e->d_name);
-            break;
-        }
-    closedir(d);
-}
-
-int spec_output_kind(const job_spec *sp, const char *project_dir, const char *name, char *final,
-                     size_t n)
-{
-    int kind = -1;
+    *final = name;
     if (strcasecmp(name, sp->result_from) == 0) {
-        snprintf(final, n, "%s", sp->result_to);
+        *final = sp->result_to;
         return OUT_RESULT;
     }
     if (spec_matches_any(sp->collect, sp->ncollect, name))
-        kind = OUT_COLLECT;
-    else if (spec_matches_any(sp->geom_files, sp->ngeom, name))
-        kind = OUT_GEOM;
-    if (kind >= 0)
-        project_spelling(sp, project_dir, name, final, n);
-    return kind;
+        return OUT_COLLECT;
+    if (spec_matches_any(sp->geom_files, sp->ngeom, name))
+        return OUT_GEOM;
+    return -1;
 }
 
 int spec_unchanged_input(const job_spec *sp, const char *project_dir, const char *name,

@@ -8,6 +8,7 @@
 #include "proc.h"
 
 #include <cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/signalfd.h>
@@ -109,14 +111,6 @@ void sched_add_output(attempt *a, char *tmp, const char *final_name, int kind)
     }
     staged **v = kind == OUT_GEOM ? &a->geom : &a->outputs;
     int *n = kind == OUT_GEOM ? &a->ngeom : &a->noutputs;
-    /* two files of the work folder that differ in case alone are one file
-     * in the project: the one staged last took the staged name */
-    for (int i = 0; i < *n; i++)
-        if (strcmp((*v)[i].final, st.final) == 0) {
-            free(st.tmp);
-            free(st.final);
-            return;
-        }
     staged *g = realloc(*v, sizeof **v * (size_t)(*n + 1));
     if (!g) { /* out of memory: the file is not left behind in the project */
         unlink(st.tmp);
@@ -382,9 +376,59 @@ static int geom_committed(sched *s, const char *key, const char *name)
     size_t kl = strlen(key);
     for (int i = 0; i < s->ngeom_done; i++)
         if (strncmp(s->geom_done[i], key, kl) == 0 && s->geom_done[i][kl] == '/' &&
-            strcmp(s->geom_done[i] + kl + 1, name) == 0)
+            strcasecmp(s->geom_done[i] + kl + 1, name) == 0)
             return 1;
     return 0;
+}
+
+/* Side outputs take the spelling the project has for them: an engine that
+ * wrote Sample.c01 where the project has Sample.C01 (Windows does not mind
+ * the case) replaces that file instead of leaving a second one beside it.
+ * The folder is read only when a name is not there as it is (a new output,
+ * or one spelt otherwise). Of two outputs that differ in case alone, the
+ * one the engine made (not an input's copy) goes into the project. */
+static void spell_as_project(const attempt *a, staged *v, int *count)
+{
+    const char *dir = a->job->project_dir;
+    int *engine_made = calloc((size_t)*count + 1, sizeof *engine_made);
+    if (!engine_made)
+        return;
+    DIR *d = NULL;
+    for (int i = 0; i < *count; i++) {
+        /* the final name is the work folder's until here */
+        engine_made[i] = !spec_lists(a->spec->inputs, a->spec->ninputs, v[i].final);
+        char p[8192];
+        struct stat st;
+        snprintf(p, sizeof p, "%s/%s", dir, v[i].final);
+        if (lstat(p, &st) == 0 || errno != ENOENT || (!d && !(d = opendir(dir))))
+            continue;
+        rewinddir(d);
+        struct dirent *e;
+        while ((e = readdir(d)))
+            if (strcasecmp(e->d_name, v[i].final) == 0) {
+                char *name = strdup(e->d_name);
+                if (name) {
+                    free(v[i].final);
+                    v[i].final = name;
+                }
+                break;
+            }
+    }
+    if (d)
+        closedir(d);
+    for (int i = 0; i < *count; i++)
+        for (int k = i + 1; k < *count; k++)
+            if (strcasecmp(v[i].final, v[k].final) == 0) {
+                int drop = engine_made[i] && !engine_made[k] ? k : i;
+                unlink(v[drop].tmp);
+                free(v[drop].tmp);
+                free(v[drop].final);
+                v[drop] = v[*count - 1];
+                engine_made[drop] = engine_made[*count - 1];
+                --*count;
+                k = i; /* v[i] or v[k] changed: look again after i */
+            }
+    free(engine_made);
 }
 
 /* The old file a commit replaced, now under the staged name: kept as a spare
@@ -429,6 +473,8 @@ static int commit(sched *s, attempt *a, char *err, size_t n)
 {
     const char *dir = a->job->project_dir;
     const char *gk = a->spec->geom_key;
+    spell_as_project(a, a->outputs, &a->noutputs);
+    spell_as_project(a, a->geom, &a->ngeom);
     if (blocked(&a->result, 1, dir, err, n) || blocked(a->outputs, a->noutputs, dir, err, n))
         return -1;
     int ng = 0; /* the geometry outputs not committed yet in this run */

@@ -220,10 +220,9 @@ char *sched_take_spare(sched *s);
  * run and live until the workers are closed: worker threads may read them. */
 int spec_lists(char **list, int n, const char *name);
 /* What a work-folder file is to the job, whatever the case of its name:
- * OUT_RESULT, OUT_COLLECT or OUT_GEOM, with final its name in the project
- * (the spelling the project has for it already), or -1. */
-int spec_output_kind(const job_spec *sp, const char *project_dir, const char *name, char *final,
-                     size_t n);
+ * OUT_RESULT (*final: its name in the project), OUT_COLLECT or OUT_GEOM
+ * (*final: the same name; the commit spells it as the project does), or -1. */
+int spec_output_kind(const job_spec *sp, const char *name, const char **final);
 /* Does name match one of the glob patterns, whatever its case? */
 int spec_matches_any(char **pats, int n, const char *name);
 /* Did the engine leave this input as it was: same size and modification time

@@ -249,9 +249,8 @@ static void stage_out(worker *w, local_attempt *la)
     }
     struct dirent *e;
     while ((e = readdir(d))) {
-        const char *name = e->d_name;
-        char final[1024];
-        int kind = spec_output_kind(sp, a->job->project_dir, name, final, sizeof final);
+        const char *name = e->d_name, *final;
+        int kind = spec_output_kind(sp, name, &final);
         if (kind < 0)
             continue;
         char src[8192], err[1024];

@@ -722,8 +722,8 @@ static void add_candidate(void *ud, const char *name, unsigned long long size, d
 {
     struct outlist *ol = ud;
     task *t = ol->t;
-    char final[1024];
-    int kind = spec_output_kind(t->sp, t->project_dir, name, final, sizeof final);
+    const char *final;
+    int kind = spec_output_kind(t->sp, name, &final);
     /* an input the engine left as it was does not come back (SFTP gives
      * whole seconds); nor does a result file that is one (the Linux
      * engine's .tmp.hdf): the attempt then has no result */
@@ -759,9 +759,8 @@ static void stage_out(worker *w, task *t)
     }
     int broken = 0;
     for (int i = 0; i < ol.n && !broken; i++) {
-        const char *name = ol.names[i];
-        char final[1024];
-        int kind = spec_output_kind(t->sp, t->project_dir, name, final, sizeof final);
+        const char *name = ol.names[i], *final;
+        int kind = spec_output_kind(t->sp, name, &final);
         char remote[8192], *tmp = NULL;
         snprintf(remote, sizeof remote, "%s/%s", t->slot_dir, name);
         if (asprintf(&tmp, "%s/.%s%s", t->project_dir, final, t->stage_suffix) < 0)

@@ -1078,6 +1078,33 @@ function TestSched:test_side_outputs_keep_the_projects_spelling()
     table.sort(seen)
     lu.assertEquals(seen, old[kind], kind)
     for _, n in ipairs(old[kind]) do lu.assertEquals(fs.read(d .. "/" .. n), new[n:match("%.(%w+)$")], n) end
+    for _, n in ipairs(fs.list(d)) do lu.assertNil(n:match("rasrun%-"), n) end
+  end
+end
+
+-- Two files of the work folder that differ in case alone are one file in
+-- the project: the one the engine made goes there, not the input's copy it
+-- also changed, and nothing staged is left behind.
+function TestSched:test_of_two_outputs_spelt_alike_the_engines_own_wins()
+  local d = H.tmpdir("sched")
+  local prj_path = H.project(d, { { title = "a", seconds = 0.05 } })
+  assert(fs.write(d .. "/Sample.C01", "an old preprocessed geometry"))
+  local home = d .. "/hecras"
+  for _, argv in ipairs({ { "cp", "-a", H.sim("windows"), home }, { "mkdir", home .. "/real" },
+                          { "mv", home .. "/Ras.exe", home .. "/real/Ras.exe" } }) do
+    assert(sys.run(argv).code == 0, table.concat(argv, " "))
+  end
+  -- the real engine writes Sample.c01; this one also changes the input's copy
+  assert(fs.write(home .. "/Ras.exe", table.concat({ "#!/bin/sh",
+    '"$(dirname "$0")/real/Ras.exe" "$@"', "rc=$?", "echo changed >> Sample.C01", "exit $rc" }, "\n") .. "\n"))
+  assert(sys.run({ "chmod", "755", home .. "/Ras.exe" }).code == 0)
+  local w = H.local_worker("a", 1, { engine = { kind = "windows", home = home } })
+  local r = run(pool_of(w), { project = rasrun.project.open(prj_path) })
+  lu.assertTrue(r.ok, tostring(r.results[1].reason))
+  lu.assertEquals(fs.read(d .. "/Sample.C01"), "fake preprocessed geometry\n")
+  for _, n in ipairs(fs.list(d)) do
+    lu.assertNotEquals(n, "Sample.c01")
+    lu.assertNil(n:match("rasrun%-"), n)
   end
 end
 
