@@ -682,7 +682,7 @@ static int judge(sched *s, attempt *a, char *why, size_t n)
         return 0;
     }
     if (a->timed_out) {
-        snprintf(why, n, "timed out after %.0f s; the engine's process tree was killed",
+        snprintf(why, n, "timed out after %.10g s; the engine's process tree was killed",
                  a->job->timeout);
         return 0;
     }

@@ -203,7 +203,7 @@ function TestSched:test_a_daemon_working_in_the_attempts_folder_is_stopped()
   local r = run(pool_of(H.local_worker("here", 2, { engine = { kind = "linux", home = home } })),
                 { project = prj, timeout = 1.5 })
   lu.assertEquals(H.result(r, "01").status, "ok")
-  lu.assertStrContains(H.result(r, "02").reason, "timed out")
+  lu.assertStrContains(H.result(r, "02").reason, "timed out after 1.5 s") -- not "2 s"
   H.wait_for(function() return #H.processes_under(home) == 0 end, 5, "the daemons to end")
 end
 
