@@ -200,9 +200,12 @@ static int stage_files(const attempt *a, int clear_first, char **spares, char *e
             }
         }
         /* a link to what a symbolic link in the project points to: a link
-         * to the symbolic link itself would point elsewhere from here */
-        if (spec_lists(a->spec->links, a->spec->nlinks, name) &&
-            linkat(AT_FDCWD, src, AT_FDCWD, dst, AT_SYMLINK_FOLLOW) == 0)
+         * to the symbolic link itself would point elsewhere from here; only
+         * to a regular file (a FIFO or a device goes to the copy, which
+         * refuses it, naming it) */
+        struct stat st;
+        if (spec_lists(a->spec->links, a->spec->nlinks, name) && stat(src, &st) == 0 &&
+            S_ISREG(st.st_mode) && linkat(AT_FDCWD, src, AT_FDCWD, dst, AT_SYMLINK_FOLLOW) == 0)
             continue;
         int rc = fs_copy_reusing(src, dst, 1, spares[i], why, sizeof why);
         free(spares[i]);

@@ -1654,9 +1654,13 @@ end
 
 -- An input that is a symbolic link (to a shared boundary file, say, by a
 -- relative path) is staged as what it points to; one that is not a file at
--- all (a FIFO) fails the plan at once, naming it, instead of holding the run.
+-- all (a FIFO) fails the plan at once, naming it, instead of holding the run:
+-- copied (the .tmp.hdf) or one that would be linked (the .bNN).
 function TestSched:test_inputs_that_are_symbolic_links_or_fifos()
-  local prj, d = project({ { title = "a", seconds = 0 }, { title = "b", seconds = 0 } })
+  local prj, d = project({ { title = "a", seconds = 0 }, { title = "b", seconds = 0 },
+                          { title = "c", seconds = 0 } })
+  os.remove(d .. "/Sample.b03")
+  lu.assertEquals(sys.run({ "mkfifo", d .. "/Sample.b03" }).code, 0)
   assert(fs.mkdirs(d .. "/shared"))
   assert(fs.rename(d .. "/Sample.b01", d .. "/shared/Sample.b01"))
   lu.assertEquals(sys.run({ "ln", "-s", "shared/Sample.b01", d .. "/Sample.b01" }).code, 0)
@@ -1668,6 +1672,9 @@ function TestSched:test_inputs_that_are_symbolic_links_or_fifos()
   lu.assertEquals(two.status, "failed")
   lu.assertStrContains(two.reason, d .. "/Sample.p02.tmp.hdf")
   lu.assertStrContains(two.reason, "Invalid argument")
+  local three = H.result(r, "03")
+  lu.assertEquals(three.status, "failed")
+  lu.assertStrContains(three.reason, d .. "/Sample.b03")
 end
 
 -- An engine that started just as the controller was killed (its
