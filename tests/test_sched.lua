@@ -1367,6 +1367,21 @@ function TestSched:test_sigint_stops_every_engine_and_cleans_up()
   lu.assertFalse(fs.exists(d .. "/Sample.p01.hdf"))
 end
 
+-- A recipe that catches what stopped an interrupted run (pcall) and goes on
+-- runs nothing more, and rasrun still exits as the signal says.
+function TestSched:test_a_recipe_that_catches_ctrl_c_runs_nothing_more()
+  if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
+  local _, d = project({ { title = "long", seconds = 30 }, { title = "also long", seconds = 30 } })
+  local pid, run_dir = start_controller(d, 2, { RASRUN_TEST_AGAIN = "1" })
+  H.wait_for(function() return journal_count(run_dir, "launched") == 2 end, 20, "two engines")
+  sys.kill(pid, "INT")
+  lu.assertEquals(sys.wait(pid, 30), 130)
+  lu.assertEquals(engines_alive(), {})
+  lu.assertFalse(fs.exists(run_dir .. "-again"))
+  lu.assertStrContains(H.read(d .. "/out.txt"), "finished again\tfalse")
+  lu.assertStrContains(H.read(d .. "/out.txt"), "not run: Ctrl-C interrupted an earlier run of the recipe")
+end
+
 -- keep_scratch keeps the work folder of an attempt that failed, for a look
 -- at what the engine left; the attempts Ctrl-C cancelled leave nothing.
 function TestSched:test_keep_scratch_keeps_failed_attempts_not_cancelled_ones()

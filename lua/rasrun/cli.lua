@@ -171,6 +171,8 @@ function M.run_recipe(recipe, rargs)
     io.stderr:write(tostring(ret), "\n")
     return 2
   end
+  -- a recipe that caught the stop of an interrupted run ends as that run did
+  if runtime.interrupted then return 128 + runtime.interrupted end
   if math.type(ret) == "integer" then return ret end
   if type(ret) == "number" then -- main says what is wrong with it
     return ret

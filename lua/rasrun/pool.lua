@@ -644,10 +644,18 @@ local function without_gc(fn)
   return res
 end
 
+local function signal_name(sig)
+  return ({ [1] = "a hangup", [2] = "Ctrl-C", [3] = "Ctrl-\\", [15] = "SIGTERM" })[sig] or ("signal " .. sig)
+end
+
 function Pool:run(opts)
   local caller = debug.getinfo(2, "Sl")
   run_site = caller and caller.currentline > 0 and ("%s:%d: "):format(caller.short_src, caller.currentline) or ""
   validate(opts)
+  if runtime.interrupted and runtime.recipe then
+    runtime.stop(128 + runtime.interrupted, ("%snot run: %s interrupted an earlier run of the recipe")
+      :format(run_site, signal_name(runtime.interrupted)))
+  end
   if runtime.probe_only then
     -- `rasrun workers RECIPE`: probe this pool and stop the recipe here.
     runtime.probed = true
@@ -937,9 +945,10 @@ function Pool:run(opts)
     return run
   end)
   if sig then
-    -- Ctrl-C / SIGTERM: everything is written; the recipe stops here.
-    local what = ({ [1] = "a hangup", [2] = "Ctrl-C", [3] = "Ctrl-\\", [15] = "SIGTERM" })[sig] or ("signal " .. sig)
-    runtime.stop(128 + sig, ("the run was interrupted by %s"):format(what), true)
+    -- Ctrl-C / SIGTERM: everything is written; the recipe stops here (and
+    -- a recipe that goes on, having caught the stop, runs nothing more).
+    runtime.interrupted = sig
+    runtime.stop(128 + sig, ("the run was interrupted by %s"):format(signal_name(sig)), true)
   end
   return run
 end

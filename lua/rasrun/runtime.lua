@@ -1,6 +1,7 @@
--- Process-wide facts of one rasrun invocation: which recipe is running and
--- whether any of its runs failed (the exit status of `rasrun run`).
-local M = { recipe = nil, runs = {} }
+-- Process-wide facts of one rasrun invocation: which recipe is running,
+-- whether any of its runs failed (the exit status of `rasrun run`), and the
+-- signal that interrupted one (interrupted: the recipe runs nothing more).
+local M = { recipe = nil, runs = {}, interrupted = nil }
 
 -- Records a finished run (from pool:run).
 function M.note_run(run)

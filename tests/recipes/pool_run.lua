@@ -3,7 +3,8 @@
 -- RASRUN_TEST_RUNDIR and RASRUN_TEST_WORKDIR choose the run and work folders
 -- (default work folder: PROJECT_DIR/.work, which goes with the test's folder),
 -- RASRUN_TEST_ENGINE the engine kind (default linux), RASRUN_TEST_KEEP=1
--- keeps failed attempts' work folders (keep_scratch).
+-- keeps failed attempts' work folders (keep_scratch), RASRUN_TEST_AGAIN=1
+-- runs twice, each run in a pcall (a recipe that goes on after a stop).
 local rasrun = require "rasrun"
 local dir, slots = arg[1], math.tointeger(tonumber(arg[2] or "2"))
 local kind = os.getenv("RASRUN_TEST_ENGINE") or "linux"
@@ -14,7 +15,15 @@ local pool = rasrun.pool {
 }
 -- RASRUN_TEST_PROGRESS=auto: the display rasrun picks (live on a terminal)
 local progress = os.getenv("RASRUN_TEST_PROGRESS") ~= "auto" and "plain" or nil
-local run = pool:run { project = dir .. "/Sample.prj", progress = progress,
-                       run_dir = os.getenv("RASRUN_TEST_RUNDIR"),
-                       keep_scratch = os.getenv("RASRUN_TEST_KEEP") == "1" }
+local function run_in(run_dir)
+  return pool:run { project = dir .. "/Sample.prj", progress = progress, run_dir = run_dir,
+                    keep_scratch = os.getenv("RASRUN_TEST_KEEP") == "1" }
+end
+if os.getenv("RASRUN_TEST_AGAIN") == "1" then
+  -- a recipe that catches what stops a run, and runs again
+  print("caught", pcall(run_in, os.getenv("RASRUN_TEST_RUNDIR")))
+  print("finished again", pcall(run_in, os.getenv("RASRUN_TEST_RUNDIR") .. "-again"))
+  return 0
+end
+local run = run_in(os.getenv("RASRUN_TEST_RUNDIR"))
 print("finished", run.ok)
