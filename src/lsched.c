@@ -4,7 +4,8 @@
  *     run_id =, run_dir =, journal = <rasrun.journal>,
  *     workers = { {type=, name=, host=, slots=, tier=, engine=, workdir=, kill_grace=, ...}, ... },
  *     jobs = { {key=, plan=, project_dir=, specs = {[engine] = spec}, after = {i...},
- *               retries=, attempts_before=, timeout=, unrunnable = "why"}, ... },  -- in priority order
+ *               retries=, attempts_before=, failed_before=, failed_on = {worker name...},
+ *               timeout=, unrunnable = "why"}, ... },  -- in priority order
  *     check = function(job, result_tmp, ctx) return report end,     -- report.ok, report.reason
  *     on_event = function(ev) end, tick = function() end,
  *     tick_every = 0.25, cancel_wait = 20, down_grace = 30, keep_scratch = false,
@@ -179,6 +180,20 @@ static int read_job(sched *s, lua_State *L, int t, int index, int nengines)
     j->project_dir = lf_str(L, t, "project_dir", ".");
     j->retries = (int)lf_num(L, t, "retries", 0);
     j->attempts_before = (int)lf_num(L, t, "attempts_before", 0);
+    j->failed_before = (int)lf_num(L, t, "failed_before", 0);
+    /* the workers that failed it there: its retries go elsewhere first */
+    lua_getfield(L, t, "failed_on");
+    int nf = lua_istable(L, -1) ? (int)lua_rawlen(L, -1) : 0;
+    j->tried = calloc((size_t)nf + 1, sizeof *j->tried);
+    for (int i = 0; i < nf && j->tried; i++) {
+        lua_rawgeti(L, -1, i + 1);
+        const char *name = lua_tostring(L, -1);
+        for (int w = 0; name && w < s->nworkers; w++)
+            if (strcmp(s->workers[w]->name, name) == 0)
+                j->tried[j->ntried++] = w;
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
     j->timeout = lf_num(L, t, "timeout", 0);
     j->specs = calloc((size_t)nengines + 1, sizeof *j->specs);
     lua_getfield(L, t, "specs");

@@ -773,11 +773,16 @@ static void process_finished(sched *s, attempt *a)
             t[j->ntried++] = w->index;
         }
         lsched_event(s, "attempt_failed", j, a, NULL, why);
-        if (j->attempts <= j->retries && !s->interrupted) {
+        /* every attempt of this run so far failed (one that did not ended
+         * the job), and so did failed_before of an interrupted run's */
+        if (j->attempts + j->failed_before <= j->retries) {
+            /* a retry is due: after a Ctrl-C it waits, and the end of the
+             * run cancels it with this reason (a resume runs it) */
             j->state = J_READY;
             if (j->index < s->first_open)
                 s->first_open = j->index;
-            lsched_event(s, "retry", j, a, NULL, why);
+            if (!s->interrupted)
+                lsched_event(s, "retry", j, a, NULL, why);
         } else {
             finish_job(s, j, a, S_FAILED, why);
             release_dependents(s, j);

@@ -65,6 +65,7 @@ struct job {
     int nafter;
     int retries;
     int attempts_before;    /* attempts an interrupted run made (resume): numbers go on from there */
+    int failed_before;      /* those of them that failed: they count against retries */
     double timeout;         /* seconds per attempt; 0: none */
     int lua_ref;            /* the job's Lua table (registry ref) */
     int unrunnable;         /* no worker can run it; reason says why */

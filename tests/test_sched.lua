@@ -1497,7 +1497,7 @@ function TestSched:test_ctrl_c_during_a_timeouts_grace_does_not_postpone_the_kil
   local sender
   local t0 = sys.monotonic()
   local ok, e = pcall(run, pool_of(H.local_worker("here", 1, { kill_grace = 4 })), {
-    project = prj, timeout = 1,
+    project = prj, timeout = 1, retries = 1,
     on_event = function(ev)
       if ev.type == "launched" and not sender then
         sender = assert(H.spawn({ "sh", "-c", "sleep 3; kill -INT " .. sys.pid() }))
@@ -1511,6 +1511,10 @@ function TestSched:test_ctrl_c_during_a_timeouts_grace_does_not_postpone_the_kil
   -- moved that to 7 s
   lu.assertTrue(took < 6.3, ("the run took %.1f s"):format(took))
   H.wait_for(function() return #engines_alive() == 0 end, 5, "the hung engine to be gone")
+  -- its one retry was due: the plan is cancelled, not failed, and a resume runs it
+  local plan = json.decode(H.read(prj.dir .. "/run/run.json")).plans[1]
+  lu.assertEquals(plan.status, "cancelled")
+  lu.assertStrContains(plan.reason, "cancelled while it waited for attempt 2 (attempt 1: timed out after 1 s")
 end
 
 -- A plan whose retry was still waiting for a slot when the run was
@@ -1903,6 +1907,35 @@ local function killed_with_two_done(second)
   sys.kill(pid, "KILL")
   sys.wait(pid, 10)
   return d, run_dir
+end
+
+-- The attempts that failed before the controller was killed count against
+-- the retries in the resume, and its retry goes to a worker that has not
+-- failed the plan, as in a run that was never interrupted.
+function TestSched:test_resume_counts_the_failed_attempts_against_retries()
+  if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
+  local _, d = project({ { title = "crashes", mode = "crash", seconds = 2 } })
+  local env = { RASRUN_TEST_TWO = "1", RASRUN_TEST_RETRIES = "1" }
+  local pid, run_dir = start_controller(d, 1, env)
+  H.wait_for(function()
+    return journal_count(run_dir, "attempt_end") == 1 and journal_count(run_dir, "launched") == 2
+  end, 30, "attempt 1 failed on A and attempt 2 running on B")
+  sys.kill(pid, "KILL")
+  sys.wait(pid, 10)
+  env.RASRUN_TEST_RUNDIR, env.RASRUN_TEST_WORKDIR = run_dir, H.tmpdir("work")
+  local r = H.rasrun({ "resume", run_dir }, { env = env, timeout = 60 })
+  lu.assertEquals(r.code, 1, r.stderr)
+  lu.assertEquals(engines_alive(), {})
+  local workers = {}
+  for _, e in ipairs(H.journal(run_dir)) do
+    if e.ev == "attempt" then workers[#workers + 1] = e.worker end
+  end
+  -- 1 failed on A, 2 cancelled on B as the controller died, 3 (the one
+  -- retry) on B; not again on A, and no fourth
+  lu.assertEquals(workers, { "A", "B", "B" })
+  local plan = json.decode(H.read(run_dir .. "/run.json")).plans[1]
+  lu.assertEquals(plan.status, "failed")
+  lu.assertEquals(plan.attempts, 3)
 end
 
 -- A project in a folder named in Latin-1 (not UTF-8): the journal keeps the

@@ -803,9 +803,15 @@ function Pool:run(opts)
         if nwarned <= 3 then say(("warning: %s: %s"):format(j.key, s.warning)) end
       end
     end
+    -- the attempts that failed in the run being resumed count against the
+    -- retries, and the retries go to other workers first, as in any run
+    local failed_on = {}
+    for _, h in ipairs(prior.history[j.key] or {}) do
+      if h.status == "failed" then failed_on[#failed_on + 1] = h.worker end
+    end
     local job = { key = j.key, plan = j.plan.number, project_dir = j.project.dir, specs = specs,
                   retries = opts.retries or 0, timeout = opts.timeout, _result = r, _plan = j.plan,
-                  attempts_before = prior.tried[j.key] }
+                  attempts_before = prior.tried[j.key], failed_before = #failed_on, failed_on = failed_on }
     if #why == #engines then job.unrunnable = table.concat(why, "; ") end
     to_run[#to_run + 1] = job
     j.sched_index = #to_run
