@@ -1272,10 +1272,39 @@ function TestSched:test_workers_from_remote_workers_json()
   lu.assertStrContains(skipped[5], 'worker "42": entry 3 has that name too')
   lu.assertStrContains(skipped[1], 'worker "zero": cores_per_plan must be a whole number of at least 1, not 0')
   lu.assertStrContains(skipped[2], 'worker "words": cores_total must be a whole number of at least 1, not "eight"')
-  lu.assertStrContains(skipped[3], 'worker "tier": queue_priority must be a whole number, not "high"')
+  lu.assertStrContains(skipped[3], 'worker "tier": queue_priority must be a whole number of at least 0, not "high"')
   lu.assertStrContains(skipped[4], "entry 5: not a JSON object")
   lu.assertStrContains(skipped[6], "is Windows' RasUnsteady.exe: Windows HEC-RAS runs through Ras.exe")
   lu.assertStrContains(skipped[7], '"/opt/hecras/RasUnsteady" is neither .../Ras.exe nor .../bin/RasUnsteady')
+  fs.write(d .. "/Low.json", json.encode({ workers = {
+    { name = "low", worker_type = "local", queue_priority = -1, ras_exe_path = sim } } }))
+  workers, skipped = rasrun.workers_from_json(d .. "/Low.json", { quiet = true })
+  lu.assertStrContains(skipped[1], 'worker "low": queue_priority must be a whole number of at least 0, not -1')
+  -- "workers" as an object, not a list: said, naming the file
+  fs.write(d .. "/Object.json", '{"workers": {"a": {"name": "a", "worker_type": "local"}}}')
+  lu.assertErrorMsgContains(d .. '/Object.json has no "workers" array ("workers" is an object', function()
+    rasrun.workers_from_json(d .. "/Object.json")
+  end)
+end
+
+-- Names that differ only in case or punctuation never share the variable
+-- that holds a password: a worker would send another host's password.
+function TestSched:test_workers_from_json_keeps_each_password_to_its_worker()
+  local d = H.tmpdir("json")
+  local sim = H.sim("linux") .. "/bin/RasUnsteady"
+  fs.write(d .. "/W.json", json.encode({ workers = {
+    { name = "a-b", worker_type = "ssh", hostname = "h1", password = "one", ras_exe_path = sim },
+    { name = "a_b", worker_type = "ssh", hostname = "h2", password = "two", ras_exe_path = sim },
+    { name = "Node1", worker_type = "ssh", hostname = "h3", password = "three", ras_exe_path = sim },
+    { name = "node1", worker_type = "ssh", hostname = "h4", password = "four", ras_exe_path = sim },
+  } }))
+  local workers = rasrun.workers_from_json(d .. "/W.json", { quiet = true })
+  local seen = {}
+  for i, want in ipairs({ "one", "two", "three", "four" }) do
+    lu.assertEquals(os.getenv(workers[i].password_env), want, workers[i].name)
+    lu.assertNil(seen[workers[i].password_env], workers[i].password_env)
+    seen[workers[i].password_env] = true
+  end
 end
 
 function TestSched:test_live_progress_on_a_terminal()

@@ -54,6 +54,21 @@ local function slots_of(e)
   return slots
 end
 
+-- The environment variable that holds a worker's password: one per worker
+-- name in the process ("a-b" and "a_b", or "Node1" and "node1", would
+-- otherwise share one, and a worker send another host's password).
+local password_vars = {} -- variable -> worker name
+local function password_var(name)
+  local base = "RASRUN_PASSWORD_" .. name:upper():gsub("[^%w]", "_")
+  local var, n = base, 1
+  while password_vars[var] and password_vars[var] ~= name do
+    n = n + 1
+    var = base .. "_" .. n
+  end
+  password_vars[var] = name
+  return var
+end
+
 -- One entry -> rasrun.worker settings, or nil and why.
 local function settings(e, i, opts)
   local name = e.name ~= nil and tostring(e.name) or ("%s_%d"):format(e.worker_type, i)
@@ -62,8 +77,9 @@ local function settings(e, i, opts)
   local slots, serr = slots_of(e)
   if serr then return nil, ("worker %q: %s"):format(name, serr) end
   local tier = e.queue_priority or 0
-  if math.type(tier) ~= "integer" then
-    return nil, ("worker %q: queue_priority must be a whole number, not %s"):format(name, json.encode(tier))
+  if math.type(tier) ~= "integer" or tier < 0 then
+    return nil, ("worker %q: queue_priority must be a whole number of at least 0, not %s")
+      :format(name, json.encode(tier))
   end
   local cfg = { type = e.worker_type, name = name, tier = tier, engine = eng, slots = slots }
   if e.worker_type == "local" then
@@ -82,9 +98,8 @@ local function settings(e, i, opts)
       if e[k] ~= nil then cfg[k] = e[k] end
     end
     if e.password then
-      local var = "RASRUN_PASSWORD_" .. name:upper():gsub("[^%w]", "_")
-      sys.setenv(var, tostring(e.password))
-      cfg.password_env = var
+      cfg.password_env = password_var(name)
+      sys.setenv(cfg.password_env, tostring(e.password))
     end
   end
   return cfg
@@ -96,8 +111,9 @@ function M.load(file, opts)
   if not text then error("workers_from_json: " .. rerr, 2) end
   local doc, jerr = json.decode(text)
   if not doc then error(("workers_from_json: %s: %s"):format(file, jerr), 2) end
-  if type(doc) ~= "table" or type(doc.workers) ~= "table" then
-    error(("workers_from_json: %s has no \"workers\" array"):format(file), 2)
+  if type(doc) ~= "table" or type(doc.workers) ~= "table" or (#doc.workers == 0 and next(doc.workers)) then
+    error(("workers_from_json: %s has no \"workers\" array%s"):format(file,
+      type(doc) == "table" and type(doc.workers) == "table" and " (\"workers\" is an object: a list [...] is wanted)" or ""), 2)
   end
   local workers, skipped, names = {}, {}, {}
   local function skip(msg)
