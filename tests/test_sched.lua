@@ -776,6 +776,22 @@ function TestSched:test_the_live_total_tells_cancelled_from_failed()
   lu.assertStrContains(table.concat(out), "[2/3 done, 1 failed, 1 cancelled, 0 running")
 end
 
+-- Another plan's result copied over this plan's is not this plan's, however
+-- new it is and whatever its checks say: it is run again.
+function TestSched:test_another_plans_result_is_never_up_to_date()
+  local prj, d = project({ { title = "one", seconds = 0.05 }, { title = "two", seconds = 0.05 } })
+  local pool = pool_of(H.local_worker("a", 2))
+  lu.assertEquals(run(pool, { project = prj }).counts.ok, 2)
+  assert(fs.write(d .. "/Sample.p02.hdf", H.read(d .. "/Sample.p01.hdf")))
+  prj = rasrun.project.open(prj.path)
+  local state, why = prj:plan("02"):result_state()
+  lu.assertEquals(state, "stale")
+  lu.assertEquals(why, "the result was made for plan Sample.p01, not Sample.p02")
+  lu.assertEquals(prj:plan("01"):result_state(), "current")
+  local r = run(pool, { project = prj, run_dir = d .. "/run2" })
+  lu.assertEquals({ H.result(r, "01").status, H.result(r, "02").status }, { "skipped", "ok" })
+end
+
 -- A source that changes while its plan runs (the boundary file edited, the
 -- geometry edited) is not in that plan's result: the result must not count
 -- as up to date. The report says so when the engine read that file.

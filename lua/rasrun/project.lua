@@ -558,6 +558,14 @@ function Plan:result_state()
       return "stale", ("%s is newer than the result"):format(path.basename(src))
     end
   end
+  -- another plan's result copied over this one's is not this plan's (only
+  -- the plan's extension counts: a project saved under a new name keeps them)
+  local made_for = require("rasrun.results").plan_file(self:result_path())
+  local ext = made_for and made_for:gsub("^.*[\\/]", ""):match("%.([^.]+)$")
+  if ext and ext:lower() ~= self.id then
+    return "stale", ("the result was made for plan %s, not %s"):format(made_for:gsub("^.*[\\/]", ""),
+      path.basename(self.file))
+  end
   return "current", "result newer than its inputs"
 end
 

@@ -115,6 +115,16 @@ function M.read(path)
   return setmetatable(r, LAZY)
 end
 
+-- The plan file a result says it was made for ("EX1.p01", as the file names
+-- it), or nil when it does not say.
+function M.plan_file(path)
+  local f = hdf.open(path)
+  if not f then return nil end
+  local info = plan_info(f)
+  f:close()
+  return info and type(info.file) == "string" and info.file ~= "" and info.file or nil
+end
+
 -- Names of the 2D flow areas with summary maxima.
 function M.areas(path)
   local f, err = hdf.open(path)
