@@ -559,9 +559,10 @@ static int written_back(const job_spec *sp, const char *name)
 /* An input that changed in the project while the attempt ran (the geometry
  * edited, a restart file another plan brought back): the result was made
  * from the file as it was. Its name, or NULL. */
-static const char *input_changed(const attempt *a)
+static const char *input_changed(const attempt *a, time_t *future)
 {
     const job_spec *sp = a->spec;
+    *future = 0;
     for (int i = 0; i < sp->ninputs; i++) {
         char p[8192];
         struct stat st;
@@ -570,8 +571,13 @@ static const char *input_changed(const attempt *a)
         snprintf(p, sizeof p, "%s/%s", a->job->project_dir, sp->inputs[i]);
         if (stat(p, &st) == 0 && (st.st_mtim.tv_sec > a->t_files.tv_sec ||
                                   (st.st_mtim.tv_sec == a->t_files.tv_sec &&
-                                   st.st_mtim.tv_nsec > a->t_files.tv_nsec)))
+                                   st.st_mtim.tv_nsec > a->t_files.tv_nsec))) {
+            /* dated after now: a wrong clock (the host that wrote it), not
+             * a change during the run */
+            if (st.st_mtim.tv_sec > time(NULL) + 2)
+                *future = st.st_mtim.tv_sec;
             return sp->inputs[i];
+        }
     }
     return NULL;
 }
@@ -589,9 +595,16 @@ static void date_result(attempt *a, char *note, size_t n)
     snprintf(p, sizeof p, "%s/%s", a->job->project_dir, a->result.final);
     struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, a->t_files };
     utimensat(AT_FDCWD, p, ts, 0);
-    const char *changed = input_changed(a);
+    time_t future;
+    const char *changed = input_changed(a, &future);
     note[0] = 0;
-    if (changed)
+    char when[32];
+    struct tm tm;
+    if (changed && future && localtime_r(&future, &tm) &&
+        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm))
+        snprintf(note, n, "%s is dated in the future (%s; a wrong clock where it was written?): "
+                 "the result will look out of date until then", changed, when);
+    else if (changed)
         snprintf(note, n, "%s changed while the plan ran: its result was made from the file as it was",
                  changed);
 }

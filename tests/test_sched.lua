@@ -776,6 +776,36 @@ function TestSched:test_the_live_total_tells_cancelled_from_failed()
   lu.assertStrContains(table.concat(out), "[2/3 done, 1 failed, 1 cancelled, 0 running")
 end
 
+-- A file dated in the future (written where the clock is ahead) is told as
+-- such, not as a change during the run; a result dated in the future is not
+-- taken as up to date, whatever its inputs' times.
+function TestSched:test_files_dated_in_the_future_are_told_as_such()
+  local prj, d = project({ { title = "one", seconds = 0.05 }, { title = "two", seconds = 0.05 } })
+  -- (the Windows engine reads the geometry's text file)
+  local pool = pool_of(H.local_worker("a", 2, { engine = { kind = "windows", home = H.sim("windows") } }))
+  lu.assertEquals(sys.run({ "touch", "-d", "+1 hour", d .. "/Sample.g01" }).code, 0)
+  local r = run(pool, { project = prj })
+  lu.assertEquals(r.counts.ok, 2)
+  lu.assertStrContains(H.result(r, "01").reason, "Sample.g01 is dated in the future (")
+  lu.assertNil(H.result(r, "01").reason:find("changed while the plan ran"))
+  prj = rasrun.project.open(prj.path)
+  local state, why = prj:plan("01"):result_state()
+  lu.assertEquals(state, "stale")
+  lu.assertStrContains(why, "Sample.g01 is dated in the future (")
+  -- the geometry's time back to now; a result dated in the future, its plan edited since
+  lu.assertEquals(sys.run({ "touch", d .. "/Sample.g01" }).code, 0)
+  r = run(pool, { project = prj, run_dir = d .. "/run2" })
+  lu.assertEquals(r.counts.ok, 2)
+  lu.assertEquals(sys.run({ "touch", "-d", "+1 hour", d .. "/Sample.p01.hdf" }).code, 0)
+  assert(fs.write(d .. "/Sample.p01", H.read(d .. "/Sample.p01") .. "\r\n"))
+  prj = rasrun.project.open(prj.path)
+  state, why = prj:plan("01"):result_state()
+  lu.assertEquals(state, "stale")
+  lu.assertStrContains(why, "the result is dated in the future (")
+  r = run(pool, { project = prj, run_dir = d .. "/run3" })
+  lu.assertEquals({ H.result(r, "01").status, H.result(r, "02").status }, { "ok", "skipped" })
+end
+
 -- Another plan's result copied over this plan's is not this plan's, however
 -- new it is and whatever its checks say: it is run again.
 function TestSched:test_another_plans_result_is_never_up_to_date()

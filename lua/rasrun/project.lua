@@ -552,10 +552,16 @@ function Plan:result_state()
   end
   local rmt = fs.mtime(self:result_path())
   if not rmt then return "none", "no result file" end
+  -- a time after now (a wrong clock where the file was written) tells
+  -- nothing of which is newer: such a result is not taken as up to date
+  local soon = os.time() + 2
+  local function future(t) return ("dated in the future (%s; a wrong clock where it was written?)")
+    :format(os.date("%Y-%m-%d %H:%M:%S", math.floor(t))) end
+  if rmt > soon then return "stale", "the result is " .. future(rmt) end
   for _, src in ipairs(self:sources()) do
     local m = fs.mtime(src)
     if m and m > rmt then
-      return "stale", ("%s is newer than the result"):format(path.basename(src))
+      return "stale", ("%s is %s"):format(path.basename(src), m > soon and future(m) or "newer than the result")
     end
   end
   -- another plan's result copied over this one's is not this plan's (only
