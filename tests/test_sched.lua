@@ -687,6 +687,15 @@ function TestSched:test_a_plan_restarting_from_another_gets_its_restart_file_and
   lu.assertEquals({ H.result(r, "01").status, H.result(r, "02").status }, { "ok", "ok" })
   lu.assertEquals({ H.result(r, "01").attempts, H.result(r, "02").attempts }, { 2, 2 })
   lu.assertNil(H.result(r, "02").resumed)
+  -- the restart file gone, plan 02 changed: the spin-up, up to date, runs
+  -- again to make it, as make remakes a missing intermediate file
+  os.remove(prj.dir .. "/" .. rst)
+  fs.touch(prj.dir .. "/Sample.p01", sys.now() - 100)
+  fs.touch(prj.dir .. "/Sample.p02", sys.now())
+  lu.assertEquals((rasrun.project.open(prj.path):plan("01"):result_state()), "current")
+  r = run(pool_of(win), { project = prj, after = after, run_dir = prj.dir .. "/run5" })
+  lu.assertEquals({ H.result(r, "01").status, H.result(r, "02").status }, { "ok", "ok" })
+  lu.assertTrue(fs.isfile(prj.dir .. "/" .. rst))
 end
 
 -- Each project remembers its plans' run times; longest_first starts the

@@ -847,6 +847,23 @@ function Pool:run(opts)
     if jobs[k].sched_index then return runs_now(k) end
     return results[k].ran_before
   end
+  -- A plan that runs and misses an input (the restart file a plan it waits
+  -- for writes, since removed) has the plans it waits for run too, up to
+  -- date or not, as make remakes a missing intermediate file.
+  local function misses_an_input(j)
+    local job = to_run[j.sched_index]
+    for _, spec in ipairs(job.unrunnable and {} or job.specs) do
+      for _, name in ipairs(spec and spec.inputs or {}) do
+        if not fs.exists(path.join(j.project.dir, name)) then return true end
+      end
+    end
+    return false
+  end
+  local function unskip(i)
+    local r = results[i]
+    r.status, r.result, r.report, r.reason, r.resumed, r.checks = nil, nil, nil, nil, nil, nil
+    schedule(jobs[i], r)
+  end
   local unskipped = true
   while unskipped do
     unskipped = false
@@ -855,10 +872,17 @@ function Pool:run(opts)
       local finished_before = r.resumed and r.status ~= "failed"
       for _, k in ipairs((r.status == "skipped" or finished_before) and j.after_idx or {}) do
         if (finished_before and runs_now(k)) or (not finished_before and reruns(k)) then
-          r.status, r.result, r.report, r.reason, r.resumed, r.checks = nil, nil, nil, nil, nil, nil
-          schedule(j, r)
+          unskip(i)
           unskipped = true
           break
+        end
+      end
+      if j.sched_index and j.after_idx and misses_an_input(j) then
+        for _, k in ipairs(j.after_idx) do
+          if results[k].status == "skipped" then
+            unskip(k)
+            unskipped = true
+          end
         end
       end
     end
