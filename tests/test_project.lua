@@ -118,6 +118,19 @@ function TestProject:test_dss_files_the_boundaries_read_are_inputs()
   for _, f in ipairs(p:sources()) do sources[#sources + 1] = f:sub(#d + 2) end
   lu.assertItemsEquals(sources, { "Sample.p01", "Sample.g01", "Sample.u01", "hydrology/inflow.dss",
                                   "lateral.dss", "-n.dss", "Sample.p01.tmp.hdf", "Sample.b01" })
+  -- the DSS file the plan writes is not a source (every run makes it newer
+  -- than the result), but one of the same name elsewhere that it reads is
+  local p01 = H.read(d .. "/Sample.p01")
+  for dss, without in pairs({ ["lateral.dss"] = "lateral.dss", [".\\output\\lateral.dss"] = false,
+                              ["C:\\runs\\lateral.dss"] = "lateral.dss" }) do
+    assert(fs.write(d .. "/Sample.p01", p01 .. "DSS File=" .. dss .. "\r\n"))
+    local names = {}
+    for _, f in ipairs(assert(project.open(d .. "/Sample.prj")):plan("01"):sources()) do
+      names[f:sub(#d + 2)] = true
+    end
+    lu.assertEquals(names["lateral.dss"], not without or nil, dss)
+  end
+  assert(fs.write(d .. "/Sample.p01", p01))
   -- spelt in another case (Windows does not mind), the file on disk is staged
   fs.write(d .. "/Sample.u01", "Flow Title=x\r\nDSS File=.\\Hydrology\\Inflow.DSS\r\nUse DSS=True\r\n")
   prj = assert(project.open(d .. "/Sample.prj"))

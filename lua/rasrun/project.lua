@@ -329,8 +329,12 @@ local function parse_plan(self, id)
       p.simulation = { text = sim, start = hecdate.parse(a .. " " .. b), stop = hecdate.parse(c .. " " .. d) }
     end
   end
-  p.dss = keys["DSS File"] and keys["DSS File"] ~= "" and keys["DSS File"] ~= "dss"
-    and keys["DSS File"]:gsub("^.*[\\/]", "") or nil
+  -- the DSS file the plan writes: its name, and where it is in the project
+  -- (nil for a path outside it)
+  local dss = keys["DSS File"]
+  if dss and dss ~= "" and dss ~= "dss" then
+    p.dss, p.dss_path = dss:gsub("^.*[\\/]", ""), project_relative(dss)
+  end
   -- sediment and water quality data (sNN, wNN), when the plan uses them
   local function id_of(key)
     local v = keys[key]
@@ -522,8 +526,13 @@ function Plan:sources()
   end
   if self.flow then
     named(self:restart())
+    -- not the DSS file the plan writes (it would be newer than the result
+    -- after every run): the same path, or the same name when the plan names
+    -- it by a path outside the project
+    local out_dss = self.dss_path or self.dss
     for _, rel in ipairs(self.flow.dss or {}) do
-      if not self.dss or rel:lower() ~= self.dss:lower() then named(rel) end
+      local same = out_dss and (self.dss_path and rel or path.basename(rel)):lower() == out_dss:lower()
+      if not same then named(rel) end
     end
     for _, rel in ipairs(self.flow.met or {}) do named(rel) end
   end
@@ -561,7 +570,8 @@ function Plan:result_state()
   for _, src in ipairs(self:sources()) do
     local m = fs.mtime(src)
     if m and m > rmt then
-      return "stale", ("%s is %s"):format(path.basename(src), m > soon and future(m) or "newer than the result")
+      return "stale", ("%s is newer than the result%s"):format(path.basename(src),
+        m > soon and (" (it is " .. future(m) .. ")") or "")
     end
   end
   -- another plan's result copied over this one's is not this plan's (only
