@@ -535,6 +535,17 @@ function TestSched:test_dependencies_are_respected()
     after = { ["03"] = "02", ["02"] = "01", ["01"] = "02" } })
   lu.assertFalse(ok)
   lu.assertStrContains(cerr, "cycle: 02 -> 01 -> 02")
+  -- across projects (both named Sample), by the plans' keys
+  local other = "Sample/p02@" .. prj3.dir
+  ok, cerr = pcall(run, pool_of(H.local_worker("a", 2)), { projects = { prj2, prj3 }, plans = { "02" },
+    after = { ["Sample/p02"] = other, [other] = "Sample/p02" }, run_dir = prj3.dir .. "/run2" })
+  lu.assertFalse(ok)
+  lu.assertStrContains(cerr, "cycle: ")
+  lu.assertStrContains(cerr, "Sample/p02 -> " .. other)
+  -- a map where a list is wanted is said, not ignored
+  ok, cerr = pcall(run, pool_of(H.local_worker("a", 2)), { project = prj3, after = { ["02"] = { x = "01" } } })
+  lu.assertFalse(ok)
+  lu.assertStrContains(cerr, 'after["02"] must list the plans it waits for')
 end
 
 -- From a recipe: a mistake in what it asks of pool:run is reported at the

@@ -277,7 +277,10 @@ local function resolve_after(jobs, after)
   for id, deps in pairs(after) do
     local targets = find(id)
     if #targets == 0 then misuse(("after names plan %s, which is not in this run"):format(id)) end
-    if type(deps) ~= "table" then deps = { deps } end
+    if type(deps) ~= "table" then deps = { deps }
+    elseif #deps == 0 and next(deps) ~= nil then
+      misuse(("after[%s] must list the plans it waits for ({\"01\", ...}), not map them"):format(shown(id)))
+    end
     for _, d in ipairs(deps) do
       -- a plan number applies in the projects that have both plans
       local found = false
@@ -314,7 +317,10 @@ local function resolve_after(jobs, after)
     if trail then
       local names, from = {}, 1
       while trail[from] ~= trail[#trail] do from = from + 1 end
-      for n = from, #trail do names[#names + 1] = jobs[trail[n]].plan.number end
+      -- plan numbers within one project, keys across projects
+      local one = true
+      for n = from, #trail do one = one and jobs[trail[n]].project == jobs[trail[from]].project end
+      for n = from, #trail do names[#names + 1] = one and jobs[trail[n]].plan.number or jobs[trail[n]].key end
       misuse("the after dependencies form a cycle: " .. table.concat(names, " -> "))
     end
   end
