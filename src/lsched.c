@@ -316,6 +316,7 @@ int lsched_check(sched *s, attempt *a, char *reason, size_t n)
         return 1;
     lua_State *L = s->L;
     job *j = a->job;
+    a->checked = 1;
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->check_ref);
     lua_rawgeti(L, LUA_REGISTRYINDEX, j->lua_ref);
     lua_pushstring(L, a->result.tmp);
@@ -378,6 +379,12 @@ void lsched_history(sched *s, attempt *a, const char *status, const char *reason
     set_int(L, "bytes_down", (long long)a->bytes_down);
     lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
     lua_pop(L, 1);
+    /* the plan's checks are its last attempt's: none when that one ended
+     * before its result was checked (not an earlier attempt's) */
+    if (!a->checked && a->job->report_ref != LUA_NOREF) {
+        luaL_unref(L, LUA_REGISTRYINDEX, a->job->report_ref);
+        a->job->report_ref = LUA_NOREF;
+    }
 }
 
 /* The progress display's tick gets the files being sent or fetched, by

@@ -487,6 +487,22 @@ function TestSched:test_a_check_function_gets_the_plan_number()
   lu.assertEquals(raised, 2)
 end
 
+-- A plan's checks are its last attempt's: none when that attempt ended
+-- before a result was checked, not the failed checks of an earlier one on
+-- another worker.
+function TestSched:test_a_plans_checks_are_its_last_attempts()
+  local prj = project({ { title = "a", seconds = 0.05, mode = "hang@w2" } })
+  local pool = pool_of(H.local_worker("w1", 1), H.local_worker("w2", 1, { tier = 1 }))
+  local r = run(pool, { project = prj, retries = 1, timeout = 1, check = function() return false, "no good" end })
+  local res = r.results[1]
+  lu.assertEquals(res.status, "failed")
+  lu.assertEquals(res.worker, "w2")
+  lu.assertStrContains(res.reason, "timed out")
+  lu.assertEquals(res.checks or {}, {})
+  local doc = json.decode(H.read(prj.dir .. "/run/run.json"))
+  lu.assertEquals(doc.plans[1].checks, {})
+end
+
 function TestSched:test_dependencies_are_respected()
   local prj = project({ { title = "first", seconds = 0.5 }, { title = "second", seconds = 0.1 },
                         { title = "free", seconds = 0.1 } })
