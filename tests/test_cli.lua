@@ -72,6 +72,12 @@ function TestCli:test_check_since()
   local r = H.rasrun({ "check", "--since", "2100-01-01 00:00", f })
   lu.assertEquals(r.code, 1)
   lu.assertStrContains(r.stdout, "stale")
+  -- a fresh one is said to be written after that time, not "by this run"
+  local d = H.tmpdir("cli")
+  assert(fs.write(d .. "/new.hdf", H.read(f)))
+  r = H.rasrun({ "check", "--json", "--since", "2000-01-01 00:00", d .. "/new.hdf" })
+  lu.assertStrContains(r.stdout, "written after 2000-01-01 00:00")
+  lu.assertNotStrContains(r.stdout, "this run")
 end
 
 function TestCli:test_check_on_damaged_files_never_crashes()

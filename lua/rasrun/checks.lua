@@ -7,6 +7,8 @@
 --                the result must have been written after it (freshness)
 --   utc_offset   the engine host's UTC offset in seconds (Run Time Window is its
 --                wall clock)
+--   since_text   what the file check says of a fresh file (default "written
+--                by this run")
 -- A check set from checks.standard{...} is called as set(path, ctx) and
 -- returns a report { file=, ok=, checks = { {name=, ok=, detail=}... }, reason= }.
 local results = require "rasrun.results"
@@ -57,7 +59,7 @@ function M.file(r, ctx)
   local unread = since and r.run_window and r.run_window.error
     and ("; Run Time Window unreadable (%s): fresh by the file's time only"):format(r.run_window.error) or ""
   return true, ("%s, %s, %d bytes%s%s"):format(r.version or "HEC-RAS", what, r.size,
-    since and ", written by this run" or "", unread)
+    since and (", " .. (ctx.since_text or "written by this run")) or "", unread)
 end
 
 local SUCCESS = { unsteady = "Unsteady Finished Successfully", steady = "Steady Finished Successfully" }

@@ -281,6 +281,7 @@ function M.cmd_check(args)
       return 2
     end
     ctx.utc_offset = require("rasrun.sys").tz_offset(ctx.since)
+    ctx.since_text = "written after " .. opts.since
   end
   local set = require("rasrun.checks").standard { max_volume_error = limit }
   local status, reports = 0, {}
