@@ -8,7 +8,8 @@
  *   fs.copy(src, dst [, keep_mtime])  fs.write(p, data)  (both atomic)
  *   fs.read(p [, max]) -> data | nil, msg
  *   fs.touch(p [, mtime])  fs.realpath(p)  fs.tempdir(prefix [, in])  fs.free_bytes(p)
- *   fs.glob(pattern) -> sorted paths   fs.readlink(p) -> target | nil, msg */
+ *   fs.glob(pattern) -> sorted paths   fs.readlink(p) -> target | nil, msg
+ *   fs.fnmatch(pattern, name) -> does name match the glob, whatever the case */
 #include "fsutil.h"
 #include "host.h"
 
@@ -16,6 +17,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <glob.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -351,6 +353,14 @@ static int l_glob(lua_State *L)
     return 1;
 }
 
+/* fs.fnmatch(pattern, name): does name match the glob pattern, whatever
+ * the case (as output names are matched: src/jobspec.c)? */
+static int l_fnmatch(lua_State *L)
+{
+    lua_pushboolean(L, fnmatch(luaL_checkstring(L, 1), luaL_checkstring(L, 2), FNM_CASEFOLD) == 0);
+    return 1;
+}
+
 static const luaL_Reg funcs[] = {
     { "stat", l_stat },         { "exists", l_exists },   { "isdir", l_isdir },
     { "isfile", l_isfile },     { "mtime", l_mtime },     { "list", l_list },
@@ -359,7 +369,7 @@ static const luaL_Reg funcs[] = {
     { "rename", l_rename },     { "copy", l_copy },       { "write", l_write },
     { "read", l_read },         { "touch", l_touch },     { "realpath", l_realpath },
     { "tempdir", l_tempdir },   { "free_bytes", l_free_bytes }, { "glob", l_glob },
-    { "readlink", l_readlink }, { "prefetch", l_prefetch },
+    { "readlink", l_readlink }, { "prefetch", l_prefetch }, { "fnmatch", l_fnmatch },
     { NULL, NULL },
 };
 

@@ -316,7 +316,6 @@ int lsched_check(sched *s, attempt *a, char *reason, size_t n)
         return 1;
     lua_State *L = s->L;
     job *j = a->job;
-    a->checked = 1;
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->check_ref);
     lua_rawgeti(L, LUA_REGISTRYINDEX, j->lua_ref);
     lua_pushstring(L, a->result.tmp);
@@ -331,8 +330,9 @@ int lsched_check(sched *s, attempt *a, char *reason, size_t n)
     if (lua_pcall(L, 3, 1, 0) != LUA_OK) {
         snprintf(reason, n, "the check raised an error: %s", lua_tostring(L, -1));
         lua_pop(L, 1);
-        return 0;
+        return 0; /* no report: the plan shows none (lsched_history) */
     }
+    a->checked = 1;
     int ok = 0;
     if (lua_istable(L, -1)) {
         lua_getfield(L, -1, "ok");

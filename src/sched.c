@@ -603,7 +603,7 @@ static void date_result(attempt *a, char *note, size_t n)
     if (changed && future && localtime_r(&future, &tm) &&
         strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm))
         snprintf(note, n, "%s is dated in the future (%s; a wrong clock where it was written?): "
-                 "the result will look out of date until then", changed, when);
+                 "the result looks out of date until the plan runs again after that time", changed, when);
     else if (changed)
         snprintf(note, n, "%s changed while the plan ran: its result was made from the file as it was",
                  changed);

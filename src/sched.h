@@ -112,7 +112,7 @@ struct attempt {
     int interrupted;
     int hurry;              /* timed out, then Ctrl-C: its files need not come back */
     char *checks_json;      /* its checks' details as the journal keeps them */
-    int checked;            /* its result's checks ran (lsched_check) */
+    int checked;            /* its result's checks ran and reported (lsched_check) */
 
     /* Filled by the worker before sched_attempt_done(). */
     int exit_code;          /* of the last step run; -1 unknown */

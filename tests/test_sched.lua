@@ -501,6 +501,16 @@ function TestSched:test_a_plans_checks_are_its_last_attempts()
   lu.assertEquals(res.checks or {}, {})
   local doc = json.decode(H.read(prj.dir .. "/run/run.json"))
   lu.assertEquals(doc.plans[1].checks, {})
+  -- nor when the last attempt's check raised an error
+  prj = project({ { title = "a", seconds = 0.05 } })
+  r = run(pool, { project = prj, retries = 1, check = function(_, ctx)
+    if ctx.worker == "w2" then error("boom") end
+    return false, "no good"
+  end })
+  res = r.results[1]
+  lu.assertEquals(res.worker, "w2")
+  lu.assertStrContains(res.reason, "the check raised an error")
+  lu.assertEquals(res.checks or {}, {})
 end
 
 function TestSched:test_dependencies_are_respected()
@@ -723,6 +733,15 @@ function TestSched:test_a_plan_restarting_from_another_gets_its_restart_file_and
   r = run(pool_of(win), { project = prj, after = after, run_dir = prj.dir .. "/run5" })
   lu.assertEquals({ H.result(r, "01").status, H.result(r, "02").status }, { "ok", "ok" })
   lu.assertTrue(fs.isfile(prj.dir .. "/" .. rst))
+  -- a restart file the plan it waits for does not write: that one stays
+  -- skipped (running it would not make the file), and plan 02 says what is missing
+  local u02 = H.read(prj.dir .. "/Sample.u02")
+  assert(fs.write(prj.dir .. "/Sample.u02", (u02:gsub("Restart Filename=[^\r\n]*", "Restart Filename=.\\Other.rst"))))
+  fs.touch(prj.dir .. "/Sample.p01", sys.now() - 100)
+  prj = rasrun.project.open(prj.path)
+  r = run(pool_of(win), { project = prj, after = after, run_dir = prj.dir .. "/run6" })
+  lu.assertEquals({ H.result(r, "01").status, H.result(r, "02").status }, { "skipped", "failed" })
+  lu.assertStrContains(H.result(r, "02").reason, "Other.rst")
 end
 
 -- Each project remembers its plans' run times; longest_first starts the
@@ -2047,6 +2066,33 @@ function TestSched:test_resume_counts_the_failed_attempts_against_retries()
   local plan = json.decode(H.read(run_dir .. "/run.json")).plans[1]
   lu.assertEquals(plan.status, "failed")
   lu.assertEquals(plan.attempts, 3)
+end
+
+-- A plan that finished ok in the run being resumed and runs again (a source
+-- changed since) gets all its retries: the failures before its ok do not count.
+function TestSched:test_resume_does_not_count_failures_before_an_ok()
+  local prj, d = project({ { title = "crashes now", mode = "crash", seconds = 0.05 } })
+  local resume_dir = d .. "/run1"
+  assert(fs.mkdirs(resume_dir))
+  local lines = {
+    { ev = "run_start", run_id = "run1", t = sys.now() - 60 },
+    { ev = "attempt", job = "Sample/p01", plan = "01", attempt = 1, worker = "A", t = sys.now() - 50 },
+    { ev = "attempt_end", job = "Sample/p01", attempt = 1, ok = false, reason = "crashed", t = sys.now() - 45 },
+    { ev = "attempt", job = "Sample/p01", plan = "01", attempt = 2, worker = "B", t = sys.now() - 40 },
+    { ev = "attempt_end", job = "Sample/p01", attempt = 2, ok = true, t = sys.now() - 35 },
+    { ev = "done", job = "Sample/p01", status = "ok", result = d .. "/Sample.p01.hdf", attempts = 2 },
+  }
+  local text = {}
+  for i, e in ipairs(lines) do text[i] = json.encode(e) end
+  assert(fs.write(resume_dir .. "/journal.jsonl", table.concat(text, "\n") .. "\n"))
+  local pool = pool_of(H.local_worker("A", 1), H.local_worker("B", 1, { tier = 1 }))
+  local r = run(pool, { project = prj, retries = 1, resume = resume_dir })
+  local res = r.results[1]
+  lu.assertEquals(res.status, "failed")
+  local workers = {}
+  for _, h in ipairs(res.history) do workers[#workers + 1] = h.worker .. " " .. h.status end
+  -- the resume's two attempts, on A then on B, as in a run of its own
+  lu.assertEquals(workers, { "A failed", "B ok", "A failed", "B failed" })
 end
 
 -- A project in a folder named in Latin-1 (not UTF-8): the journal keeps the

@@ -810,10 +810,12 @@ function Pool:run(opts)
       end
     end
     -- the attempts that failed in the run being resumed count against the
-    -- retries, and the retries go to other workers first, as in any run
+    -- retries, and the retries go to other workers first, as in any run;
+    -- not those before it finished ok (it runs again now as in a new run)
     local failed_on = {}
     for _, h in ipairs(prior.history[j.key] or {}) do
       if h.status == "failed" then failed_on[#failed_on + 1] = h.worker end
+      if h.status == "ok" then failed_on = {} end
     end
     local job = { key = j.key, plan = j.plan.number, project_dir = j.project.dir, specs = specs,
                   retries = opts.retries or 0, timeout = opts.timeout, _result = r, _plan = j.plan,
@@ -853,14 +855,27 @@ function Pool:run(opts)
     if jobs[k].sched_index then return runs_now(k) end
     return results[k].ran_before
   end
-  -- A plan that runs and misses an input (the restart file a plan it waits
-  -- for writes, since removed) has the plans it waits for run too, up to
-  -- date or not, as make remakes a missing intermediate file.
-  local function misses_an_input(j)
-    local job = to_run[j.sched_index]
+  -- A plan that runs and misses an input that a plan it waits for writes
+  -- (its restart file, since removed) has that plan run too, up to date or
+  -- finished before a resume, as make remakes a missing intermediate file.
+  local function missing_inputs(j)
+    local job, out = to_run[j.sched_index], {}
     for _, spec in ipairs(job.unrunnable and {} or job.specs) do
       for _, name in ipairs(spec and spec.inputs or {}) do
-        if not fs.exists(path.join(j.project.dir, name)) then return true end
+        if not fs.exists(path.join(j.project.dir, name)) then out[#out + 1] = name end
+      end
+    end
+    return out
+  end
+  local function writes_one_of(k, names)
+    local plan = jobs[k].plan
+    for _, kind in ipairs({ "windows", "linux" }) do
+      for _, list in ipairs({ plan:outputs(kind) }) do
+        for _, pattern in ipairs(list) do
+          for _, name in ipairs(names) do
+            if fs.fnmatch(pattern, name) then return true end
+          end
+        end
       end
     end
     return false
@@ -883,12 +898,12 @@ function Pool:run(opts)
           break
         end
       end
-      if j.sched_index and j.after_idx and misses_an_input(j) then
-        for _, k in ipairs(j.after_idx) do
-          if results[k].status == "skipped" then
-            unskip(k)
-            unskipped = true
-          end
+      local missing = j.sched_index and j.after_idx and missing_inputs(j) or {}
+      for _, k in ipairs(#missing > 0 and j.after_idx or {}) do
+        local done = results[k].status == "skipped" or (results[k].resumed and results[k].status == "ok")
+        if done and writes_one_of(k, missing) then
+          unskip(k)
+          unskipped = true
         end
       end
     end
