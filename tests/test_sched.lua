@@ -742,6 +742,15 @@ function TestSched:test_a_plan_restarting_from_another_gets_its_restart_file_and
   r = run(pool_of(win), { project = prj, after = after, run_dir = prj.dir .. "/run6" })
   lu.assertEquals({ H.result(r, "01").status, H.result(r, "02").status }, { "skipped", "failed" })
   lu.assertStrContains(H.result(r, "02").reason, "Other.rst")
+  -- the same in a resume: plan 01 finished in the run resumed, and the
+  -- restart file it wrote is gone since
+  assert(fs.write(prj.dir .. "/Sample.u02", u02))
+  os.remove(prj.dir .. "/" .. rst)
+  fs.touch(prj.dir .. "/Sample.p02", sys.now())
+  prj = rasrun.project.open(prj.path)
+  r = run(pool_of(win), { project = prj, after = after, resume = prj.dir .. "/run2" })
+  lu.assertEquals({ H.result(r, "01").status, H.result(r, "02").status }, { "ok", "ok" })
+  lu.assertNil(H.result(r, "01").resumed)
 end
 
 -- Each project remembers its plans' run times; longest_first starts the
