@@ -2034,18 +2034,27 @@ end
   end
 end
 
+-- Runs the project in dir on a controller of its own, kills it (SIGKILL)
+-- once its journal holds n[ev] lines of each event ev, and returns its run folder.
+local function killed_when(dir, slots, env, n, what)
+  local pid, run_dir = start_controller(dir, slots, env)
+  H.wait_for(function()
+    for ev, count in pairs(n) do
+      if journal_count(run_dir, ev) ~= count then return false end
+    end
+    return true
+  end, 30, what)
+  sys.kill(pid, "KILL")
+  sys.wait(pid, 10)
+  return run_dir
+end
+
 -- A run of four plans on two slots whose controller was killed (SIGKILL)
 -- when plans 01 and 02 had ended and 03 and 04 were running.
 local function killed_with_two_done(second)
   local _, d = project({ { title = "quick", seconds = 0.2 }, second,
                          { title = "slow", seconds = 60 }, { title = "slower", seconds = 60 } })
-  local pid, run_dir = start_controller(d, 2)
-  H.wait_for(function()
-    return journal_count(run_dir, "done") == 2 and journal_count(run_dir, "launched") == 4
-  end, 30, "two plans done and two running")
-  sys.kill(pid, "KILL")
-  sys.wait(pid, 10)
-  return d, run_dir
+  return d, killed_when(d, 2, nil, { done = 2, launched = 4 }, "two plans done and two running")
 end
 
 -- The attempts that failed before the controller was killed count against
@@ -2055,12 +2064,8 @@ function TestSched:test_resume_counts_the_failed_attempts_against_retries()
   if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
   local _, d = project({ { title = "crashes", mode = "crash", seconds = 2 } })
   local env = { RASRUN_TEST_TWO = "1", RASRUN_TEST_RETRIES = "1" }
-  local pid, run_dir = start_controller(d, 1, env)
-  H.wait_for(function()
-    return journal_count(run_dir, "attempt_end") == 1 and journal_count(run_dir, "launched") == 2
-  end, 30, "attempt 1 failed on A and attempt 2 running on B")
-  sys.kill(pid, "KILL")
-  sys.wait(pid, 10)
+  local run_dir = killed_when(d, 1, env, { attempt_end = 1, launched = 2 },
+    "attempt 1 failed on A and attempt 2 running on B")
   env.RASRUN_TEST_RUNDIR, env.RASRUN_TEST_WORKDIR = run_dir, H.tmpdir("work")
   local r = H.rasrun({ "resume", run_dir }, { env = env, timeout = 60 })
   lu.assertEquals(r.code, 1, r.stderr)
@@ -2111,12 +2116,7 @@ function TestSched:test_resume_of_a_project_named_in_latin1()
   local d = H.tmpdir("sched") .. "/Caf\233"
   assert(fs.mkdirs(d))
   H.project(d, { { title = "quick", seconds = 0.2 }, { title = "slow", seconds = 60 } })
-  local pid, run_dir = start_controller(d, 2)
-  H.wait_for(function()
-    return journal_count(run_dir, "done") == 1 and journal_count(run_dir, "launched") == 2
-  end, 30, "one plan done and one running")
-  sys.kill(pid, "KILL")
-  sys.wait(pid, 10)
+  local run_dir = killed_when(d, 2, nil, { done = 1, launched = 2 }, "one plan done and one running")
   local r = H.rasrun({ "resume", run_dir }, { env = { FAKE_RAS_SECONDS = "0.2" }, timeout = 60 })
   lu.assertEquals(r.code, 0, r.stderr)
   lu.assertEquals(engines_alive(), {})
