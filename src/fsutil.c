@@ -258,10 +258,10 @@ static int copy_data(int in, int out, dev_t dev, off_t size)
 
 int fs_copy(const char *src, const char *dst, int keep_mtime, char *err, size_t errlen)
 {
-    return fs_copy_reusing(src, dst, keep_mtime, NULL, err, errlen);
+    return fs_copy_reusing(src, dst, keep_mtime ? FS_COPY_MTIME : 0, NULL, err, errlen);
 }
 
-int fs_copy_reusing(const char *src, const char *dst, int keep_mtime, const char *reuse, char *err,
+int fs_copy_reusing(const char *src, const char *dst, int flags, const char *reuse, char *err,
                     size_t errlen)
 {
     int in = open(src, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
@@ -279,7 +279,8 @@ int fs_copy_reusing(const char *src, const char *dst, int keep_mtime, const char
         return say(err, errlen, in < 0 ? "cannot read" : "cannot copy", src);
     }
     char tmp[PATH_MAX + 64];
-    int out = temp_open(tmp, sizeof tmp, dst, st.st_mode & 0777, reuse);
+    mode_t mode = (st.st_mode & 0777) | ((flags & FS_COPY_WRITABLE) ? S_IWUSR : 0);
+    int out = temp_open(tmp, sizeof tmp, dst, mode, reuse);
     if (out < 0) {
         close(in);
         return say(err, errlen, "cannot write", tmp);
@@ -289,7 +290,7 @@ int fs_copy_reusing(const char *src, const char *dst, int keep_mtime, const char
     if (rc == 0 && reuse && fstat(out, &now) == 0 && now.st_size > st.st_size)
         rc = ftruncate(out, st.st_size);
     int saved = errno;
-    if (rc == 0 && keep_mtime) {
+    if (rc == 0 && (flags & FS_COPY_MTIME)) {
         struct timespec ts[2] = { st.st_atim, st.st_mtim };
         futimens(out, ts);
     }

@@ -28,8 +28,11 @@ int fs_copy(const char *src, const char *dst, int keep_mtime, char *err, size_t 
 
 /* fs_copy, writing into the file reuse (renamed into place, then truncated)
  * instead of a new one when it can: no inode is allocated. reuse is gone
- * afterwards either way. NULL: a plain fs_copy. */
-int fs_copy_reusing(const char *src, const char *dst, int keep_mtime, const char *reuse, char *err,
+ * afterwards either way. NULL: a plain fs_copy. With FS_COPY_WRITABLE in
+ * flags the copy is writable by its owner whatever src's mode (a work
+ * folder's copy of a read-only input, which the engine writes). */
+enum { FS_COPY_MTIME = 1, FS_COPY_WRITABLE = 2 };
+int fs_copy_reusing(const char *src, const char *dst, int flags, const char *reuse, char *err,
                     size_t errlen);
 
 /* Copies by the calling thread stop (errno ECANCELED) once *flag is set,

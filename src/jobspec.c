@@ -49,7 +49,9 @@ int spec_unchanged_input(const job_spec *sp, const char *project_dir, const char
     char src[8192];
     struct stat st;
     snprintf(src, sizeof src, "%s/%s", project_dir, name);
+    /* a work folder that keeps whole seconds (ext4 with small inodes, a
+     * FAT or SMB mount) has no fraction to compare */
     return stat(src, &st) == 0 && (unsigned long long)st.st_size == size &&
            (long long)st.st_mtim.tv_sec == mtime_sec &&
-           (mtime_nsec < 0 || st.st_mtim.tv_nsec == mtime_nsec);
+           (mtime_nsec <= 0 || st.st_mtim.tv_nsec == mtime_nsec);
 }

@@ -907,7 +907,9 @@ static void check_timeouts(sched *s)
     double now = loop_now();
     for (attempt *a = s->live, *next; a; a = next) {
         next = a->next;
-        if (a->deadline > 0 && now > a->deadline && !a->cancelling)
+        /* from the engine's start to its end: a result being copied back
+         * (A_STAGE_OUT) is not lost to the timeout */
+        if (a->deadline > 0 && now > a->deadline && !a->cancelling && a->phase != A_STAGE_OUT)
             cancel_attempt(a, 1);
     }
 }
@@ -1073,7 +1075,7 @@ static int wait_ms(sched *s)
 {
     double now = loop_now(), next = now + SCHED_TICK_MS / 1000.0;
     for (attempt *a = s->live; a; a = a->next)
-        if (a->deadline > 0 && !a->cancelling && a->deadline < next)
+        if (a->deadline > 0 && !a->cancelling && a->phase != A_STAGE_OUT && a->deadline < next)
             next = a->deadline; /* passed for one being cancelled: no spinning */
     if (s->finished)
         return 0;

@@ -92,7 +92,7 @@ static int lw_create(worker *w, lua_State *L, int idx, char *err, size_t n)
 
 static void on_staged(void *ud, int fd, short revents);
 
-static int lw_open(worker *w, char *err, size_t n)
+static int open_local(worker *w, char *err, size_t n)
 {
     local_worker *lw = w->data;
     if (fs_mkdirs(w->workdir, err, n) != 0)
@@ -117,6 +117,17 @@ static int lw_open(worker *w, char *err, size_t n)
     }
     sched_worker_state(w, W_UP, NULL);
     return 0;
+}
+
+/* Nothing opens a local worker again: one that cannot open (its work folder
+ * cannot be made) is down for good, and its plans fail at once instead of
+ * waiting down_grace for it. */
+static int lw_open(worker *w, char *err, size_t n)
+{
+    if (open_local(w, err, n) == 0)
+        return 0;
+    w->down_for_good = 1;
+    return -1;
 }
 
 static double wall(void)
@@ -207,7 +218,7 @@ static int stage_files(const attempt *a, int clear_first, char **spares, char *e
         if (spec_lists(a->spec->links, a->spec->nlinks, name) && stat(src, &st) == 0 &&
             S_ISREG(st.st_mode) && linkat(AT_FDCWD, src, AT_FDCWD, dst, AT_SYMLINK_FOLLOW) == 0)
             continue;
-        int rc = fs_copy_reusing(src, dst, 1, spares[i], why, sizeof why);
+        int rc = fs_copy_reusing(src, dst, FS_COPY_MTIME | FS_COPY_WRITABLE, spares[i], why, sizeof why);
         free(spares[i]);
         spares[i] = NULL;
         if (rc != 0) {
@@ -431,6 +442,40 @@ static int free_core(local_worker *lw, local_attempt *ended)
     return -1;
 }
 
+/* A staging thread, in or out, is done: on_staged takes the attempt on. */
+static void staging_done(local_attempt *la)
+{
+    local_worker *lw = la->a->w->data;
+    ssize_t wr; /* a pointer is less than PIPE_BUF: written whole */
+    do
+        wr = write(lw->stage_done[1], &la, sizeof la);
+    while (wr < 0 && errno == EINTR);
+}
+
+static void *unstage_main(void *arg)
+{
+    local_attempt *la = arg;
+    fs_copy_stop_flag(&la->stop_staging);
+    stage_out(la->a->w, la);
+    staging_done(la);
+    return NULL;
+}
+
+/* Outputs come back by rename where the work folder and the project share a
+ * file system; else they are copied, on a thread of their own: a result of
+ * gigabytes takes seconds to copy, and meanwhile other engines end, time
+ * out or are stopped by a Ctrl-C, which the loop must see. 1: on a thread
+ * (on_staged finishes the attempt). */
+static int unstage_on_thread(local_attempt *la)
+{
+    struct stat work, project;
+    if (stat(la->a->workdir, &work) != 0 || stat(la->a->job->project_dir, &project) != 0 ||
+        work.st_dev == project.st_dev || thread_start(&la->stager, unstage_main, la) != 0)
+        return 0;
+    la->staging = 1;
+    return 1;
+}
+
 /* Has the engine ended? Looked at without reaping it (its /proc entry is
  * still to be read); an engine reaped elsewhere counts as ended. */
 static int has_ended(const local_attempt *la)
@@ -490,6 +535,8 @@ static void reap_if_ended(local_attempt *la)
         snprintf(a->reason, sizeof a->reason, "%s exited with code %d",
                  a->spec->steps[la->step][0], a->exit_code);
     a->phase = A_STAGE_OUT;
+    if (unstage_on_thread(la))
+        return;
     stage_out(w, la);
     finish(w, la);
 }
@@ -526,13 +573,9 @@ static void inputs_in_place(worker *w, local_attempt *la)
 static void *stage_main(void *arg)
 {
     local_attempt *la = arg;
-    local_worker *lw = la->a->w->data;
     fs_copy_stop_flag(&la->stop_staging);
     la->stage_rc = stage_files(la->a, la->clear_first, la->spares, la->stage_err, sizeof la->stage_err);
-    ssize_t wr; /* a pointer is less than PIPE_BUF: written whole */
-    do
-        wr = write(lw->stage_done[1], &la, sizeof la);
-    while (wr < 0 && errno == EINTR);
+    staging_done(la);
     return NULL;
 }
 
@@ -574,7 +617,7 @@ static void stage_start(worker *w, local_attempt *la)
 }
 
 /* A staging thread is done: the attempt goes on, unless it was cancelled
- * meanwhile. */
+ * meanwhile; one that staged out ends. */
 static void on_staged(void *ud, int fd, short revents)
 {
     (void)revents;
@@ -583,7 +626,9 @@ static void on_staged(void *ud, int fd, short revents)
     while (read(fd, &la, sizeof la) == (ssize_t)sizeof la) {
         pthread_join(la->stager, NULL);
         la->staging = 0;
-        if (la->a->cancelling) /* Ctrl-C meanwhile: it never starts */
+        if (la->a->phase == A_STAGE_OUT) /* its outputs are back (or a Ctrl-C stopped them) */
+            finish(w, la);
+        else if (la->a->cancelling) /* Ctrl-C meanwhile: it never starts */
             finish(w, la);
         else if (la->stage_rc != 0)
             fail(w, la, "%s", la->stage_err);

@@ -281,6 +281,10 @@ static char *launch_script(sshw *x, task *t, char hexes[][65])
         }
         sb_add(&b, link ? "e=$(ln -s -- \"$C/%s\" " : "e=$(cp -p -- \"$C/%s\" ", hexes[i]);
         sb_word(&b, sp->inputs[i]);
+        if (!link) { /* a copy the engine may write: a read-only input's too */
+            sb_add(&b, " 2>&1 && chmod u+w -- ");
+            sb_word(&b, sp->inputs[i]);
+        }
         /* with the command's own words: a full disk says so */
         sb_add(&b, " 2>&1) || { echo \"rasrun-fail cannot place an input in $D: $(echo \"$e\" | head -n 1)\" >&2; "
                    "exit 202; }\n");

@@ -90,6 +90,23 @@ end
 
 function H.sim(kind) return assert(require("rasrun.sim").home(kind or "linux")) end
 
+-- A copy of the simulated linux install in dir whose RasUnsteady first
+-- checks that the .tmp.hdf it writes is writable by its owner (the tests run
+-- as root, whom a read-only mode does not stop), as a real user's would need.
+function H.engine_needing_a_writable_tmp_hdf(dir)
+  local home = dir .. "/hecras"
+  for _, argv in ipairs({ { "cp", "-a", H.sim("linux"), home }, { "mkdir", home .. "/bin/real" },
+                          { "mv", home .. "/bin/RasUnsteady", home .. "/bin/real/RasUnsteady" } }) do
+    local r = sys.run(argv)
+    assert(r.code == 0, table.concat(argv, " ") .. ": " .. r.stderr)
+  end
+  assert(fs.write(home .. "/bin/RasUnsteady", table.concat({ "#!/bin/sh",
+    'case $(stat -c %A "$1") in -rw*) ;; *) echo "RasUnsteady: cannot open $1: Permission denied"; exit 2;; esac',
+    'exec "$(dirname "$0")/real/RasUnsteady" "$@"' }, "\n") .. "\n"))
+  assert(sys.run({ "chmod", "755", home .. "/bin/RasUnsteady" }).code == 0)
+  return home
+end
+
 -- A copy of the simulated linux install in dir whose RasUnsteady runs the
 -- real one and then leaves a helper (bin/helper, a copy of sleep) running
 -- in its process group, as engines that start helpers do. Returns the

@@ -1810,6 +1810,30 @@ function TestSched:test_a_process_in_a_removed_folder_is_found_by_it()
   sys.wait(pid, 10)
 end
 
+-- A local worker whose work folder cannot be made is down for good: its
+-- plans fail at once, naming why, instead of waiting down_grace for it.
+function TestSched:test_a_work_folder_that_cannot_be_made_fails_the_plans_at_once()
+  local d = H.tmpdir("work")
+  assert(fs.write(d .. "/afile", "not a folder"))
+  local prj = project({ { title = "a", seconds = 0.05 } })
+  local t0 = sys.monotonic()
+  local r = run(pool_of(H.local_worker("a", 1, { workdir = d .. "/afile/wd" })), { project = prj })
+  lu.assertTrue(sys.monotonic() - t0 < 10, ("took %.1f s"):format(sys.monotonic() - t0))
+  lu.assertEquals(r.results[1].status, "failed")
+  lu.assertStrContains(r.results[1].reason, "Not a directory")
+end
+
+-- A read-only input is staged as a copy its owner can write: the engine
+-- writes into it (the .tmp.hdf), and the project's file is never written.
+function TestSched:test_a_read_only_input_is_staged_writable()
+  local home = H.engine_needing_a_writable_tmp_hdf(H.tmpdir("engine"))
+  local prj, d = project({ { title = "a", seconds = 0.05 } })
+  lu.assertEquals(sys.run({ "chmod", "444", d .. "/Sample.p01.tmp.hdf" }).code, 0)
+  local r = run(pool_of(H.local_worker("a", 1, { engine = { kind = "linux", home = home } })), { project = prj })
+  lu.assertTrue(r.ok, tostring(r.results[1].reason))
+  lu.assertEquals(fs.stat(d .. "/Sample.p01.tmp.hdf").mode & 511, 292) -- 0444, as it was
+end
+
 -- An input that is a symbolic link (to a shared boundary file, say, by a
 -- relative path) is staged as what it points to; one that is not a file at
 -- all (a FIFO) fails the plan at once, naming it, instead of holding the run:

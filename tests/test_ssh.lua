@@ -543,6 +543,16 @@ function TestSsh:test_an_input_that_is_not_a_file_fails_its_plan()
   lu.assertEquals(r.results[2].status, "ok", tostring(r.results[2].reason))
 end
 
+-- A read-only input is placed as a copy its owner can write, as on a
+-- local worker: the engine writes into the .tmp.hdf.
+function TestSsh:test_a_read_only_input_is_placed_writable()
+  local home = H.engine_needing_a_writable_tmp_hdf(H.tmpdir("engine"))
+  local prj, d = project({ { title = "a", seconds = 0.1 } })
+  lu.assertEquals(sys.run({ "chmod", "444", d .. "/Sample.p01.tmp.hdf" }).code, 0)
+  local r = run(rasrun.pool { T.worker(env, 1, { engine = { kind = "linux", home = home } }) }, prj)
+  lu.assertEquals(r.results[1].status, "ok", tostring(r.results[1].reason))
+end
+
 -- A project whose file names hold a newline and shell text runs as any
 -- other: nothing of the names reaches the host's shell as a command.
 function TestSsh:test_file_names_never_run_as_commands_on_the_host()
