@@ -4,7 +4,6 @@
 --   probe.worker(w) -> { ok=, worker=, host=, checks = { {name=, ok=, detail=} }, cores=, free_bytes= }
 local fs = require "rasrun.fs"
 local sys = require "rasrun.sys"
-local path = require "rasrun.path"
 local engine = require "rasrun.engine"
 local count = require("rasrun.progress").count
 
@@ -22,10 +21,15 @@ local function probe_local(w)
     st and (prog .. " is there") or (prog .. ": not found"))
   rep.cores = sys.ncpu()
   add("cores", true, ("%s, %s"):format(count(rep.cores, "core"), count(w.slots, "slot")))
+  -- the work folder as a run makes it (one it cannot make fails the worker)
   local dir = w.workdir
-  while dir ~= "/" and not fs.isdir(dir) do dir = path.dirname(dir) end
+  local made, merr = fs.mkdirs(dir)
+  if not made then
+    add("disk", false, ("cannot make the work folder: %s"):format(merr))
+    return rep
+  end
   rep.free_bytes = fs.free_bytes(dir)
-  add("disk", rep.free_bytes ~= nil, rep.free_bytes and (gib(rep.free_bytes) .. " free in " .. dir)
+  add("disk", (rep.free_bytes or 0) > 0, rep.free_bytes and (gib(rep.free_bytes) .. " free in " .. dir)
     or ("cannot read free space of " .. dir))
   return rep
 end
