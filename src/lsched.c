@@ -241,11 +241,35 @@ static int ref_fn(lua_State *L, int t, const char *k)
 
 /* ---- callbacks ----------------------------------------------------------------- */
 
+/* An error value as text: a string, the message of a stop (rasrun.fail),
+ * else its type. No __tostring is called: it could raise in turn. */
+static void error_text(lua_State *L, int idx, char *out, size_t n)
+{
+    idx = lua_absindex(L, idx);
+    if (lua_type(L, idx) == LUA_TSTRING || lua_type(L, idx) == LUA_TNUMBER) {
+        snprintf(out, n, "%s", lua_tostring(L, idx));
+        return;
+    }
+    if (lua_istable(L, idx)) {
+        lua_pushliteral(L, "message");
+        lua_rawget(L, idx);
+        int got = lua_type(L, -1) == LUA_TSTRING;
+        if (got)
+            snprintf(out, n, "%s", lua_tostring(L, -1));
+        lua_pop(L, 1);
+        if (got)
+            return;
+    }
+    snprintf(out, n, "a %s value", luaL_typename(L, idx));
+}
+
 static int call_lua(lua_State *L, int nargs, int nres, const char *what)
 {
     if (lua_pcall(L, nargs, nres, 0) == LUA_OK)
         return 0;
-    fprintf(stderr, "rasrun: %s raised an error: %s\n", what, lua_tostring(L, -1));
+    char msg[1024];
+    error_text(L, -1, msg, sizeof msg);
+    fprintf(stderr, "rasrun: %s raised an error: %s\n", what, msg);
     lua_pop(L, 1);
     return -1;
 }
@@ -328,7 +352,9 @@ int lsched_check(sched *s, attempt *a, char *reason, size_t n)
     snprintf(final, sizeof final, "%s/%s", j->project_dir, a->result.final);
     set_str(L, "name", final);
     if (lua_pcall(L, 3, 1, 0) != LUA_OK) {
-        snprintf(reason, n, "the check raised an error: %s", lua_tostring(L, -1));
+        char msg[1024];
+        error_text(L, -1, msg, sizeof msg);
+        snprintf(reason, n, "the check raised an error: %s", msg);
         lua_pop(L, 1);
         return 0; /* no report: the plan shows none (lsched_history) */
     }

@@ -504,12 +504,13 @@ function TestSched:test_a_plans_checks_are_its_last_attempts()
   -- nor when the last attempt's check raised an error
   prj = project({ { title = "a", seconds = 0.05 } })
   r = run(pool, { project = prj, retries = 1, check = function(_, ctx)
-    if ctx.worker == "w2" then error("boom") end
+    if ctx.worker == "w2" then rasrun.fail("no licence for the checker", 3) end
     return false, "no good"
   end })
   res = r.results[1]
   lu.assertEquals(res.worker, "w2")
-  lu.assertStrContains(res.reason, "the check raised an error")
+  -- an error that is not a string is told by its message (it read "(null)")
+  lu.assertStrContains(res.reason, "the check raised an error: no licence for the checker")
   lu.assertEquals(res.checks or {}, {})
 end
 
