@@ -1310,6 +1310,11 @@ function TestSched:test_bad_settings_are_named()
     { { timeout = 0 }, "timeout must be a number of seconds > 0" },
     { { retries = 1 << 40 }, "retries must be a whole number from 0 to 1000" },
     { { progress = "fancy" }, 'progress must be "auto" (live on a terminal), "plain" or false, got "fancy"' },
+    { { check = true }, "check must be a function, a check set (rasrun.checks.standard{...}) or false, got true" },
+    { { check = { max_volume_error = 1 } }, "check must be a function, a check set" },
+    { { on_event = "print" }, 'on_event must be a function, got "print"' },
+    { { run_dir = 5 }, "run_dir must be a folder's path, got 5" },
+    { { resume = 5 }, "resume must be a folder's path, got 5" },
   }) do
     local opts = case[1]
     opts.project = prj

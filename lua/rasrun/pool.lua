@@ -611,6 +611,20 @@ local function validate(opts)
     misuse(("progress must be \"auto\" (live on a terminal), \"plain\" or false, got %s")
       :format(shown(opts.progress)))
   end
+  -- said before anything runs, not by every plan's check once it ran
+  local c = opts.check
+  if c ~= nil and c ~= false and type(c) ~= "function" and not checks.is_set(c) then
+    misuse(("check must be a function, a check set (rasrun.checks.standard{...}) or false, got %s")
+      :format(shown(c)))
+  end
+  if opts.on_event ~= nil and type(opts.on_event) ~= "function" then
+    misuse(("on_event must be a function, got %s"):format(shown(opts.on_event)))
+  end
+  for _, k in ipairs({ "run_dir", "resume" }) do
+    if opts[k] ~= nil and type(opts[k]) ~= "string" then
+      misuse(("%s must be a folder's path, got %s"):format(k, shown(opts[k])))
+    end
+  end
 end
 
 -- Engines used by the pool: each worker gets the index of its engine.
