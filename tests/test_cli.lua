@@ -69,9 +69,10 @@ end
 
 function TestCli:test_check_since()
   local f = H.data .. "/rashdf/FLODENCR.p01.hdf"
-  local r = H.rasrun({ "check", "--since", "2100-01-01 00:00", f })
+  local r = H.rasrun({ "check", "--json", "--since", "2100-01-01 00:00", f })
   lu.assertEquals(r.code, 1)
-  lu.assertStrContains(r.stdout, "stale")
+  lu.assertStrContains(r.stdout, "stale: written ")
+  lu.assertStrContains(r.stdout, ", before --since 2100-01-01 00:00:00") -- no engine here
   -- a fresh one is said to be written after that time, not "by this run"
   local d = H.tmpdir("cli")
   assert(fs.write(d .. "/new.hdf", H.read(f)))

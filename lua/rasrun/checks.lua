@@ -8,7 +8,8 @@
 --   utc_offset   the engine host's UTC offset in seconds (Run Time Window is its
 --                wall clock)
 --   since_text   what the file check says of a fresh file (default "written
---                by this run")
+--                by this run"), since_mark what comes before since's time in
+--                a stale one's reason (default "the engine started at")
 -- A check set from checks.standard{...} is called as set(path, ctx) and
 -- returns a report { file=, ok=, checks = { {name=, ok=, detail=}... }, reason= }.
 local results = require "rasrun.results"
@@ -42,17 +43,18 @@ function M.file(r, ctx)
   end
   local since = ctx and ctx.since
   if since then
+    local mark = ctx.since_mark or "the engine started at"
     if r.mtime < since - SLACK then
-      return false, ("stale: written %s, before the engine started at %s")
-        :format(os.date("%Y-%m-%d %H:%M:%S", math.floor(r.mtime)),
+      return false, ("stale: written %s, before %s %s")
+        :format(os.date("%Y-%m-%d %H:%M:%S", math.floor(r.mtime)), mark,
                 os.date("%Y-%m-%d %H:%M:%S", math.floor(since)))
     end
     -- the window's start, on the clock at the engine's start (its end can
     -- read earlier when the clock went back for daylight saving meanwhile)
     local launched = hecdate.local_naive(since, ctx.utc_offset)
     if r.run_window and r.run_window.start and r.run_window.start < launched - SLACK then
-      return false, ("stale: Run Time Window %q began before the engine started at %s")
-        :format(r.run_window.text, hecdate.format(launched))
+      return false, ("stale: Run Time Window %q began before %s %s")
+        :format(r.run_window.text, mark, hecdate.format(launched))
     end
   end
   local what = r.kind and (r.kind .. " results") or "results summary only"

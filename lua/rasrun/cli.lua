@@ -281,7 +281,7 @@ function M.cmd_check(args)
       return 2
     end
     ctx.utc_offset = require("rasrun.sys").tz_offset(ctx.since)
-    ctx.since_text = "written after " .. opts.since
+    ctx.since_text, ctx.since_mark = "written after " .. opts.since, "--since"
   end
   local set = require("rasrun.checks").standard { max_volume_error = limit }
   local status, reports = 0, {}
