@@ -75,13 +75,22 @@ static void jwrite(sched *s, cJSON *o)
 
 /* ---- names ---------------------------------------------------------------- */
 
-/* "Sample/p01" -> "Sample_p01": keys become file names. */
+/* "Sample/p01" -> "Sample_p01": keys become file names. A long key (a
+ * project's folder in it: "Sample/p01@/a/long/path") keeps its start and
+ * gets a hash of the whole for the rest: a file name holds 255 bytes. */
+#define SAFE_KEEP 120
 static void safe_name(char *out, size_t n, const char *key)
 {
-    size_t i = 0;
-    for (; key[i] && i + 1 < n; i++)
+    size_t len = strlen(key), keep = len > SAFE_KEEP + 20 ? SAFE_KEEP : len, i = 0;
+    for (; i < keep && i + 1 < n; i++)
         out[i] = (key[i] == '/' || key[i] == ' ') ? '_' : key[i];
     out[i] = 0;
+    if (keep < len) {
+        unsigned long long h = 1469598103934665603ULL; /* FNV-1a */
+        for (const char *c = key; *c; c++)
+            h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+        snprintf(out + i, n - i, "-%016llx", h);
+    }
 }
 
 /* Unique per attempt of a run: two plans of one geometry both stage its

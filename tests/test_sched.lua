@@ -1322,6 +1322,21 @@ function TestSched:test_bad_settings_are_named()
   end
 end
 
+-- Two projects of one name, one in a long folder path: its plans' keys
+-- name their logs by a start and a hash, within a file name's 255 bytes.
+function TestSched:test_a_key_with_a_long_folder_names_short_files()
+  local one = project({ { title = "a", seconds = 0.05 } })
+  local long = H.tmpdir("long") .. "/" .. ("Flood Study Area 12 - Existing Conditions "):rep(6)
+  assert(fs.mkdirs(long))
+  H.project(long, { { title = "b", seconds = 0.05 } })
+  local r = run(pool_of(H.local_worker("a", 2)), { projects = { one, long .. "/Sample.prj" },
+                                                run_dir = one.dir .. "/run" })
+  lu.assertTrue(r.ok, tostring(r.results[2].reason))
+  local logs = fs.list(one.dir .. "/run/logs")
+  lu.assertEquals(#logs, 2)
+  for _, n in ipairs(logs) do lu.assertTrue(#n < 200, n) end
+end
+
 -- A project listed twice runs once (its plans would race for the same
 -- result files); a run folder that cannot be made is said in one line.
 function TestSched:test_a_project_listed_twice_runs_once()
