@@ -221,6 +221,8 @@ static int stopped(void)
 
 static int copy_data(int in, int out, dev_t dev, off_t size)
 {
+    if (stopped()) /* an empty file too */
+        return -1;
     if (clone_file(in, out, dev) == 0)
         return 0;
     off_t left = size;

@@ -1101,8 +1101,10 @@ static void abandon_stuck(sched *s)
 {
     if (!s->interrupted || loop_now() - s->interrupted_at < s->cancel_wait)
         return;
-    while (s->live) {
-        attempt *a = s->live;
+    for (attempt *a = s->live, *next; a; a = next) {
+        next = a->next;
+        if (a->copying)
+            continue; /* its copy stops within a slice, and it ends then */
         if (!a->reason[0])
             snprintf(a->reason, sizeof a->reason, "did not stop within %.0f s of the cancel",
                      s->cancel_wait);

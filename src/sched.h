@@ -113,6 +113,7 @@ struct attempt {
     int hurry;              /* timed out, then Ctrl-C: its files need not come back */
     char *checks_json;      /* its checks' details as the journal keeps them */
     int checked;            /* its result's checks ran and reported (lsched_check) */
+    int copying;            /* a worker's thread writes its outputs' fields: not written off */
 
     /* Filled by the worker before sched_attempt_done(). */
     int exit_code;          /* of the last step run; -1 unknown */

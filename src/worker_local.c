@@ -466,13 +466,26 @@ static void *unstage_main(void *arg)
  * gigabytes takes seconds to copy, and meanwhile other engines end, time
  * out or are stopped by a Ctrl-C, which the loop must see. 1: on a thread
  * (on_staged finishes the attempt). */
+/* Can a file move from folder a to folder b by rename? Not across file
+ * systems, nor across two mounts of one (a bind mount, a container's
+ * volume), where rename fails with EXDEV all the same. */
+static int same_mount(const char *a, const char *b)
+{
+    struct statx x, y;
+    if (statx(AT_FDCWD, a, 0, STATX_MNT_ID, &x) != 0 || statx(AT_FDCWD, b, 0, STATX_MNT_ID, &y) != 0)
+        return 1; /* not known: by rename, as before (a copy where it fails) */
+    if (x.stx_dev_major != y.stx_dev_major || x.stx_dev_minor != y.stx_dev_minor)
+        return 0;
+    return !(x.stx_mask & y.stx_mask & STATX_MNT_ID) || x.stx_mnt_id == y.stx_mnt_id;
+}
+
 static int unstage_on_thread(local_attempt *la)
 {
-    struct stat work, project;
-    if (stat(la->a->workdir, &work) != 0 || stat(la->a->job->project_dir, &project) != 0 ||
-        work.st_dev == project.st_dev || thread_start(&la->stager, unstage_main, la) != 0)
+    if (same_mount(la->a->workdir, la->a->job->project_dir) ||
+        thread_start(&la->stager, unstage_main, la) != 0)
         return 0;
     la->staging = 1;
+    la->a->copying = 1; /* not written off meanwhile (sched.c, abandon_stuck) */
     return 1;
 }
 
@@ -626,8 +639,10 @@ static void on_staged(void *ud, int fd, short revents)
     while (read(fd, &la, sizeof la) == (ssize_t)sizeof la) {
         pthread_join(la->stager, NULL);
         la->staging = 0;
-        if (la->a->phase == A_STAGE_OUT) /* its outputs are back (or a Ctrl-C stopped them) */
+        if (la->a->phase == A_STAGE_OUT) { /* its outputs are back (or a Ctrl-C stopped them) */
+            la->a->copying = 0;
             finish(w, la);
+        }
         else if (la->a->cancelling) /* Ctrl-C meanwhile: it never starts */
             finish(w, la);
         else if (la->stage_rc != 0)
