@@ -613,7 +613,8 @@ local function validate(opts)
   end
   -- said before anything runs, not by every plan's check once it ran
   local c = opts.check
-  if c ~= nil and c ~= false and type(c) ~= "function" and not checks.is_set(c) then
+  local callable = type(c) == "function" or (type(c) == "table" and (getmetatable(c) or {}).__call)
+  if c ~= nil and c ~= false and not callable and not checks.is_set(c) then
     misuse(("check must be a function, a check set (rasrun.checks.standard{...}) or false, got %s")
       :format(shown(c)))
   end
