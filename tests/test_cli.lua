@@ -369,6 +369,18 @@ function TestCli:test_nonsense_arguments_are_refused()
   lu.assertEquals(r.code, 1, r.stdout)
   lu.assertStrContains(r.stdout, "cannot make the work folder")
   os.remove(here .. "/afile")
+  -- nor one it cannot write in (a read-only mount: root too is refused there)
+  local ro = H.tmpdir("ro")
+  if sys.run({ "mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", ro }).code == 0 then
+    assert(fs.mkdirs(ro .. "/rasrun-" .. (os.getenv("USER") or ("uid" .. sys.uid()))))
+    local remounted = sys.run({ "mount", "-o", "remount,ro", ro }).code == 0
+    r = H.rasrun({ "workers", "sample" }, { cwd = here, env = { TMPDIR = ro } })
+    sys.run({ "umount", ro })
+    if remounted then
+      lu.assertEquals(r.code, 1, r.stdout)
+      lu.assertStrContains(r.stdout, "cannot write in the work folder")
+    end
+  end
   r = H.rasrun({ "workers", "sample", "--help" }, { cwd = here })
   lu.assertEquals(r.code, 0, r.stderr)
   lu.assertStrContains(r.stdout, "usage: rasrun run sample")

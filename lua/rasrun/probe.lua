@@ -4,6 +4,7 @@
 --   probe.worker(w) -> { ok=, worker=, host=, checks = { {name=, ok=, detail=} }, cores=, free_bytes= }
 local fs = require "rasrun.fs"
 local sys = require "rasrun.sys"
+local path = require "rasrun.path"
 local engine = require "rasrun.engine"
 local count = require("rasrun.progress").count
 
@@ -28,6 +29,13 @@ local function probe_local(w)
     add("disk", false, ("cannot make the work folder: %s"):format(merr))
     return rep
   end
+  local probe = path.join(dir, (".rasrun-probe-%d"):format(sys.pid()))
+  local wrote, werr = fs.write(probe, "")
+  if not wrote then
+    add("disk", false, ("cannot write in the work folder: %s"):format(werr))
+    return rep
+  end
+  fs.remove(probe)
   rep.free_bytes = fs.free_bytes(dir)
   add("disk", (rep.free_bytes or 0) > 0, rep.free_bytes and (gib(rep.free_bytes) .. " free in " .. dir)
     or ("cannot read free space of " .. dir))
