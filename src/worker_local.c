@@ -461,11 +461,6 @@ static void *unstage_main(void *arg)
     return NULL;
 }
 
-/* Outputs come back by rename where the work folder and the project share a
- * file system; else they are copied, on a thread of their own: a result of
- * gigabytes takes seconds to copy, and meanwhile other engines end, time
- * out or are stopped by a Ctrl-C, which the loop must see. 1: on a thread
- * (on_staged finishes the attempt). */
 /* Can a file move from folder a to folder b by rename? Not across file
  * systems, nor across two mounts of one (a bind mount, a container's
  * volume), where rename fails with EXDEV all the same. */
@@ -479,6 +474,11 @@ static int same_mount(const char *a, const char *b)
     return !(x.stx_mask & y.stx_mask & STATX_MNT_ID) || x.stx_mnt_id == y.stx_mnt_id;
 }
 
+/* Outputs come back by rename where the work folder and the project share a
+ * mount; else they are copied, on a thread of their own: a result of
+ * gigabytes takes seconds to copy, and meanwhile other engines end, time
+ * out or are stopped by a Ctrl-C, which the loop must see. 1: on a thread
+ * (on_staged finishes the attempt). */
 static int unstage_on_thread(local_attempt *la)
 {
     if (same_mount(la->a->workdir, la->a->job->project_dir) ||
@@ -642,8 +642,7 @@ static void on_staged(void *ud, int fd, short revents)
         if (la->a->phase == A_STAGE_OUT) { /* its outputs are back (or a Ctrl-C stopped them) */
             la->a->copying = 0;
             finish(w, la);
-        }
-        else if (la->a->cancelling) /* Ctrl-C meanwhile: it never starts */
+        } else if (la->a->cancelling) /* Ctrl-C meanwhile: it never starts */
             finish(w, la);
         else if (la->stage_rc != 0)
             fail(w, la, "%s", la->stage_err);

@@ -900,7 +900,7 @@ function Pool:run(opts)
     r.status, r.result, r.report, r.reason, r.resumed, r.checks = nil, nil, nil, nil, nil, nil
     schedule(jobs[i], r)
   end
-  local unskipped = true
+  local unskipped, missing = true, {}
   while unskipped do
     unskipped = false
     for i, j in ipairs(jobs) do
@@ -913,10 +913,11 @@ function Pool:run(opts)
           break
         end
       end
-      local missing = j.sched_index and j.after_idx and missing_inputs(j) or {}
-      for _, k in ipairs(#missing > 0 and j.after_idx or {}) do
+      for _, k in ipairs(j.sched_index and j.after_idx or {}) do
         local done = results[k].status == "skipped" or (results[k].resumed and results[k].status == "ok")
-        if done and writes_one_of(k, missing) then
+        -- (looked for once per plan: the files do not change meanwhile)
+        missing[i] = missing[i] or (done and missing_inputs(j)) or nil
+        if done and #missing[i] > 0 and writes_one_of(k, missing[i]) then
           unskip(k)
           unskipped = true
         end
