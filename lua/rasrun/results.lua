@@ -66,12 +66,19 @@ local SUMMARY_ATTRS = { "Solution", "Computation Time Total", "Maximum WSEL Erro
   "Vol Accounting Error Percentage", "Vol Accounting Error", "Vol Accounting Cell Start",
   "Vol Accounting Cell End", "Vol Accounting" }
 
+-- The file's plan information, opening it for that alone; nil when absent.
+local function plan_info_of(path)
+  local f = hdf.open(path)
+  if not f then return nil end
+  local info = plan_info(f)
+  f:close()
+  return info
+end
+
 -- r.plan, read when first asked for.
 local LAZY = { __index = function(r, k)
   if k ~= "plan" then return nil end
-  local f = hdf.open(r.path)
-  local v = f and plan_info(f) or false
-  if f then f:close() end
+  local v = plan_info_of(r.path) or false
   rawset(r, "plan", v)
   return v
 end }
@@ -118,10 +125,7 @@ end
 -- The plan file a result says it was made for ("EX1.p01", as the file names
 -- it), or nil when it does not say.
 function M.plan_file(path)
-  local f = hdf.open(path)
-  if not f then return nil end
-  local info = plan_info(f)
-  f:close()
+  local info = plan_info_of(path)
   return info and type(info.file) == "string" and info.file ~= "" and info.file or nil
 end
 
