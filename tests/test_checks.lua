@@ -193,3 +193,29 @@ function TestChecks:test_an_extra_check_that_returns_nothing_fails()
   lu.assertFalse(by.tight.ok)
   lu.assertStrContains(rep.reason, "tight: the check returned nothing")
 end
+
+-- A mistake in the standard set's options is said when the recipe makes
+-- the set (at its line), not as a failed check once every plan has run.
+function TestChecks:test_the_standard_sets_options_are_checked_when_it_is_made()
+  local cases = {
+    { { max_volume_error = "0.5" }, 'max_volume_error must be a percentage above 0, got "0.5"' },
+    { { max_volume_error = -1 }, "max_volume_error must be a percentage above 0, got -1" },
+    { { max_vol_error = 1 }, "unknown option 'max_vol_error' (options: max_volume_error, maxima, extra)" },
+    { { maxima = 5 }, "maxima must be a table { min =, max =, area =, baseline =, tolerance = }" },
+    { { maxima = { mn = 1 } }, "unknown option maxima.mn (min, max, area, baseline, tolerance)" },
+    { { maxima = { max = "9" } }, "maxima.max must be a number, got string" },
+    { { extra = { { name = "x" } } }, "extra checks are {name = string, fn = function}" },
+  }
+  for _, c in ipairs(cases) do
+    local ok, err = pcall(checks.standard, c[1])
+    lu.assertFalse(ok, c[2])
+    lu.assertEquals(err, "checks.standard: " .. c[2])
+  end
+  local recipe = H.tmpdir("opts") .. "/opts.lua"
+  assert(fs.write(recipe, 'local rasrun = require "rasrun"\n'
+    .. 'local set = rasrun.checks.standard { max_volume_error = "1" }\n'))
+  local r = H.rasrun({ "run", recipe })
+  lu.assertEquals(r.code, 2)
+  lu.assertStrContains(r.stderr, recipe .. ':2: checks.standard: max_volume_error must be a percentage above 0, got "1"')
+  lu.assertTrue(checks.is_set(checks.standard { max_volume_error = 2, maxima = { min = 0, area = "A" } }))
+end

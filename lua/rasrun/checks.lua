@@ -209,8 +209,42 @@ SetMT.__call = SetMT.run
 --   extra = { {name=, fn=function(r, ctx) return ok, detail end}, ... }
 --           (nil, why: the check does not apply and is skipped; returning
 --           nothing at all fails)
+local STANDARD_OPTS = { max_volume_error = true, maxima = true, extra = true }
+local MAXIMA_OPTS = { min = "number", max = "number", area = "string", baseline = "string", tolerance = "number" }
+
+-- A mistake in the options is said where the recipe makes the set, before
+-- any plan runs (not as a failed check after hours of computing).
+local function check_options(opts)
+  local function bad(msg) error("checks.standard: " .. msg, 4) end
+  if type(opts) ~= "table" then bad("expected a table of options, got " .. type(opts)) end
+  for k in pairs(opts) do
+    if not STANDARD_OPTS[k] then
+      bad(("unknown option '%s' (options: max_volume_error, maxima, extra)"):format(tostring(k)))
+    end
+  end
+  local v = opts.max_volume_error
+  if v ~= nil and (type(v) ~= "number" or not (v > 0)) then
+    bad(("max_volume_error must be a percentage above 0, got %s"):format(type(v) == "string" and ("%q"):format(v) or tostring(v)))
+  end
+  local m = opts.maxima
+  if m ~= nil then
+    if type(m) ~= "table" then bad("maxima must be a table { min =, max =, area =, baseline =, tolerance = }") end
+    for k, val in pairs(m) do
+      if not MAXIMA_OPTS[k] then bad(("unknown option maxima.%s (min, max, area, baseline, tolerance)"):format(tostring(k))) end
+      if type(val) ~= MAXIMA_OPTS[k] then bad(("maxima.%s must be a %s, got %s"):format(k, MAXIMA_OPTS[k], type(val))) end
+    end
+  end
+  if opts.extra ~= nil and type(opts.extra) ~= "table" then bad("extra must be a list of {name =, fn =} checks") end
+  for _, c in ipairs(opts.extra or {}) do
+    if type(c) ~= "table" or type(c.name) ~= "string" or type(c.fn) ~= "function" then
+      bad("extra checks are {name = string, fn = function}")
+    end
+  end
+end
+
 function M.standard(opts)
   opts = opts or {}
+  check_options(opts)
   local set = setmetatable({ max_volume_error = opts.max_volume_error or 1.0, list = {
     { name = "file", fn = M.file },
     { name = "solution", fn = M.solution },
@@ -218,11 +252,7 @@ function M.standard(opts)
     { name = "messages", fn = M.messages },
   } }, SetMT)
   if opts.maxima then set.list[#set.list + 1] = { name = "maxima", fn = M.maxima(opts.maxima) } end
-  for _, c in ipairs(opts.extra or {}) do
-    assert(type(c.name) == "string" and type(c.fn) == "function",
-      "checks.standard: extra checks are {name = string, fn = function}")
-    set.list[#set.list + 1] = c
-  end
+  for _, c in ipairs(opts.extra or {}) do set.list[#set.list + 1] = c end
   return set
 end
 
