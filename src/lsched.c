@@ -332,6 +332,7 @@ void lsched_event(sched *s, const char *type, job *j, attempt *a, worker *w, con
         set_str(L, "host", w->host);
     }
     call_lua(L, 1, 0, "on_event");
+    s->lua_ran = 1; /* it may have stopped the run (a SIGINT to itself) */
 }
 
 int lsched_check(sched *s, attempt *a, char *reason, size_t n)
@@ -351,6 +352,7 @@ int lsched_check(sched *s, attempt *a, char *reason, size_t n)
     char final[8192];
     snprintf(final, sizeof final, "%s/%s", j->project_dir, a->result.final);
     set_str(L, "name", final);
+    s->lua_ran = 1;
     if (lua_pcall(L, 3, 1, 0) != LUA_OK) {
         char msg[1024];
         error_text(L, -1, msg, sizeof msg);

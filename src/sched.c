@@ -291,8 +291,23 @@ static void prefetch_next(sched *s)
     }
 }
 
+static void on_signal(void *ud, int fd, short revents);
+
+/* A signal the recipe's Lua sent the run (a handler that stops it with a
+ * SIGINT to itself) is taken before anything else starts: the loop would
+ * read it only on its next turn, after the next engines had started. */
+static void take_signals(sched *s)
+{
+    if (!s->lua_ran)
+        return;
+    s->lua_ran = 0;
+    if (s->sigfd >= 0)
+        on_signal(s, s->sigfd, POLLIN);
+}
+
 static void dispatch(sched *s)
 {
+    take_signals(s);
     if (s->interrupted)
         return;
     /* Jobs before the cursor are all running or done: skip them. */
@@ -795,6 +810,7 @@ static void process_finished(sched *s, attempt *a)
             t[j->ntried++] = w->index;
         }
         lsched_event(s, "attempt_failed", j, a, NULL, why);
+        take_signals(s); /* a handler that stopped the run: no retry is announced */
         /* every attempt of this run so far failed (one that did not ended
          * the job), and so did failed_before of an interrupted run's */
         if (j->attempts + j->failed_before <= j->retries) {

@@ -29,6 +29,7 @@ struct sched {
     int interrupted;            /* 0, or the signal that stopped the run */
     int forced;                 /* a second signal: no more grace */
     int sigfd;
+    int lua_ran;                /* the recipe's Lua ran since the signals were last read */
     double interrupted_at;      /* monotonic */
     double cancel_wait;         /* how long to wait for engines to stop */
     double tick_every;

@@ -1695,6 +1695,30 @@ function TestSched:test_a_retry_cancelled_before_it_starts_keeps_the_failure()
   lu.assertEquals(engines_alive(), {})
 end
 
+-- A handler that stops the run (a SIGINT to itself) when an attempt fails
+-- stops it there: the retry that was due is not announced, nor started on
+-- the slot that is free, and the plan keeps the reason its attempt failed.
+function TestSched:test_a_handler_that_stops_the_run_starts_no_retry()
+  local prj = project({ { title = "crash", mode = "crash", seconds = 0.05 }, { title = "long", seconds = 30 } })
+  local ok, e = pcall(run, pool_of(H.local_worker("here", 2)), { project = prj, retries = 1,
+    on_event = function(ev)
+      if ev.type == "attempt_failed" then sys.kill(sys.pid(), "INT") end
+    end })
+  lu.assertFalse(ok)
+  lu.assertEquals(e.exit_code, 130)
+  local launched, retries = 0, 0
+  for _, ev in ipairs(H.journal(prj.dir .. "/run")) do
+    if ev.ev == "launched" and ev.plan == "01" then launched = launched + 1 end
+    if ev.ev == "retry" then retries = retries + 1 end
+  end
+  lu.assertEquals({ launched, retries }, { 1, 0 })
+  local doc = json.decode(H.read(prj.dir .. "/run/run.json"))
+  lu.assertEquals(doc.plans[1].status, "cancelled")
+  lu.assertEquals(doc.plans[1].attempts, 1)
+  lu.assertStrContains(doc.plans[1].reason, "cancelled while it waited for attempt 2 (attempt 1: the engine exited with code")
+  lu.assertEquals(engines_alive(), {})
+end
+
 -- The loop moves to the core an engine left, to start the next one there
 -- (affinity.h); neither that engine nor the controller keeps the pin, also
 -- when no engine follows.
