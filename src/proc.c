@@ -199,8 +199,33 @@ static int snapshot(struct pnode **out)
     return v ? n : 0;
 }
 
-int proc_in_folder(const char *dir, pid_t *out, int max)
+/* dir as /proc/PID/cwd shows a folder: symbolic links resolved (a work
+ * folder under a linked path, or under a $TMPDIR that is one). A folder
+ * already removed is resolved through its parent. */
+static void resolve_folder(const char *dir, char *out, size_t n)
 {
+    char buf[PATH_MAX];
+    if (realpath(dir, buf)) {
+        snprintf(out, n, "%s", buf);
+        return;
+    }
+    const char *slash = strrchr(dir, '/');
+    char parent[PATH_MAX];
+    if (slash && slash > dir && (size_t)(slash - dir) < sizeof parent) {
+        memcpy(parent, dir, (size_t)(slash - dir));
+        parent[slash - dir] = 0;
+        if (realpath(parent, buf)) {
+            snprintf(out, n, "%s%s", strcmp(buf, "/") ? buf : "", slash);
+            return;
+        }
+    }
+    snprintf(out, n, "%s", dir);
+}
+
+int proc_in_folder(const char *given, pid_t *out, int max)
+{
+    char dir[PATH_MAX + 256];
+    resolve_folder(given, dir, sizeof dir);
     size_t len = strlen(dir);
     while (len > 1 && dir[len - 1] == '/')
         len--;

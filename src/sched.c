@@ -32,6 +32,30 @@ static double wall(void)
 loop *sched_loop(sched *s) { return s->loop; }
 const char *sched_run_id(sched *s) { return s->run_id; }
 
+/* Each step's program is looked at once: jobs share their engine's. */
+const char *sched_missing_program(worker *w)
+{
+    sched *s = w->s;
+    const char *seen[8];
+    int nseen = 0;
+    for (int i = 0; i < s->njobs; i++) {
+        const job_spec *sp = s->jobs[i].specs ? s->jobs[i].specs[w->engine] : NULL;
+        for (int k = 0; sp && k < sp->nsteps; k++) {
+            const char *prog = sp->steps[k][0];
+            int known = 0;
+            for (int m = 0; m < nseen && !known; m++)
+                known = strcmp(seen[m], prog) == 0;
+            if (known)
+                continue;
+            if (strchr(prog, '/') && access(prog, X_OK) != 0)
+                return prog;
+            if (nseen < (int)(sizeof seen / sizeof seen[0]))
+                seen[nseen++] = prog;
+        }
+    }
+    return NULL;
+}
+
 const worker_ops *worker_ops_find(const char *type)
 {
     static const worker_ops *const all[] = { &worker_local_ops, &worker_ssh_ops };
@@ -636,11 +660,29 @@ static void date_result(attempt *a, char *note, size_t n)
 /* A failed attempt's staged files are kept for inspection in the run folder
  * (attempts/<plan>-aN/), or removed (keep = 0: a cancelled attempt); the
  * project keeps its previous result either way. */
+static void keep_dir(sched *s, attempt *a, char *dir, size_t n)
+{
+    char safe[512];
+    safe_name(safe, sizeof safe, a->job->key);
+    snprintf(dir, n, "%s/attempts/%s-a%d", s->run_dir, safe, a->number);
+}
+
+int sched_keep_output(attempt *a, const char *src, const char *final_name, char *dir, size_t n)
+{
+    char err[512], dst[8192 + 512];
+    keep_dir(a->w->s, a, dir, n);
+    if (fs_mkdirs(dir, err, sizeof err) != 0)
+        return -1;
+    snprintf(dst, sizeof dst, "%s/%s", dir, final_name);
+    if (rename(src, dst) == 0)
+        return 0;
+    return errno == EXDEV && fs_copy(src, dst, 1, err, sizeof err) == 0 ? 0 : -1;
+}
+
 static void drop_staged(sched *s, attempt *a, int keep)
 {
-    char safe[512], dir[8192], err[512];
-    safe_name(safe, sizeof safe, a->job->key);
-    snprintf(dir, sizeof dir, "%s/attempts/%s-a%d", s->run_dir, safe, a->number);
+    char dir[8192], err[512];
+    keep_dir(s, a, dir, sizeof dir);
     int made = 0;
     staged *lists[3] = { &a->result, a->outputs, a->geom };
     int counts[3] = { a->result.tmp ? 1 : 0, a->noutputs, a->ngeom };

@@ -185,6 +185,10 @@ struct worker {
 
 loop *sched_loop(sched *s);
 const char *sched_run_id(sched *s);
+/* A program the worker's engine runs (a step of a job's spec for it) that
+ * is not there or cannot be run (errno says why), or NULL: a local worker
+ * without its engine is down, instead of failing every plan sent to it. */
+const char *sched_missing_program(worker *w);
 
 /* Step `step` of the attempt's engine started (pid/pgid on the worker, for
  * the journal); its start time is within [start_lo, start_hi] (equal when
@@ -209,6 +213,11 @@ void sched_kept_dir(char *out, size_t n, attempt *a);
  * "<project>/.<final name><suffix>", the suffix naming the run and attempt. */
 char *sched_stage_name(attempt *a, const char *final_name);
 void sched_stage_suffix(attempt *a, char *out, size_t n);
+/* An output that cannot be brought into the project (a read-only folder, a
+ * full disk) is kept where a failed attempt's staged files go: moved (or
+ * copied) from src into the run folder's attempts/<plan>-aN/ (dir says
+ * which). 0, or -1 when it cannot be kept either. */
+int sched_keep_output(attempt *a, const char *src, const char *final_name, char *dir, size_t n);
 /* Records a staged-out file on the attempt (takes ownership of tmp). */
 void sched_add_output(attempt *a, char *tmp, const char *final_name, int kind);
 

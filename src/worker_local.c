@@ -101,6 +101,11 @@ static int open_local(worker *w, char *err, size_t n)
         snprintf(err, n, "work folder %s is not writable: %s", w->workdir, strerror(errno));
         return -1;
     }
+    const char *prog = sched_missing_program(w);
+    if (prog) {
+        snprintf(err, n, "engine %s cannot be run: %s; is engine.home right?", prog, strerror(errno));
+        return -1;
+    }
     /* this run's slot folders go to a fresh part of the disk (fs_mkdirs_top) */
     char run_work[4096];
     snprintf(run_work, sizeof run_work, "%s/%s", w->workdir, sched_run_id(w->s));
@@ -282,7 +287,13 @@ static void stage_out(worker *w, local_attempt *la)
         if (!tmp)
             continue;
         if (move_out(src, tmp, err, sizeof err) != 0) {
-            snprintf(a->reason, sizeof a->reason, "staging out: %s", err);
+            int why = errno;
+            char kept[8192];
+            int k = sched_keep_output(a, src, final, kept, sizeof kept) == 0;
+            if (!a->failed) /* the first file that failed says why */
+                snprintf(a->reason, sizeof a->reason, "staging out: cannot bring %s back into %s: %s%s%s",
+                         final, a->job->project_dir, strerror(why),
+                         k ? "; the engine's outputs are kept in " : "", k ? kept : "");
             a->failed = 1;
             free(tmp);
             continue;
@@ -752,6 +763,9 @@ static void remove_slot_dirs(worker *w)
     for (int k = 0; k < w->slots; k++) {
         sched_slot_dir(dir, sizeof dir, w, k);
         kill_in_folder(dir);
+        struct stat st;
+        if (lstat(dir, &st) != 0)
+            continue; /* never made (a worker that did not come up) */
         if (fs_rmtree(dir, err, sizeof err) != 0)
             fprintf(stderr, "rasrun: %s: %s\n", w->name, err);
     }

@@ -28,6 +28,14 @@ function M.check(e, where)
   if type(e.home) ~= "string" or e.home == "" then
     error(("%s: engine.home (the HEC-RAS install folder) is missing"):format(where), 3)
   end
+  if e.preprocess ~= nil and type(e.preprocess) ~= "boolean" then
+    error(("%s: engine.preprocess must be true or false, got %s"):format(where, tostring(e.preprocess)), 3)
+  end
+  for k in pairs(e) do
+    if k ~= "kind" and k ~= "home" and k ~= "preprocess" then
+      error(("%s: unknown field engine.%s (an engine has kind, home and preprocess)"):format(where, tostring(k)), 3)
+    end
+  end
   return { kind = e.kind, home = e.home:gsub("[/\\]+$", ""), preprocess = e.preprocess }
 end
 

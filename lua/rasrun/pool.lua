@@ -104,7 +104,19 @@ function M.worker(cfg)
     bad("kill_grace", "a number of seconds >= 0")
   end
   if cfg.name ~= nil and (type(cfg.name) ~= "string" or cfg.name == "") then bad("name", "a non-empty string") end
+  if t == "ssh" then
+    if type(cfg.host) ~= "string" then bad("host", "a host name or address") end
+    if cfg.port ~= nil and (math.type(cfg.port) ~= "integer" or cfg.port < 1 or cfg.port > 65535) then
+      bad("port", "a whole number from 1 to 65535")
+    end
+    for _, k in ipairs({ "connect_timeout", "io_timeout", "keepalive" }) do
+      if cfg[k] ~= nil and (type(cfg[k]) ~= "number" or cfg[k] < 0) then bad(k, "a number of seconds >= 0") end
+    end
+  end
   local e = engine.check(cfg.engine, where)
+  -- a local engine starts inside each attempt's work folder: its home is
+  -- made absolute here, from where the recipe runs (a Windows path stays)
+  if t == "local" and not e.home:match("^%a:[/\\]") then e.home = path.abspath(e.home) end
   local slots = cfg.slots
   if slots == nil and cfg.cores_total then
     slots = math.max(1, (cfg.cores_total // (cfg.cores_per_plan or 1)))
@@ -134,14 +146,23 @@ local Pool = {}
 Pool.__index = Pool
 
 function M.pool(list)
-  if type(list) ~= "table" then error("rasrun.pool: expected a list of workers", 2) end
-  local workers, names = {}, {}
+  if type(list) ~= "table" or M.is_worker(list) or (#list == 0 and next(list) ~= nil) then
+    error("rasrun.pool: expected a list of workers: rasrun.pool { w1, w2, ... }", 2)
+  end
+  local workers, names, folders = {}, {}, {}
   for i, w in ipairs(list) do
     if not M.is_worker(w) then
       error(("rasrun.pool: entry %d is not a worker (make it with rasrun.worker{...})"):format(i), 2)
     end
     if names[w.name] then error(("rasrun.pool: two workers are named %q"):format(w.name), 2) end
-    names[w.name] = true
+    -- slot folders and logs name a worker with '/' and ' ' as '_'
+    -- (src/sched.c, safe_name): two names must differ in that form too
+    local folder = w.name:gsub("[/ ]", "_")
+    if folders[folder] then
+      error(("rasrun.pool: workers %q and %q would share their work folders (%q): rename one")
+        :format(folders[folder], w.name, folder), 2)
+    end
+    names[w.name], folders[folder] = true, w.name
     if w.enabled ~= false then workers[#workers + 1] = w end
   end
   if #workers == 0 then error("rasrun.pool: no (enabled) workers", 2) end
@@ -205,7 +226,13 @@ local function history_file(prj) return path.join(prj.dir, ".rasrun", "history.j
 local function load_history(prj)
   local data = fs.read(history_file(prj))
   local ok, h = pcall(json.decode, data or "{}")
-  return ok and type(h) == "table" and h or {} -- a damaged history is forgotten
+  -- a damaged history is forgotten, and so is any entry that is not a
+  -- plan number's run time in seconds (saved back without it)
+  local out = {}
+  for plan, secs in pairs(ok and type(h) == "table" and h or {}) do
+    if type(plan) == "string" and math.type(secs) and secs >= 0 then out[plan] = secs end
+  end
+  return out
 end
 
 -- Remembers the run times of the plans that ended ok, in each project's

@@ -88,7 +88,7 @@ local function settings(e, i, opts)
   else
     cfg.host = e.hostname or e.host
     if not cfg.host then return nil, ("worker %q: no hostname"):format(name) end
-    cfg.port = e.port
+    cfg.port = math.tointeger(tonumber(e.port)) or e.port -- "22" as well as 22
     cfg.user = e.username
     cfg.identity = e.key_path
     cfg.workdir = e.remote_path or e.worker_folder
@@ -137,7 +137,8 @@ function M.load(file, opts)
       if not cfg then skip(err)
       else
         local ok, w = pcall(pool.worker, cfg)
-        if not ok then skip(tostring(w))
+        -- (said as the other skips are: the worker's name, then why)
+        if not ok then skip(("worker %q: %s"):format(cfg.name, (tostring(w):gsub("^.-rasrun%.worker%b{}: ", ""))))
         elseif names[w.name] then
           skip(("worker %q: entry %d has that name too"):format(w.name, names[w.name]))
         else
