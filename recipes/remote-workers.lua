@@ -8,7 +8,11 @@
 -- host_key, keepalive and connect_timeout.
 local rasrun = require "rasrun"
 
-local USAGE = "usage: rasrun run remote-workers RemoteWorkers.json PROJECT.prj [PLAN...]"
+-- `rasrun workers remote-workers RemoteWorkers.json` probes the workers:
+-- no project is needed then
+local probing = require("rasrun.runtime").probe_only
+local USAGE = probing and "usage: rasrun workers remote-workers RemoteWorkers.json"
+  or "usage: rasrun run remote-workers RemoteWorkers.json PROJECT.prj [PLAN...]"
 local json_file, prj_path = arg[1], arg[2]
 if json_file == "--help" or json_file == "-h" then
   print(USAGE .. [[
@@ -21,12 +25,13 @@ types are reported and skipped. Entries need the engine: ras_exe_path
 gets up to 2 retries and the standard checks (volume error below 1%).]])
   return 0
 end
-if not json_file or not prj_path then rasrun.fail(USAGE, 2) end
+if not json_file or (not prj_path and not probing) then rasrun.fail(USAGE, 2) end
 local ok, workers, skipped = pcall(rasrun.workers_from_json, json_file)
 if not ok then rasrun.fail(workers, 2) end -- no such file, not JSON, no "workers" array
 if #workers == 0 then
   rasrun.fail(("%s: no usable worker (%d skipped)"):format(json_file, #skipped), 2)
 end
+if probing then return rasrun.pool(workers):run { projects = {} } end -- probes them, and stops
 local prj, err = rasrun.project.open(prj_path)
 if not prj then rasrun.fail(err, 2) end
 local plans, given = nil, {}

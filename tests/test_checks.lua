@@ -219,3 +219,16 @@ function TestChecks:test_the_standard_sets_options_are_checked_when_it_is_made()
   lu.assertStrContains(r.stderr, recipe .. ':2: checks.standard: max_volume_error must be a percentage above 0, got "1"')
   lu.assertTrue(checks.is_set(checks.standard { max_volume_error = 2, maxima = { min = 0, area = "A" } }))
 end
+
+-- `rasrun check` on a project's .pNN.tmp.hdf (the Linux engine's input)
+-- says what the file is, not that an engine wrote no results.
+function TestChecks:test_a_tmp_hdf_is_named_as_the_engines_input()
+  local dir = H.tmpdir("tmphdf")
+  require("rasrun.sample").write(dir)
+  local rep = checks.standard {}(dir .. "/Sample.p01.tmp.hdf")
+  lu.assertFalse(rep.ok)
+  lu.assertEquals(rep.checks[1].detail, "the plan's input to the Linux engine (.tmp.hdf), not a result: it holds no results")
+  -- a work folder's .tmp.hdf checked as the result it becomes: the engine wrote none
+  rep = checks.standard {}(dir .. "/Sample.p01.tmp.hdf", { name = dir .. "/Sample.p01.hdf" })
+  lu.assertEquals(rep.checks[1].detail, "the file holds plan data but no results: the engine wrote none")
+end

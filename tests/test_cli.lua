@@ -186,7 +186,7 @@ function TestCli:test_run_passes_arguments_and_reports_errors()
   -- address; a recipe is text: a compiled chunk (or a file that looks like
   -- one) is refused; a syntax error names its line
   for _, case in ipairs({ { "table.lua", "error({ code = 1 })\n", "(error object is a table value)\n" },
-                          { "binary.lua", "\27Lua junk", "binary chunk" },
+                          { "binary.lua", "\27Lua junk", "binary.lua: a compiled Lua chunk: a recipe is Lua source text" },
                           { "syntax.lua", "local = 3\n", "syntax.lua:1:" } }) do
     fs.write(d .. "/" .. case[1], case[2])
     r = H.rasrun({ "run", d .. "/" .. case[1] })
@@ -201,6 +201,10 @@ function TestCli:test_run_passes_arguments_and_reports_errors()
   r = H.rasrun({ "run", d .. "/fail.lua" })
   lu.assertEquals(r.code, 3)
   lu.assertEquals(r.stderr, "fail.lua: models/X.prj not found\n")
+  -- with no message, only the status: nothing is printed ("nil" was)
+  fs.write(d .. "/quiet.lua", "require('rasrun').fail()\n")
+  r = H.rasrun({ "run", d .. "/quiet.lua" })
+  lu.assertEquals({ r.code, r.stderr }, { 1, "" })
   -- a status the shell cannot see as given is a usage error, said so
   for _, bad in ipairs({ "return 2.5", "return 300", "return -1", "require('rasrun').fail('x', 1.5)" }) do
     fs.write(d .. "/status.lua", bad .. "\n")
@@ -263,6 +267,12 @@ function TestCli:test_the_sample_recipe_teaches_its_arguments()
     lu.assertStrContains(r.stderr, case[2])
     lu.assertNotStrContains(r.stderr, "stack traceback")
   end
+  -- `rasrun workers` probes a RemoteWorkers.json's workers: no project needed
+  r = H.rasrun({ "workers", "remote-workers", dir .. "/Workers.json" })
+  lu.assertEquals(r.code, 0, r.stderr)
+  lu.assertStrContains(r.stdout, "OK   here (local")
+  r = H.rasrun({ "workers", "remote-workers" })
+  lu.assertEquals({ r.code, r.stderr }, { 2, "usage: rasrun workers remote-workers RemoteWorkers.json\n" })
 end
 
 -- A file a recipe has open (Lua's io.open sets no close-on-exec) does not

@@ -209,3 +209,10 @@ function TestPool:test_a_damaged_history_entry_is_forgotten()
   local h = json.decode(H.read(prj.dir .. "/.rasrun/history.json"))
   for _, plan in ipairs({ "01", "02", "03" }) do lu.assertEquals(math.type(h[plan]) ~= nil, true, plan) end
 end
+
+function TestPool:test_project_and_projects_together_are_refused()
+  local prj = project({ { title = "a", seconds = 0 } })
+  lu.assertErrorMsgContains("pool:run: give project or projects, not both", function()
+    H.run(rasrun.pool { H.local_worker("here", 1) }, { project = prj, projects = { prj } })
+  end)
+end

@@ -55,8 +55,10 @@ function TestProject:test_plan_ids_in_any_form()
   local none, err = prj:plan("07")
   lu.assertNil(none)
   lu.assertStrContains(err, "no plan p07")
-  lu.assertErrorMsgContains("bad plan id", function() prj:plan("x") end)
-  lu.assertErrorMsgContains("bad plan id", function() prj:plan("1.5") end)
+  for _, bad in ipairs({ "x", "1.5", 100, "p100" }) do
+    lu.assertErrorMsgContains(('Muncie.prj: "%s" is not a plan id (plans are numbered 01 to 99: "04", "p04" or 4)')
+      :format(bad), function() prj:plan(bad) end)
+  end
 end
 
 function TestProject:test_upper_case_extensions()

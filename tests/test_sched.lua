@@ -614,7 +614,7 @@ function TestSched:test_plan_selection_errors_name_the_plan()
   lu.assertErrorMsgContains('plan 01 is listed twice in plans (as "01" and "p1")', function()
     run(pool, { project = prj, plans = { "01", "02", "p1" } })
   end)
-  lu.assertErrorMsgContains("bad plan id", function() run(pool, { project = prj, plans = { "1.5" } }) end)
+  lu.assertErrorMsgContains('Sample.prj: "1.5" is not a plan id', function() run(pool, { project = prj, plans = { "1.5" } }) end)
   local muncie = assert(rasrun.project.open(H.data .. "/HEC-RAS-AUTO/Example_Projects_6_6/Muncie.prj"))
   lu.assertErrorMsgContains("the plans filter raised an error on plan 01 of", function()
     run(pool, { project = muncie, run_dir = H.tmpdir("run"),

@@ -35,6 +35,10 @@ local SLACK = 2
 
 function M.file(r, ctx)
   if not r.has_results then
+    local name = ctx and ctx.name or r.path
+    if r.plan and name:lower():match("%.tmp%.hdf$") then
+      return false, "the plan's input to the Linux engine (.tmp.hdf), not a result: it holds no results"
+    end
     if r.plan then
       return false, "the file holds plan data but no results: the engine wrote none"
     end

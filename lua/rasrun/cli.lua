@@ -150,6 +150,10 @@ end
 function M.run_recipe(recipe, rargs)
   local chunk, lerr = loadfile(recipe, "t") -- text: a recipe is never a compiled chunk
   if not chunk then
+    -- (a syntax error names the file and line already)
+    if lerr:find("binary chunk", 1, true) then
+      lerr = recipe .. ": a compiled Lua chunk: a recipe is Lua source text"
+    end
     io.stderr:write(lerr, "\n")
     return 2
   end

@@ -32,7 +32,7 @@ local functions = {
 -- meant for the user, as a usage error or a missing file is) and exits with
 -- status (default 1; 2 is the convention for a wrong command line).
 function M.fail(message, status)
-  require("rasrun.runtime").stop(status or 1, tostring(message))
+  require("rasrun.runtime").stop(status or 1, message ~= nil and tostring(message) or nil)
 end
 
 setmetatable(M, {

@@ -619,6 +619,7 @@ local function validate(opts)
     if not RUN_OPTIONS[k] then misuse(("unknown option '%s'"):format(tostring(k))) end
   end
   if not opts.project and not opts.projects then misuse("missing option 'project'") end
+  if opts.project and opts.projects then misuse("give project or projects, not both") end
   if opts.retries ~= nil and (math.type(opts.retries) ~= "integer" or opts.retries < 0
                               or opts.retries > 1000) then
     misuse("retries must be a whole number from 0 to 1000")

@@ -346,7 +346,10 @@ end
 
 function Project:plan(id)
   local n = num2(id)
-  if not n then error(("project: bad plan id %q"):format(tostring(id)), 2) end
+  if not n or #n > 2 then
+    error(("%s: %q is not a plan id (plans are numbered 01 to 99: \"04\", \"p04\" or 4)")
+      :format(path.basename(self.path), tostring(id)), 2)
+  end
   local pid = "p" .. n
   if not self._plans[pid] then
     local listed = false
