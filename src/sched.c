@@ -32,27 +32,33 @@ static double wall(void)
 loop *sched_loop(sched *s) { return s->loop; }
 const char *sched_run_id(sched *s) { return s->run_id; }
 
-/* Each step's program is looked at once: jobs share their engine's. */
-const char *sched_missing_program(worker *w)
+int sched_engine_programs(worker *w, const char **out, int max)
 {
     sched *s = w->s;
-    const char *seen[8];
-    int nseen = 0;
+    int n = 0;
     for (int i = 0; i < s->njobs; i++) {
         const job_spec *sp = s->jobs[i].specs ? s->jobs[i].specs[w->engine] : NULL;
-        for (int k = 0; sp && k < sp->nsteps; k++) {
-            const char *prog = sp->steps[k][0];
-            int known = 0;
-            for (int m = 0; m < nseen && !known; m++)
-                known = strcmp(seen[m], prog) == 0;
-            if (known)
-                continue;
-            if (strchr(prog, '/') && access(prog, X_OK) != 0)
-                return prog;
-            if (nseen < (int)(sizeof seen / sizeof seen[0]))
-                seen[nseen++] = prog;
-        }
+        if (!sp || sp->nsteps < 1)
+            continue;
+        /* the engine proper: the last step (a preprocessor before it runs
+         * for some plans only, and their attempts say when it is missing) */
+        const char *prog = sp->steps[sp->nsteps - 1][0];
+        int known = !strchr(prog, '/'); /* found on PATH: not looked for */
+        for (int m = 0; m < n && !known; m++)
+            known = strcmp(out[m], prog) == 0;
+        if (!known && n < max)
+            out[n++] = prog;
     }
+    return n;
+}
+
+const char *sched_missing_program(worker *w)
+{
+    const char *progs[8];
+    int n = sched_engine_programs(w, progs, 8);
+    for (int i = 0; i < n; i++)
+        if (access(progs[i], X_OK) != 0)
+            return progs[i];
     return NULL;
 }
 

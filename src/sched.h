@@ -185,9 +185,13 @@ struct worker {
 
 loop *sched_loop(sched *s);
 const char *sched_run_id(sched *s);
-/* A program the worker's engine runs (a step of a job's spec for it) that
- * is not there or cannot be run (errno says why), or NULL: a local worker
- * without its engine is down, instead of failing every plan sent to it. */
+/* The engine programs the worker runs (the last step of each job's spec
+ * for it: RasUnsteady, Ras.exe; those given by path), each once, at most
+ * max: their number. They live as long as the specs. A worker without its
+ * engine is down, instead of failing every plan sent to it. */
+int sched_engine_programs(worker *w, const char **out, int max);
+/* The first of those that is not here or cannot be run (errno says why),
+ * or NULL. */
 const char *sched_missing_program(worker *w);
 
 /* Step `step` of the attempt's engine started (pid/pgid on the worker, for

@@ -127,7 +127,9 @@ typedef struct {
     double idle_limit;          /* seconds a dead link takes to show while idle */
     double next_connect;
     double backoff;
-    int auth_failed;
+    int auth_failed;            /* refused for good: a login, or an engine not on the host */
+    const char *programs[8];    /* the engine's programs (in the specs), looked for at the first connect */
+    int nprograms, engine_found;
     char down_why[512];         /* why the last connect failed */
     int engine_cap;             /* engines at most at once, once sshd refused a session; 0: none */
     task **made;                /* every task, freed with the worker */
@@ -464,6 +466,39 @@ static void moving_file(sshw *x, task *t, const char *name, int up, unsigned lon
     pthread_mutex_unlock(&x->mu);
 }
 
+/* Are the engine's programs on the host? One that is not (a wrong
+ * engine.home) would fail every plan sent here: the worker is down for
+ * good instead (refused set), naming it. 0 also when the question could
+ * not be asked (the connection is tried again). */
+static int engine_there(worker *w, ssh_conn *c, int *refused, char *err, size_t n)
+{
+    sshw *x = w->data;
+    if (!x->nprograms)
+        return x->engine_found = 1;
+    struct sbuf b = { 0 };
+    sb_add(&b, "for p in");
+    for (int i = 0; i < x->nprograms; i++) {
+        sb_add(&b, " ");
+        sb_word(&b, x->programs[i]);
+    }
+    sb_add(&b, "; do [ -x \"$p\" ] || { printf '%%s\\n' \"$p\"; exit 1; }; done");
+    char *out = NULL;
+    int code = -1;
+    int asked = b.p && ssh_exec(c, b.p, NULL, &out, NULL, &code, c->io_timeout, err, n) == 0;
+    free(b.p);
+    if (asked && code == 1 && out) {
+        out[strcspn(out, "\n")] = 0;
+        snprintf(err, n, "engine %s cannot be run on %s: no such executable file; is engine.home right?",
+                 out, w->host);
+        *refused = 1;
+    } else if (asked && code != 0) {
+        snprintf(err, n, "%s: looking for the engine failed (exit code %d)", w->host, code);
+    }
+    free(out);
+    x->engine_found = asked && code == 0;
+    return x->engine_found;
+}
+
 static void try_connect(worker *w)
 {
     sshw *x = w->data;
@@ -485,6 +520,10 @@ static void try_connect(worker *w)
             ssh_close(c);
             c = NULL;
         }
+    }
+    if (c && !x->engine_found && !engine_there(w, c, &refused, err, sizeof err)) {
+        ssh_close(c);
+        c = NULL;
     }
     if (!c) {
         x->backoff = x->backoff ? (x->backoff * 2 > 10 ? 10 : x->backoff * 2) : 1;
@@ -1128,6 +1167,7 @@ static int sw_open(worker *w, char *err, size_t n)
      * the login home. */
     if (asprintf(&x->run_dir_remote, "%s/%s", x->workdir, sched_run_id(w->s)) < 0)
         return snprintf(err, n, "out of memory"), -1;
+    x->nprograms = sched_engine_programs(w, x->programs, 8);
     x->watch = loop_watch(sched_loop(w->s), x->wake_main, POLLIN, on_messages, w);
     if (pthread_create(&x->thread, NULL, thread_main, w) != 0)
         return snprintf(err, n, "ssh %s: cannot start its thread", w->name), -1;

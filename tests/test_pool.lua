@@ -30,6 +30,12 @@ function TestPool:test_workers_whose_folders_would_clash_are_refused()
   lu.assertFalse(ok)
   lu.assertStrContains(err, 'workers "big box" and "big_box" would share their work folders ("big_box")')
   lu.assertNotNil(rasrun.pool { H.local_worker("big box", 1), H.local_worker("big-box", 1) })
+  -- folders that cannot meet: other work folders, other hosts
+  lu.assertNotNil(rasrun.pool { H.local_worker("big box", 1, { workdir = H.tmpdir("w1") }),
+                                H.local_worker("big_box", 1, { workdir = H.tmpdir("w2") }) })
+  lu.assertNotNil(rasrun.pool { ssh_worker({ name = "node 1", host = "10.0.0.1" }),
+                                ssh_worker({ name = "node_1", host = "10.0.0.2" }) })
+  lu.assertFalse(pcall(rasrun.pool, { ssh_worker({ name = "node 1" }), ssh_worker({ name = "node_1" }) }))
 end
 
 function TestPool:test_a_pool_wants_a_list_of_workers()
@@ -45,7 +51,7 @@ function TestPool:test_ssh_settings_are_checked_where_the_recipe_gives_them()
     { { port = "abc" }, 'port must be a whole number from 1 to 65535, got "abc"' },
     { { port = 99999 }, "port must be a whole number from 1 to 65535, got 99999" },
     { { port = 0 }, "port must be a whole number from 1 to 65535, got 0" },
-    { { io_timeout = "5" }, 'io_timeout must be a number of seconds >= 0, got "5"' },
+    { { io_timeout = "five" }, 'io_timeout must be a number of seconds >= 0, got "five"' },
     { { connect_timeout = -1 }, "connect_timeout must be a number of seconds >= 0, got -1" },
     { { keepalive = {} }, "keepalive must be a number of seconds >= 0" },
     { { host = 5 }, "host must be a host name or address, got 5" },
@@ -56,6 +62,10 @@ function TestPool:test_ssh_settings_are_checked_where_the_recipe_gives_them()
     lu.assertStrContains(err, c[2])
   end
   lu.assertEquals(ssh_worker({ port = 2222, io_timeout = 30 }).port, 2222)
+  -- numbers as strings of digits, as os.getenv gives them
+  local w = ssh_worker({ port = "2222", io_timeout = "30", keepalive = "5" })
+  lu.assertEquals({ w.port, w.io_timeout, w.keepalive }, { 2222, 30, 5 })
+  lu.assertEquals(math.type(w.port), "integer")
 end
 
 -- RemoteWorkers.json files give the port as a number or a string of one;
@@ -215,4 +225,24 @@ function TestPool:test_project_and_projects_together_are_refused()
   lu.assertErrorMsgContains("pool:run: give project or projects, not both", function()
     H.run(rasrun.pool { H.local_worker("here", 1) }, { project = prj, projects = { prj } })
   end)
+end
+
+-- Only the engine proper is looked for at the start: a preprocessor that
+-- some plans need (their geometry changed) and that is missing fails just
+-- those plans' attempts, naming it; the worker stays up for the others.
+function TestPool:test_a_missing_preprocessor_fails_only_the_plans_that_need_it()
+  local home = H.tmpdir("engine") .. "/hecras"
+  assert(sys.run({ "cp", "-a", H.sim("linux"), home }).code == 0)
+  assert(os.remove(home .. "/bin/RasGeomPreprocess"))
+  local prj = project({ { title = "a", seconds = 0 }, { title = "b", seconds = 0 },
+                        { title = "c", seconds = 0, geom = "g02" } })
+  local geom = prj:plan("01").geometry
+  assert(sys.run({ "touch", "-d", "@" .. math.floor(sys.now() + 1), geom.file }).code == 0)
+  local r = H.run(rasrun.pool { H.local_worker("here", 1, { engine = { kind = "linux", home = home } }) },
+    { project = prj, run_dir = prj.dir .. "/run" })
+  for _, plan in ipairs({ "01", "02" }) do
+    lu.assertEquals(H.result(r, plan).status, "failed")
+    lu.assertStrContains(H.result(r, plan).reason, "cannot start " .. home .. "/bin/RasGeomPreprocess")
+  end
+  lu.assertEquals(H.result(r, "03").status, "ok", H.result(r, "03").reason)
 end

@@ -883,14 +883,18 @@ function TestSsh:test_ctrl_c_stops_a_timed_out_attempts_files_coming_back()
   lu.assertStrContains(plan.reason, "timed out")
 end
 
--- An engine that is not where the worker says is named, as on a local
--- worker (not "exited with code 127").
+-- An engine that is not where the worker says is looked for when the host
+-- is first reached: the worker is down for good, naming the program, as a
+-- local one is (its plans fail at once with no other worker, instead of
+-- failing one attempt after another there).
 function TestSsh:test_a_missing_engine_on_the_host_is_named()
   local prj = project({ { title = "a", seconds = 0.1 } })
-  local r = run(rasrun.pool { T.worker(env, 1, { engine = { kind = "linux", home = "/nowhere" } }) }, prj)
+  local r = run(rasrun.pool { T.worker(env, 1, { engine = { kind = "linux", home = "/nowhere" } }) }, prj,
+    { retries = 2 })
   lu.assertEquals(r.results[1].status, "failed")
-  lu.assertStrContains(r.results[1].reason,
-    "h1: cannot start /nowhere/bin/RasUnsteady: no such executable file on this host")
+  lu.assertEquals(r.results[1].attempts, 0)
+  lu.assertStrContains(r.results[1].reason, "no worker available: h1 (engine /nowhere/bin/RasUnsteady cannot be run on ")
+  lu.assertStrContains(r.results[1].reason, ": no such executable file; is engine.home right?)")
 end
 
 function TestSsh:test_timeout_kills_the_remote_process_tree()

@@ -109,8 +109,9 @@ Probes the workers a recipe defines instead of running its plans: for each
 worker, can rasrun connect and authenticate, is the engine where the worker
 says, how many cores the host has, and how much disk is free in its work
 folder. The recipe runs up to its first pool:run, which probes that pool and
-stops. Exit status 0 when every worker is usable, 1 otherwise, 2 for a
-wrong command line or a recipe that stops before its pool:run.
+stops. Exit status 0 when every worker is usable, 1 otherwise; 2 for a
+wrong command line, or a recipe that raises an error or ends before any
+pool:run (one that stops itself with rasrun.fail gives its own status).
 ]]
 
 function M.cmd_workers(args)

@@ -104,13 +104,19 @@ function M.worker(cfg)
     bad("kill_grace", "a number of seconds >= 0")
   end
   if cfg.name ~= nil and (type(cfg.name) ~= "string" or cfg.name == "") then bad("name", "a non-empty string") end
+  -- (numbers may come as strings of digits: os.getenv("SSH_PORT"), JSON)
+  local numbers = {}
   if t == "ssh" then
     if type(cfg.host) ~= "string" then bad("host", "a host name or address") end
-    if cfg.port ~= nil and (math.type(cfg.port) ~= "integer" or cfg.port < 1 or cfg.port > 65535) then
+    local port = cfg.port ~= nil and math.tointeger(tonumber(cfg.port))
+    if cfg.port ~= nil and not (port and port >= 1 and port <= 65535) then
       bad("port", "a whole number from 1 to 65535")
     end
+    numbers.port = port or nil
     for _, k in ipairs({ "connect_timeout", "io_timeout", "keepalive" }) do
-      if cfg[k] ~= nil and (type(cfg[k]) ~= "number" or cfg[k] < 0) then bad(k, "a number of seconds >= 0") end
+      local v = cfg[k] ~= nil and tonumber(cfg[k])
+      if cfg[k] ~= nil and not (v and v >= 0) then bad(k, "a number of seconds >= 0") end
+      numbers[k] = v or nil
     end
   end
   local e = engine.check(cfg.engine, where)
@@ -128,6 +134,7 @@ function M.worker(cfg)
   counter = counter + 1
   local w = setmetatable({}, Worker)
   for k, v in pairs(cfg) do w[k] = v end
+  for k, v in pairs(numbers) do w[k] = v end
   w.name = cfg.name or (t .. counter)
   w.slots, w.tier, w.engine = slots, cfg.tier or 0, e
   if t == "ssh" and cfg.host_key and cfg.host_key ~= "strict" and cfg.host_key ~= "accept-new" then
@@ -155,12 +162,14 @@ function M.pool(list)
       error(("rasrun.pool: entry %d is not a worker (make it with rasrun.worker{...})"):format(i), 2)
     end
     if names[w.name] then error(("rasrun.pool: two workers are named %q"):format(w.name), 2) end
-    -- slot folders and logs name a worker with '/' and ' ' as '_'
-    -- (src/sched.c, safe_name): two names must differ in that form too
-    local folder = w.name:gsub("[/ ]", "_")
+    -- slot folders name a worker with '/' and ' ' as '_' (src/sched.c,
+    -- safe_name): two workers on one host with one work folder must have
+    -- names that differ in that form too
+    local folder = table.concat({ w.type, w.host or "", tostring(w.port or ""), w.user or "", w.workdir,
+                                  (w.name:gsub("[/ ]", "_")) }, "\0")
     if folders[folder] then
       error(("rasrun.pool: workers %q and %q would share their work folders (%q): rename one")
-        :format(folders[folder], w.name, folder), 2)
+        :format(folders[folder], w.name, (w.name:gsub("[/ ]", "_"))), 2)
     end
     names[w.name], folders[folder] = true, w.name
     if w.enabled ~= false then workers[#workers + 1] = w end

@@ -88,7 +88,7 @@ local function settings(e, i, opts)
   else
     cfg.host = e.hostname or e.host
     if not cfg.host then return nil, ("worker %q: no hostname"):format(name) end
-    cfg.port = math.tointeger(tonumber(e.port)) or e.port -- "22" as well as 22
+    cfg.port = e.port
     cfg.user = e.username
     cfg.identity = e.key_path
     cfg.workdir = e.remote_path or e.worker_folder
