@@ -2277,6 +2277,83 @@ function TestSched:test_resume_after_a_kill_between_commit_and_done()
   lu.assertEquals(doc.plans[2].status, "ok")
 end
 
+-- A resume that no pool:run of the recipe takes (here a plan was added
+-- since, so the plans differ) stops the engines the dead controller left
+-- before the recipe's own run starts any: not after it, beside them.
+function TestSched:test_resume_stops_the_engines_left_before_any_new_run()
+  local d, run_dir = killed_with_two_done({ title = "quick too", seconds = 0.2 })
+  assert(fs.write(d .. "/Sample.prj", H.read(d .. "/Sample.prj") .. "Plan File=p05\r\n"))
+  assert(fs.write(d .. "/Sample.p05", H.read(d .. "/Sample.p04")))
+  local r = H.rasrun({ "resume", run_dir }, { env = { FAKE_RAS_SECONDS = "0" }, timeout = 60 })
+  lu.assertEquals(r.code, 1, r.stderr)
+  local stopped = r.stderr:find("stopping engine pid %d+ of plan 03 left by the interrupted run")
+  local summary = r.stderr:find("5 plans: ", 1, true)
+  lu.assertNotNil(stopped, r.stderr)
+  lu.assertNotNil(summary, r.stderr)
+  lu.assertTrue(stopped < summary, r.stderr)
+  lu.assertStrContains(r.stderr, "nothing in it was resumed")
+  lu.assertEquals(engines_alive(), {})
+end
+
+-- Two pool:runs over the same plans (a pass, then a forced pass): the one
+-- that was interrupted takes the resume, not the first that matches.
+function TestSched:test_resume_goes_to_its_own_pool_run_of_the_same_plans()
+  local d = H.tmpdir("sched")
+  H.project(d .. "/A", { { title = "a", seconds = 0.05 }, { title = "b", seconds = 0.05 } })
+  local recipe = d .. "/twice.lua"
+  assert(fs.write(recipe, [[
+local rasrun = require "rasrun"
+local pool = rasrun.pool { rasrun.worker { type = "local", name = "here", slots = 1,
+  engine = { kind = "linux", home = rasrun.sim.home("linux") } } }
+for pass = 1, 2 do
+  print("RUNDIR " .. pool:run { project = arg[1] .. "/Sample.prj", force = pass == 2,
+                                progress = "plain" }.run_dir)
+end
+]]))
+  local env = { FAKE_RAS_SECONDS = "0" }
+  local r = H.rasrun({ "run", recipe, d .. "/A" }, { env = env })
+  lu.assertEquals(r.code, 0, r.stderr)
+  local made = {}
+  for dir in r.stdout:gmatch("RUNDIR (%S+)") do made[#made + 1] = dir end
+  lu.assertEquals(#made, 2)
+  r = H.rasrun({ "resume", made[2] }, { env = env })
+  lu.assertEquals(r.code, 0, r.stderr)
+  local dirs = {}
+  for other in r.stdout:gmatch("RUNDIR (%S+)") do dirs[#dirs + 1] = other end
+  lu.assertNotEquals(dirs[1], made[2])
+  lu.assertEquals(dirs[2], made[2])
+  -- the forced pass's plans are still its own: ok, not skipped as up to date
+  local doc = json.decode(H.read(made[2] .. "/run.json"))
+  lu.assertEquals({ doc.plans[1].status, doc.plans[2].status }, { "ok", "ok" })
+end
+
+-- A result put in place just before the controller died (its attempt_end
+-- never written), found up to date by the resume: skipped, and the attempt
+-- that made it stays in its history.
+function TestSched:test_a_result_committed_as_the_controller_died_keeps_its_attempt()
+  local _, d = project({ { title = "a", seconds = 0.05 }, { title = "b", seconds = 0.05 } })
+  local env = { FAKE_RAS_SECONDS = "0", RASRUN_TEST_RUNDIR = d .. "/run" }
+  local r = H.rasrun({ "run", H.root .. "/tests/recipes/pool_run.lua", d, "1" }, { env = env, timeout = 60 })
+  lu.assertEquals(r.code, 0, r.stderr)
+  -- the journal as the kill left it: before plan 01's attempt_end
+  local lines = {}
+  for line in H.read(d .. "/run/journal.jsonl"):gmatch("[^\n]+") do
+    if line:find('"ev":"attempt_end"', 1, true) and line:find("Sample/p01", 1, true) then break end
+    lines[#lines + 1] = line
+  end
+  assert(fs.write(d .. "/run/journal.jsonl", table.concat(lines, "\n") .. "\n"))
+  os.remove(d .. "/run/run.json")
+  os.remove(d .. "/Sample.p02.hdf") -- plan 02 had not run then
+  r = H.rasrun({ "resume", d .. "/run" }, { env = { FAKE_RAS_SECONDS = "0" }, timeout = 60 })
+  lu.assertEquals(r.code, 0, r.stderr)
+  local doc = json.decode(H.read(d .. "/run/run.json"))
+  lu.assertEquals(doc.plans[1].status, "skipped")
+  lu.assertEquals(#doc.plans[1].history, 1)
+  lu.assertEquals(doc.plans[1].history[1].reason, "the controller died during it")
+  lu.assertEquals(journal_count(d .. "/run", "attempt", "Sample/p01"), 1)
+  lu.assertEquals(doc.plans[2].status, "ok")
+end
+
 -- A run folder used again (a recipe's fixed run_dir): the resume is of the
 -- last run in it. Plans that run skipped as up to date stay skipped.
 function TestSched:test_resume_of_a_run_folder_used_again()

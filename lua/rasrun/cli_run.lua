@@ -85,8 +85,11 @@ function M.cmd_resume(args)
     return 2
   end
   -- the recipe's pool:run whose projects are the run's takes it (pool.lua)
-  runtime.resume = { dir = dir, projects = start.projects or {}, plans = start.plans }
+  runtime.resume = { dir = dir, projects = start.projects or {}, plans = start.plans, ordinal = start.ordinal }
   io.stderr:write(("rasrun: resuming run %s (recipe %s)\n"):format(path.basename(dir), start.recipe))
+  -- the engines the dead controller left here stop first: whichever
+  -- pool:run takes the run (or none), they must not run beside new ones
+  runtime.resume.stopped = require("rasrun.pool").stop_left(dir, say)
   local code = cli.run_recipe(start.recipe, start.args or {})
   if not runtime.resume.taken then
     if code == 2 then -- an error in the recipe, said above
@@ -96,7 +99,6 @@ function M.cmd_resume(args)
       say(("no pool:run of %s runs the projects and plans of %s (%s): nothing in it was resumed")
         :format(start.recipe, dir, table.concat(runtime.resume.projects, ", ")))
     end
-    require("rasrun.pool").stop_left(dir, say)
     if code == 0 then code = 1 end
   end
   return code

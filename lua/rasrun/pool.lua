@@ -587,6 +587,11 @@ function M.stop_left(dir, say)
   stop_orphans(prior.orphans, workers, say)
   remove_staged(projects, prior.ids)
   journal:close()
+  local stopped = {}
+  for _, e in ipairs(prior.orphans) do
+    if e.stopped_at then stopped[e.job .. "#" .. tostring(e.attempt)] = e.stopped_at end
+  end
+  return stopped
 end
 
 -- ---- the run ----------------------------------------------------------------
@@ -762,8 +767,12 @@ function Pool:run(opts)
   -- run being resumed takes it; its other pool:runs are runs of their own.
   local resume_dir = opts.resume
   local rr = runtime.resume
+  -- which pool:run of the recipe this is: two over the same plans (a pass,
+  -- then a forced pass) each resume their own run
+  runtime.pool_runs = (runtime.pool_runs or 0) + 1
+  local ordinal = runtime.pool_runs
   if not resume_dir and rr and not rr.taken then
-    local same = #rr.projects == #projects
+    local same = #rr.projects == #projects and (rr.ordinal == nil or rr.ordinal == ordinal)
     for i, p in ipairs(projects) do same = same and rr.projects[i] == p.path end
     if same and rr.plans then
       local theirs = {}
@@ -789,6 +798,10 @@ function Pool:run(opts)
     journal = open_journal(resume_dir)
     remote_orphans = stop_orphans(prior.orphans, self.workers, say)
     remove_staged(projects, prior.ids)
+    -- `rasrun resume` stopped this machine's engines before the recipe ran
+    for _, e in ipairs(rr and rr.dir == resume_dir and prior.orphans or {}) do
+      e.stopped_at = e.stopped_at or (rr.stopped or {})[e.job .. "#" .. tostring(e.attempt)]
+    end
     -- an engine the resume stopped ran until then: journaled, for the
     -- reports of this resume and of any after it
     for _, e in ipairs(prior.orphans) do
@@ -844,6 +857,9 @@ function Pool:run(opts)
       if fresh then
         r.status, r.result, r.report = "skipped", j.plan:result_path(), rep
         r.reason = "up to date (result newer than its inputs; checks pass)"
+        -- what the interrupted run did of it stays in its history (an
+        -- attempt whose result it put in place just before it died)
+        r.history, r.attempts = h, #h
       end
     end
   end
@@ -977,7 +993,7 @@ function Pool:run(opts)
   local workers = {}
   for _, w in ipairs(self.workers) do workers[#workers + 1] = worker_table(w) end
   journal:write {
-    ev = resume_dir and "run_resume" or "run_start", run_id = run_id, run_dir = run_dir,
+    ev = resume_dir and "run_resume" or "run_start", run_id = run_id, run_dir = run_dir, ordinal = ordinal,
     recipe = runtime.recipe and runtime.recipe.path, args = runtime.recipe and runtime.recipe.args,
     cwd = path.cwd(), host = sys.hostname(), pid = sys.pid(), boot_id = boot_id(),
     projects = (function() local t = {} for _, p in ipairs(projects) do t[#t + 1] = p.path end return t end)(),
