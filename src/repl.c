@@ -184,6 +184,23 @@ static void banner(lua_State *L)
            " help() for a tour, Ctrl-D to leave.\n", RASRUN_VERSION, LUA_RELEASE);
 }
 
+/* Runs the statement on the top of the stack under the module's on_error:
+ * an error shows its message and the user's frames only. */
+static int run_statement(lua_State *L, int on_error)
+{
+    int fn = lua_gettop(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, on_error);
+    lua_insert(L, fn);
+    int st = lua_pcall(L, 0, LUA_MULTRET, fn);
+    lua_remove(L, fn);
+    if (st != LUA_OK) {
+        const char *msg = lua_tostring(L, -1);
+        fprintf(stderr, "%s\n", msg ? msg : "(error object is not a string)");
+        lua_pop(L, 1);
+    }
+    return st;
+}
+
 int repl_main(lua_State *L, int argc, char **argv)
 {
     if (argc > 0) {
@@ -195,6 +212,8 @@ int repl_main(lua_State *L, int argc, char **argv)
     lua_pushliteral(L, "rasrun.repl");
     if (host_pcall(L, 1, 1) != LUA_OK)
         return EXIT_USAGE;
+    lua_getfield(L, -1, "on_error");
+    int on_error = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_getfield(L, -1, "setup"); /* globals: rasrun, help */
     if (host_pcall(L, 0, 0) != LUA_OK)
         return EXIT_USAGE;
@@ -225,7 +244,7 @@ int repl_main(lua_State *L, int argc, char **argv)
         free(text);
         if (st == LUA_OK) {
             signal(SIGINT, on_sigint);
-            st = host_pcall(L, 0, LUA_MULTRET);
+            st = run_statement(L, on_error);
             signal(SIGINT, SIG_DFL);
             if (st == LUA_OK)
                 show_results(L, base);

@@ -512,6 +512,19 @@ function TestRepl:test_user_errors_show_their_message()
   lu.assertNotStrContains(r.stderr, "error object")
 end
 
+-- Misusing rasrun's API in the REPL: the message, and no traceback of
+-- rasrun's own frames; an error in the user's function keeps theirs.
+function TestRepl:test_errors_show_the_users_frames_only()
+  local r = H.rasrun({ "repl" }, { input = table.concat({
+    'w = rasrun.worker { type = "local", bogus = 1 }',
+    'local function f() error("deep") end f()', "" }, "\n") })
+  lu.assertEquals(r.code, 1)
+  lu.assertStrContains(r.stderr, "unknown field 'bogus'")
+  lu.assertStrContains(r.stderr, "stdin:1: deep\nstack traceback:\n\tstdin:1: in local 'f'")
+  lu.assertNotStrContains(r.stderr, "pool.lua")
+  lu.assertNotStrContains(r.stderr, "[C]")
+end
+
 -- Input that ends inside a statement: its syntax error, not garbage.
 function TestRepl:test_input_ending_mid_statement()
   local r = H.rasrun({ "repl" }, { input = "x = 1\nfor i = 1, 2 do\nprint(i)\n" })

@@ -145,6 +145,7 @@ local function recipe_error(e, traceback)
   if #frames <= 1 then return msg end
   return msg .. "\nstack traceback:\n\t" .. table.concat(frames, "\n\t")
 end
+M.error_text = recipe_error -- the REPL's errors are shown the same way
 
 -- Runs a recipe with arg set as the standalone lua does. Returns the status.
 function M.run_recipe(recipe, rargs)

@@ -19,6 +19,12 @@ are shown two levels deep. Ctrl-C drops the statement being typed or stops
 the one running; Ctrl-D leaves.
 ]]
 
+-- A statement's error: its message, and the frames of the traceback that
+-- are the user's (not rasrun's own modules), as `rasrun run` shows them.
+function M.on_error(e)
+  return require("rasrun.cli").error_text(e, debug.traceback("", 2))
+end
+
 function M.setup()
   _G.rasrun = require "rasrun"
   _G.help = function() io.write(TOUR) end
