@@ -2251,23 +2251,33 @@ function TestSched:test_resume_from_a_start_folder_that_is_gone_stops_what_the_r
   H.wait_for(function() return #engines_alive() == 0 end, 5, "the engine to be stopped")
 end
 
--- A controller killed between moving a result into place and journaling
--- the plan done: the resume takes the plan as finished by that attempt.
-function TestSched:test_resume_after_a_kill_between_commit_and_done()
+-- A run of two plans on one slot, finished, then its journal cut as a kill
+-- of its controller right after plan 01's result was moved into place
+-- would have left it: up to plan 01's attempt_end (with_end) or just
+-- before it. Plan 02 had not run then. Returns the project folder.
+local function killed_after_commit(with_end)
   local _, d = project({ { title = "a", seconds = 0.05 }, { title = "b", seconds = 0.05 } })
   local env = { FAKE_RAS_SECONDS = "0", RASRUN_TEST_RUNDIR = d .. "/run" }
   local r = H.rasrun({ "run", H.root .. "/tests/recipes/pool_run.lua", d, "1" }, { env = env, timeout = 60 })
   lu.assertEquals(r.code, 0, r.stderr)
-  -- the journal as the kill left it: up to plan 01's attempt_end
   local lines = {}
   for line in H.read(d .. "/run/journal.jsonl"):gmatch("[^\n]+") do
+    local p01_end = line:find('"ev":"attempt_end"', 1, true) and line:find("Sample/p01", 1, true)
+    if p01_end and not with_end then break end
     lines[#lines + 1] = line
-    if line:find('"ev":"attempt_end"', 1, true) and line:find("Sample/p01", 1, true) then break end
+    if p01_end then break end
   end
   assert(fs.write(d .. "/run/journal.jsonl", table.concat(lines, "\n") .. "\n"))
   os.remove(d .. "/run/run.json")
-  os.remove(d .. "/Sample.p02.hdf") -- plan 02 had not run then
-  r = H.rasrun({ "resume", d .. "/run" }, { env = { FAKE_RAS_SECONDS = "0" }, timeout = 60 })
+  os.remove(d .. "/Sample.p02.hdf")
+  return d
+end
+
+-- A controller killed between moving a result into place and journaling
+-- the plan done: the resume takes the plan as finished by that attempt.
+function TestSched:test_resume_after_a_kill_between_commit_and_done()
+  local d = killed_after_commit(true)
+  local r = H.rasrun({ "resume", d .. "/run" }, { env = { FAKE_RAS_SECONDS = "0" }, timeout = 60 })
   lu.assertEquals(r.code, 0, r.stderr)
   lu.assertEquals(journal_count(d .. "/run", "attempt", "Sample/p01"), 1)
   local doc = json.decode(H.read(d .. "/run/run.json"))
@@ -2331,20 +2341,8 @@ end
 -- never written), found up to date by the resume: skipped, and the attempt
 -- that made it stays in its history.
 function TestSched:test_a_result_committed_as_the_controller_died_keeps_its_attempt()
-  local _, d = project({ { title = "a", seconds = 0.05 }, { title = "b", seconds = 0.05 } })
-  local env = { FAKE_RAS_SECONDS = "0", RASRUN_TEST_RUNDIR = d .. "/run" }
-  local r = H.rasrun({ "run", H.root .. "/tests/recipes/pool_run.lua", d, "1" }, { env = env, timeout = 60 })
-  lu.assertEquals(r.code, 0, r.stderr)
-  -- the journal as the kill left it: before plan 01's attempt_end
-  local lines = {}
-  for line in H.read(d .. "/run/journal.jsonl"):gmatch("[^\n]+") do
-    if line:find('"ev":"attempt_end"', 1, true) and line:find("Sample/p01", 1, true) then break end
-    lines[#lines + 1] = line
-  end
-  assert(fs.write(d .. "/run/journal.jsonl", table.concat(lines, "\n") .. "\n"))
-  os.remove(d .. "/run/run.json")
-  os.remove(d .. "/Sample.p02.hdf") -- plan 02 had not run then
-  r = H.rasrun({ "resume", d .. "/run" }, { env = { FAKE_RAS_SECONDS = "0" }, timeout = 60 })
+  local d = killed_after_commit(false)
+  local r = H.rasrun({ "resume", d .. "/run" }, { env = { FAKE_RAS_SECONDS = "0" }, timeout = 60 })
   lu.assertEquals(r.code, 0, r.stderr)
   local doc = json.decode(H.read(d .. "/run/run.json"))
   lu.assertEquals(doc.plans[1].status, "skipped")
