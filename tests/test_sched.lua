@@ -1677,46 +1677,45 @@ function TestSched:test_ctrl_c_during_a_timeouts_grace_does_not_postpone_the_kil
   lu.assertStrContains(plan.reason, "cancelled while it waited for attempt 2 (attempt 1: timed out after 1 s")
 end
 
--- A plan whose retry was still waiting for a slot when the run was
--- interrupted keeps the reason its attempt failed.
-function TestSched:test_a_retry_cancelled_before_it_starts_keeps_the_failure()
-  -- one slot: the crashed plan's slot goes to the next plan before its check
-  -- says it failed, so its retry waits
+-- A plan that crashes and one that runs long, on slots slots, with one
+-- retry, interrupted (a SIGINT to itself) by the handler on event ev: the
+-- run stops with 130, its plan 01 cancelled with the reason its attempt
+-- failed. Returns the project.
+local function stopped_on(ev, slots)
   local prj = project({ { title = "crash", mode = "crash", seconds = 0.05 }, { title = "long", seconds = 30 } })
-  local ok, e = pcall(run, pool_of(H.local_worker("here", 1)), { project = prj, retries = 1,
-    on_event = function(ev)
-      if ev.type == "retry" then sys.kill(sys.pid(), "INT") end
+  local ok, e = pcall(run, pool_of(H.local_worker("here", slots)), { project = prj, retries = 1,
+    on_event = function(event)
+      if event.type == ev then sys.kill(sys.pid(), "INT") end
     end })
   lu.assertFalse(ok)
   lu.assertEquals(e.exit_code, 130)
   local doc = json.decode(H.read(prj.dir .. "/run/run.json"))
   lu.assertEquals(doc.plans[1].status, "cancelled")
+  lu.assertEquals(doc.plans[1].attempts, 1)
   lu.assertStrContains(doc.plans[1].reason, "cancelled while it waited for attempt 2 (attempt 1: the engine exited with code")
   lu.assertEquals(engines_alive(), {})
+  return prj
+end
+
+-- A plan whose retry was still waiting for a slot when the run was
+-- interrupted keeps the reason its attempt failed.
+function TestSched:test_a_retry_cancelled_before_it_starts_keeps_the_failure()
+  -- one slot: the crashed plan's slot goes to the next plan before its check
+  -- says it failed, so its retry waits
+  stopped_on("retry", 1)
 end
 
 -- A handler that stops the run (a SIGINT to itself) when an attempt fails
 -- stops it there: the retry that was due is not announced, nor started on
 -- the slot that is free, and the plan keeps the reason its attempt failed.
 function TestSched:test_a_handler_that_stops_the_run_starts_no_retry()
-  local prj = project({ { title = "crash", mode = "crash", seconds = 0.05 }, { title = "long", seconds = 30 } })
-  local ok, e = pcall(run, pool_of(H.local_worker("here", 2)), { project = prj, retries = 1,
-    on_event = function(ev)
-      if ev.type == "attempt_failed" then sys.kill(sys.pid(), "INT") end
-    end })
-  lu.assertFalse(ok)
-  lu.assertEquals(e.exit_code, 130)
+  local prj = stopped_on("attempt_failed", 2)
   local launched, retries = 0, 0
   for _, ev in ipairs(H.journal(prj.dir .. "/run")) do
     if ev.ev == "launched" and ev.plan == "01" then launched = launched + 1 end
     if ev.ev == "retry" then retries = retries + 1 end
   end
   lu.assertEquals({ launched, retries }, { 1, 0 })
-  local doc = json.decode(H.read(prj.dir .. "/run/run.json"))
-  lu.assertEquals(doc.plans[1].status, "cancelled")
-  lu.assertEquals(doc.plans[1].attempts, 1)
-  lu.assertStrContains(doc.plans[1].reason, "cancelled while it waited for attempt 2 (attempt 1: the engine exited with code")
-  lu.assertEquals(engines_alive(), {})
 end
 
 -- The loop moves to the core an engine left, to start the next one there
