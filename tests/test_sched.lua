@@ -841,6 +841,29 @@ function TestSched:test_the_live_total_tells_cancelled_from_failed()
   lu.assertStrContains(table.concat(out), "[2/3 done, 1 failed, 1 cancelled, 0 running")
 end
 
+-- The time left is never less than the running plan furthest from its end
+-- needs (the work left was spread over every slot, idle ones too); a long
+-- plan key keeps its plan number and leaves room for the worker, the time
+-- and the state on its line.
+function TestSched:test_the_live_eta_and_long_keys()
+  local out = {}
+  local p = require("rasrun.progress").new({ progress = "plain" })
+  p.mode, p.out = "live", { write = function(_, s) out[#out + 1] = s end, flush = function() end }
+  p:begin(5, { {}, {}, {}, {}, {} }, { { slots = 4 } })
+  for i = 1, 4 do
+    p:event({ type = "start", job = "E/p0" .. i, worker = "here", attempt = 1 })
+    p:event({ type = "done", job = "E/p0" .. i, status = "ok", elapsed = 8, attempts = 1 })
+  end
+  p:event({ type = "start", job = "E/p05", worker = "here", attempt = 1, started = sys.now() - 2 })
+  local eta = p:eta()
+  lu.assertTrue(eta > 5.9 and eta <= 6, tostring(eta))
+  local key = "Project_" .. ("N"):rep(80) .. "/p07"
+  p:event({ type = "start", job = key, worker = "a worker with a long name", attempt = 1 })
+  p:draw()
+  local line = table.concat(out):match("\n?([^\n]*p07[^\n]*)")
+  lu.assertStrContains(line, "  Project_NN...NNNNNNN/p07 a wor...g name    00:00  staging")
+end
+
 -- A file dated in the future (written where the clock is ahead) is told as
 -- such, not as a change during the run; a result dated in the future is not
 -- taken as up to date, whatever its inputs' times.
@@ -1693,6 +1716,7 @@ local function stopped_on(ev, slots)
   lu.assertEquals(doc.plans[1].status, "cancelled")
   lu.assertEquals(doc.plans[1].attempts, 1)
   lu.assertStrContains(doc.plans[1].reason, "cancelled while it waited for attempt 2 (attempt 1: the engine exited with code")
+  lu.assertStrContains(H.read(prj.dir .. "/run/report.html"), ", interrupted by Ctrl-C.") -- not "signal 2"
   lu.assertEquals(engines_alive(), {})
   return prj
 end
@@ -2286,6 +2310,30 @@ function TestSched:test_resume_after_a_kill_between_commit_and_done()
   lu.assertEquals(doc.plans[2].status, "ok")
 end
 
+-- A resume of a run that had finished runs nothing and writes its reports
+-- again as they were: its end, its length and its attempts' times (an
+-- attempt's end is the run's, not that of its journal line, written after
+-- the checks).
+function TestSched:test_a_resume_of_a_finished_run_keeps_its_times()
+  local _, d = project({ { title = "a", seconds = 0.2 }, { title = "b", seconds = 0.2 } })
+  local env = { FAKE_RAS_SECONDS = "0.2", RASRUN_TEST_RUNDIR = d .. "/run" }
+  local r = H.rasrun({ "run", H.root .. "/tests/recipes/pool_run.lua", d, "1" }, { env = env, timeout = 60 })
+  lu.assertEquals(r.code, 0, r.stderr)
+  local before = json.decode(H.read(d .. "/run/run.json"))
+  sys.sleep(1.2)
+  os.remove(d .. "/run/run.json")
+  os.remove(d .. "/run/report.html")
+  r = H.rasrun({ "resume", d .. "/run" }, { timeout = 60 })
+  lu.assertEquals(r.code, 0, r.stderr)
+  local after = json.decode(H.read(d .. "/run/run.json"))
+  lu.assertEquals(after.ended, before.ended)
+  lu.assertAlmostEquals(after.seconds, before.seconds, 0.01)
+  for i = 1, 2 do
+    lu.assertEquals(after.plans[i].history[1].ended, before.plans[i].history[1].ended)
+  end
+  lu.assertStrContains(H.read(d .. "/run/report.html"), ("(%.1f s)"):format(before.seconds))
+end
+
 -- A resume that no pool:run of the recipe takes (here a plan was added
 -- since, so the plans differ) stops the engines the dead controller left
 -- before the recipe's own run starts any: not after it, beside them.
@@ -2416,7 +2464,10 @@ function TestSched:test_sigkill_then_resume_finishes_the_rest()
   -- resume: the orphans are stopped, the two unfinished plans run again (quickly now)
   local r = H.rasrun({ "resume", run_dir }, { env = { FAKE_RAS_SECONDS = "0.2" }, timeout = 60 })
   lu.assertEquals(r.code, 0, r.stderr)
-  lu.assertStrContains(r.stderr, "stopping engine pid")
+  -- each once: stopped before the recipe ran, not again by its pool:run
+  for _, plan in ipairs({ "03", "04" }) do
+    lu.assertEquals(select(2, r.stderr:gsub("stopping engine pid %d+ of plan " .. plan, "")), 1, r.stderr)
+  end
   lu.assertStrMatches(r.stderr, ".*ok%s+Sample/p03 in [%d:]+ %(2 attempts%).*") -- the killed one's counts
   lu.assertEquals(engines_alive(), {})
   lu.assertEquals(journal_count(run_dir, "attempt", "Sample/p01"), 1) -- not rerun

@@ -434,7 +434,7 @@ local function read_resume(dir)
   local boot -- of the controller that wrote what follows (older journals: none)
   -- A controller's attempts it did not see end ended with it, as far as the
   -- reports can tell: at its last line.
-  local last_t
+  local last_t, run_end -- run_end: when the run, as resumed last, ended
   local function controller_died()
     for _, h in pairs(attempt_of) do
       if not h.status then
@@ -446,7 +446,9 @@ local function read_resume(dir)
     local e = entries[i]
     if e.ev == "run_resume" then controller_died() end
     last_t = e.t or last_t
+    if e.ev == "run_end" then run_end = e.t end
     if e.ev == "run_start" or e.ev == "run_resume" then
+      run_end = nil -- (a run that went on after it)
       boot = e.boot_id
       if e.run_id then ids[e.run_id] = true end
       if e.ev == "run_start" then start = e end
@@ -478,7 +480,9 @@ local function read_resume(dir)
       elseif h and e.ev == "attempt_end" then
         local cancelled = not e.ok and type(e.reason) == "string" and e.reason:find("^cancelled")
         h.status = e.ok and "ok" or cancelled and "cancelled" or "failed"
-        h.reason, h.exit_code, h.ended = e.reason, e.exit, e.t
+        -- its end as the run saw it (the line comes after the checks)
+        local ended = type(e.elapsed) == "number" and h.started and h.started + e.elapsed or e.t
+        h.reason, h.exit_code, h.ended = e.reason, e.exit, ended
         h.bytes_up, h.bytes_down, h.checks = e.bytes_up, e.bytes_down, e.checks
       end
     end
@@ -494,7 +498,7 @@ local function read_resume(dir)
   end
   controller_died()
   return { done = done, failed = failed, orphans = orphans, ids = ids, tried = tried, start = start or {},
-           run_id = start and start.run_id, slot_dirs = slot_dirs, history = history }
+           run_id = start and start.run_id, slot_dirs = slot_dirs, history = history, run_end = run_end }
 end
 
 -- Files a killed controller had staged into the projects and not yet moved
@@ -707,9 +711,7 @@ local function without_gc(fn)
   return res
 end
 
-local function signal_name(sig)
-  return ({ [1] = "a hangup", [2] = "Ctrl-C", [3] = "Ctrl-\\", [15] = "SIGTERM" })[sig] or ("signal " .. sig)
-end
+local signal_name = runtime.signal_name
 
 function Pool:run(opts)
   local caller = debug.getinfo(2, "Sl")
@@ -796,12 +798,14 @@ function Pool:run(opts)
     if prior.start.t then started = math.min(started, prior.start.t) end
     -- its lock tells whether the run is still going: then nothing of it is touched
     journal = open_journal(resume_dir)
-    remote_orphans = stop_orphans(prior.orphans, self.workers, say)
-    remove_staged(projects, prior.ids)
-    -- `rasrun resume` stopped this machine's engines before the recipe ran
-    for _, e in ipairs(rr and rr.dir == resume_dir and prior.orphans or {}) do
-      e.stopped_at = e.stopped_at or (rr.stopped or {})[e.job .. "#" .. tostring(e.attempt)]
+    -- (`rasrun resume` stopped this machine's engines before the recipe ran)
+    local stopped, left = rr and rr.dir == resume_dir and rr.stopped or {}, {}
+    for _, e in ipairs(prior.orphans) do
+      e.stopped_at = stopped[e.job .. "#" .. tostring(e.attempt)]
+      if not e.stopped_at then left[#left + 1] = e end
     end
+    remote_orphans = stop_orphans(left, self.workers, say)
+    remove_staged(projects, prior.ids)
     -- an engine the resume stopped ran until then: journaled, for the
     -- reports of this resume and of any after it
     for _, e in ipairs(prior.orphans) do
@@ -1050,8 +1054,10 @@ function Pool:run(opts)
       end
     end
 
+    -- a resume of a run that had finished runs nothing: it ended when it did
+    local ended = #to_run == 0 and prior.run_end or sys.now()
     local run = setmetatable({ id = run_id, run_dir = run_dir, results = results, started = started,
-                               ended = sys.now(), interrupted = sig, workers = self.workers,
+                               ended = ended, interrupted = sig, workers = self.workers,
                                counts = { ok = 0, failed = 0, skipped = 0, cancelled = 0 } }, Run)
     for _, r in ipairs(results) do run.counts[r.status] = (run.counts[r.status] or 0) + 1 end
     run.ok = run.counts.failed == 0 and run.counts.cancelled == 0

@@ -114,10 +114,15 @@ function P:eta()
   local mean = sum / #self.durations
   local left = self.total - self.done
   local now = sys.now()
-  local running_left = 0
-  for _, r in pairs(self.running) do running_left = running_left + math.max(0, mean - (now - r.t0)) end
+  local running_left, longest = 0, 0
+  for _, r in pairs(self.running) do
+    local l = math.max(0, mean - (now - r.t0))
+    running_left, longest = running_left + l, math.max(longest, l)
+  end
   local queued = math.max(0, left - self:count_running())
-  return (running_left + queued * mean) / math.max(1, self.slots)
+  -- the work left spread over the slots, but never sooner than the
+  -- running plan furthest from its end can end
+  return math.max(longest, (running_left + queued * mean) / math.max(1, self.slots))
 end
 
 function P:count_running()
@@ -136,7 +141,18 @@ end
 -- A line cut to w columns (bytes; a UTF-8 sequence is not split).
 local function fit(s, w)
   if #s <= w then return s end
-  return (s:sub(1, w):gsub("[\xC0-\xFF][\x80-\xBF]*$", ""))
+  local cut, after = s:sub(1, w), s:byte(w + 1)
+  -- a UTF-8 character the cut splits goes whole (one it ends after stays)
+  if after >= 0x80 and after < 0xC0 then cut = cut:gsub("[\xC0-\xFF][\x80-\xBF]*$", "") end
+  return cut
+end
+
+-- s in at most w bytes: its start and end, "..." between (a plan key
+-- whose project folder is long keeps the plan number in sight).
+local function squeeze(s, w)
+  if #s <= w then return s end
+  local head = fit(s, (w - 3) // 2)
+  return head .. "..." .. (s:sub(-(w - 3 - #head)):gsub("^[\x80-\xBF]+", ""))
 end
 
 -- A running plan's state; with a file on the move, how much of it has gone
@@ -163,7 +179,7 @@ function P:draw()
     if r and not keep[k] then
       keep[k] = true
       if #lines < shown then
-        lines[#lines + 1] = ("  %-24s %-14s %8s  %s"):format(k, r.worker, hms(now - r.t0),
+        lines[#lines + 1] = ("  %-24s %-14s %8s  %s"):format(squeeze(k, 24), squeeze(r.worker, 14), hms(now - r.t0),
           self:state_of(k, r))
       else
         more = more + 1

@@ -179,7 +179,7 @@ table{border-collapse:collapse;font-size:13px}td,th{border-bottom:1px solid #ddd
 <p>Run folder: %s</p>
 </body></html>
 ]]):format(esc(d.run_id), esc(d.run_id), esc(d.started), esc(d.ended), d.seconds, c.ok, c.failed,
-    c.skipped, c.cancelled, d.interrupted and (", interrupted by signal " .. d.interrupted) or "",
+    c.skipped, c.cancelled, d.interrupted and (", interrupted by " .. require("rasrun.runtime").signal_name(d.interrupted)) or "",
     timeline(run), table.concat(rows, "\n"), esc(d.run_dir))
 end
 

@@ -3,6 +3,11 @@
 -- signal that interrupted one (interrupted: the recipe runs nothing more).
 local M = { recipe = nil, runs = {}, interrupted = nil }
 
+-- A signal as the user knows it: "Ctrl-C", "SIGTERM", ...
+function M.signal_name(sig)
+  return ({ [1] = "a hangup", [2] = "Ctrl-C", [3] = "Ctrl-\\", [15] = "SIGTERM" })[sig] or ("signal " .. sig)
+end
+
 -- Records a finished run (from pool:run).
 function M.note_run(run)
   M.runs[#M.runs + 1] = run
