@@ -481,15 +481,17 @@ static int engine_there(worker *w, ssh_conn *c, int *refused, char *err, size_t 
         sb_add(&b, " ");
         sb_word(&b, x->programs[i]);
     }
-    sb_add(&b, "; do [ -x \"$p\" ] || { printf '%%s\\n' \"$p\"; exit 1; }; done");
+    /* (marked: a login script may print lines of its own first) */
+    sb_add(&b, "; do [ -x \"$p\" ] || { printf 'rasrun-missing %%s\\n' \"$p\"; exit 1; }; done");
     char *out = NULL;
     int code = -1;
     int asked = b.p && ssh_exec(c, b.p, NULL, &out, NULL, &code, c->io_timeout, err, n) == 0;
     free(b.p);
-    if (asked && code == 1 && out) {
-        out[strcspn(out, "\n")] = 0;
-        snprintf(err, n, "engine %s cannot be run on %s: no such executable file; is engine.home right?",
-                 out, w->host);
+    const char *missing = asked && code == 1 && out ? strstr(out, "rasrun-missing ") : NULL;
+    if (missing) {
+        missing += strlen("rasrun-missing ");
+        snprintf(err, n, "engine %.*s cannot be run on %s: no such executable file; is engine.home right?",
+                 (int)strcspn(missing, "\n"), missing, w->host);
         *refused = 1;
     } else if (asked && code != 0) {
         snprintf(err, n, "%s: looking for the engine failed (exit code %d)", w->host, code);
