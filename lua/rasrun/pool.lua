@@ -581,18 +581,22 @@ function M.stop_left(dir, say)
   -- not while its controller still runs it (the journal's lock)
   local journal, err = require("rasrun.journal").open(path.join(dir, "journal.jsonl"))
   if not journal then return say(err) end
-  local workers, projects = {}, {}
+  local workers, projects, ssh, here = {}, {}, {}, {}
   for _, w in ipairs(prior.start.workers or {}) do
-    if w.type ~= "ssh" then workers[#workers + 1] = { name = w.name, type = w.type } end
+    if w.type ~= "ssh" then workers[#workers + 1] = { name = w.name, type = w.type } else ssh[w.name] = true end
   end
   for _, prj in ipairs(prior.start.projects or {}) do
     if fs.isdir(path.dirname(prj)) then projects[#projects + 1] = { dir = path.dirname(prj) } end
   end
-  stop_orphans(prior.orphans, workers, say)
+  -- (the SSH hosts' engines are their pool:run's to stop, or stop by themselves)
+  for _, e in ipairs(prior.orphans) do
+    if not ssh[e.worker] then here[#here + 1] = e end
+  end
+  stop_orphans(here, workers, say)
   remove_staged(projects, prior.ids)
   journal:close()
   local stopped = {}
-  for _, e in ipairs(prior.orphans) do
+  for _, e in ipairs(here) do
     if e.stopped_at then stopped[e.job .. "#" .. tostring(e.attempt)] = e.stopped_at end
   end
   return stopped
