@@ -129,7 +129,7 @@ typedef struct {
     double backoff;
     int auth_failed;            /* refused for good: a login, or an engine not on the host */
     const char *programs[8];    /* the engine's programs (in the specs), looked for at the first connect */
-    int nprograms, engine_found;
+    int nprograms, host_checked;
     char down_why[512];         /* why the last connect failed */
     int engine_cap;             /* engines at most at once, once sshd refused a session; 0: none */
     task **made;                /* every task, freed with the worker */
@@ -466,39 +466,61 @@ static void moving_file(sshw *x, task *t, const char *name, int up, unsigned lon
     pthread_mutex_unlock(&x->mu);
 }
 
-/* Are the engine's programs on the host? One that is not (a wrong
- * engine.home) would fail every plan sent here: the worker is down for
- * good instead (refused set), naming it. 0 also when the question could
- * not be asked (the connection is tried again). */
-static int engine_there(worker *w, ssh_conn *c, int *refused, char *err, size_t n)
+/* The text after marker on its line of out, or NULL (n: its length). */
+static const char *marked(const char *out, const char *marker, int *n)
+{
+    const char *p = out ? strstr(out, marker) : NULL;
+    if (!p)
+        return NULL;
+    p += strlen(marker);
+    *n = (int)strcspn(p, "\n");
+    return p;
+}
+
+/* At the first connect: the login home (relative work folders are under
+ * it), and whether the host can work at all. A work folder that cannot be
+ * made or written there, or an engine program that is not there (a wrong
+ * engine.home), would fail every plan sent to it: the worker is down for
+ * good instead (refused set), saying which. The answers are marked: a login
+ * script may print lines of its own first (a .bashrc's greeting). 0 also
+ * when the questions could not be asked (the connection is tried again). */
+static int host_ready(worker *w, ssh_conn *c, int *refused, char *err, size_t n)
 {
     sshw *x = w->data;
-    if (!x->nprograms)
-        return x->engine_found = 1;
     struct sbuf b = { 0 };
-    sb_add(&b, "for p in");
-    for (int i = 0; i < x->nprograms; i++) {
-        sb_add(&b, " ");
-        sb_word(&b, x->programs[i]);
+    sb_add(&b, "printf 'rasrun-home %%s\\n' \"$PWD\"\nW=");
+    sb_word(&b, x->workdir);
+    sb_add(&b, "\ne=$(mkdir -p -- \"$W/.rasrun-cache\" 2>&1) && [ -w \"$W/.rasrun-cache\" ] || "
+               "{ printf 'rasrun-workdir %%s\\n' \"${e:-not writable}\"; exit 2; }\n");
+    if (x->nprograms) {
+        sb_add(&b, "for p in");
+        for (int i = 0; i < x->nprograms; i++) {
+            sb_add(&b, " ");
+            sb_word(&b, x->programs[i]);
+        }
+        sb_add(&b, "; do [ -x \"$p\" ] || { printf 'rasrun-missing %%s\\n' \"$p\"; exit 1; }; done\n");
     }
-    /* (marked: a login script may print lines of its own first) */
-    sb_add(&b, "; do [ -x \"$p\" ] || { printf 'rasrun-missing %%s\\n' \"$p\"; exit 1; }; done");
     char *out = NULL;
-    int code = -1;
+    int code = -1, len = 0;
     int asked = b.p && ssh_exec(c, b.p, NULL, &out, NULL, &code, c->io_timeout, err, n) == 0;
     free(b.p);
-    const char *missing = asked && code == 1 && out ? strstr(out, "rasrun-missing ") : NULL;
-    if (missing) {
-        missing += strlen("rasrun-missing ");
-        snprintf(err, n, "engine %.*s cannot be run on %s: no such executable file; is engine.home right?",
-                 (int)strcspn(missing, "\n"), missing, w->host);
+    const char *home = asked ? marked(out, "rasrun-home ", &len) : NULL;
+    if (home && !x->home)
+        x->home = strndup(home, (size_t)len);
+    const char *why;
+    if (asked && code == 2 && (why = marked(out, "rasrun-workdir ", &len))) {
+        snprintf(err, n, "work folder %s on %s cannot be made or written: %.*s", x->workdir, w->host, len, why);
         *refused = 1;
-    } else if (asked && code != 0) {
-        snprintf(err, n, "%s: looking for the engine failed (exit code %d)", w->host, code);
+    } else if (asked && code == 1 && (why = marked(out, "rasrun-missing ", &len))) {
+        snprintf(err, n, "engine %.*s cannot be run on %s: no such executable file; is engine.home right?",
+                 len, why, w->host);
+        *refused = 1;
+    } else if (asked && (code != 0 || !x->home)) {
+        snprintf(err, n, "%s: looking at the host failed (exit code %d)", w->host, code);
     }
     free(out);
-    x->engine_found = asked && code == 0;
-    return x->engine_found;
+    x->host_checked = asked && code == 0 && x->home;
+    return x->host_checked;
 }
 
 static void try_connect(worker *w)
@@ -510,20 +532,7 @@ static void try_connect(worker *w)
     char err[1024] = "";
     int refused = 0;
     ssh_conn *c = ssh_connect(&x->target, &refused, err, sizeof err);
-    if (c && !x->home) {
-        /* The login home makes relative work folders absolute. */
-        char *out = NULL;
-        int code = 0;
-        if (ssh_exec(c, "pwd", NULL, &out, NULL, &code, c->io_timeout, err, sizeof err) == 0 && code == 0) {
-            out[strcspn(out, "\n")] = 0;
-            x->home = out;
-        } else {
-            free(out);
-            ssh_close(c);
-            c = NULL;
-        }
-    }
-    if (c && !x->engine_found && !engine_there(w, c, &refused, err, sizeof err)) {
+    if (c && !x->host_checked && !host_ready(w, c, &refused, err, sizeof err)) {
         ssh_close(c);
         c = NULL;
     }

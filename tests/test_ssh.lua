@@ -97,6 +97,12 @@ function TestSsh:test_probe_reports_connection_engine_cores_disk()
   local broken = T.worker(env, 1, { engine = { kind = "linux", home = "/nowhere" } })
   rep = rasrun.ssh.probe(broken)
   lu.assertStrContains(rep.checks[2].detail, "/nowhere/bin/RasUnsteady: not found on the host")
+  -- a work folder that cannot be made is no free disk
+  rep = rasrun.ssh.probe(T.worker(env, 1, { workdir = "/proc/nonexist/w" }))
+  by = {}
+  for _, c in ipairs(rep.checks) do by[c.name] = c end
+  lu.assertFalse(by.disk.ok)
+  lu.assertEquals(by.disk.detail, "work folder /proc/nonexist/w cannot be made or written")
 end
 
 function TestSsh:test_workers_command_probes_a_recipe()
@@ -895,6 +901,49 @@ function TestSsh:test_a_missing_engine_on_the_host_is_named()
   lu.assertEquals(r.results[1].attempts, 0)
   lu.assertStrContains(r.results[1].reason, "no worker available: h1 (engine /nowhere/bin/RasUnsteady cannot be run on ")
   lu.assertStrContains(r.results[1].reason, ": no such executable file; is engine.home right?)")
+end
+
+-- A work folder the host cannot make or write is looked at when the host
+-- is first reached: the worker is down for good, saying so, and the plans
+-- go to the other host instead of failing one attempt after another there.
+function TestSsh:test_a_work_folder_the_host_cannot_make_takes_it_down()
+  local prj = project({ { title = "a", seconds = 0.1 }, { title = "b", seconds = 0.1 }, { title = "c", seconds = 0.1 } })
+  local r = run(rasrun.pool { T.worker(env, 1, { workdir = "/proc/nonexist/w" }), T.worker(env, 2, { slots = 1 }) },
+    prj, { retries = 1 })
+  for _, res in ipairs(r.results) do
+    lu.assertEquals({ res.status, res.worker, res.attempts }, { "ok", "h2", 1 })
+  end
+  local down
+  for _, e in ipairs(H.journal(r.run_dir)) do
+    if e.ev == "worker_down" and e.worker == "h1" then down = e.reason end
+  end
+  lu.assertStrContains(down, "work folder /proc/nonexist/w on ")
+  lu.assertStrContains(down, " cannot be made or written: mkdir: ")
+end
+
+-- A login script that greets (a .bashrc's echo, which bash reads for ssh
+-- commands too) takes nothing's place: the login home, and so a relative
+-- work folder ("~/..." as well), is what the host says it is.
+function TestSsh:test_a_greeting_login_script_does_not_move_the_work_folder()
+  T.add_user(env, "rrbash", "Gr33t-pw")
+  local home = env.dir .. "/home-rrbash"
+  assert(sys.run({ "usermod", "-s", "/bin/bash", "rrbash" }).code == 0)
+  -- (the user reaches its home and the engine through the hosts' folder)
+  assert(sys.run({ "chmod", "711", env.dir }).code == 0)
+  assert(fs.write(home .. "/.bashrc", "echo 'Welcome to the cluster'\n"))
+  sys.setenv("RR_TEST_PW", "Gr33t-pw")
+  local prj = project({ { title = "a", seconds = 0.1 } })
+  local ok, err = pcall(function()
+    local w = T.worker(env, 1, { user = "rrbash", identity = false, agent = false, password_env = "RR_TEST_PW",
+                                 workdir = "~/scratch" })
+    lu.assertEquals(w.workdir, "scratch")
+    local r = run(rasrun.pool { w }, prj)
+    lu.assertEquals(r.results[1].status, "ok", r.results[1].reason)
+    lu.assertTrue(fs.isdir(home .. "/scratch/.rasrun-cache"))
+    lu.assertFalse(fs.exists(home .. "/Welcome to the cluster"))
+  end)
+  sys.setenv("RR_TEST_PW", nil)
+  assert(ok, err)
 end
 
 function TestSsh:test_timeout_kills_the_remote_process_tree()

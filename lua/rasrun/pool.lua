@@ -141,6 +141,9 @@ function M.worker(cfg)
     error(("%s: host_key must be \"strict\" or \"accept-new\", got %q"):format(where, tostring(cfg.host_key)), 2)
   end
   w.workdir = cfg.workdir or (t == "local" and default_workdir() or "rasrun")
+  -- a host's relative work folder is under the login home: "~/x" is "x"
+  -- there (no shell expands it in rasrun's commands)
+  if t ~= "local" and type(w.workdir) == "string" then w.workdir = w.workdir:gsub("^~/+", ""):gsub("^~$", ".") end
   w.workdir = t == "local" and path.abspath(w.workdir) or w.workdir
   return w
 end

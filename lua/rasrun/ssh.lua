@@ -72,6 +72,7 @@ function M.probe(w)
   local script = table.concat({
     "echo cores $(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN)",
     "W=" .. path.shell_quote(w.workdir) .. "; mkdir -p \"$W\" 2>/dev/null",
+    "[ -w \"$W\" ] || echo 'disk unwritable'",
     "echo disk $(df -Pk \"$W\" 2>/dev/null | awk 'NR==2 {print $4}')",
     "if [ -x " .. path.shell_quote(prog) .. " ]; then echo engine ok; else echo engine missing; fi",
   }, "\n")
@@ -88,7 +89,11 @@ function M.probe(w)
     out:find("engine ok", 1, true) and (prog .. " is there") or (prog .. ": not found on the host"))
   add("cores", rep.cores ~= nil, rep.cores and ("%s, %s"):format(count(rep.cores, "core"), count(w.slots, "slot"))
     or ("cannot count cores: " .. eout))
-  add("disk", kib ~= nil, kib and (gib(kib) .. " free in " .. w.workdir) or ("cannot read free space: " .. eout))
+  if out:find("disk unwritable", 1, true) then
+    add("disk", false, ("work folder %s cannot be made or written"):format(w.workdir))
+  else
+    add("disk", kib ~= nil, kib and (gib(kib) .. " free in " .. w.workdir) or ("cannot read free space: " .. eout))
+  end
   return rep
 end
 
@@ -116,8 +121,9 @@ function M.clean_after(workers, orphans, slot_dirs, say)
           local function absolute(dir)
             if dir:sub(1, 1) == "/" then return dir end
             if not home then
-              local _, out = c:exec("pwd")
-              home = (out or ""):gsub("\n$", "")
+              -- (marked: a login script may print lines of its own first)
+              local _, out = c:exec("printf 'rasrun-home %s\\n' \"$PWD\"")
+              home = (out or ""):match("rasrun%-home ([^\n]*)") or ""
             end
             return home .. "/" .. dir
           end
