@@ -925,9 +925,18 @@ static void cancel_task(worker *w, task *t)
     int rc = host_run(w, ssh_kill_script(t->pid, t->slot_dir, t->kill_grace), 30 + t->kill_grace);
     if (conn_ok(x))
         libssh2_session_set_timeout(x->c->s, (long)(x->c->io_timeout * 1000));
+    if (rc != 0 && conn_ok(x) && t->ch) {
+        /* no session free for the kill (sshd's MaxSessions taken by the
+         * engines and a transfer): the engine's own channel is told its
+         * input ended instead, and its watchdog on the host stops it (TERM,
+         * KILL 5 s later); waiting for a session could wait for ever */
+        libssh2_session_set_blocking(x->c->s, 1);
+        if (libssh2_channel_send_eof(t->ch) == 0)
+            rc = 0;
+    }
     if (rc != 0 && conn_ok(x))
         t->killed = 0; /* refused (no session free yet): tried again next round */
-    if (rc == 0)
+    if (rc == 0 && conn_ok(x))
         libssh2_session_set_blocking(x->c->s, 0);
 }
 

@@ -1011,6 +1011,35 @@ function TestSsh:test_more_slots_than_sshd_allows_sessions()
   lu.assertTrue(most <= 9, ("%d engines ran at once"):format(most))
 end
 
+-- A host whose sshd allows 2 sessions per connection: one goes to the
+-- transfers, one to an engine, and none is left for a kill command. A
+-- timeout still stops the engine (its channel is told its input ended, and
+-- its watchdog on the host stops it) instead of asking for a session for
+-- ever, and the run ends.
+function TestSsh:test_a_timeout_on_a_host_with_two_sessions_ends()
+  local h = env.hosts[2]
+  local conf = H.read(h.dir .. "/sshd_config"):gsub("Port 22\n", "Port 2224\n")
+    :gsub("sshd%.pid", "sshd-2224.pid"):gsub("MaxSessions 50", "MaxSessions 2")
+  assert(fs.write(h.dir .. "/sshd_2224", conf))
+  assert(H.spawn({ "ip", "netns", "exec", h.ns, "/usr/sbin/sshd", "-D", "-e", "-f", h.dir .. "/sshd_2224" },
+                 { stdout = h.dir .. "/sshd-2224.log", stderr = h.dir .. "/sshd-2224.log" }))
+  H.wait_for(function()
+    return sys.run({ "ssh-keyscan", "-T", "1", "-p", "2224", h.addr }, { timeout = 5 }).code == 0
+  end, 15, "sshd on port 2224")
+  local prj = project({ { title = "hangs", mode = "hang" }, { title = "hangs too", mode = "hang" },
+                        { title = "quick", seconds = 0.1 } })
+  local t0 = sys.monotonic()
+  local r = run(rasrun.pool { T.worker(env, 2, { port = 2224, host_key = "accept-new", slots = 2 }) }, prj,
+    { timeout = 2 })
+  lu.assertTrue(sys.monotonic() - t0 < 60, "the run took too long")
+  for _, plan in ipairs({ "01", "02" }) do
+    lu.assertEquals(H.result(r, plan).status, "failed")
+    lu.assertStrContains(H.result(r, plan).reason, "timed out after 2 s")
+  end
+  lu.assertEquals(H.result(r, "03").status, "ok", H.result(r, "03").reason)
+  H.wait_for(function() return #T.engines(h) == 0 end, 15, "the hung engines on h2 to be stopped")
+end
+
 -- Ctrl-C with engines running over a link that was just cut: the run ends
 -- within about a keepalive interval, not a wait of io_timeout for the kill
 -- command and then one per engine's channel.
