@@ -1260,3 +1260,21 @@ function TestSshConfig:test_equals_signs_and_quoted_values()
   lu.assertEquals(r.identity_files, { "/keys/my key" })
   lu.assertEquals(require("rasrun.sshconfig").resolve("other", file).user, "nobody")
 end
+
+-- An Include inside a Host block applies only where that block does, as
+-- ssh -G says; a Host line may mix quoted and plain patterns.
+function TestSshConfig:test_an_include_in_a_host_block_and_mixed_patterns()
+  local dir = H.tmpdir("sshcfg")
+  assert(fs.write(dir .. "/work.conf", "User ras\nIdentityFile /keys/work_key\n"))
+  assert(fs.write(dir .. "/config", table.concat({
+    "Host work-*", "  Include " .. dir .. "/work.conf",
+    'Host "quoted host" other', "  Port 2200",
+    "Host *", "  User me", "" }, "\n")))
+  local cfg = require "rasrun.sshconfig"
+  lu.assertEquals(cfg.resolve("work-1", dir .. "/config").user, "ras")
+  lu.assertEquals(cfg.resolve("work-1", dir .. "/config").identity_files, { "/keys/work_key" })
+  local home = cfg.resolve("home-pc", dir .. "/config")
+  lu.assertEquals({ home.user, #home.identity_files }, { "me", 0 })
+  lu.assertEquals(cfg.resolve("other", dir .. "/config").port, 2200)
+  lu.assertEquals(cfg.resolve("quoted host", dir .. "/config").port, 2200)
+end
