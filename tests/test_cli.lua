@@ -491,6 +491,8 @@ end
 
 TestRepl = {}
 
+function TestRepl:tearDown() H.cleanup() end
+
 function TestRepl:test_piped_statements()
   local r = H.rasrun({ "repl" }, { input = table.concat({
     "x = 20 + 1", "x * 2", "function twice(v)", "  return v * 2", "end", "twice(x)",
