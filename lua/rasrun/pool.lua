@@ -36,6 +36,13 @@ local function cannot(msg) runtime.stop(2, "pool:run: " .. msg) end
 -- slot costs the run a folder and a timeline lane).
 local MAX_SLOTS = 1024
 
+-- A name as files and folders spell it: '/' and ' ' as '_' (src/sched.c,
+-- safe_name). Plan keys and worker names must differ in that form too.
+local function safe_name(s) return (s:gsub("[/ ]", "_")) end
+
+-- An attempt of a plan, as the journal's lines name it: "Sample/p01#2".
+local function attempt_key(e) return e.job .. "#" .. tostring(e.attempt) end
+
 -- A value as a message shows it: a string quoted (2 and "2" differ).
 local function shown(v) return type(v) == "string" and ("%q"):format(v) or tostring(v) end
 
@@ -165,14 +172,13 @@ function M.pool(list)
       error(("rasrun.pool: entry %d is not a worker (make it with rasrun.worker{...})"):format(i), 2)
     end
     if names[w.name] then error(("rasrun.pool: two workers are named %q"):format(w.name), 2) end
-    -- slot folders name a worker with '/' and ' ' as '_' (src/sched.c,
-    -- safe_name): two workers on one host with one work folder must have
-    -- names that differ in that form too
+    -- slot folders name a worker in its safe form: two workers on one host
+    -- with one work folder must differ in it
     local folder = table.concat({ w.type, w.host or "", tostring(w.port or ""), w.user or "", w.workdir,
-                                  (w.name:gsub("[/ ]", "_")) }, "\0")
+                                  safe_name(w.name) }, "\0")
     if folders[folder] then
       error(("rasrun.pool: workers %q and %q would share their work folders (%q): rename one")
-        :format(folders[folder], w.name, (w.name:gsub("[/ ]", "_"))), 2)
+        :format(folders[folder], w.name, safe_name(w.name)), 2)
     end
     names[w.name], folders[folder] = true, w.name
     if w.enabled ~= false then workers[#workers + 1] = w end
@@ -463,7 +469,7 @@ local function read_resume(dir)
     if e.ev == "attempt_end" and e.ok and e.job and not done[e.job] then
       done[e.job] = { job = e.job, status = "ok", t = e.t }
     end
-    local k = e.job and math.type(e.attempt) and (e.job .. "#" .. e.attempt)
+    local k = e.job and math.type(e.attempt) and attempt_key(e)
     if k and (e.ev == "attempt" or e.ev == "launched") then
       e.boot_id = boot
       if e.ev == "launched" or not started[k] then started[k] = e end
@@ -600,7 +606,7 @@ function M.stop_left(dir, say)
   journal:close()
   local stopped = {}
   for _, e in ipairs(here) do
-    if e.stopped_at then stopped[e.job .. "#" .. tostring(e.attempt)] = e.stopped_at end
+    if e.stopped_at then stopped[attempt_key(e)] = e.stopped_at end
   end
   return stopped
 end
@@ -753,11 +759,11 @@ function Pool:run(opts)
   local jobs, keys = {}, {}
   for _, prj in ipairs(projects) do
     for _, plan in ipairs(select_plans(prj, opts.plans)) do
-      -- keys name log files with '/' and ' ' as '_' (src/sched.c, safe_name):
-      -- they must differ in that form too ("Dam Break" and "Dam_Break")
+      -- keys name log files in their safe form: they must differ in it too
+      -- ("Dam Break" and "Dam_Break")
       local key = prj.name .. "/" .. plan.id
-      if keys[key:gsub("[/ ]", "_")] then key = key .. "@" .. prj.dir end
-      keys[key:gsub("[/ ]", "_")] = true
+      if keys[safe_name(key)] then key = key .. "@" .. prj.dir end
+      keys[safe_name(key)] = true
       jobs[#jobs + 1] = { key = key, plan = plan, project = prj }
     end
   end
@@ -808,7 +814,7 @@ function Pool:run(opts)
     -- (`rasrun resume` stopped this machine's engines before the recipe ran)
     local stopped, left = rr and rr.dir == resume_dir and rr.stopped or {}, {}
     for _, e in ipairs(prior.orphans) do
-      e.stopped_at = stopped[e.job .. "#" .. tostring(e.attempt)]
+      e.stopped_at = stopped[attempt_key(e)]
       if not e.stopped_at then left[#left + 1] = e end
     end
     remote_orphans = stop_orphans(left, self.workers, say)
