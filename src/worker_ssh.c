@@ -50,7 +50,7 @@
 #define CACHE ".rasrun-cache"
 
 enum task_phase { T_QUEUED, T_RUNNING, T_DONE };
-enum { M_LAUNCHED, M_DONE, M_UP, M_DOWN, M_NOTE };
+enum { M_LAUNCHED, M_EXITED, M_DONE, M_UP, M_DOWN, M_NOTE };
 
 typedef struct out_file {
     char *tmp, *final;
@@ -135,6 +135,10 @@ typedef struct {
     task **made;                /* every task, freed with the worker */
     int nmade;
     task *moving;               /* the task whose files are being sent or fetched */
+    worker *self;
+    int tending;                /* in tend_others: a lost link is cut, dropped later */
+    double next_tend;
+    char lost_why[512];         /* a link lost in tend_others, to drop after the transfer */
     /* the file being moved, for the progress display (guarded by mu) */
     char moving_name[256];
     int moving_up;              /* sent, else fetched */
@@ -222,6 +226,11 @@ static void on_messages(void *ud, int fd, short revents)
             t->a->utc_offset = t->utc_offset;
             sched_attempt_launched(t->a, 0, t->pid, (unsigned long long)t->epoch,
                                    (unsigned long long)t->epoch);
+        } else if (m->kind == M_EXITED && t->a) {
+            /* its files are coming back: that is not lost to its timeout */
+            t->a->t_exit = t->t_exit;
+            if (t->a->phase == A_RUNNING && !t->a->cancelling)
+                t->a->phase = A_STAGE_OUT;
         } else if (m->kind == M_DONE && t->a) {
             attempt *a = t->a;
             a->exit_code = t->exit_code;
@@ -423,9 +432,12 @@ static void kill_orphans(worker *w)
  * needs the connection any more (Ctrl-C: their engines' watchdogs stop them
  * when it is cut, and the run's end connects again to clean up). Runs on
  * the worker's thread, the only one that changes the task list. */
+static void tend_others(sshw *x);
+
 static int transfer_unwanted(void *ud)
 {
     sshw *x = ud;
+    tend_others(x);
     pthread_mutex_lock(&x->mu);
     int unwanted = x->stop || (x->moving && x->moving->cancel && !x->moving->keep_files);
     int needed = 0;
@@ -847,7 +859,9 @@ static void stage_out(worker *w, task *t)
 }
 
 /* Reads what a running engine's channel has (non-blocking session). */
-static void service(worker *w, task *t)
+/* Reads what an engine's channel has (non-blocking session): its output
+ * into the log, its markers; 0, or -1 when the channel failed. */
+static int drain_channel(worker *w, task *t)
 {
     char buf[16384];
     ssize_t r;
@@ -871,7 +885,12 @@ static void service(worker *w, task *t)
             t->errlen = 0; /* a line longer than the buffer: drop it */
     }
     broken |= r < 0 && r != LIBSSH2_ERROR_EAGAIN;
-    if (broken) {
+    return broken ? -1 : 0;
+}
+
+static void service(worker *w, task *t)
+{
+    if (drain_channel(w, t) != 0) {
         lose_connection(w, "the engine's channel failed");
         return;
     }
@@ -902,13 +921,17 @@ static void service(worker *w, task *t)
     } else {
         if (t->exit_code != 0)
             snprintf(t->reason, sizeof t->reason, "the engine exited with code %d", t->exit_code);
+        post(w, M_EXITED, t, NULL);
         stage_out(w, t);
     }
     if (x->c)
         libssh2_session_set_blocking(x->c->s, 0);
 }
 
-static void cancel_task(worker *w, task *t)
+/* patient: the link is busy with a transfer, whose data can be seconds
+ * ahead of the kill's answer (the I/O timeout is waited, not a keepalive
+ * interval). */
+static void cancel_task(worker *w, task *t, int patient)
 {
     sshw *x = w->data;
     if (t->phase == T_QUEUED) {
@@ -921,7 +944,8 @@ static void cancel_task(worker *w, task *t)
     t->killed = 1;
     /* a healthy host answers at once: waiting longer than a keepalive
      * interval only delays a Ctrl-C over a link that is gone */
-    libssh2_session_set_timeout(x->c->s, (long)(keepalive_interval(x) * 1000));
+    if (!patient)
+        libssh2_session_set_timeout(x->c->s, (long)(keepalive_interval(x) * 1000));
     int rc = host_run(w, ssh_kill_script(t->pid, t->slot_dir, t->kill_grace), 30 + t->kill_grace);
     if (conn_ok(x))
         libssh2_session_set_timeout(x->c->s, (long)(x->c->io_timeout * 1000));
@@ -940,6 +964,38 @@ static void cancel_task(worker *w, task *t)
         libssh2_session_set_blocking(x->c->s, 0);
 }
 
+/* Between two requests of a transfer (one plan's files, which can take
+ * minutes over a slow link), on the thread: the host's other engines are
+ * read, and those whose attempts were cancelled meanwhile (a timeout, a
+ * Ctrl-C) are stopped now, not when the transfer ends. Their ends, and
+ * their files, wait for it. */
+static void tend_others(sshw *x)
+{
+    double now = mono();
+    if (x->tending || !x->c || now < x->next_tend)
+        return;
+    x->next_tend = now + 0.2;
+    worker *w = x->self;
+    int blocking = libssh2_session_get_blocking(x->c->s);
+    x->tending = 1;
+    for (task *t = x->tasks; t && !x->lost_why[0]; t = t->next) {
+        if (t == x->moving || t->phase != T_RUNNING || !t->ch)
+            continue;
+        libssh2_session_set_blocking(x->c->s, 0);
+        if (drain_channel(w, t) != 0) {
+            lose_connection(w, "the engine's channel failed");
+            break;
+        }
+        pthread_mutex_lock(&x->mu);
+        int cancel = t->cancel;
+        pthread_mutex_unlock(&x->mu);
+        if (cancel && !t->killed)
+            cancel_task(w, t, 1);
+    }
+    x->tending = 0;
+    libssh2_session_set_blocking(x->c->s, blocking);
+}
+
 /* The session is gone: fail what ran on it (the scheduler retries elsewhere),
  * remember what may still run there, and reconnect. tell: the host is down
  * (worker_down) until then, and the next try waits a second; not when
@@ -950,6 +1006,15 @@ static void drop_connection(worker *w, const char *why, int tell)
     sshw *x = w->data;
     if (!x->c)
         return;
+    if (x->tending) {
+        /* a transfer up the stack uses the connection: it is cut, so that
+         * the transfer fails at once, and dropped when that has returned */
+        if (!x->lost_why[0])
+            snprintf(x->lost_why, sizeof x->lost_why, "%s", why);
+        ssh_cut(x->c);
+        return;
+    }
+    x->lost_why[0] = 0;
     char reason[600];
     size_t ll = strlen(x->c->label);
     if (strncmp(why, x->c->label, ll) == 0 && strncmp(why + ll, ": ", 2) == 0)
@@ -1084,7 +1149,7 @@ static void *thread_main(void *arg)
         for (task *t = x->tasks, *n; t && conn_ok(x); t = n) {
             n = t->next;
             if (t->cancel && !t->killed)
-                cancel_task(w, t);
+                cancel_task(w, t, 0);
             else if (t->phase == T_QUEUED && (!x->engine_cap || count_running(x) < x->engine_cap)) {
                 libssh2_session_set_blocking(x->c->s, 1);
                 start_task(w, t);
@@ -1093,6 +1158,8 @@ static void *thread_main(void *arg)
                 libssh2_session_set_blocking(x->c->s, 0);
                 service(w, t);
             }
+            if (conn_ok(x) && x->lost_why[0]) /* lost in tend_others */
+                lose_connection(w, x->lost_why);
         }
         int running = conn_ok(x) && count_running(x) > 0;
         if (running) {
@@ -1166,6 +1233,7 @@ static int sw_create(worker *w, lua_State *L, int idx, char *err, size_t n)
         return snprintf(err, n, "out of memory"), -1;
     w->data = x;
     x->wake_thread = x->wake_main = x->watch = -1;
+    x->self = w;
     pthread_mutex_init(&x->mu, NULL);
     if (ssh_target_from_lua(L, idx, &x->target, err, n) != 0)
         return -1;

@@ -866,11 +866,13 @@ end
 function TestSsh:test_ctrl_c_stops_a_timed_out_attempts_files_coming_back()
   local home = H.tmpdir("engine") .. "/linux"
   lu.assertEquals(sys.run({ "cp", "-a", H.sim("linux"), home }).code, 0)
-  lu.assertEquals(sys.run({ "mv", home .. "/bin/RasUnsteady", home .. "/bin/real" }).code, 0)
+  -- (the simulated engine goes by its name: the real one keeps it)
+  lu.assertEquals(sys.run({ "mkdir", home .. "/bin/real" }).code, 0)
+  lu.assertEquals(sys.run({ "mv", home .. "/bin/RasUnsteady", home .. "/bin/real/" }).code, 0)
   -- an engine that writes 8 MB of compute messages, then hangs
   assert(fs.write(home .. "/bin/RasUnsteady", table.concat({ "#!/bin/sh",
     "head -c 8000000 /dev/urandom > Sample.p01.computeMsgs.txt",
-    'exec "$(dirname "$0")/real" "$@"', "" }, "\n")))
+    'exec "$(dirname "$0")/real/RasUnsteady" "$@"', "" }, "\n")))
   lu.assertEquals(sys.run({ "chmod", "755", home .. "/bin/RasUnsteady" }).code, 0)
   local prj = project({ { title = "hangs", mode = "hang" } })
   local pool = rasrun.pool { T.worker(env, 1, { slots = 1, kill_grace = 0.2, keepalive = 2, io_timeout = 60,
@@ -887,6 +889,48 @@ function TestSsh:test_ctrl_c_stops_a_timed_out_attempts_files_coming_back()
   local plan = json.decode(H.read(prj.dir .. "/run/run.json")).plans[1]
   lu.assertEquals(plan.status, "failed")
   lu.assertStrContains(plan.reason, "timed out")
+end
+
+-- A plan's timeout stops its engine while another plan's files come back
+-- from the same host over a slow link (6 MB at 4 Mbit/s: 12 s), not when
+-- they are all there: the host's connection, busy with the transfer, sends
+-- the kill between two of its requests.
+function TestSsh:test_a_timeout_is_enforced_while_another_plans_files_come_back()
+  local dir = H.tmpdir("engine")
+  local home = dir .. "/linux"
+  lu.assertEquals(sys.run({ "cp", "-a", H.sim("linux"), home }).code, 0)
+  -- (the simulated engine goes by its name: the real one keeps it)
+  lu.assertEquals(sys.run({ "mkdir", home .. "/bin/real" }).code, 0)
+  lu.assertEquals(sys.run({ "mv", home .. "/bin/RasUnsteady", home .. "/bin/real/" }).code, 0)
+  -- plan 01 writes 6 MB of compute messages and ends; plan 02 hangs, and
+  -- notes when it is told to stop
+  local stamp = dir .. "/stopped"
+  assert(fs.write(home .. "/bin/RasUnsteady", table.concat({ "#!/bin/sh",
+    'case "$1" in',
+    "  *p01*) head -c 6000000 /dev/urandom > Sample.p01.computeMsgs.txt",
+    '         exec "$(dirname "$0")/real/RasUnsteady" "$@" ;;',
+    "esac",
+    ("trap 'date +%%s.%%N > %s; exit 143' TERM"):format(stamp),
+    '"$(dirname "$0")/real/RasUnsteady" "$@" &',
+    "wait", "" }, "\n")))
+  lu.assertEquals(sys.run({ "chmod", "755", home .. "/bin/RasUnsteady" }).code, 0)
+  local prj = project({ { title = "big output", seconds = 0.1 }, { title = "hangs", mode = "hang" } })
+  local pool = rasrun.pool { T.worker(env, 1, { slots = 2, kill_grace = 0.5, keepalive = 2, io_timeout = 60,
+                                                engine = { kind = "linux", home = home } }) }
+  local launched, fetched
+  local ok, r = throttled("4mbit", run, pool, prj, { timeout = 2, on_event = function(ev)
+    if ev.type == "launched" and ev.plan == "02" then launched = sys.now() end
+    if ev.type == "done" and ev.plan == "01" then fetched = sys.now() end
+  end })
+  assert(ok, r)
+  lu.assertEquals(H.result(r, "01").status, "ok", H.result(r, "01").reason)
+  lu.assertEquals(H.result(r, "02").status, "failed")
+  lu.assertStrContains(H.result(r, "02").reason, "timed out")
+  local stopped = tonumber(H.read(stamp))
+  lu.assertNotNil(stopped, "the hung engine was never told to stop")
+  -- (the kill's answer comes behind the transfer's data in flight: seconds)
+  lu.assertTrue(stopped - launched < 2 + 4, ("stopped %.1f s after its launch"):format(stopped - launched))
+  lu.assertTrue(stopped < fetched - 5, ("stopped %.1f s before plan 01's files were back"):format(fetched - stopped))
 end
 
 -- An engine that is not where the worker says is looked for when the host
