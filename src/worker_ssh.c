@@ -135,10 +135,7 @@ typedef struct {
     task **made;                /* every task, freed with the worker */
     int nmade;
     task *moving;               /* the task whose files are being sent or fetched */
-    worker *self;
-    int tending;                /* in tend_others: a lost link is cut, dropped later */
-    double next_tend;
-    char lost_why[512];         /* a link lost in tend_others, to drop after the transfer */
+    double next_tend;           /* tend_others: not before */
     /* the file being moved, for the progress display (guarded by mu) */
     char moving_name[256];
     int moving_up;              /* sent, else fetched */
@@ -437,13 +434,14 @@ static void tend_others(sshw *x);
 static int transfer_unwanted(void *ud)
 {
     sshw *x = ud;
-    tend_others(x);
     pthread_mutex_lock(&x->mu);
     int unwanted = x->stop || (x->moving && x->moving->cancel && !x->moving->keep_files);
     int needed = 0;
     for (task *t = x->tasks; t && unwanted && !needed; t = t->next)
         needed = !t->cancel || t->keep_files;
     pthread_mutex_unlock(&x->mu);
+    if (!unwanted)
+        tend_others(x); /* (a transfer that stops leaves the kills to the loop) */
     return unwanted ? (needed ? 1 : 2) : 0;
 }
 
@@ -859,33 +857,69 @@ static void stage_out(worker *w, task *t)
 }
 
 /* Reads what a running engine's channel has (non-blocking session). */
+/* One read of an engine's output, into its log: the bytes read, 0, or
+ * libssh2's error (LIBSSH2_ERROR_EAGAIN: nothing now). */
+static ssize_t read_output(task *t, char *buf, size_t n)
+{
+    ssize_t r = libssh2_channel_read(t->ch, buf, n);
+    if (r > 0 && t->log_fd >= 0 && write(t->log_fd, buf, (size_t)r) < 0) {
+        /* (a log that cannot be written loses the output, not the engine) */
+    }
+    return r;
+}
+
+/* One read of an engine's stderr, where the launch script's markers come. */
+static ssize_t read_markers(worker *w, task *t)
+{
+    ssize_t r = libssh2_channel_read_stderr(t->ch, t->errbuf + t->errlen, sizeof t->errbuf - 1 - t->errlen);
+    if (r <= 0)
+        return r;
+    t->errlen += (size_t)r;
+    t->errbuf[t->errlen] = 0;
+    char *nl;
+    while ((nl = strchr(t->errbuf, '\n'))) {
+        *nl = 0;
+        parse_marker(w, t, t->errbuf);
+        size_t rest = t->errlen - (size_t)(nl + 1 - t->errbuf);
+        memmove(t->errbuf, nl + 1, rest + 1);
+        t->errlen = rest;
+    }
+    if (t->errlen >= sizeof t->errbuf - 1)
+        t->errlen = 0; /* a line longer than the buffer: drop it */
+    return r;
+}
+
 /* Reads what an engine's channel has (non-blocking session): its output
  * into the log, its markers; 0, or -1 when the channel failed. */
 static int drain_channel(worker *w, task *t)
 {
     char buf[16384];
     ssize_t r;
-    while ((r = libssh2_channel_read(t->ch, buf, sizeof buf)) > 0)
-        if (t->log_fd >= 0 && write(t->log_fd, buf, (size_t)r) < 0)
-            break;
+    while ((r = read_output(t, buf, sizeof buf)) > 0)
+        ;
     int broken = r < 0 && r != LIBSSH2_ERROR_EAGAIN;
-    while ((r = libssh2_channel_read_stderr(t->ch, t->errbuf + t->errlen,
-                                            sizeof t->errbuf - 1 - t->errlen)) > 0) {
-        t->errlen += (size_t)r;
-        t->errbuf[t->errlen] = 0;
-        char *nl;
-        while ((nl = strchr(t->errbuf, '\n'))) {
-            *nl = 0;
-            parse_marker(w, t, t->errbuf);
-            size_t rest = t->errlen - (size_t)(nl + 1 - t->errbuf);
-            memmove(t->errbuf, nl + 1, rest + 1);
-            t->errlen = rest;
-        }
-        if (t->errlen >= sizeof t->errbuf - 1)
-            t->errlen = 0; /* a line longer than the buffer: drop it */
-    }
+    while ((r = read_markers(w, t)) > 0)
+        ;
     broken |= r < 0 && r != LIBSSH2_ERROR_EAGAIN;
     return broken ? -1 : 0;
+}
+
+/* The engine's command has ended (its channel's end came): when, and, for
+ * one that ended by itself, the scheduler is told that its files are
+ * coming back (their time is not its timeout's). Once. */
+static void engine_ended(worker *w, task *t)
+{
+    if (t->t_exit > 0)
+        return;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    t->t_exit = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+    sshw *x = w->data;
+    pthread_mutex_lock(&x->mu);
+    int cancel = t->cancel;
+    pthread_mutex_unlock(&x->mu);
+    if (!cancel && t->exit_code >= 0)
+        post(w, M_EXITED, t, NULL);
 }
 
 static void service(worker *w, task *t)
@@ -896,9 +930,7 @@ static void service(worker *w, task *t)
     }
     if (!libssh2_channel_eof(t->ch))
         return;
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    t->t_exit = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+    engine_ended(w, t);
     sshw *x = w->data;
     libssh2_session_set_blocking(x->c->s, 1);
     libssh2_channel_close(t->ch);
@@ -921,17 +953,13 @@ static void service(worker *w, task *t)
     } else {
         if (t->exit_code != 0)
             snprintf(t->reason, sizeof t->reason, "the engine exited with code %d", t->exit_code);
-        post(w, M_EXITED, t, NULL);
         stage_out(w, t);
     }
     if (x->c)
         libssh2_session_set_blocking(x->c->s, 0);
 }
 
-/* patient: the link is busy with a transfer, whose data can be seconds
- * ahead of the kill's answer (the I/O timeout is waited, not a keepalive
- * interval). */
-static void cancel_task(worker *w, task *t, int patient)
+static void cancel_task(worker *w, task *t)
 {
     sshw *x = w->data;
     if (t->phase == T_QUEUED) {
@@ -944,8 +972,7 @@ static void cancel_task(worker *w, task *t, int patient)
     t->killed = 1;
     /* a healthy host answers at once: waiting longer than a keepalive
      * interval only delays a Ctrl-C over a link that is gone */
-    if (!patient)
-        libssh2_session_set_timeout(x->c->s, (long)(keepalive_interval(x) * 1000));
+    libssh2_session_set_timeout(x->c->s, (long)(keepalive_interval(x) * 1000));
     int rc = host_run(w, ssh_kill_script(t->pid, t->slot_dir, t->kill_grace), 30 + t->kill_grace);
     if (conn_ok(x))
         libssh2_session_set_timeout(x->c->s, (long)(x->c->io_timeout * 1000));
@@ -965,35 +992,38 @@ static void cancel_task(worker *w, task *t, int patient)
 }
 
 /* Between two requests of a transfer (one plan's files, which can take
- * minutes over a slow link), on the thread: the host's other engines are
- * read, and those whose attempts were cancelled meanwhile (a timeout, a
- * Ctrl-C) are stopped now, not when the transfer ends. Their ends, and
- * their files, wait for it. */
+ * minutes over a slow link), on the thread: the host's other engines whose
+ * attempts were cancelled meanwhile (a timeout, a Ctrl-C) are stopped now,
+ * not when the transfer ends, over a connection of their own: the
+ * transfer's session can send nothing else between two of its requests
+ * (libssh2 may hold one of them half sent, and anything sent before it
+ * would wait for ever). Their ends, and their files, wait for the transfer. */
 static void tend_others(sshw *x)
 {
     double now = mono();
-    if (x->tending || !x->c || now < x->next_tend)
+    if (now < x->next_tend)
         return;
     x->next_tend = now + 0.2;
-    worker *w = x->self;
-    int blocking = libssh2_session_get_blocking(x->c->s);
-    x->tending = 1;
-    for (task *t = x->tasks; t && !x->lost_why[0]; t = t->next) {
-        if (t == x->moving || t->phase != T_RUNNING || !t->ch)
-            continue;
-        libssh2_session_set_blocking(x->c->s, 0);
-        if (drain_channel(w, t) != 0) {
-            lose_connection(w, "the engine's channel failed");
-            break;
-        }
+    for (task *t = x->tasks; t; t = t->next) {
         pthread_mutex_lock(&x->mu);
         int cancel = t->cancel;
         pthread_mutex_unlock(&x->mu);
-        if (cancel && !t->killed)
-            cancel_task(w, t, 1);
+        if (t == x->moving || t->phase != T_RUNNING || !cancel || t->killed || t->pid <= 0)
+            continue;
+        char err[1024], *out = NULL, *eo = NULL;
+        int refused = 0, code = 0;
+        ssh_conn *c = ssh_connect(&x->target, &refused, err, sizeof err);
+        char *cmd = c ? ssh_kill_script(t->pid, t->slot_dir, t->kill_grace) : NULL;
+        if (cmd && ssh_exec(c, cmd, NULL, &out, &eo, &code, 30 + t->kill_grace, err, sizeof err) == 0)
+            t->killed = 1;
+        else /* (a host that takes no second connection would stall the
+              * transfer on every try: once the transfer is over, or 30 s on) */
+            x->next_tend = mono() + 30;
+        free(cmd);
+        free(out);
+        free(eo);
+        ssh_close(c);
     }
-    x->tending = 0;
-    libssh2_session_set_blocking(x->c->s, blocking);
 }
 
 /* The session is gone: fail what ran on it (the scheduler retries elsewhere),
@@ -1006,15 +1036,6 @@ static void drop_connection(worker *w, const char *why, int tell)
     sshw *x = w->data;
     if (!x->c)
         return;
-    if (x->tending) {
-        /* a transfer up the stack uses the connection: it is cut, so that
-         * the transfer fails at once, and dropped when that has returned */
-        if (!x->lost_why[0])
-            snprintf(x->lost_why, sizeof x->lost_why, "%s", why);
-        ssh_cut(x->c);
-        return;
-    }
-    x->lost_why[0] = 0;
     char reason[600];
     size_t ll = strlen(x->c->label);
     if (strncmp(why, x->c->label, ll) == 0 && strncmp(why + ll, ": ", 2) == 0)
@@ -1149,7 +1170,7 @@ static void *thread_main(void *arg)
         for (task *t = x->tasks, *n; t && conn_ok(x); t = n) {
             n = t->next;
             if (t->cancel && !t->killed)
-                cancel_task(w, t, 0);
+                cancel_task(w, t);
             else if (t->phase == T_QUEUED && (!x->engine_cap || count_running(x) < x->engine_cap)) {
                 libssh2_session_set_blocking(x->c->s, 1);
                 start_task(w, t);
@@ -1158,8 +1179,6 @@ static void *thread_main(void *arg)
                 libssh2_session_set_blocking(x->c->s, 0);
                 service(w, t);
             }
-            if (conn_ok(x) && x->lost_why[0]) /* lost in tend_others */
-                lose_connection(w, x->lost_why);
         }
         int running = conn_ok(x) && count_running(x) > 0;
         if (running) {
@@ -1233,7 +1252,6 @@ static int sw_create(worker *w, lua_State *L, int idx, char *err, size_t n)
         return snprintf(err, n, "out of memory"), -1;
     w->data = x;
     x->wake_thread = x->wake_main = x->watch = -1;
-    x->self = w;
     pthread_mutex_init(&x->mu, NULL);
     if (ssh_target_from_lua(L, idx, &x->target, err, n) != 0)
         return -1;

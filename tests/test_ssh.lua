@@ -891,10 +891,10 @@ function TestSsh:test_ctrl_c_stops_a_timed_out_attempts_files_coming_back()
   lu.assertStrContains(plan.reason, "timed out")
 end
 
--- A plan's timeout stops its engine while another plan's files come back
--- from the same host over a slow link (6 MB at 4 Mbit/s: 12 s), not when
--- they are all there: the host's connection, busy with the transfer, sends
--- the kill between two of its requests.
+-- While one plan's files come back from a host over a slow link (6 MB at
+-- 4 Mbit/s: 12 s), a plan of the same host that hangs is stopped at its
+-- timeout, not when the transfer ends; and the plan whose files come back
+-- is not failed by its timeout meanwhile (its engine ended well).
 function TestSsh:test_a_timeout_is_enforced_while_another_plans_files_come_back()
   local dir = H.tmpdir("engine")
   local home = dir .. "/linux"
@@ -928,7 +928,7 @@ function TestSsh:test_a_timeout_is_enforced_while_another_plans_files_come_back(
   lu.assertStrContains(H.result(r, "02").reason, "timed out")
   local stopped = tonumber(H.read(stamp))
   lu.assertNotNil(stopped, "the hung engine was never told to stop")
-  -- (the kill's answer comes behind the transfer's data in flight: seconds)
+  -- (the kill goes over a connection of its own, on the busy link: seconds)
   lu.assertTrue(stopped - launched < 2 + 4, ("stopped %.1f s after its launch"):format(stopped - launched))
   lu.assertTrue(stopped < fetched - 5, ("stopped %.1f s before plan 01's files were back"):format(fetched - stopped))
 end
