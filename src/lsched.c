@@ -331,7 +331,10 @@ void lsched_event(sched *s, const char *type, job *j, attempt *a, worker *w, con
         set_str(L, "worker", w->name);
         set_str(L, "host", w->host);
     }
-    call_lua(L, 1, 0, "on_event");
+    char what[600];
+    snprintf(what, sizeof what, "on_event (a %s event%s%s%s%s)", type, j ? " of " : "", j ? j->key : "",
+             !j && w ? " of worker " : "", !j && w ? w->name : "");
+    call_lua(L, 1, 0, what);
     s->lua_ran = 1; /* it may have stopped the run (a SIGINT to itself) */
 }
 

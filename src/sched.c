@@ -378,6 +378,8 @@ static void finish_job(sched *s, job *j, attempt *a, enum job_status st, const c
     cJSON *o = jrec("done", j, NULL);
     cJSON_AddStringToObject(o, "status", status_name(st));
     journal_add_number(o, "attempts", job_attempts_made(j));
+    if (j->first_start > 0) /* as run.json has it (a resume reads it back) */
+        journal_add_number(o, "elapsed", j->end - j->first_start);
     if (j->result_path)
         cJSON_AddStringToObject(o, "result", j->result_path);
     if (j->reason[0])

@@ -841,6 +841,48 @@ function TestSched:test_the_live_total_tells_cancelled_from_failed()
   lu.assertStrContains(table.concat(out), "[2/3 done, 1 failed, 1 cancelled, 0 running")
 end
 
+-- An on_event that raises is named with the event and plan it was given;
+-- the run goes on.
+function TestSched:test_an_on_event_error_names_its_event_and_plan()
+  local d = H.tmpdir("onev")
+  H.project(d, { { title = "a", seconds = 0.05 } })
+  local recipe = d .. "/r.lua"
+  assert(fs.write(recipe, table.concat({
+    'local rasrun = require "rasrun"',
+    'local pool = rasrun.pool { rasrun.worker { type = "local", engine = { kind = "linux", home = rasrun.sim.home("linux") } } }',
+    'local run = pool:run { project = arg[1] .. "/Sample.prj", progress = false, run_dir = arg[1] .. "/run",',
+    '  on_event = function(ev) if ev.type == "done" then error({}) end end }',
+    'return run.ok and 0 or 1', "" }, "\n")))
+  local r = H.rasrun({ "run", recipe, d }, { timeout = 60 })
+  lu.assertEquals(r.code, 0, r.stderr)
+  lu.assertStrContains(r.stderr, "rasrun: on_event (a done event of Sample/p01) raised an error: a table value")
+end
+
+-- What the recipe's code prints while the live block is on the screen (an
+-- on_event, a check) is not drawn over: the block is taken off the screen
+-- first, and drawn again after it, below what it printed.
+function TestSched:test_what_the_recipe_prints_stays_above_the_live_block()
+  local out = {}
+  local p = require("rasrun.progress").new({ progress = "plain" })
+  p.mode, p.out = "live", { write = function(_, s) out[#out + 1] = s end, flush = function() end }
+  p:begin(2, { {}, {} }, { { slots = 1 } })
+  p:event({ type = "start", job = "Sample/p01", worker = "here", attempt = 1 })
+  p:draw()
+  local drawn = p.drawn
+  lu.assertTrue(drawn > 0)
+  local ret = table.pack(p:around(function(a, b)
+    out[#out + 1] = "PRINTED\n"
+    return a + b, "two"
+  end, 1, 2))
+  lu.assertEquals({ ret[1], ret[2], ret.n }, { 3, "two", 2 })
+  local text = table.concat(out)
+  local printed = text:find("PRINTED", 1, true)
+  -- the block was erased just before, and drawn again just after
+  lu.assertStrContains(text:sub(1, printed - 1), ("\27[%dA\27[J"):format(drawn))
+  lu.assertStrContains(text:sub(printed), "Sample/p01")
+  lu.assertEquals(p.drawn, drawn)
+end
+
 -- The time left is never less than the running plan furthest from its end
 -- needs (the work left was spread over every slot, idle ones too); a long
 -- plan key keeps its plan number and leaves room for the worker, the time
@@ -1312,6 +1354,8 @@ function TestSched:test_bad_settings_are_named()
     { { slots = "2" }, 'slots must be a whole number from 1 to 1024, got "2"' },
     { { slots = 2 ^ 31 }, "slots must be a whole number from 1 to 1024" },
     { { slots = 5000 }, "slots must be a whole number from 1 to 1024, got 5000" },
+    { { workdir = 5 }, "workdir must be a string, got 5" },
+    { { enabled = "false" }, 'enabled must be true or false, got "false"' },
   }) do
     local cfg = case[1]
     cfg.type, cfg.engine = "local", { kind = "linux", home = "/x" }
@@ -1323,6 +1367,19 @@ function TestSched:test_bad_settings_are_named()
   local prj = project({ { title = "a" } })
   lu.assertErrorMsgContains("unknown option 'retry'",
     function() pool_of(H.local_worker("a")):run { project = prj, retry = 1 } end)
+  lu.assertErrorMsgContains("projects must be a list of projects or .prj paths, got an empty list",
+    function() pool_of(H.local_worker("a")):run { projects = {} } end)
+  lu.assertErrorMsgContains('projects must be a list of projects or .prj paths, got "x.prj"',
+    function() pool_of(H.local_worker("a")):run { projects = "x.prj" } end)
+  lu.assertErrorMsgContains("projects[1] is nil (a project that could not be opened?)",
+    function() pool_of(H.local_worker("a")):run { projects = { nil, prj } } end)
+  lu.assertErrorMsgContains("rasrun.project.open returns nil and a message",
+    function() pool_of(H.local_worker("a")):run { project = rasrun.project.open("/nowhere/X.prj") } end)
+  local ssh = { type = "ssh", host = "h", engine = { kind = "linux", home = "/x" } }
+  ssh.identity = 5
+  lu.assertErrorMsgContains("identity must be a file's path or false, got 5", function() rasrun.worker(ssh) end)
+  ssh.identity = false
+  lu.assertEquals(rasrun.worker(ssh).identity, false)
   lu.assertErrorMsgContains("no plan p09",
     function() pool_of(H.local_worker("a")):run { project = prj, plans = { "09" } } end)
   for _, case in ipairs({
@@ -1338,6 +1395,8 @@ function TestSched:test_bad_settings_are_named()
     { { on_event = "print" }, 'on_event must be a function, got "print"' },
     { { run_dir = 5 }, "run_dir must be a folder's path, got 5" },
     { { resume = 5 }, "resume must be a folder's path, got 5" },
+    { { force = "false" }, 'force must be true or false, got "false"' },
+    { { quiet = 1 }, "quiet must be true or false, got 1" },
   }) do
     local opts = case[1]
     opts.project = prj
@@ -2332,6 +2391,46 @@ function TestSched:test_a_resume_of_a_finished_run_keeps_its_times()
     lu.assertEquals(after.plans[i].history[1].ended, before.plans[i].history[1].ended)
   end
   lu.assertStrContains(H.read(d .. "/run/report.html"), ("(%.1f s)"):format(before.seconds))
+end
+
+-- Resumes write the same reports of what finished before them: a plan's
+-- time is the one the controller that finished it gave (not the span from
+-- its interrupted attempt to its end in a resume), a plan skipped as up to
+-- date keeps its checks, and attempts keep their byte counts (0 here).
+function TestSched:test_resumes_report_what_finished_as_it_was()
+  if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
+  local _, d = project({ { title = "up to date", seconds = 0.1 }, { title = "slow", seconds = 1.5 } })
+  local env = { RASRUN_TEST_RUNDIR = d .. "/first" }
+  local r = H.rasrun({ "run", H.root .. "/tests/recipes/pool_run.lua", d, "1" }, { env = env, timeout = 60 })
+  lu.assertEquals(r.code, 0, r.stderr)
+  assert(os.remove(d .. "/Sample.p02.hdf"))
+  -- a run that skips plan 01 and is stopped by Ctrl-C during plan 02
+  local pid, run_dir = start_controller(d, 1)
+  H.wait_for(function() return journal_count(run_dir, "launched") == 1 end, 20, "plan 02's engine")
+  sys.sleep(0.5)
+  sys.kill(pid, "INT")
+  lu.assertEquals(sys.wait(pid, 30), 130)
+  local function resume()
+    sys.sleep(1.2) -- (a gap between controllers, that no plan's time may take)
+    local rr = H.rasrun({ "resume", run_dir }, { timeout = 60 })
+    lu.assertEquals(rr.code, 0, rr.stderr)
+    return json.decode(H.read(run_dir .. "/run.json"))
+  end
+  local once, twice = resume(), resume()
+  lu.assertEquals(once.plans[1].status, "skipped")
+  lu.assertEquals(#once.plans[1].checks, 4)
+  lu.assertEquals(twice.plans[1].checks, once.plans[1].checks)
+  lu.assertEquals(once.plans[2].status, "ok")
+  lu.assertTrue(once.plans[2].elapsed < 2.5, once.plans[2].elapsed)
+  lu.assertAlmostEquals(twice.plans[2].elapsed, once.plans[2].elapsed, 0.01)
+  lu.assertEquals(twice.plans[2].attempts, 2)
+  for _, h in ipairs(twice.plans[2].history) do lu.assertEquals({ h.bytes_up, h.bytes_down }, { 0, 0 }) end
+  -- the lines the second resume wrote again say how many attempts there were
+  local restated = {}
+  for _, e in ipairs(H.journal(run_dir)) do
+    if e.ev == "done" and e.resumed then restated[e.job] = e.attempts end
+  end
+  lu.assertEquals(restated["Sample/p02"], 2)
 end
 
 -- A resume that no pool:run of the recipe takes (here a plan was added

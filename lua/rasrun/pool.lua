@@ -75,7 +75,7 @@ function M.worker(cfg)
   if type(cfg) ~= "table" then error("rasrun.worker: expected a table of settings", 2) end
   local t = cfg.type
   local where = ("rasrun.worker{type=%q%s}"):format(tostring(t),
-    cfg.name and (", name=%q"):format(cfg.name) or "")
+    cfg.name ~= nil and (", name=%s"):format(shown(cfg.name)) or "")
   if t == nil then error("rasrun.worker: missing field 'type' (local, ssh)", 2) end
   local fields = M.types[t]
   if not fields then
@@ -111,6 +111,13 @@ function M.worker(cfg)
     bad("kill_grace", "a number of seconds >= 0")
   end
   if cfg.name ~= nil and (type(cfg.name) ~= "string" or cfg.name == "") then bad("name", "a non-empty string") end
+  for _, k in ipairs({ "workdir", "user", "password_env", "passphrase_env" }) do
+    if cfg[k] ~= nil and type(cfg[k]) ~= "string" then bad(k, "a string") end
+  end
+  for _, k in ipairs({ "identity", "known_hosts" }) do -- (false: none)
+    if cfg[k] ~= nil and cfg[k] ~= false and type(cfg[k]) ~= "string" then bad(k, "a file's path or false") end
+  end
+  if cfg.enabled ~= nil and type(cfg.enabled) ~= "boolean" then bad("enabled", "true or false") end
   -- (numbers may come as strings of digits: os.getenv("SSH_PORT"), JSON)
   local numbers = {}
   if t == "ssh" then
@@ -386,15 +393,21 @@ local function holds_results(tmp, ctx)
   return { ok = not why, reason = why or nil, checks = { { name = "results", ok = not why, detail = why or nil } } }
 end
 
-local function make_check(check)
+-- progress (optional): a recipe's own check runs with the live block off
+-- the screen (P:around).
+local function make_check(check, progress)
   if check == false then check = holds_results end
   check = check or checks.standard {}
+  local function call(...)
+    if progress then return progress:around(check, ...) end
+    return check(...)
+  end
   return function(job, tmp, ctx)
     local rep
     if checks.is_set(check) then
-      rep = check(tmp, ctx)
+      rep = call(tmp, ctx) -- (its extra checks are the recipe's code)
     else
-      local ok, detail = check(tmp, ctx, job.plan)
+      local ok, detail = call(tmp, ctx, job.plan)
       if type(ok) == "table" then rep = ok
       else
         rep = { ok = ok and true or false, reason = not ok and (detail or "the recipe's check failed") or nil,
@@ -454,8 +467,9 @@ local function read_resume(dir)
   for i = first, #entries do
     local e = entries[i]
     if e.ev == "run_resume" then controller_died() end
-    last_t = e.t or last_t
-    if e.ev == "run_end" then run_end = e.t end
+    -- (a resume's lines on the engines it stopped are not the dead controller's)
+    if not e.stopped_by_resume then last_t = e.t or last_t end
+    if e.ev == "run_end" then run_end = not e.signal and e.t or nil end -- (Ctrl-C: not the run's end)
     if e.ev == "run_start" or e.ev == "run_resume" then
       run_end = nil -- (a run that went on after it)
       boot = e.boot_id
@@ -492,7 +506,7 @@ local function read_resume(dir)
         -- its end as the run saw it (the line comes after the checks)
         local ended = type(e.elapsed) == "number" and h.started and h.started + e.elapsed or e.t
         h.reason, h.exit_code, h.ended = e.reason, e.exit, ended
-        h.bytes_up, h.bytes_down, h.checks = e.bytes_up, e.bytes_down, e.checks
+        h.bytes_up, h.bytes_down, h.checks = e.bytes_up or 0, e.bytes_down or 0, e.checks
       end
     end
     if e.ev == "attempt" and e.worker and e.workdir and not seen_dir[e.workdir] then
@@ -649,8 +663,28 @@ local function validate(opts)
   for k in pairs(opts) do
     if not RUN_OPTIONS[k] then misuse(("unknown option '%s'"):format(tostring(k))) end
   end
-  if not opts.project and not opts.projects then misuse("missing option 'project'") end
+  if not opts.project and not opts.projects then
+    -- (project = prj, with prj nil: rasrun.project.open returned nil and why)
+    misuse("missing option 'project' (a project, or a .prj path; rasrun.project.open returns nil and "
+      .. "a message when it cannot open one)")
+  end
   if opts.project and opts.projects then misuse("give project or projects, not both") end
+  if opts.projects ~= nil then
+    local p = opts.projects
+    if type(p) ~= "table" or #p == 0 or getmetatable(p) ~= nil then
+      misuse(("projects must be a list of projects or .prj paths, got %s")
+        :format(type(p) == "table" and getmetatable(p) == nil and "an empty list" or shown(p)))
+    end
+    for i = 1, #p do
+      if p[i] == nil then misuse(("projects[%d] is nil (a project that could not be opened?)"):format(i)) end
+    end
+  end
+  -- true or false, and nothing else: force = "false" would recompute every plan
+  for _, k in ipairs({ "force", "quiet", "keep_scratch" }) do
+    if opts[k] ~= nil and type(opts[k]) ~= "boolean" then
+      misuse(("%s must be true or false, got %s"):format(k, shown(opts[k])))
+    end
+  end
   if opts.retries ~= nil and (math.type(opts.retries) ~= "integer" or opts.retries < 0
                               or opts.retries > 1000) then
     misuse("retries must be a whole number from 0 to 1000")
@@ -827,7 +861,8 @@ function Pool:run(opts)
         if h.attempt == e.attempt then
           h.ended, h.reason = e.stopped_at, why
           journal:write { ev = "attempt_end", job = e.job, plan = e.plan, attempt = e.attempt,
-                          worker = e.worker, host = e.host, ok = false, reason = why, t = e.stopped_at }
+                          worker = e.worker, host = e.host, ok = false, reason = why, t = e.stopped_at,
+                          stopped_by_resume = true }
         end
       end
     end
@@ -867,8 +902,11 @@ function Pool:run(opts)
       end
       if h[1] then
         r.worker, r.host, r.checks = h[#h].worker, h[#h].host, h[#h].checks
-        r.elapsed = ((done or failed).t or h[#h].ended or h[1].started) - h[1].started
+        -- as the controller that finished it said (older journals: from its times)
+        r.elapsed = (done or failed).elapsed or ((done or failed).t or h[#h].ended or h[1].started) - h[1].started
       end
+      -- a plan skipped as up to date: its checks, as journaled
+      if done and done.checks and not r.checks then r.checks = done.checks end
     elseif not opts.force and not done then
       local fresh, rep = up_to_date(j.plan, opts.check)
       if fresh then
@@ -1021,7 +1059,9 @@ function Pool:run(opts)
     if r.status == "skipped" or r.resumed or (resume_dir and r.status == "failed") then
       journal:write { ev = "done", job = r.key, plan = r.plan, status = r.status == "failed" and "failed" or "ok",
                       result = r.result, reason = r.reason, skipped = r.status == "skipped" or nil,
-                      resumed = r.resumed or nil, attempts = 0 }
+                      resumed = r.resumed or nil, attempts = r.attempts, elapsed = r.elapsed,
+                      checks = r.status == "skipped" and (r.checks or (r.report and report.plain_checks(r.report.checks)))
+                        or nil }
     end
   end
   local ssh_slots = false -- folders the interrupted run left on SSH hosts
@@ -1036,7 +1076,7 @@ function Pool:run(opts)
   local user_event = opts.on_event
   local on_event -- none when nobody listens: no event tables are built
   if user_event and progress.mode ~= "quiet" then
-    on_event = function(ev) progress:event(ev); user_event(ev) end
+    on_event = function(ev) progress:event(ev); progress:around(user_event, ev) end
   elseif user_event then
     on_event = user_event
   elseif progress.mode ~= "quiet" then
@@ -1045,7 +1085,7 @@ function Pool:run(opts)
   local sres, sig = require("rasrun.sched").run {
     run_id = run_id, run_dir = run_dir, journal = journal,
     workers = workers, jobs = to_run,
-    check = make_check(opts.check),
+    check = make_check(opts.check, progress),
     on_event = on_event,
     tick = progress.mode == "live" and function(moving) progress:tick(moving) end or nil,
     keep_scratch = opts.keep_scratch, cancel_wait = opts.cancel_wait, down_grace = opts.down_grace,

@@ -41,6 +41,20 @@ end
 
 function P:note(msg) self:line(msg) end
 
+-- Calls fn(...), the recipe's code (on_event, a check), with the live block
+-- off the screen, so that what it prints stays above the block instead of
+-- being drawn over; the block comes back when it returns (or, when it
+-- raises, with the next event or tick, after rasrun has said so).
+function P:around(fn, ...)
+  if self.mode ~= "live" or self.drawn == 0 then return fn(...) end
+  self:clear()
+  self.out:flush()
+  local res = table.pack(fn(...))
+  self:draw()
+  self.out:flush()
+  return table.unpack(res, 1, res.n)
+end
+
 -- "1 plan", "2 plans"
 -- "1 slot", "2 slots"
 local function count(n, word) return ("%d %s%s"):format(n, word, n == 1 and "" or "s") end
