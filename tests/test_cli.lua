@@ -152,7 +152,7 @@ function TestCli:test_plans_result_states()
   assert(fs.write(d .. "/Sample.p02.hdf", good))
   fs.touch(d .. "/Sample.u01", require("rasrun.sys").now())
   r = H.rasrun({ "plans", d .. "/Sample.prj" })
-  lu.assertStrContains(r.stdout, "result older than inputs (Sample.u01 is newer than the result)")
+  lu.assertStrContains(r.stdout, "result out of date (Sample.u01 is newer than the result)")
 end
 
 function TestCli:test_run_passes_arguments_and_reports_errors()

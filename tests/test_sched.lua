@@ -512,6 +512,10 @@ function TestSched:test_a_plans_checks_are_its_last_attempts()
   -- an error that is not a string is told by its message (it read "(null)")
   lu.assertStrContains(res.reason, "the check raised an error: no licence for the checker")
   lu.assertEquals(res.checks or {}, {})
+  -- a check that returns nothing is told so
+  prj = project({ { title = "a", seconds = 0.05 } })
+  r = run(pool, { project = prj, check = function() end })
+  lu.assertEquals(r.results[1].reason, "the recipe's check returned nothing (return true, or false and why)")
 end
 
 function TestSched:test_dependencies_are_respected()
@@ -1375,6 +1379,20 @@ function TestSched:test_bad_settings_are_named()
     function() pool_of(H.local_worker("a")):run { projects = { nil, prj } } end)
   lu.assertErrorMsgContains("rasrun.project.open returns nil and a message",
     function() pool_of(H.local_worker("a")):run { project = rasrun.project.open("/nowhere/X.prj") } end)
+  lu.assertErrorMsgContains("plan 01 waits for itself in after (after maps a plan to the plans it waits for",
+    function() pool_of(H.local_worker("a")):run { project = prj, after = { { "02", "01" } } } end)
+  lu.assertErrorMsgContains("/nowhere/X.prj: no such project file",
+    function() pool_of(H.local_worker("a")):run { project = "/nowhere/X.prj" } end)
+  -- rasrun.fail in a plans filter stops the recipe as it says
+  local ok, e = pcall(function()
+    pool_of(H.local_worker("a")):run { project = prj, plans = function() rasrun.fail("no such storm", 4) end }
+  end)
+  lu.assertFalse(ok)
+  lu.assertEquals({ e.exit_code, e.message }, { 4, "no such storm" })
+  lu.assertErrorMsgContains("maxima compares with nothing: give min, max or baseline",
+    function() rasrun.checks.standard { maxima = { tolerance = 0.1 } } end)
+  lu.assertErrorMsgContains("engine.home (the HEC-RAS install folder) must be a folder's path, got 5",
+    function() rasrun.worker { type = "local", engine = { kind = "linux", home = 5 } } end)
   local ssh = { type = "ssh", host = "h", engine = { kind = "linux", home = "/x" } }
   ssh.identity = 5
   lu.assertErrorMsgContains("identity must be a file's path or false, got 5", function() rasrun.worker(ssh) end)

@@ -317,9 +317,10 @@ M.help.plans = [[
 usage: rasrun plans [--json] PROJECT.prj
 
 Lists the plans of a HEC-RAS project: number, title, short id, geometry, flow
-file, and the state of the result: no result / result older than inputs /
-result fails its checks / up to date (newer than its inputs and passing the
-standard checks, as `rasrun run` would skip it). Plans whose file, or whose
+file, and the state of the result: no result / result out of date (an input
+is newer, it is dated in the future, or it was made for another plan: the
+reason follows) / result fails its checks / up to date (newer than its
+inputs and passing the standard checks, as `rasrun run` would skip it). Plans whose file, or whose
 geometry or flow file, is missing are shown as missing.
 
   --json    the same as one JSON document: { project, title, plans = [ {
@@ -330,7 +331,7 @@ Exit status 0 when the project could be read (whatever its plans' state),
 2 when it could not.
 ]]
 
-local STATE_TEXT = { none = "no result", stale = "result older than inputs",
+local STATE_TEXT = { none = "no result", stale = "result out of date",
                      failed = "result fails its checks", current = "up to date", missing = "missing" }
 
 local function plan_row(p, checks)

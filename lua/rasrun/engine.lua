@@ -25,8 +25,12 @@ function M.check(e, where)
     error(("%s: engine.kind must be \"linux\" or \"windows\", got %s"):format(where,
       e.kind == nil and "nothing" or ("%q"):format(tostring(e.kind))), 3)
   end
-  if type(e.home) ~= "string" or e.home == "" then
+  if e.home == nil or e.home == "" then
     error(("%s: engine.home (the HEC-RAS install folder) is missing"):format(where), 3)
+  end
+  if type(e.home) ~= "string" then
+    error(("%s: engine.home (the HEC-RAS install folder) must be a folder's path, got %s")
+      :format(where, type(e.home) == "number" and tostring(e.home) or ("a " .. type(e.home))), 3)
   end
   if e.preprocess ~= nil and type(e.preprocess) ~= "boolean" then
     error(("%s: engine.preprocess must be true or false, got %s"):format(where, tostring(e.preprocess)), 3)

@@ -206,7 +206,7 @@ end
 local function as_project(p)
   if type(p) == "string" then
     local prj, err = require("rasrun.project").open(p)
-    if not prj then cannot(err) end
+    if not prj then misuse(err) end
     return prj
   end
   if type(p) ~= "table" or not p.plans then misuse("project must be a project or a .prj path") end
@@ -221,6 +221,7 @@ local function select_plans(prj, sel)
   elseif type(sel) == "function" then
     for _, p in ipairs(prj:plans()) do
       local ok, take = pcall(sel, p)
+      if not ok and runtime.is_stop(take) then error(take, 0) end -- rasrun.fail: as it said
       if not ok then
         misuse(("the plans filter raised an error on plan %s of %s%s: %s"):format(p.number,
           prj.path, p.error and (" (" .. p.error .. ")") or "", tostring(take)))
@@ -309,6 +310,17 @@ end
 local function resolve_after(jobs, after)
   if after == nil then return end
   if type(after) ~= "table" then misuse("after must map a plan to the plans it waits for") end
+  -- a plan that waits for itself: a list of pairs ({ {"02", "01"} }) reads
+  -- as plan 01 (key 1) waiting for 02 and 01
+  local num = require("rasrun.project").plan_number
+  for id, deps in pairs(after) do
+    for _, d in ipairs(type(deps) == "table" and deps or { deps }) do
+      if num(id) and num(id) == num(d) then
+        misuse(("plan %s waits for itself in after%s"):format(num(id), math.type(id) == "integer"
+          and " (after maps a plan to the plans it waits for: after = { [\"02\"] = { \"01\" } })" or ""))
+      end
+    end
+  end
   local by_key = {}
   for i, j in ipairs(jobs) do by_key[j.key] = i end
   -- The jobs id names: a job's key names that job; a plan number ("02",
@@ -410,7 +422,9 @@ local function make_check(check, progress)
       local ok, detail = call(tmp, ctx, job.plan)
       if type(ok) == "table" then rep = ok
       else
-        rep = { ok = ok and true or false, reason = not ok and (detail or "the recipe's check failed") or nil,
+        local why = ok == nil and detail == nil and "the recipe's check returned nothing (return true, or false and why)"
+          or detail or "the recipe's check failed"
+        rep = { ok = ok and true or false, reason = not ok and why or nil,
                 checks = { { name = "recipe", ok = ok and true or false, detail = detail } } }
       end
     end

@@ -23,6 +23,9 @@ function M.stop(code, message, said)
   error(setmetatable({ exit_code = code, message = message, said = said }, Stop), 0)
 end
 
+-- Whether e is what M.stop raised (rasrun.fail included).
+function M.is_stop(e) return getmetatable(e) == Stop end
+
 -- 1 when any plan of any run failed or was cancelled, else 0.
 function M.status()
   for _, run in ipairs(M.runs) do
