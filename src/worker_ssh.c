@@ -856,14 +856,16 @@ static void stage_out(worker *w, task *t)
         drop_connection(w, err, !x->c->stopped);
 }
 
-/* Reads what a running engine's channel has (non-blocking session). */
 /* One read of an engine's output, into its log: the bytes read, 0, or
- * libssh2's error (LIBSSH2_ERROR_EAGAIN: nothing now). */
+ * libssh2's error (LIBSSH2_ERROR_EAGAIN: nothing now). A log that cannot be
+ * written (a full disk) loses the rest of the output, not the engine: the
+ * channel is still read. */
 static ssize_t read_output(task *t, char *buf, size_t n)
 {
     ssize_t r = libssh2_channel_read(t->ch, buf, n);
-    if (r > 0 && t->log_fd >= 0 && write(t->log_fd, buf, (size_t)r) < 0) {
-        /* (a log that cannot be written loses the output, not the engine) */
+    if (r > 0 && t->log_fd >= 0 && write(t->log_fd, buf, (size_t)r) != r) {
+        close(t->log_fd);
+        t->log_fd = -1;
     }
     return r;
 }

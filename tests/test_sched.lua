@@ -597,7 +597,7 @@ pool:run { project = arg[1], after = { ["01"] = "02", ["02"] = "01" } }
   lu.assertStrContains(r.stderr, recipe .. ":4: pool:run: the after dependencies form a cycle: 01 -> 02 -> 01")
   r = sys.run({ H.bin, "run", recipe, d .. "/Nope.prj" })
   lu.assertEquals(r.code, 2)
-  lu.assertEquals(r.stderr, "pool:run: " .. d .. "/Nope.prj: no such project file\n")
+  lu.assertEquals(r.stderr, recipe .. ":4: pool:run: " .. d .. "/Nope.prj: no such project file\n")
   -- a filter that takes no plan is not an error, but is said
   assert(fs.write(recipe, ([[
 local rasrun = require "rasrun"

@@ -111,11 +111,13 @@ function M.worker(cfg)
     bad("kill_grace", "a number of seconds >= 0")
   end
   if cfg.name ~= nil and (type(cfg.name) ~= "string" or cfg.name == "") then bad("name", "a non-empty string") end
-  for _, k in ipairs({ "workdir", "user", "password_env", "passphrase_env" }) do
+  for _, k in ipairs({ "workdir", "password_env", "passphrase_env" }) do
     if cfg[k] ~= nil and type(cfg[k]) ~= "string" then bad(k, "a string") end
   end
-  for _, k in ipairs({ "identity", "known_hosts" }) do -- (false: none)
-    if cfg[k] ~= nil and cfg[k] ~= false and type(cfg[k]) ~= "string" then bad(k, "a file's path or false") end
+  -- (false: none, or what ~/.ssh/config says)
+  for k, what in pairs({ identity = "a file's path or false", known_hosts = "a file's path or false",
+                         user = "a user name or false" }) do
+    if cfg[k] ~= nil and cfg[k] ~= false and type(cfg[k]) ~= "string" then bad(k, what) end
   end
   if cfg.enabled ~= nil and type(cfg.enabled) ~= "boolean" then bad("enabled", "true or false") end
   -- (numbers may come as strings of digits: os.getenv("SSH_PORT"), JSON)
@@ -685,7 +687,8 @@ local function validate(opts)
   if opts.project and opts.projects then misuse("give project or projects, not both") end
   if opts.projects ~= nil then
     local p = opts.projects
-    if type(p) ~= "table" or #p == 0 or getmetatable(p) ~= nil then
+    -- (`rasrun workers` probes a pool with no project: projects = {})
+    if type(p) ~= "table" or (#p == 0 and not runtime.probe_only) or getmetatable(p) ~= nil then
       misuse(("projects must be a list of projects or .prj paths, got %s")
         :format(type(p) == "table" and getmetatable(p) == nil and "an empty list" or shown(p)))
     end
