@@ -827,6 +827,15 @@ static void process_finished(sched *s, attempt *a)
         date_result(a, note, sizeof note);
     if (!ok)
         drop_staged(s, a, !a->interrupted);
+    if (!ok && !a->interrupted && s->keep_scratch) {
+        /* keep_scratch: where its work folder goes (on its worker's host) */
+        char kept[4096];
+        sched_kept_dir(kept, sizeof kept, a);
+        int remote = a->w->host && strcmp(a->w->ops->type, "local") != 0;
+        size_t len = strlen(why);
+        snprintf(why + len, sizeof why - len, "%s(work folder kept in %s%s%s)", len ? " " : "", kept,
+                 remote ? " on " : "", remote ? a->w->host : "");
+    }
     cJSON *o = jrec("attempt_end", j, a);
     cJSON_AddBoolToObject(o, "ok", ok);
     journal_add_number(o, "exit", a->exit_code);

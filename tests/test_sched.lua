@@ -1658,6 +1658,12 @@ function TestSched:test_keep_scratch_keeps_failed_attempts_not_cancelled_ones()
   lu.assertEquals(fs.list(work), { run_id })
   lu.assertEquals(fs.list(work .. "/" .. run_id), { "Sample_p01-a1" })
   lu.assertTrue(fs.isfile(work .. "/" .. run_id .. "/Sample_p01-a1/Sample.b01"))
+  -- the attempt's reason says where
+  local reason
+  for _, e in ipairs(H.journal(run_dir)) do
+    if e.ev == "attempt_end" and e.job == "Sample/p01" then reason = e.reason end
+  end
+  lu.assertStrContains(reason, "(work folder kept in " .. work .. "/" .. run_id .. "/Sample_p01-a1)")
 end
 
 -- A hangup (the terminal closed, the SSH session dropped) or Ctrl-\\ stops
