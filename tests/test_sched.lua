@@ -1335,6 +1335,11 @@ function TestSched:test_plans_that_cannot_run_anywhere_fail_at_once()
   lu.assertStrContains(H.result(r, "01").reason,
     "linux engine: the linux engine needs Sample.p01.tmp.hdf (made by HEC-RAS on Windows)")
   lu.assertEquals(H.result(r, "02").status, "ok")
+  -- a plan whose own file is missing is said to be so, not blamed on an engine
+  fs.remove(d .. "/Sample.p01")
+  r = run(pool_of(H.local_worker("a", 2)), { project = rasrun.project.open(prj.path), run_dir = d .. "/run2" })
+  lu.assertStrContains(H.result(r, "01").reason, "plan p01 is listed in the project but its file Sample.p01 is missing")
+  lu.assertNotStrContains(H.result(r, "01").reason, "engine")
 end
 
 function TestSched:test_bad_settings_are_named()

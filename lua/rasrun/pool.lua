@@ -960,7 +960,10 @@ function Pool:run(opts)
     local job = { key = j.key, plan = j.plan.number, project_dir = j.project.dir, specs = specs,
                   retries = opts.retries or 0, timeout = opts.timeout, _result = r, _plan = j.plan,
                   attempts_before = prior.tried[j.key], failed_before = #failed_on, failed_on = failed_on }
-    if #why == #engines then job.unrunnable = table.concat(why, "; ") end
+    if #why == #engines then
+      -- a plan file missing or unusable is no engine's doing: said once, as it is
+      job.unrunnable = (j.plan.missing or j.plan.broken) and j.plan.error or table.concat(why, "; ")
+    end
     to_run[#to_run + 1] = job
     j.sched_index = #to_run
   end
