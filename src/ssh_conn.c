@@ -78,9 +78,10 @@ static int tcp_connect(const ssh_target *t, const char *label, char *err, size_t
     char port[16];
     snprintf(port, sizeof port, "%d", t->port);
     struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
-    int rc = getaddrinfo(t->host, port, &hints, &res);
+    const char *where = t->addr ? t->addr : t->host;
+    int rc = getaddrinfo(where, port, &hints, &res);
     if (rc != 0)
-        return say(err, n, "%s: cannot resolve %s: %s", label, t->host, gai_strerror(rc));
+        return say(err, n, "%s: cannot resolve %s: %s", label, where, gai_strerror(rc));
     int fd = -1, last = 0;
     for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
         fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);

@@ -15,6 +15,7 @@
 typedef struct {
     const char *name;           /* worker name, for messages */
     const char *host;           /* address or name to connect to */
+    const char *addr;           /* when set, the address to connect to (host still names the host key) */
     int port;
     const char *user;
     char **identities;          /* private key files to try */

@@ -45,6 +45,7 @@
 #include <unistd.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <netdb.h>
 #include <sys/stat.h>
 
 #define CACHE ".rasrun-cache"
@@ -999,33 +1000,47 @@ static void cancel_task(worker *w, task *t)
  * not when the transfer ends, over a connection of their own: the
  * transfer's session can send nothing else between two of its requests
  * (libssh2 may hold one of them half sent, and anything sent before it
- * would wait for ever). Their ends, and their files, wait for the transfer. */
+ * would wait for ever). That connection goes to the address the worker's
+ * is connected to (a name can resolve to several machines). Their ends,
+ * and their files, wait for the transfer. */
 static void tend_others(sshw *x)
 {
     double now = mono();
     if (now < x->next_tend)
         return;
     x->next_tend = now + 0.2;
+    ssh_conn *c = NULL;
     for (task *t = x->tasks; t; t = t->next) {
         pthread_mutex_lock(&x->mu);
         int cancel = t->cancel;
         pthread_mutex_unlock(&x->mu);
         if (t == x->moving || t->phase != T_RUNNING || !cancel || t->killed || t->pid <= 0)
             continue;
-        char err[1024], *out = NULL, *eo = NULL;
+        char err[1024], addr[NI_MAXHOST], *out = NULL, *eo = NULL;
         int refused = 0, code = 0;
-        ssh_conn *c = ssh_connect(&x->target, &refused, err, sizeof err);
+        if (!c) {
+            ssh_target to = x->target;
+            struct sockaddr_storage peer;
+            socklen_t len = sizeof peer;
+            if (getpeername(x->c->sock, (struct sockaddr *)&peer, &len) == 0 &&
+                getnameinfo((struct sockaddr *)&peer, len, addr, sizeof addr, NULL, 0, NI_NUMERICHOST) == 0)
+                to.addr = addr;
+            c = ssh_connect(&to, &refused, err, sizeof err);
+        }
         char *cmd = c ? ssh_kill_script(t->pid, t->slot_dir, t->kill_grace) : NULL;
-        if (cmd && ssh_exec(c, cmd, NULL, &out, &eo, &code, 30 + t->kill_grace, err, sizeof err) == 0)
-            t->killed = 1;
-        else /* (a host that takes no second connection would stall the
-              * transfer on every try: once the transfer is over, or 30 s on) */
-            x->next_tend = mono() + 30;
+        int stopped = cmd && ssh_exec(c, cmd, NULL, &out, &eo, &code, 30 + t->kill_grace, err, sizeof err) == 0;
         free(cmd);
         free(out);
         free(eo);
-        ssh_close(c);
+        if (!stopped) {
+            /* (a host that takes no second connection would stall the
+             * transfer at every try: once the transfer is over, or 30 s on) */
+            x->next_tend = mono() + 30;
+            break;
+        }
+        t->killed = 1;
     }
+    ssh_close(c);
 }
 
 /* The session is gone: fail what ran on it (the scheduler retries elsewhere),

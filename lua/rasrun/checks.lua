@@ -237,9 +237,6 @@ local function check_options(opts)
       if not MAXIMA_OPTS[k] then bad(("unknown option maxima.%s (min, max, area, baseline, tolerance)"):format(tostring(k))) end
       if type(val) ~= MAXIMA_OPTS[k] then bad(("maxima.%s must be a %s, got %s"):format(k, MAXIMA_OPTS[k], type(val))) end
     end
-    if m.min == nil and m.max == nil and m.baseline == nil then
-      bad("maxima compares with nothing: give min, max or baseline (a result to compare with, within tolerance)")
-    end
   end
   if opts.extra ~= nil and type(opts.extra) ~= "table" then bad("extra must be a list of {name =, fn =} checks") end
   for _, c in ipairs(opts.extra or {}) do

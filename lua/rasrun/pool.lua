@@ -111,13 +111,12 @@ function M.worker(cfg)
     bad("kill_grace", "a number of seconds >= 0")
   end
   if cfg.name ~= nil and (type(cfg.name) ~= "string" or cfg.name == "") then bad("name", "a non-empty string") end
-  for _, k in ipairs({ "workdir", "password_env", "passphrase_env" }) do
-    if cfg[k] ~= nil and type(cfg[k]) ~= "string" then bad(k, "a string") end
-  end
-  -- (false: none, or what ~/.ssh/config says)
-  for k, what in pairs({ identity = "a file's path or false", known_hosts = "a file's path or false",
-                         user = "a user name or false" }) do
-    if cfg[k] ~= nil and cfg[k] ~= false and type(cfg[k]) ~= "string" then bad(k, what) end
+  -- (false: none, the default, or what ~/.ssh/config says; a user may be a number)
+  for _, k in ipairs({ "workdir", "user", "identity", "known_hosts", "password_env", "passphrase_env" }) do
+    local v = cfg[k]
+    if v ~= nil and v ~= false and type(v) ~= "string" and not (k == "user" and math.type(v) == "integer") then
+      bad(k, "a string or false")
+    end
   end
   if cfg.enabled ~= nil and type(cfg.enabled) ~= "boolean" then bad("enabled", "true or false") end
   -- (numbers may come as strings of digits: os.getenv("SSH_PORT"), JSON)
@@ -687,10 +686,9 @@ local function validate(opts)
   if opts.project and opts.projects then misuse("give project or projects, not both") end
   if opts.projects ~= nil then
     local p = opts.projects
-    -- (`rasrun workers` probes a pool with no project: projects = {})
-    if type(p) ~= "table" or (#p == 0 and not runtime.probe_only) or getmetatable(p) ~= nil then
-      misuse(("projects must be a list of projects or .prj paths, got %s")
-        :format(type(p) == "table" and getmetatable(p) == nil and "an empty list" or shown(p)))
+    -- (a list from JSON has a metatable; a project is one project, not a list)
+    if type(p) ~= "table" or p.plan_ids ~= nil then
+      misuse(("projects must be a list of projects or .prj paths, got %s"):format(shown(p)))
     end
     for i = 1, #p do
       if p[i] == nil then misuse(("projects[%d] is nil (a project that could not be opened?)"):format(i)) end
@@ -889,7 +887,7 @@ function Pool:run(opts)
   -- a resumed run keeps its id: its work folders and staged names carry it
   local run_id = prior.run_id or (resume_dir and path.basename(resume_dir)) or new_run_id()
   local run_dir = path.abspath(resume_dir or opts.run_dir or
-    path.join(projects[1].dir, ".rasrun", "runs", run_id))
+    path.join(projects[1] and projects[1].dir or path.cwd(), ".rasrun", "runs", run_id))
   -- the logs go to a fresh part of the disk (see fs_mkdirs_top)
   local made, merr = fs.mkdirs_top(run_dir)
   if made then made, merr = fs.mkdirs(path.join(run_dir, "logs")) end
@@ -1135,8 +1133,9 @@ function Pool:run(opts)
     for _, r in ipairs(results) do run.counts[r.status] = (run.counts[r.status] or 0) + 1 end
     run.ok = run.counts.failed == 0 and run.counts.cancelled == 0
     run.json_path, run.report_path, run.report_error = report.write(run)
+    -- (a resume that runs nothing ends when the run did: its line says so)
     journal:write { ev = "run_end", run_id = run_id, ok = run.ok, counts = run.counts,
-                    signal = sig }
+                    signal = sig, t = run.ended }
     journal:close()
     save_history(projects, results)
     progress:finish(run)
