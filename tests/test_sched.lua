@@ -1326,6 +1326,19 @@ function TestSched:test_the_preprocessor_never_writes_the_projects_geometry_file
   lu.assertEquals(fs.read(x), "fake preprocessed geometry\n")
 end
 
+-- A project whose name has dots in it ("Muncie.v2") runs on both engines:
+-- the plan is the last ".pNN" of a file name, not what follows the first dot.
+function TestSched:test_a_project_name_with_dots_runs_on_both_engines()
+  local d = H.tmpdir("dots")
+  local prj = rasrun.project.open(H.project(d, { { title = "a", seconds = 0.05 } }, { name = "Muncie.v2" }))
+  for _, kind in ipairs({ "linux", "windows" }) do
+    local w = rasrun.worker { type = "local", name = kind, engine = { kind = kind, home = H.sim(kind) } }
+    local r = run(pool_of(w), { project = prj, force = true, run_dir = d .. "/run-" .. kind })
+    lu.assertEquals(r.results[1].status, "ok", kind .. ": " .. tostring(r.results[1].reason))
+  end
+  lu.assertTrue(fs.isfile(d .. "/Muncie.v2.p01.hdf"))
+end
+
 function TestSched:test_plans_that_cannot_run_anywhere_fail_at_once()
   local prj, d = project({ { title = "no tmp", seconds = 0.05 }, { title = "fine", seconds = 0.05 } })
   fs.remove(d .. "/Sample.p01.tmp.hdf")

@@ -23,6 +23,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,8 +188,13 @@ static void split_plan_path(struct plan *p, const char *plan_path)
     copy(p->dir, sizeof p->dir, dirname(buf));
     copy(buf, sizeof buf, plan_path);
     char *base = basename(buf);
-    char *dot = strchr(base, '.');
-    if (!dot || strlen(dot + 1) < 3)
+    /* the last ".pNN" part ("Muncie.v2.p01.tmp.hdf": the name keeps its dots) */
+    char *dot = NULL;
+    for (char *d = strchr(base, '.'); d; d = strchr(d + 1, '.'))
+        if ((d[1] == 'p' || d[1] == 'P') && isdigit((unsigned char)d[2]) && isdigit((unsigned char)d[3]) &&
+            (d[4] == 0 || d[4] == '.'))
+            dot = d;
+    if (!dot || dot == base)
         die(2, "%s: not a plan file name (X.pNN)", plan_path);
     *dot = 0;
     copy(p->name, sizeof p->name, base);
