@@ -762,6 +762,33 @@ void sched_attempt_not_begun(attempt *a, const char *reason)
 
 /* Decides an attempt's outcome: ok only when the engine finished, a result
  * came back, and the recipe's checks pass on it. */
+/* " (its log ends: ...)": the last line the engine wrote, which is where an
+ * engine that fails says why (a missing file, a licence); "" when none. */
+static void log_ending(const attempt *a, char *out, size_t n)
+{
+    out[0] = 0;
+    int fd = a->log[0] ? open(a->log, O_RDONLY | O_CLOEXEC) : -1;
+    if (fd < 0)
+        return;
+    char buf[2048];
+    off_t size = lseek(fd, 0, SEEK_END);
+    off_t from = size > (off_t)sizeof buf - 1 ? size - (off_t)sizeof buf + 1 : 0;
+    ssize_t got = size > 0 ? pread(fd, buf, sizeof buf - 1, from) : 0;
+    close(fd);
+    if (got <= 0)
+        return;
+    buf[got] = 0;
+    char *end = buf + got;
+    while (end > buf && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t'))
+        *--end = 0;
+    char *line = end;
+    while (line > buf && line[-1] != '\n' && line[-1] != '\r')
+        line--;
+    if (!*line)
+        return;
+    snprintf(out, n, " (its log ends: %.200s%s)", line, strlen(line) > 200 ? "..." : "");
+}
+
 static int judge(sched *s, attempt *a, char *why, size_t n)
 {
     if (a->interrupted) {
@@ -777,10 +804,12 @@ static int judge(sched *s, attempt *a, char *why, size_t n)
         snprintf(why, n, "%s", a->reason[0] ? a->reason : "the worker failed");
         return 0;
     }
+    char said[300];
     if (!a->result.tmp) {
+        log_ending(a, said, sizeof said);
         if (a->exit_code > 0)
-            snprintf(why, n, "the engine exited with code %d and left no result file (%s)",
-                     a->exit_code, a->spec->result_from);
+            snprintf(why, n, "the engine exited with code %d and left no result file (%s)%s",
+                     a->exit_code, a->spec->result_from, said);
         else
             snprintf(why, n, "no result file: the engine exited with code %d but did not write %s",
                      a->exit_code, a->spec->result_from);
@@ -789,7 +818,8 @@ static int judge(sched *s, attempt *a, char *why, size_t n)
     char check[512] = "";
     int ok = lsched_check(s, a, check, sizeof check);
     if (a->exit_code != 0) {
-        snprintf(why, n, "the engine exited with code %d%s%s", a->exit_code,
+        log_ending(a, said, sizeof said);
+        snprintf(why, n, "the engine exited with code %d%s%s%s", a->exit_code, said,
                  check[0] ? "; " : "", check);
         return 0;
     }

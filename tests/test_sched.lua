@@ -128,6 +128,8 @@ function TestSched:test_crash_is_retried_on_another_worker()
   lu.assertEquals(res.history[1].worker, "a")
   lu.assertEquals(res.history[1].status, "failed")
   lu.assertStrContains(res.history[1].reason, "the engine exited with code 174")
+  -- with what the engine said last, which is why
+  lu.assertStrContains(res.history[1].reason, "(its log ends: forrtl: severe (174): SIGSEGV")
   lu.assertEquals(res.history[2].worker, "b")
   lu.assertEquals(res.worker, "b")
 end
