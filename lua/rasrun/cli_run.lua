@@ -113,7 +113,8 @@ says, how many cores the host has, and how much disk is free in its work
 folder. The recipe runs up to its first pool:run, which probes that pool and
 stops. Exit status 0 when every worker is usable, 1 otherwise; 2 for a
 wrong command line, or a recipe that raises an error or ends before any
-pool:run (one that stops itself with rasrun.fail gives its own status).
+pool:run without a status of its own (one that returns a status, or calls
+rasrun.fail, exits with that status).
 ]]
 
 function M.cmd_workers(args)
