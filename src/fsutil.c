@@ -409,3 +409,27 @@ double fs_mtime(const char *path)
         return -1;
     return (double)st.st_mtim.tv_sec + (double)st.st_mtim.tv_nsec / 1e9;
 }
+
+int fs_any_case(const char *path, char *out, size_t n)
+{
+    struct stat st;
+    if (lstat(path, &st) == 0 || errno != ENOENT) {
+        snprintf(out, n, "%s", path);
+        return 0;
+    }
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    char dir[8192];
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    int found = -1;
+    for (struct dirent *e; found != 0 && (e = readdir(d));)
+        if (strcasecmp(e->d_name, base) == 0) {
+            snprintf(out, n, "%s/%s", dir, e->d_name);
+            found = 0;
+        }
+    closedir(d);
+    return found;
+}

@@ -200,8 +200,12 @@ static int stage_files(const attempt *a, int clear_first, char **spares, char *e
     }
     for (int i = 0; i < a->spec->ninputs; i++) {
         const char *name = a->spec->inputs[i];
-        char src[8192], dst[8192];
-        snprintf(src, sizeof src, "%s/%s", a->job->project_dir, name);
+        char src[8192], dst[8192], named[8192];
+        snprintf(named, sizeof named, "%s/%s", a->job->project_dir, name);
+        /* (staged under the name the project's files give it: a restart
+         * file an earlier plan wrote may differ from it in case) */
+        if (fs_any_case(named, src, sizeof src) != 0)
+            snprintf(src, sizeof src, "%s", named);
         snprintf(dst, sizeof dst, "%s/%s", a->workdir, name);
         /* a file in a subfolder of the project (a DSS file in hydrology/)
          * goes into the same subfolder */

@@ -27,6 +27,7 @@
  * reconnects in the background, and kills what the lost attempts left
  * running once the host answers again. */
 #include "sched.h"
+#include "fsutil.h"
 #include "hashcache.h"
 #include "ssh_conn.h"
 #include "ssh_lua.h"
@@ -649,8 +650,10 @@ static int ensure_blobs(worker *w, task *t, char hexes[][65], char *err, size_t 
         free(l.stale);
     }
     for (int i = 0; rc == 0 && i < t->sp->ninputs; i++) {
-        char local[8192];
-        snprintf(local, sizeof local, "%s/%s", t->project_dir, t->sp->inputs[i]);
+        char local[8192], named[8192];
+        snprintf(named, sizeof named, "%s/%s", t->project_dir, t->sp->inputs[i]);
+        if (fs_any_case(named, local, sizeof local) != 0) /* (as in worker_local.c) */
+            snprintf(local, sizeof local, "%s", named);
         if (hashcache_file(x->hc, local, hexes[i], NULL, err, n) != 0) {
             rc = -2;
             break;

@@ -760,6 +760,18 @@ function TestSched:test_a_plan_restarting_from_another_gets_its_restart_file_and
   lu.assertNil(H.result(r, "01").resumed)
 end
 
+-- A flow that names its restart file in another case than the plan it
+-- waits for writes it ("Sample.P01..." for "Sample.p01..."): the file is
+-- found and staged under the flow's spelling, as HEC-RAS on Windows finds it.
+function TestSched:test_a_restart_file_named_in_another_case_is_staged()
+  local prj = project({ { title = "spin-up", seconds = 0.05, flow = "u01", write_ic = true },
+                        { title = "from it", seconds = 0.05, flow = "u02", restart = "Sample.P01.03JAN1900 0000.rst" } })
+  local win = rasrun.worker { type = "local", name = "win", slots = 2, engine = { kind = "windows", home = H.sim("windows") } }
+  local r = run(pool_of(win), { project = prj, after = { ["02"] = { "01" } } })
+  lu.assertTrue(r.ok, tostring(H.result(r, "02").reason))
+  lu.assertTrue(fs.isfile(prj.dir .. "/Sample.p01.03JAN1900 0000.rst"))
+end
+
 -- Each project remembers its plans' run times; longest_first starts the
 -- longest known plan first.
 function TestSched:test_run_times_are_remembered_per_project_and_order_longest_first()
