@@ -421,8 +421,22 @@ function TestSched:test_with_the_checks_off_a_result_without_results_is_no_resul
   assert(fs.write(prj.dir .. "/Sample.p01.hdf", old))
   local r = run(pool_of(H.local_worker("a", 1)), { project = prj, check = false, force = true })
   lu.assertEquals(r.results[1].status, "failed")
-  lu.assertStrContains(r.results[1].reason, "Sample.p01.hdf holds no results: the engine wrote none")
+  lu.assertStrContains(r.results[1].reason, "Sample.p01.hdf: the file holds plan data but no results: the engine wrote none")
   lu.assertEquals(H.read(prj.dir .. "/Sample.p01.hdf"), old)
+  -- nor a stale one: a .tmp.hdf that holds an earlier run's results, which
+  -- the engine left as they were
+  prj = project({ { title = "ran before", seconds = 0.05 } })
+  r = run(pool_of(H.local_worker("a", 1)), { project = prj, check = false })
+  lu.assertTrue(r.ok, tostring(r.results[1].reason))
+  assert(fs.write(prj.dir .. "/Sample.p01.tmp.hdf", H.read(prj.dir .. "/Sample.p01.hdf")))
+  sys.sleep(2.5) -- (past the freshness slack)
+  sys.setenv("FAKE_RAS_MODE", "noresult") -- (the copy's own mode is ok)
+  local ok, e = pcall(run, pool_of(H.local_worker("a", 1)), { project = prj, check = false, force = true,
+                                                               run_dir = prj.dir .. "/run2" })
+  sys.setenv("FAKE_RAS_MODE", nil)
+  r = assert(ok and e, e)
+  lu.assertEquals(r.results[1].status, "failed")
+  lu.assertStrContains(r.results[1].reason, "stale: Run Time Window")
 end
 
 -- A journal the disk cannot sync is said so, naming it, once.

@@ -398,12 +398,14 @@ end
 -- engine's comes back in the .tmp.hdf it was given, which an engine that
 -- opened it and stopped before writing any (exit code 0) leaves without a
 -- /Results group.
+-- check = false: none of the checks but the first, the file's: what is
+-- taken must hold results, written by this attempt (never a stale one)
 local function holds_results(tmp, ctx)
-  local f, err = require("rasrun.hdf").open(tmp)
-  local has = f and f:exists("/Results")
-  if f then f:close() end
-  local why = not has and (err or (path.basename(ctx.name) .. " holds no results: the engine wrote none"))
-  return { ok = not why, reason = why or nil, checks = { { name = "results", ok = not why, detail = why or nil } } }
+  local r, err = require("rasrun.results").read(tmp)
+  local ok, detail = false, err
+  if r then ok, detail = checks.file(r, ctx) end
+  local why = not ok and (path.basename(ctx.name) .. ": " .. tostring(detail)) or nil
+  return { ok = ok, reason = why, checks = { { name = "file", ok = ok, detail = detail } } }
 end
 
 -- progress (optional): a recipe's own check runs with the live block off
