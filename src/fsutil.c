@@ -412,11 +412,7 @@ double fs_mtime(const char *path)
 
 int fs_any_case(const char *path, char *out, size_t n)
 {
-    struct stat st;
-    if (lstat(path, &st) == 0 || errno != ENOENT) {
-        snprintf(out, n, "%s", path);
-        return 0;
-    }
+    snprintf(out, n, "%s", path);
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
     char dir[8192];

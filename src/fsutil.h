@@ -68,10 +68,10 @@ int fs_prefetch(const char *path, long long bytes);
 /* Seconds (with nanoseconds) of the modification time; -1 when missing. */
 double fs_mtime(const char *path);
 
-/* The path of a file as it is on disk when only its name's case differs
- * (a flow file names "EX1.P01.x.rst", the engine wrote "EX1.p01.x.rst"):
- * path itself when it is there, else the first name in its folder equal
- * to its last part but for case. 0 and out, or -1 when there is none. */
+/* A file that is not at path under the case its name has there (a flow
+ * file names "EX1.P01.x.rst", the engine wrote "EX1.p01.x.rst"): out, the
+ * first name in its folder equal to path's last part but for case, and 0;
+ * -1 when there is none (out is path then). Call it when path is missing. */
 int fs_any_case(const char *path, char *out, size_t n);
 
 /* 64 random bits for a temporary name (the pid and salt should the kernel

@@ -19,6 +19,7 @@
 #include "luafield.h"
 
 #include <lauxlib.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -263,13 +264,21 @@ static void error_text(lua_State *L, int idx, char *out, size_t n)
     snprintf(out, n, "a %s value", luaL_typename(L, idx));
 }
 
-static int call_lua(lua_State *L, int nargs, int nres, const char *what)
+/* what (printf format): who raised, formatted only when one did (events
+ * are called for every plan). */
+static int call_lua(lua_State *L, int nargs, int nres, const char *what, ...)
+    __attribute__((format(printf, 4, 5)));
+static int call_lua(lua_State *L, int nargs, int nres, const char *what, ...)
 {
     if (lua_pcall(L, nargs, nres, 0) == LUA_OK)
         return 0;
-    char msg[1024];
+    char msg[1024], who[600];
     error_text(L, -1, msg, sizeof msg);
-    fprintf(stderr, "rasrun: %s raised an error: %s\n", what, msg);
+    va_list ap;
+    va_start(ap, what);
+    vsnprintf(who, sizeof who, what, ap);
+    va_end(ap);
+    fprintf(stderr, "rasrun: %s raised an error: %s\n", who, msg);
     lua_pop(L, 1);
     return -1;
 }
@@ -331,10 +340,8 @@ void lsched_event(sched *s, const char *type, job *j, attempt *a, worker *w, con
         set_str(L, "worker", w->name);
         set_str(L, "host", w->host);
     }
-    char what[600];
-    snprintf(what, sizeof what, "on_event (a %s event%s%s%s%s)", type, j ? " of " : "", j ? j->key : "",
+    call_lua(L, 1, 0, "on_event (a %s event%s%s%s%s)", type, j ? " of " : "", j ? j->key : "",
              !j && w ? " of worker " : "", !j && w ? w->name : "");
-    call_lua(L, 1, 0, what);
     s->lua_ran = 1; /* it may have stopped the run (a SIGINT to itself) */
 }
 

@@ -760,8 +760,6 @@ void sched_attempt_not_begun(attempt *a, const char *reason)
     sched_attempt_done(a);
 }
 
-/* Decides an attempt's outcome: ok only when the engine finished, a result
- * came back, and the recipe's checks pass on it. */
 /* " (its log ends: ...)": the last line the engine wrote, which is where an
  * engine that fails says why (a missing file, a licence); "" when none. */
 static void log_ending(const attempt *a, char *out, size_t n)
@@ -789,6 +787,8 @@ static void log_ending(const attempt *a, char *out, size_t n)
     snprintf(out, n, " (its log ends: %.200s%s)", line, strlen(line) > 200 ? "..." : "");
 }
 
+/* Decides an attempt's outcome: ok only when the engine finished, a result
+ * came back, and the recipe's checks pass on it. */
 static int judge(sched *s, attempt *a, char *why, size_t n)
 {
     if (a->interrupted) {

@@ -200,13 +200,20 @@ static int stage_files(const attempt *a, int clear_first, char **spares, char *e
     }
     for (int i = 0; i < a->spec->ninputs; i++) {
         const char *name = a->spec->inputs[i];
-        char src[8192], dst[8192], named[8192];
-        snprintf(named, sizeof named, "%s/%s", a->job->project_dir, name);
-        /* (staged under the name the project's files give it: a restart
-         * file an earlier plan wrote may differ from it in case) */
-        if (fs_any_case(named, src, sizeof src) != 0)
-            snprintf(src, sizeof src, "%s", named);
+        char src[8192], dst[8192];
+        snprintf(src, sizeof src, "%s/%s", a->job->project_dir, name);
         snprintf(dst, sizeof dst, "%s/%s", a->workdir, name);
+        /* a file the project's files name in another case than it has on
+         * disk (a restart file an earlier plan wrote) is staged under
+         * their name */
+        struct stat st;
+        int there = stat(src, &st) == 0;
+        if (!there && errno == ENOENT) {
+            char named[8192];
+            snprintf(named, sizeof named, "%s", src);
+            if (fs_any_case(named, src, sizeof src) == 0)
+                there = stat(src, &st) == 0;
+        }
         /* a file in a subfolder of the project (a DSS file in hydrology/)
          * goes into the same subfolder */
         char *slash = strrchr(dst, '/');
@@ -223,9 +230,8 @@ static int stage_files(const attempt *a, int clear_first, char **spares, char *e
          * to the symbolic link itself would point elsewhere from here; only
          * to a regular file (a FIFO or a device goes to the copy, which
          * refuses it, naming it) */
-        struct stat st;
-        if (spec_lists(a->spec->links, a->spec->nlinks, name) && stat(src, &st) == 0 &&
-            S_ISREG(st.st_mode) && linkat(AT_FDCWD, src, AT_FDCWD, dst, AT_SYMLINK_FOLLOW) == 0)
+        if (there && spec_lists(a->spec->links, a->spec->nlinks, name) && S_ISREG(st.st_mode) &&
+            linkat(AT_FDCWD, src, AT_FDCWD, dst, AT_SYMLINK_FOLLOW) == 0)
             continue;
         int rc = fs_copy_reusing(src, dst, FS_COPY_MTIME | FS_COPY_WRITABLE, spares[i], why, sizeof why);
         free(spares[i]);

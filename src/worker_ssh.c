@@ -652,7 +652,7 @@ static int ensure_blobs(worker *w, task *t, char hexes[][65], char *err, size_t 
     for (int i = 0; rc == 0 && i < t->sp->ninputs; i++) {
         char local[8192], named[8192];
         snprintf(named, sizeof named, "%s/%s", t->project_dir, t->sp->inputs[i]);
-        if (fs_any_case(named, local, sizeof local) != 0) /* (as in worker_local.c) */
+        if (access(named, F_OK) == 0 || fs_any_case(named, local, sizeof local) != 0) /* (as in worker_local.c) */
             snprintf(local, sizeof local, "%s", named);
         if (hashcache_file(x->hc, local, hexes[i], NULL, err, n) != 0) {
             rc = -2;

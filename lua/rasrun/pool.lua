@@ -394,12 +394,11 @@ end
 -- ---- checks -----------------------------------------------------------------
 
 -- The check the scheduler calls on a staged result: returns a report.
--- check = false: no checks, but a result must still hold results. The Linux
--- engine's comes back in the .tmp.hdf it was given, which an engine that
--- opened it and stopped before writing any (exit code 0) leaves without a
--- /Results group.
 -- check = false: none of the checks but the first, the file's: what is
--- taken must hold results, written by this attempt (never a stale one)
+-- taken must hold results, written by this attempt (never a stale one).
+-- The Linux engine's comes back in the .tmp.hdf it was given, which an
+-- engine that stopped before writing any (exit code 0) leaves without a
+-- /Results group, or with an earlier run's.
 local function holds_results(tmp, ctx)
   local r, err = require("rasrun.results").read(tmp)
   local ok, detail = false, err
