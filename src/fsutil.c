@@ -118,6 +118,27 @@ unsigned long long fs_random_tag(unsigned long long salt)
     return r;
 }
 
+unsigned long long fs_hash(const char *s)
+{
+    unsigned long long h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+void fs_fit_name(char *out, size_t n, const char *name, size_t max)
+{
+    size_t len = strlen(name);
+    if (len <= max || max < 18) {
+        snprintf(out, n, "%s", name);
+        return;
+    }
+    size_t keep = max - 17; /* "~" and 16 hex digits */
+    while (keep > 0 && ((unsigned char)name[keep] & 0xC0) == 0x80)
+        keep--; /* not inside a UTF-8 character */
+    snprintf(out, n, "%.*s~%016llx", (int)keep, name, fs_hash(name));
+}
+
 /* rename(2) that never replaces: one call where the file system can do it
  * (renameat2 RENAME_NOREPLACE), else a look first. */
 static int rename_new(const char *from, const char *to)
@@ -142,9 +163,11 @@ static int temp_open(char *out, size_t n, const char *dst, mode_t mode, const ch
 {
     const char *slash = strrchr(dst, '/');
     int dirlen = slash ? (int)(slash - dst + 1) : 0;
+    char base[256]; /* a long name's temporary one fits all the same */
+    fs_fit_name(base, sizeof base, slash ? slash + 1 : dst, FS_TEMP_NAME_MAX);
     for (int tries = 0; tries < 16; tries++) {
         unsigned long long r = fs_random_tag((unsigned long long)tries);
-        if (snprintf(out, n, "%.*s.%s.%016llx.part", dirlen, dst, slash ? slash + 1 : dst, r) >= (int)n) {
+        if (snprintf(out, n, "%.*s.%s.%016llx.part", dirlen, dst, base, r) >= (int)n) {
             errno = ENAMETOOLONG;
             return -1;
         }

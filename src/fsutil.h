@@ -78,4 +78,16 @@ int fs_any_case(const char *path, char *out, size_t n);
  * have none to give). */
 unsigned long long fs_random_tag(unsigned long long salt);
 
+/* A 64-bit hash of s (FNV-1a): names made from long ones stay apart. */
+unsigned long long fs_hash(const char *s);
+
+/* name in at most max bytes (a temporary name made from it must fit a file
+ * name's 255): name itself when it fits, else its start, cut between two
+ * characters, then "~" and fs_hash(name) in 16 hex digits. */
+void fs_fit_name(char *out, size_t n, const char *name, size_t max);
+
+/* The longest name a temporary file made beside it takes as it is
+ * (".NAME.<16 hex digits>.part", 23 bytes more). */
+#define FS_TEMP_NAME_MAX (255 - 23)
+
 #endif

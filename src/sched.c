@@ -115,12 +115,8 @@ static void safe_name(char *out, size_t n, const char *key)
     for (; i < keep && i + 1 < n; i++)
         out[i] = (key[i] == '/' || key[i] == ' ') ? '_' : key[i];
     out[i] = 0;
-    if (keep < len) {
-        unsigned long long h = 1469598103934665603ULL; /* FNV-1a */
-        for (const char *c = key; *c; c++)
-            h = (h ^ (unsigned char)*c) * 1099511628211ULL;
-        snprintf(out + i, n - i, "-%016llx", h);
-    }
+    if (keep < len)
+        snprintf(out + i, n - i, "-%016llx", fs_hash(key));
 }
 
 /* Unique per attempt of a run: two plans of one geometry both stage its
@@ -130,11 +126,15 @@ void sched_stage_suffix(attempt *a, char *out, size_t n)
     snprintf(out, n, ".rasrun-%s-j%d-a%d", a->w->s->run_id, a->job->index, a->number);
 }
 
+/* A long final name is shortened in it (fs_fit_name): the suffix stays,
+ * for a resume to find what a killed run left, and so does the room for a
+ * copy's temporary name beside it. */
 char *sched_stage_name(attempt *a, const char *final_name)
 {
-    char suffix[128], *p = NULL;
+    char suffix[128], fit[256], *p = NULL;
     sched_stage_suffix(a, suffix, sizeof suffix);
-    if (asprintf(&p, "%s/.%s%s", a->job->project_dir, final_name, suffix) < 0)
+    fs_fit_name(fit, sizeof fit, final_name, FS_TEMP_NAME_MAX - 1 - strlen(suffix));
+    if (asprintf(&p, "%s/.%s%s", a->job->project_dir, fit, suffix) < 0)
         return NULL;
     return p;
 }

@@ -1367,6 +1367,25 @@ function TestSched:test_a_project_name_with_dots_runs_on_both_engines()
   lu.assertTrue(fs.isfile(d .. "/Muncie.v2.p01.hdf"))
 end
 
+-- A project name near a file name's 255 bytes (228 here, "Rhône" in UTF-8):
+-- its result comes back through a temporary name of 255 bytes or fewer, on
+-- both engines, and nothing temporary is left beside it.
+function TestSched:test_a_project_name_near_the_longest_file_name_runs()
+  local d = H.tmpdir("long")
+  local name = ("Rhône_crue_"):rep(19)
+  lu.assertEquals(#name, 228)
+  local prj = rasrun.project.open(H.project(d, { { title = "a", seconds = 0.05 } }, { name = name }))
+  for _, kind in ipairs({ "linux", "windows" }) do
+    local w = rasrun.worker { type = "local", name = kind, engine = { kind = kind, home = H.sim(kind) } }
+    local r = run(pool_of(w), { project = prj, force = true, run_dir = d .. "/run-" .. kind })
+    lu.assertEquals(r.results[1].status, "ok", kind .. ": " .. tostring(r.results[1].reason))
+  end
+  lu.assertTrue(fs.isfile(d .. "/" .. name .. ".p01.hdf"))
+  for _, f in ipairs(fs.list(d)) do
+    lu.assertFalse(f:find("%.rasrun%-") ~= nil or f:find("%.part$") ~= nil, "left behind: " .. f)
+  end
+end
+
 function TestSched:test_plans_that_cannot_run_anywhere_fail_at_once()
   local prj, d = project({ { title = "no tmp", seconds = 0.05 }, { title = "fine", seconds = 0.05 } })
   fs.remove(d .. "/Sample.p01.tmp.hdf")
