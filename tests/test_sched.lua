@@ -1869,6 +1869,7 @@ local function stopped_on(ev, slots)
   lu.assertEquals(doc.plans[1].attempts, 1)
   lu.assertStrContains(doc.plans[1].reason, "cancelled while it waited for attempt 2 (attempt 1: the engine exited with code")
   lu.assertStrContains(H.read(prj.dir .. "/run/report.html"), ", interrupted by Ctrl-C.") -- not "signal 2"
+  lu.assertEquals(doc.interrupted, "SIGINT")
   lu.assertEquals(engines_alive(), {})
   return prj
 end

@@ -6,6 +6,7 @@
 local fs = require "rasrun.fs"
 local path = require "rasrun.path"
 local json = require "rasrun.json"
+local runtime = require "rasrun.runtime"
 
 local M = {}
 
@@ -32,6 +33,9 @@ local function plain_checks(list)
   return out
 end
 M.plain_checks = plain_checks
+
+-- The signal that stopped a run, as run.json names it.
+local SIGNALS = { [1] = "SIGHUP", [2] = "SIGINT", [3] = "SIGQUIT", [15] = "SIGTERM" }
 
 -- The run as plain data (what run.json holds).
 function M.data(run)
@@ -60,7 +64,8 @@ function M.data(run)
   end
   return { run_id = run.id, run_dir = run.run_dir, started = iso(run.started), ended = iso(run.ended),
            seconds = run.ended - run.started, ok = run.ok, counts = run.counts,
-           interrupted = run.interrupted, workers = workers, plans = plans }
+           interrupted = run.interrupted and SIGNALS[run.interrupted] or run.interrupted,
+           workers = workers, plans = plans }
 end
 
 local ENTITIES = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;" }
@@ -179,7 +184,7 @@ table{border-collapse:collapse;font-size:13px}td,th{border-bottom:1px solid #ddd
 <p>Run folder: %s</p>
 </body></html>
 ]]):format(esc(d.run_id), esc(d.run_id), esc(d.started), esc(d.ended), d.seconds, c.ok, c.failed,
-    c.skipped, c.cancelled, d.interrupted and (", interrupted by " .. require("rasrun.runtime").signal_name(d.interrupted)) or "",
+    c.skipped, c.cancelled, run.interrupted and (", interrupted by " .. runtime.signal_name(run.interrupted)) or "",
     timeline(run), table.concat(rows, "\n"), esc(d.run_dir))
 end
 
