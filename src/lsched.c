@@ -242,8 +242,8 @@ static int ref_fn(lua_State *L, int t, const char *k)
 
 /* ---- callbacks ----------------------------------------------------------------- */
 
-/* An error value as text: a string, the message of a stop (rasrun.fail),
- * else its type. No __tostring is called: it could raise in turn. */
+/* An error value as text: a string, a table's message (an error object
+ * of a library), else its type. No __tostring is called: it could raise in turn. */
 static void error_text(lua_State *L, int idx, char *out, size_t n)
 {
     idx = lua_absindex(L, idx);
@@ -523,6 +523,9 @@ static void free_sched(sched *s)
     loop_free(s->loop);
 }
 
+/* The run going on (its checks and handlers can stop it). */
+static sched *running;
+
 static int l_run(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -589,19 +592,33 @@ static int l_run(lua_State *L)
     s.event_ref = ref_fn(L, 1, "on_event");
     s.tick_ref = ref_fn(L, 1, "tick");
 
+    sched *outer = running;
+    running = &s;
     int sig = sched_main(&s);
+    running = outer;
     push_results(&s);
-    if (sig)
+    if (sig > 0)
         lua_pushinteger(L, sig);
     else
-        lua_pushnil(L);
+        lua_pushnil(L); /* none, or the recipe stopped it (it knows) */
     free_sched(&s);
     return 2;
 }
 
+/* sched.stop(reason): from a check or an event handler, the run stops as
+ * after a Ctrl-C: every attempt is cancelled with reason. */
+static int l_stop(lua_State *L)
+{
+    const char *reason = luaL_checkstring(L, 1);
+    if (!running)
+        return luaL_error(L, "sched.stop: no run is going on");
+    sched_stop(running, reason);
+    return 0;
+}
+
 int luaopen_rasrun_sched(lua_State *L)
 {
-    static const luaL_Reg funcs[] = { { "run", l_run }, { NULL, NULL } };
+    static const luaL_Reg funcs[] = { { "run", l_run }, { "stop", l_stop }, { NULL, NULL } };
     luaL_newlib(L, funcs);
     return 1;
 }

@@ -322,15 +322,28 @@ static void prefetch_next(sched *s)
 }
 
 static void on_signal(void *ud, int fd, short revents);
+static void interrupt_run(sched *s, int why);
 
-/* A signal the recipe's Lua sent the run (a handler that stops it with a
- * SIGINT to itself) is taken before anything else starts: the loop would
- * read it only on its next turn, after the next engines had started. */
+/* What stopped the run, for its cancelled attempts' reasons. */
+static const char *interrupt_text(const sched *s)
+{
+    return s->interrupted == SCHED_STOPPED ? s->stop_reason : strsignal(s->interrupted);
+}
+
+/* A stop the recipe's Lua asked for (rasrun.fail in a check or on_event,
+ * or a SIGINT it sent itself) is taken before anything else starts: the
+ * loop would read a signal only on its next turn, after the next engines
+ * had started. Not where it was asked: the attempts are not to be
+ * cancelled from inside the check of one of them. */
 static void take_signals(sched *s)
 {
     if (!s->lua_ran)
         return;
     s->lua_ran = 0;
+    if (s->stop_asked) {
+        s->stop_asked = 0;
+        interrupt_run(s, SCHED_STOPPED);
+    }
     if (s->sigfd >= 0)
         on_signal(s, s->sigfd, POLLIN);
 }
@@ -792,7 +805,7 @@ static void log_ending(const attempt *a, char *out, size_t n)
 static int judge(sched *s, attempt *a, char *why, size_t n)
 {
     if (a->interrupted) {
-        snprintf(why, n, "cancelled (%s)", strsignal(s->interrupted));
+        snprintf(why, n, "cancelled (%s)", interrupt_text(s));
         return 0;
     }
     if (a->timed_out) {
@@ -1028,33 +1041,46 @@ static void check_timeouts(sched *s)
     }
 }
 
+/* Stops the run: every attempt is cancelled (a second signal: at once). */
+static void interrupt_run(sched *s, int why)
+{
+    if (!s->interrupted) {
+        s->interrupted = why;
+        s->interrupted_at = loop_now();
+        lsched_event(s, "interrupted", NULL, NULL, NULL, interrupt_text(s));
+    } else {
+        s->forced = 1;
+        for (int i = 0; i < s->nworkers; i++)
+            s->workers[i]->kill_grace = 0;
+    }
+    for (attempt *a = s->live, *next; a; a = next) {
+        next = a->next;
+        if (!a->cancelling || s->forced) {
+            cancel_attempt(a, 0);
+        } else if (a->timed_out && !a->hurry && a->phase != A_DONE) {
+            /* still bringing its files back: not after a Ctrl-C (it
+             * stays timed out, not cancelled: a resume keeps it failed) */
+            a->hurry = 1;
+            a->w->ops->cancel(a->w, a);
+        }
+    }
+}
+
 static void on_signal(void *ud, int fd, short revents)
 {
     (void)revents;
     sched *s = ud;
     struct signalfd_siginfo si;
-    while (read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
-        if (!s->interrupted) {
-            s->interrupted = (int)si.ssi_signo;
-            s->interrupted_at = loop_now();
-            lsched_event(s, "interrupted", NULL, NULL, NULL, strsignal((int)si.ssi_signo));
-        } else {
-            s->forced = 1;
-            for (int i = 0; i < s->nworkers; i++)
-                s->workers[i]->kill_grace = 0;
-        }
-        for (attempt *a = s->live, *next; a; a = next) {
-            next = a->next;
-            if (!a->cancelling || s->forced) {
-                cancel_attempt(a, 0);
-            } else if (a->timed_out && !a->hurry && a->phase != A_DONE) {
-                /* still bringing its files back: not after a Ctrl-C (it
-                 * stays timed out, not cancelled: a resume keeps it failed) */
-                a->hurry = 1;
-                a->w->ops->cancel(a->w, a);
-            }
-        }
-    }
+    while (read(fd, &si, sizeof si) == (ssize_t)sizeof si)
+        interrupt_run(s, (int)si.ssi_signo);
+}
+
+void sched_stop(sched *s, const char *reason)
+{
+    if (s->stop_asked || s->interrupted)
+        return; /* the first word stands */
+    s->stop_asked = 1;
+    snprintf(s->stop_reason, sizeof s->stop_reason, "%s", reason && *reason ? reason : "no reason given");
 }
 
 void sched_worker_state(worker *w, enum worker_state st, const char *reason)

@@ -5,6 +5,9 @@
 
 #include "sched.h"
 
+/* sched.interrupted when the recipe stopped the run (not a signal) */
+#define SCHED_STOPPED (-1)
+
 struct sched {
     lua_State *L;
     loop *loop;
@@ -26,7 +29,9 @@ struct sched {
     int nunjudged;
     double unjudged_since;      /* monotonic: when the oldest of them came */
     attempt *zombies;           /* abandoned: freed after the workers close */
-    int interrupted;            /* 0, or the signal that stopped the run */
+    int interrupted;            /* 0, the signal that stopped the run, or SCHED_STOPPED */
+    char stop_reason[512];      /* why the recipe stopped it (rasrun.fail in a check or on_event) */
+    int stop_asked;             /* the recipe asked for the stop: taken at the next safe point */
     int forced;                 /* a second signal: no more grace */
     int sigfd;
     int lua_ran;                /* the recipe's Lua ran since the signals were last read */
@@ -54,6 +59,8 @@ void lsched_tick(sched *s);
 
 /* Mechanism (sched.c). */
 int sched_main(sched *s);
+/* The recipe stops the run: taken at the next safe point; the first reason stands. */
+void sched_stop(sched *s, const char *reason);
 void sched_free_job(job *j);
 
 #endif

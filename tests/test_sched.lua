@@ -520,7 +520,7 @@ function TestSched:test_a_plans_checks_are_its_last_attempts()
   -- nor when the last attempt's check raised an error
   prj = project({ { title = "a", seconds = 0.05 } })
   r = run(pool, { project = prj, retries = 1, check = function(_, ctx)
-    if ctx.worker == "w2" then rasrun.fail("no licence for the checker", 3) end
+    if ctx.worker == "w2" then error({ message = "no licence for the checker" }) end
     return false, "no good"
   end })
   res = r.results[1]
@@ -1893,6 +1893,63 @@ function TestSched:test_a_handler_that_stops_the_run_starts_no_retry()
     if ev.ev == "retry" then retries = retries + 1 end
   end
   lu.assertEquals({ launched, retries }, { 1, 0 })
+end
+
+-- rasrun.fail in on_event stops the run as Ctrl-C does: the running engines
+-- are stopped, the plans not done cancelled with its message, the reports
+-- and journal written; then pool:run raises it, with its status. A resume
+-- runs what it cancelled and keeps what was done.
+function TestSched:test_rasrun_fail_in_on_event_stops_the_run()
+  local prj = project({ { title = "quick", seconds = 0.05 }, { title = "long", seconds = 30 },
+                        { title = "later", seconds = 0.05 } })
+  local t0 = sys.monotonic()
+  local ok, e = pcall(run, pool_of(H.local_worker("here", 2)), { project = prj,
+    on_event = function(ev)
+      if ev.type == "done" and ev.status == "ok" then rasrun.fail("enough after " .. ev.job, 3) end
+    end })
+  lu.assertFalse(ok)
+  lu.assertTrue(require("rasrun.runtime").is_stop(e), tostring(e))
+  lu.assertEquals({ e.exit_code, e.message }, { 3, "enough after Sample/p01" })
+  lu.assertTrue(sys.monotonic() - t0 < 15, "the 30 s engine was not stopped")
+  lu.assertEquals(engines_alive(), {})
+  local doc = json.decode(H.read(prj.dir .. "/run/run.json"))
+  lu.assertEquals(doc.stopped, "enough after Sample/p01")
+  lu.assertNil(doc.interrupted)
+  lu.assertEquals(doc.plans[1].status, "ok")
+  for i = 2, 3 do
+    lu.assertEquals(doc.plans[i].status, "cancelled")
+    lu.assertStrContains(doc.plans[i].reason, "stopped by the recipe: enough after Sample/p01")
+  end
+  lu.assertStrContains(H.read(prj.dir .. "/run/report.html"), ", stopped by the recipe: enough after Sample/p01.")
+  local j = H.journal(prj.dir .. "/run")
+  lu.assertEquals(j[#j].ev, "run_end")
+  lu.assertEquals(j[#j].stopped, "enough after Sample/p01")
+  -- the resume runs the two it cancelled, not the one done
+  sys.setenv("FAKE_RAS_SECONDS", "0.05")
+  local rok, r = pcall(run, pool_of(H.local_worker("here", 2)), { project = prj, resume = prj.dir .. "/run" })
+  sys.setenv("FAKE_RAS_SECONDS", nil)
+  lu.assertTrue(rok, tostring(r))
+  lu.assertTrue(r.ok, tostring(r))
+  lu.assertEquals({ H.result(r, "01").attempts, H.result(r, "02").attempts, H.result(r, "03").attempts }, { 1, 2, 2 })
+end
+
+-- rasrun.fail in a check stops the run too: that attempt fails, saying so,
+-- and the retry it would have had is not started.
+function TestSched:test_rasrun_fail_in_a_check_stops_the_run()
+  local prj = project({ { title = "a", seconds = 0.05 }, { title = "long", seconds = 30 } })
+  local ok, e = pcall(run, pool_of(H.local_worker("here", 2)), { project = prj, retries = 2,
+    check = function(_, _, plan)
+      if plan == "01" then rasrun.fail("the volume is off", 4) end
+      return true
+    end })
+  lu.assertFalse(ok)
+  lu.assertEquals({ e.exit_code, e.message }, { 4, "the volume is off" })
+  lu.assertEquals(engines_alive(), {})
+  local doc = json.decode(H.read(prj.dir .. "/run/run.json"))
+  lu.assertEquals(doc.plans[1].attempts, 1)
+  lu.assertStrContains(doc.plans[1].reason, "the check stopped the run: the volume is off")
+  lu.assertEquals(doc.plans[2].status, "cancelled")
+  lu.assertStrContains(doc.plans[2].reason, "stopped by the recipe: the volume is off")
 end
 
 -- The loop moves to the core an engine left, to start the next one there

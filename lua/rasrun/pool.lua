@@ -408,15 +408,16 @@ local function holds_results(tmp, ctx)
 end
 
 -- progress (optional): a recipe's own check runs with the live block off
--- the screen (P:around).
-local function make_check(check, progress)
+-- the screen (P:around). stop(e): a check that called rasrun.fail stops the
+-- run; its attempt fails, saying so.
+local function make_check(check, progress, stop)
   if check == false then check = holds_results end
   check = check or checks.standard {}
   local function call(...)
     if progress then return progress:around(check, ...) end
     return check(...)
   end
-  return function(job, tmp, ctx)
+  local function checked(job, tmp, ctx)
     local rep
     if checks.is_set(check) then
       rep = call(tmp, ctx) -- (its extra checks are the recipe's code)
@@ -436,6 +437,13 @@ local function make_check(check, progress)
     local ok, enc = pcall(json.encode, report.plain_checks(rep.checks))
     rep.checks_json = ok and enc or nil
     return rep
+  end
+  return function(job, tmp, ctx)
+    local ok, rep = pcall(checked, job, tmp, ctx)
+    if ok then return rep end
+    if not runtime.is_stop(rep) then error(rep, 0) end
+    stop(rep)
+    return { ok = false, reason = "the check stopped the run" .. (rep.message and (": " .. rep.message) or "") }
   end
 end
 
@@ -485,7 +493,8 @@ local function read_resume(dir)
     if e.ev == "run_resume" then controller_died() end
     -- (a resume's lines on the engines it stopped are not the dead controller's)
     if not e.stopped_by_resume then last_t = e.t or last_t end
-    if e.ev == "run_end" then run_end = not e.signal and e.t or nil end -- (Ctrl-C: not the run's end)
+    -- (Ctrl-C, or a stop by the recipe: not the run's end)
+    if e.ev == "run_end" then run_end = not e.signal and not e.stopped and e.t or nil end
     if e.ev == "run_start" or e.ev == "run_resume" then
       run_end = nil -- (a run that went on after it)
       boot = e.boot_id
@@ -1092,7 +1101,24 @@ function Pool:run(opts)
   end
 
   progress:begin(#jobs, results, self.workers)
+  -- rasrun.fail in a check or on_event stops the run as Ctrl-C does; the
+  -- recipe then stops as it said, once the reports are written.
+  local sched_mod, stopped = require("rasrun.sched"), nil
+  local function stop(e)
+    if stopped then return end
+    stopped = e
+    sched_mod.stop("stopped by the recipe" .. (e.message and (": " .. e.message) or ""))
+  end
   local user_event = opts.on_event
+  if user_event then
+    local handler = user_event
+    user_event = function(ev)
+      local ok, e = pcall(handler, ev)
+      if ok then return end
+      if not runtime.is_stop(e) then error(e, 0) end
+      stop(e)
+    end
+  end
   local on_event -- none when nobody listens: no event tables are built
   if user_event and progress.mode ~= "quiet" then
     on_event = function(ev) progress:event(ev); progress:around(user_event, ev) end
@@ -1101,10 +1127,10 @@ function Pool:run(opts)
   elseif progress.mode ~= "quiet" then
     on_event = function(ev) progress:event(ev) end
   end
-  local sres, sig = require("rasrun.sched").run {
+  local sres, sig = sched_mod.run {
     run_id = run_id, run_dir = run_dir, journal = journal,
     workers = workers, jobs = to_run,
-    check = make_check(opts.check, progress),
+    check = make_check(opts.check, progress, stop),
     on_event = on_event,
     tick = progress.mode == "live" and function(moving) progress:tick(moving) end or nil,
     keep_scratch = opts.keep_scratch, cancel_wait = opts.cancel_wait, down_grace = opts.down_grace,
@@ -1130,19 +1156,21 @@ function Pool:run(opts)
     local ended = #to_run == 0 and prior.run_end or sys.now()
     local run = setmetatable({ id = run_id, run_dir = run_dir, results = results, started = started,
                                ended = ended, interrupted = sig, workers = self.workers,
+                               stopped = stopped and (stopped.message or "rasrun.fail") or nil,
                                counts = { ok = 0, failed = 0, skipped = 0, cancelled = 0 } }, Run)
     for _, r in ipairs(results) do run.counts[r.status] = (run.counts[r.status] or 0) + 1 end
     run.ok = run.counts.failed == 0 and run.counts.cancelled == 0
     run.json_path, run.report_path, run.report_error = report.write(run)
     -- (a resume that runs nothing ends when the run did: its line says so)
     journal:write { ev = "run_end", run_id = run_id, ok = run.ok, counts = run.counts,
-                    signal = sig, t = run.ended }
+                    signal = sig, stopped = run.stopped, t = run.ended }
     journal:close()
     save_history(projects, results)
     progress:finish(run)
     runtime.note_run(run)
     return run
   end)
+  if stopped then error(stopped, 0) end -- everything is written: the recipe stops as it said
   if sig then
     -- Ctrl-C / SIGTERM: everything is written; the recipe stops here (and
     -- a recipe that goes on, having caught the stop, runs nothing more).

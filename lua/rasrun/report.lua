@@ -65,6 +65,7 @@ function M.data(run)
   return { run_id = run.id, run_dir = run.run_dir, started = iso(run.started), ended = iso(run.ended),
            seconds = run.ended - run.started, ok = run.ok, counts = run.counts,
            interrupted = run.interrupted and SIGNALS[run.interrupted] or run.interrupted,
+           stopped = run.stopped, -- why the recipe stopped it (rasrun.fail)
            workers = workers, plans = plans }
 end
 
@@ -184,7 +185,8 @@ table{border-collapse:collapse;font-size:13px}td,th{border-bottom:1px solid #ddd
 <p>Run folder: %s</p>
 </body></html>
 ]]):format(esc(d.run_id), esc(d.run_id), esc(d.started), esc(d.ended), d.seconds, c.ok, c.failed,
-    c.skipped, c.cancelled, run.interrupted and (", interrupted by " .. runtime.signal_name(run.interrupted)) or "",
+    c.skipped, c.cancelled, run.interrupted and (", interrupted by " .. runtime.signal_name(run.interrupted))
+      or run.stopped and (", stopped by the recipe: " .. esc(run.stopped)) or "",
     timeline(run), table.concat(rows, "\n"), esc(d.run_dir))
 end
 
