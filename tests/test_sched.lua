@@ -915,6 +915,33 @@ function TestSched:test_what_the_recipe_prints_stays_above_the_live_block()
   lu.assertEquals(p.drawn, drawn)
 end
 
+-- Only the recipe's own code is run with the live block off the screen:
+-- the standard checks print nothing, and the block stays drawn while they
+-- run (it went blank for every check).
+function TestSched:test_the_live_block_stays_while_the_standard_checks_run()
+  local P = getmetatable(require("rasrun.progress").new({ progress = "plain" })).__index
+  local around, arounds = P.around, 0
+  P.around = function(self, ...) arounds = arounds + 1 return around(self, ...) end
+  local ok, err = pcall(function()
+    local prj = project({ { title = "a", seconds = 0.05 }, { title = "b", seconds = 0.05 } })
+    local pool = pool_of(H.local_worker("here", 2))
+    for _, check in ipairs({ rasrun.checks.standard {}, false }) do
+      arounds = 0
+      lu.assertTrue(run(pool, { project = prj, force = true, progress = "plain", check = check }).ok)
+      lu.assertEquals(arounds, 0)
+    end
+    -- a recipe's check function, and a set with extra checks, may print
+    for _, check in ipairs({ function() return true end,
+                             rasrun.checks.standard { extra = { { name = "mine", fn = function() return true end } } } }) do
+      arounds = 0
+      lu.assertTrue(run(pool, { project = prj, force = true, progress = "plain", check = check }).ok)
+      lu.assertEquals(arounds, 2)
+    end
+  end)
+  P.around = around
+  if not ok then error(err, 0) end
+end
+
 -- The time left is never less than the running plan furthest from its end
 -- needs (the work left was spread over every slot, idle ones too); a long
 -- plan key keeps its plan number and leaves room for the worker, the time

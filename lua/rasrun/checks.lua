@@ -257,9 +257,14 @@ function M.standard(opts)
   } }, SetMT)
   if opts.maxima then set.list[#set.list + 1] = { name = "maxima", fn = M.maxima(opts.maxima) } end
   for _, c in ipairs(opts.extra or {}) do set.list[#set.list + 1] = c end
+  set.recipe_code = opts.extra ~= nil and #opts.extra > 0
   return set
 end
 
 function M.is_set(v) return getmetatable(v) == SetMT end
+
+-- Whether running check may run the recipe's own code (which may print):
+-- a function, or a set with extra checks; not the standard set alone.
+function M.runs_recipe_code(check) return not M.is_set(check) or check.recipe_code ~= false end
 
 return M

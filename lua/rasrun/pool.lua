@@ -413,6 +413,8 @@ end
 local function make_check(check, progress, stop)
   if check == false then check = holds_results end
   check = check or checks.standard {}
+  -- (the standard checks print nothing: the live block stays drawn)
+  if check == holds_results or not checks.runs_recipe_code(check) then progress = nil end
   local function call(...)
     if progress then return progress:around(check, ...) end
     return check(...)
