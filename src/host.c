@@ -91,6 +91,7 @@ lua_State *host_new(void)
     preload(L, "rasrun.fs", luaopen_rasrun_fs);
     preload(L, "rasrun.sys", luaopen_rasrun_sys);
     preload(L, "rasrun.json", luaopen_rasrun_json);
+    preload(L, "rasrun.keys", luaopen_rasrun_keys);
     preload(L, "rasrun.journal", luaopen_rasrun_journal);
     preload(L, "rasrun.sched", luaopen_rasrun_sched);
     preload(L, "rasrun.ssh_c", luaopen_rasrun_ssh);

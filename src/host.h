@@ -25,6 +25,7 @@ int luaopen_rasrun_hdf(lua_State *L);
 int luaopen_rasrun_fs(lua_State *L);
 int luaopen_rasrun_sys(lua_State *L);
 int luaopen_rasrun_json(lua_State *L);
+int luaopen_rasrun_keys(lua_State *L);
 int luaopen_rasrun_journal(lua_State *L);
 int luaopen_rasrun_sched(lua_State *L);
 int luaopen_rasrun_ssh(lua_State *L);

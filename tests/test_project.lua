@@ -206,6 +206,25 @@ function TestProject:test_dotted_names_and_byte_order_marks()
   lu.assertEquals(missing, {})
 end
 
+-- The "Key=Value" lines of HEC-RAS text files: CR, LF or CRLF ends, blank
+-- lines, blanks around values (not keys), the first value of a key kept,
+-- lines without a key as flags, and a line that starts with "=".
+function TestProject:test_key_value_lines()
+  local keys = require "rasrun.keys"
+  local text = "Proj Title=Two\r\n\r\nPlan File= p01 \rPlan File=p02\nEnglish Units  \n" ..
+               "  indented flag\n=odd\nEmpty=\n Key With Blank =\tv\t\nSI Units\nSI Units=later\n" ..
+               "Vt=\vx\nPlan File=p03"
+  local list, first = keys.parse(text)
+  lu.assertEquals(list, { { "Proj Title", "Two" }, { "Plan File", "p01" }, { "Plan File", "p02" },
+    { "Empty", "" }, { " Key With Blank ", "v" }, { "SI Units", "later" }, { "Vt", "\vx" }, { "Plan File", "p03" } })
+  lu.assertEquals(first, { ["Proj Title"] = "Two", ["Plan File"] = "p01", ["English Units"] = true,
+    ["=odd"] = true, Empty = "", [" Key With Blank "] = "v", ["SI Units"] = true, Vt = "\vx" })
+  local none, only = keys.parse(text, true)
+  lu.assertEquals(none, {})
+  lu.assertEquals(only, first)
+  lu.assertEquals({ keys.parse("") }, { {}, {} })
+end
+
 -- What a project's files say the way HEC-RAS and people write them: a plan
 -- listed twice is one plan; blanks around values ("Plan File= p03") do not
 -- count; an empty "Flow File=" is no flow file, not a steady flow.

@@ -15,6 +15,7 @@ local fs = require "rasrun.fs"
 local path = require "rasrun.path"
 local hecdate = require "rasrun.hecdate"
 local json = require "rasrun.json"
+local textkeys = require "rasrun.keys"
 
 local M = {}
 
@@ -33,23 +34,8 @@ local function read_keys(file, limit, first_only)
   if not data then return nil, err end
   if data:find("\0", 1, true) then return nil, file .. ": binary data, not a HEC-RAS text file" end
   if data:sub(1, 3) == "\239\187\191" then data = data:sub(4) end -- a UTF-8 byte order mark
-  local list, first = {}, {}
-  -- one pass over the lines (CRLF, LF or CR; blank lines carry nothing):
-  -- plans are read by the thousand
-  for line in data:gmatch("[^\r\n]+") do
-    local eq = line:find("=", 1, true)
-    if eq and eq > 1 then
-      local k, v = line:sub(1, eq - 1), line:sub(eq + 1)
-      local last = v:byte(-1)
-      if last and last <= 32 then v = v:gsub("%s+$", "") end
-      if v:byte(1) == 32 or v:byte(1) == 9 then v = v:gsub("^%s+", "") end
-      if not first_only then list[#list + 1] = { k, v } end
-      if first[k] == nil then first[k] = v end
-    elseif line:find("^%S") then
-      first[(line:gsub("%s+$", ""))] = true
-    end
-  end
-  return list, first
+  -- (in C: plans are read by the thousand)
+  return textkeys.parse(data, first_only)
 end
 
 -- Finds "<stem>.<ext>" in the folder whatever the case of the extension.
@@ -287,6 +273,22 @@ function Project:_read_flow(id)
   return f
 end
 
+-- A plan's simulation window ("01JAN2024,0000,02JAN2024,1200"), or nil.
+-- Plans are read by the thousand and share a few windows: each text is
+-- parsed once (the last SIM_MEMO of them are kept).
+local SIM_MEMO = 256
+local sim_memo, sim_count = {}, 0
+local function simulation(sim)
+  local m = sim_memo[sim]
+  if m == nil then
+    local a, b, c, d = sim:match("^([^,]*),([^,]*),([^,]*),([^,]*)$")
+    m = a and { start = hecdate.parse(a .. " " .. b), stop = hecdate.parse(c .. " " .. d) } or false
+    if sim_count >= SIM_MEMO then sim_memo, sim_count = {}, 0 end
+    sim_memo[sim], sim_count = m, sim_count + 1
+  end
+  return m and { text = sim, start = m.start, stop = m.stop } or nil
+end
+
 local function parse_plan(self, id)
   local file = self:file(id)
   local p = setmetatable({ project = self, id = id, number = id:sub(2), file = file,
@@ -323,12 +325,7 @@ local function parse_plan(self, id)
     return p
   end
   local sim = keys["Simulation Date"]
-  if sim and sim ~= "" then
-    local a, b, c, d = sim:match("^([^,]*),([^,]*),([^,]*),([^,]*)$")
-    if a then
-      p.simulation = { text = sim, start = hecdate.parse(a .. " " .. b), stop = hecdate.parse(c .. " " .. d) }
-    end
-  end
+  if sim and sim ~= "" then p.simulation = simulation(sim) end
   -- the DSS file the plan writes: its name, and where it is in the project
   -- (nil for a path outside it)
   local dss = keys["DSS File"]

@@ -70,11 +70,16 @@ function M.data(run)
 end
 
 local ENTITIES = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;" }
+local escaped = {} -- per page: its texts repeat (statuses, workers, checks' details)
 local function esc(s)
   s = tostring(s or "")
-  if s:find("[\128-\255]") then s = json.utf8(s) end -- Windows-1252 titles: the page is UTF-8
-  if not s:find('[&<>"]') then return s end -- most text has nothing to escape
-  return (s:gsub('[&<>"]', ENTITIES))
+  local e = escaped[s]
+  if e then return e end
+  e = s
+  if e:find("[\128-\255]") then e = json.utf8(e) end -- Windows-1252 titles: the page is UTF-8
+  if e:find('[&<>"]') then e = e:gsub('[&<>"]', ENTITIES) end
+  escaped[s] = e
+  return e
 end
 
 local COLORS = { ok = "#2e7d32", failed = "#c62828", cancelled = "#757575", skipped = "#90a4ae" }
@@ -96,7 +101,12 @@ local function lanes(run)
   for _, r in ipairs(run.results) do
     for _, h in ipairs(r.history or {}) do attempts[#attempts + 1] = { r = r, h = h } end
   end
-  table.sort(attempts, function(a, b) return a.h.started < b.h.started end)
+  -- (a run starts its plans' attempts in their order, retries aside)
+  local sorted = true
+  for i = 2, #attempts do
+    if attempts[i].h.started < attempts[i - 1].h.started then sorted = false break end
+  end
+  if not sorted then table.sort(attempts, function(a, b) return a.h.started < b.h.started end) end
   for _, a in ipairs(attempts) do
     local bw = by_worker[a.h.worker]
     if bw then
@@ -153,6 +163,7 @@ end
 -- d: M.data(run) when the caller has it already.
 function M.html(run, d)
   d = d or M.data(run)
+  escaped = {}
   local rows = {}
   for _, p in ipairs(d.plans) do
     local cks = {}
@@ -165,7 +176,7 @@ function M.html(run, d)
         p.attempts or 0, p.elapsed or 0, table.concat(cks, " "), esc(p.reason or p.result or ""))
   end
   local c = d.counts
-  return ([[<!DOCTYPE html>
+  local page = ([[<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>rasrun run %s</title>
 <style>
 body{font-family:sans-serif;margin:1.5em;color:#222}
@@ -188,6 +199,8 @@ table{border-collapse:collapse;font-size:13px}td,th{border-bottom:1px solid #ddd
     c.skipped, c.cancelled, run.interrupted and (", interrupted by " .. runtime.signal_name(run.interrupted))
       or run.stopped and (", stopped by the recipe: " .. esc(run.stopped)) or "",
     timeline(run), table.concat(rows, "\n"), esc(d.run_dir))
+  escaped = {}
+  return page
 end
 
 -- Writes run.json and report.html; returns their paths (nil for one that
