@@ -126,6 +126,19 @@ unsigned long long fs_hash(const char *s)
     return h;
 }
 
+void fs_utf8_whole(char *s)
+{
+    size_t len = strlen(s), start = len, need = 0;
+    while (start > 0 && len - start < 4 && ((unsigned char)s[start - 1] & 0xC0) == 0x80)
+        start--; /* back over continuation bytes to the lead byte */
+    if (start == 0)
+        return;
+    unsigned char lead = (unsigned char)s[start - 1];
+    need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    if (lead >= 0xC0 && len - (start - 1) < need)
+        s[start - 1] = 0;
+}
+
 void fs_fit_name(char *out, size_t n, const char *name, size_t max)
 {
     size_t len = strlen(name);

@@ -86,6 +86,10 @@ unsigned long long fs_hash(const char *s);
  * characters, then "~" and fs_hash(name) in 16 hex digits. */
 void fs_fit_name(char *out, size_t n, const char *name, size_t max);
 
+/* s cut short by a fixed-size buffer: a UTF-8 character the cut split is
+ * taken off its end, so that the text stays valid UTF-8. */
+void fs_utf8_whole(char *s);
+
 /* The longest name a temporary file made beside it takes as it is
  * (".NAME.<16 hex digits>.part", 23 bytes more). */
 #define FS_TEMP_NAME_MAX (255 - 23)

@@ -16,6 +16,7 @@
  *                report, history = { {attempt, worker, status, ...}, ... } } */
 #include "host.h"
 #include "sched_int.h"
+#include "fsutil.h"
 #include "luafield.h"
 
 #include <lauxlib.h>
@@ -226,6 +227,7 @@ static int read_job(sched *s, lua_State *L, int t, int index, int nengines)
     if (why) {
         j->unrunnable = 1;
         snprintf(j->reason, sizeof j->reason, "%s", why);
+        fs_utf8_whole(j->reason);
         free(why);
     }
     return 0;
@@ -376,9 +378,14 @@ int lsched_check(sched *s, attempt *a, char *reason, size_t n)
         lua_getfield(L, -1, "ok");
         ok = lua_toboolean(L, -1);
         lua_pop(L, 1);
+        lua_getfield(L, -1, "stopped"); /* the check stopped the run */
+        if (lua_toboolean(L, -1))
+            ok = -1;
+        lua_pop(L, 1);
         lua_getfield(L, -1, "reason");
         const char *r = lua_tostring(L, -1);
         snprintf(reason, n, "%s", r ? r : ok ? "" : "the check failed");
+        fs_utf8_whole(reason);
         lua_pop(L, 1);
         lua_getfield(L, -1, "checks_json"); /* encoded by pool.lua */
         free(a->checks_json);
@@ -606,14 +613,15 @@ static int l_run(lua_State *L)
 }
 
 /* sched.stop(reason): from a check or an event handler, the run stops as
- * after a Ctrl-C: every attempt is cancelled with reason. */
+ * after a Ctrl-C: every attempt is cancelled with reason. false when it was
+ * stopped already (a signal, an earlier stop). */
 static int l_stop(lua_State *L)
 {
     const char *reason = luaL_checkstring(L, 1);
     if (!running)
         return luaL_error(L, "sched.stop: no run is going on");
-    sched_stop(running, reason);
-    return 0;
+    lua_pushboolean(L, sched_stop(running, reason));
+    return 1;
 }
 
 int luaopen_rasrun_sched(lua_State *L)

@@ -129,14 +129,20 @@ void sched_stage_suffix(attempt *a, char *out, size_t n)
 /* A long final name is shortened in it (fs_fit_name): the suffix stays,
  * for a resume to find what a killed run left, and so does the room for a
  * copy's temporary name beside it. */
-char *sched_stage_name(attempt *a, const char *final_name)
+char *sched_stage_path(const char *project_dir, const char *final_name, const char *suffix)
 {
-    char suffix[128], fit[256], *p = NULL;
-    sched_stage_suffix(a, suffix, sizeof suffix);
+    char fit[256], *p = NULL;
     fs_fit_name(fit, sizeof fit, final_name, FS_TEMP_NAME_MAX - 1 - strlen(suffix));
-    if (asprintf(&p, "%s/.%s%s", a->job->project_dir, fit, suffix) < 0)
+    if (asprintf(&p, "%s/.%s%s", project_dir, fit, suffix) < 0)
         return NULL;
     return p;
+}
+
+char *sched_stage_name(attempt *a, const char *final_name)
+{
+    char suffix[128];
+    sched_stage_suffix(a, suffix, sizeof suffix);
+    return sched_stage_path(a->job->project_dir, final_name, suffix);
 }
 
 void sched_add_output(attempt *a, char *tmp, const char *final_name, int kind)
@@ -364,6 +370,9 @@ static void dispatch(sched *s)
         worker *w = pick_worker(s, j);
         if (w)
             start_attempt(s, j, w);
+        take_signals(s); /* its start event's handler may have stopped the run */
+        if (s->interrupted)
+            return;
     }
     prefetch_next(s);
 }
@@ -385,8 +394,10 @@ static void finish_job(sched *s, job *j, attempt *a, enum job_status st, const c
     j->state = J_DONE;
     j->status = st;
     j->end = a && a->t_end > 0 ? a->t_end : wall();
-    if (reason && reason != j->reason)
+    if (reason && reason != j->reason) {
         snprintf(j->reason, sizeof j->reason, "%s", reason);
+        fs_utf8_whole(j->reason);
+    }
     s->ndone++;
     cJSON *o = jrec("done", j, NULL);
     cJSON_AddStringToObject(o, "status", status_name(st));
@@ -830,6 +841,11 @@ static int judge(sched *s, attempt *a, char *why, size_t n)
     }
     char check[512] = "";
     int ok = lsched_check(s, a, check, sizeof check);
+    if (ok < 0) { /* its check stopped the run: cancelled, as the others */
+        a->interrupted = 1;
+        snprintf(why, n, "cancelled (%s)", check);
+        return 0;
+    }
     if (a->exit_code != 0) {
         log_ending(a, said, sizeof said);
         snprintf(why, n, "the engine exited with code %d%s%s%s", a->exit_code, said,
@@ -906,6 +922,7 @@ static void process_finished(sched *s, attempt *a)
         release_dependents(s, j);
     } else {
         snprintf(j->reason, sizeof j->reason, "%s", why);
+        fs_utf8_whole(j->reason);
         int *t = realloc(j->tried, sizeof *t * (size_t)(j->ntried + 1));
         if (t) {
             j->tried = t;
@@ -1044,9 +1061,11 @@ static void check_timeouts(sched *s)
 /* Stops the run: every attempt is cancelled (a second signal: at once). */
 static void interrupt_run(sched *s, int why)
 {
-    if (!s->interrupted) {
+    if (!s->interrupted || (s->interrupted == SCHED_STOPPED && why != SCHED_STOPPED)) {
+        /* a signal during the recipe's stop: the run ends as the signal says */
+        if (!s->interrupted)
+            s->interrupted_at = loop_now();
         s->interrupted = why;
-        s->interrupted_at = loop_now();
         lsched_event(s, "interrupted", NULL, NULL, NULL, interrupt_text(s));
     } else {
         s->forced = 1;
@@ -1075,12 +1094,14 @@ static void on_signal(void *ud, int fd, short revents)
         interrupt_run(s, (int)si.ssi_signo);
 }
 
-void sched_stop(sched *s, const char *reason)
+int sched_stop(sched *s, const char *reason)
 {
     if (s->stop_asked || s->interrupted)
-        return; /* the first word stands */
+        return 0; /* the first word stands */
     s->stop_asked = 1;
     snprintf(s->stop_reason, sizeof s->stop_reason, "%s", reason && *reason ? reason : "no reason given");
+    fs_utf8_whole(s->stop_reason);
+    return 1;
 }
 
 void sched_worker_state(worker *w, enum worker_state st, const char *reason)

@@ -216,6 +216,8 @@ void sched_kept_dir(char *out, size_t n, attempt *a);
 /* A temporary file name in the project folder for a staged-out file:
  * "<project>/.<final name><suffix>", the suffix naming the run and attempt. */
 char *sched_stage_name(attempt *a, const char *final_name);
+/* The same from its parts (any thread): project_dir/.<final_name><suffix>. */
+char *sched_stage_path(const char *project_dir, const char *final_name, const char *suffix);
 void sched_stage_suffix(attempt *a, char *out, size_t n);
 /* An output that cannot be brought into the project (a read-only folder, a
  * full disk) is kept where a failed attempt's staged files go: moved (or

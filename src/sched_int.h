@@ -51,16 +51,18 @@ struct sched {
 
 /* Lua side (lsched.c). */
 void lsched_event(sched *s, const char *type, job *j, attempt *a, worker *w, const char *reason);
-/* Runs the recipe's check on the staged result; returns 1 ok, 0 failed (the
- * reason is copied to reason). Stores the report in j->report_ref. */
+/* Runs the recipe's check on the staged result; returns 1 ok, 0 failed,
+ * -1 the check stopped the run (the reason is copied to reason). Stores the
+ * report in j->report_ref. */
 int lsched_check(sched *s, attempt *a, char *reason, size_t n);
 void lsched_history(sched *s, attempt *a, const char *status, const char *reason);
 void lsched_tick(sched *s);
 
 /* Mechanism (sched.c). */
 int sched_main(sched *s);
-/* The recipe stops the run: taken at the next safe point; the first reason stands. */
-void sched_stop(sched *s, const char *reason);
+/* The recipe stops the run: taken at the next safe point. 0 when the run
+ * was stopped already (the first reason stands). */
+int sched_stop(sched *s, const char *reason);
 void sched_free_job(job *j);
 
 #endif

@@ -829,9 +829,9 @@ static void stage_out(worker *w, task *t)
     for (int i = 0; i < ol.n && !broken; i++) {
         const char *name = ol.names[i], *final;
         int kind = spec_output_kind(t->sp, name, &final);
-        char remote[8192], *tmp = NULL;
+        char remote[8192], *tmp = sched_stage_path(t->project_dir, final, t->stage_suffix);
         snprintf(remote, sizeof remote, "%s/%s", t->slot_dir, name);
-        if (asprintf(&tmp, "%s/.%s%s", t->project_dir, final, t->stage_suffix) < 0)
+        if (!tmp)
             continue;
         unsigned long long before = x->c->file_received;
         moving_file(x, t, name, 0, ol.sizes[i]);

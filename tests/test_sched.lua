@@ -5,6 +5,7 @@ local fs = require "rasrun.fs"
 local sys = require "rasrun.sys"
 local json = require "rasrun.json"
 local H = require "helpers"
+local runtime = require "rasrun.runtime"
 
 TestSched = {}
 
@@ -1960,23 +1961,93 @@ function TestSched:test_rasrun_fail_in_on_event_stops_the_run()
   lu.assertEquals({ H.result(r, "01").attempts, H.result(r, "02").attempts, H.result(r, "03").attempts }, { 1, 2, 2 })
 end
 
--- rasrun.fail in a check stops the run too: that attempt fails, saying so,
--- and the retry it would have had is not started.
+-- rasrun.fail in a check stops the run too: that attempt is cancelled as
+-- the others are (with retries or without), its retry is not started, and
+-- a resume runs it.
 function TestSched:test_rasrun_fail_in_a_check_stops_the_run()
-  local prj = project({ { title = "a", seconds = 0.05 }, { title = "long", seconds = 30 } })
-  local ok, e = pcall(run, pool_of(H.local_worker("here", 2)), { project = prj, retries = 2,
-    check = function(_, _, plan)
-      if plan == "01" then rasrun.fail("the volume is off", 4) end
-      return true
+  for _, retries in ipairs({ 0, 2 }) do
+    local prj = project({ { title = "a", seconds = 0.05 }, { title = "long", seconds = 30 } })
+    local ok, e = pcall(run, pool_of(H.local_worker("here", 2)), { project = prj, retries = retries,
+      check = function(_, _, plan)
+        if plan == "01" then rasrun.fail("the volume is off", 4) end
+        return true
+      end })
+    lu.assertFalse(ok)
+    lu.assertEquals({ e.exit_code, e.message }, { 4, "the volume is off" })
+    lu.assertEquals(engines_alive(), {})
+    local doc = json.decode(H.read(prj.dir .. "/run/run.json"))
+    lu.assertEquals({ doc.plans[1].status, doc.plans[1].attempts }, { "cancelled", 1 })
+    lu.assertStrContains(doc.plans[1].reason, "the check stopped the run: the volume is off")
+    lu.assertEquals(doc.plans[2].status, "cancelled")
+    lu.assertStrContains(doc.plans[2].reason, "stopped by the recipe: the volume is off")
+    sys.setenv("FAKE_RAS_SECONDS", "0.05")
+    local rok, r = pcall(run, pool_of(H.local_worker("here", 2)), { project = prj, retries = retries,
+      resume = prj.dir .. "/run" })
+    sys.setenv("FAKE_RAS_SECONDS", nil)
+    lu.assertTrue(rok, tostring(r))
+    lu.assertTrue(r.ok, tostring(r))
+    lu.assertEquals(H.result(r, "01").attempts, 2)
+  end
+end
+
+-- A signal stands over a stop of the recipe's, before or after it: the run
+-- ends as the signal says (exit 130, run.json's interrupted), not as the
+-- rasrun.fail a handler raised while the engines were being stopped.
+function TestSched:test_a_signal_stands_over_the_recipes_stop()
+  for _, first in ipairs({ "signal", "fail" }) do
+    local prj = project({ { title = "quick", seconds = 0.05 }, { title = "long", seconds = 30 } })
+    local ok, e = pcall(run, pool_of(H.local_worker("here", 2)), { project = prj, on_event = function(ev)
+      if ev.type == "done" and ev.plan == "01" then
+        if first == "signal" then sys.kill(sys.pid(), "INT") else rasrun.fail("enough") end
+      elseif ev.type == "interrupted" then
+        if first == "signal" then rasrun.fail("enough") else sys.kill(sys.pid(), "INT") end
+      end
     end })
+    lu.assertFalse(ok)
+    lu.assertEquals(e.exit_code, 130, first .. ": " .. tostring(e))
+    local doc = json.decode(H.read(prj.dir .. "/run/run.json"))
+    lu.assertEquals(doc.interrupted, "SIGINT", first)
+    lu.assertEquals(engines_alive(), {})
+    -- the recipe that caught it runs nothing more
+    local again, e2 = pcall(run, pool_of(H.local_worker("here", 2)), { project = prj, run_dir = prj.dir .. "/run2" })
+    lu.assertFalse(again)
+    lu.assertStrContains(tostring(e2), "not run: Ctrl-C interrupted an earlier run of the recipe")
+    runtime.interrupted = nil -- (each test is a recipe of its own: tests/run.lua)
+  end
+end
+
+-- A stop asked for by a start event's handler is taken before the next
+-- engine starts, not after every free slot has got one.
+function TestSched:test_a_stop_in_a_start_handler_starts_nothing_more()
+  local prj = project({ { title = "a", seconds = 30 }, { title = "b", seconds = 30 },
+                        { title = "c", seconds = 30 }, { title = "d", seconds = 30 } })
+  local ok = pcall(run, pool_of(H.local_worker("here", 4)), { project = prj, on_event = function(ev)
+    if ev.type == "start" then rasrun.fail("one is enough") end
+  end })
   lu.assertFalse(ok)
-  lu.assertEquals({ e.exit_code, e.message }, { 4, "the volume is off" })
+  local starts = 0
+  for _, ev in ipairs(H.journal(prj.dir .. "/run")) do
+    if ev.ev == "attempt" then starts = starts + 1 end
+  end
+  lu.assertEquals(starts, 1)
   lu.assertEquals(engines_alive(), {})
+end
+
+-- A stop's long message, cut to fit, is cut between two characters: the
+-- journal and the reports keep valid UTF-8 (not mojibake).
+function TestSched:test_a_long_stop_message_is_cut_between_characters()
+  local prj = project({ { title = "quick", seconds = 0.05 }, { title = "long", seconds = 30 } })
+  local msg = ("é"):rep(400)
+  local ok = pcall(run, pool_of(H.local_worker("here", 2)), { project = prj, on_event = function(ev)
+    if ev.type == "done" and ev.plan == "01" then rasrun.fail(msg) end
+  end })
+  lu.assertFalse(ok)
+  for _, ev in ipairs(H.journal(prj.dir .. "/run")) do
+    if ev.reason then lu.assertNotNil(utf8.len(ev.reason), ev.ev .. ": " .. ev.reason) end
+  end
   local doc = json.decode(H.read(prj.dir .. "/run/run.json"))
-  lu.assertEquals(doc.plans[1].attempts, 1)
-  lu.assertStrContains(doc.plans[1].reason, "the check stopped the run: the volume is off")
-  lu.assertEquals(doc.plans[2].status, "cancelled")
-  lu.assertStrContains(doc.plans[2].reason, "stopped by the recipe: the volume is off")
+  lu.assertStrContains(doc.plans[2].reason, "stopped by the recipe: éé")
+  lu.assertNil(doc.plans[2].reason:find("Ã", 1, true))
 end
 
 -- The loop moves to the core an engine left, to start the next one there

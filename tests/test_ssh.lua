@@ -60,6 +60,20 @@ function TestSsh:test_dss_files_in_subfolders_are_staged()
   lu.assertTrue(r.ok, r.results[1].reason)
 end
 
+-- A project name near a file name's 255 bytes: its result comes back from
+-- the host through a temporary name that fits, on both engines.
+function TestSsh:test_a_project_name_near_the_longest_file_name_runs()
+  local d = H.tmpdir("ssh-long")
+  local name = ("Rhône_crue_"):rep(19)
+  local prj = rasrun.project.open(H.project(d, { { title = "a", seconds = 0.05 } }, { name = name }))
+  for _, kind in ipairs({ "linux", "windows" }) do
+    local r = run(rasrun.pool { T.worker(env, 1, { engine = { kind = kind, home = H.sim(kind) } }) }, prj,
+      { force = true })
+    lu.assertEquals(r.results[1].status, "ok", kind .. ": " .. tostring(r.results[1].reason))
+  end
+  lu.assertTrue(fs.isfile(d .. "/" .. name .. ".p01.hdf"))
+end
+
 -- A host whose clock is ahead (here: an engine that dates what it writes a
 -- minute on): the restart file one plan brings back does not make the plan
 -- restarting from it look out of date, nor run again next time.

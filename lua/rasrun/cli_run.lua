@@ -11,7 +11,8 @@ cli.help.resume = [[
 usage: rasrun resume RUN_FOLDER
 
 Finishes a run that did not end: its controller was killed (SIGKILL, a
-crash, a reboot), or Ctrl-C cancelled the plans still running. Reads RUN_FOLDER/journal.jsonl, stops the engines the dead
+crash, a reboot), or Ctrl-C (or the recipe's rasrun.fail) cancelled the
+plans still running. Reads RUN_FOLDER/journal.jsonl, stops the engines the dead
 controller left running (on this machine and on SSH hosts), removes their
 work folders, then runs the same recipe with the same arguments from the
 same folder. Plans that finished are kept, not rerun; the rest run again,

@@ -443,9 +443,11 @@ local function make_check(check, progress, stop)
   return function(job, tmp, ctx)
     local ok, rep = pcall(checked, job, tmp, ctx)
     if ok then return rep end
-    if not runtime.is_stop(rep) then error(rep, 0) end
+    if not stop or not runtime.is_stop(rep) then error(rep, 0) end
     stop(rep)
-    return { ok = false, reason = "the check stopped the run" .. (rep.message and (": " .. rep.message) or "") }
+    -- (its attempt is cancelled, as the others)
+    return { ok = false, stopped = true,
+             reason = "the check stopped the run" .. (rep.message and (": " .. rep.message) or "") }
   end
 end
 
@@ -457,6 +459,7 @@ local function up_to_date(plan, check)
   -- as the scheduler calls it: the plan number; a check that raises means
   -- "not known to be good", and the plan runs (its check then says why)
   local ok, rep = pcall(c, { plan = plan.number }, plan:result_path(), { name = plan:result_path() })
+  if not ok and runtime.is_stop(rep) then error(rep, 0) end -- rasrun.fail: the recipe stops here
   if not ok then return false end
   return rep.ok, rep
 end
@@ -1107,9 +1110,10 @@ function Pool:run(opts)
   -- recipe then stops as it said, once the reports are written.
   local sched_mod, stopped = require("rasrun.sched"), nil
   local function stop(e)
-    if stopped then return end
-    stopped = e
-    sched_mod.stop("stopped by the recipe" .. (e.message and (": " .. e.message) or ""))
+    -- (a signal, or an earlier stop, stopped it already: that one stands)
+    if not stopped and sched_mod.stop("stopped by the recipe" .. (e.message and (": " .. e.message) or "")) then
+      stopped = e
+    end
   end
   local user_event = opts.on_event
   if user_event then
@@ -1172,13 +1176,14 @@ function Pool:run(opts)
     runtime.note_run(run)
     return run
   end)
-  if stopped then error(stopped, 0) end -- everything is written: the recipe stops as it said
   if sig then
     -- Ctrl-C / SIGTERM: everything is written; the recipe stops here (and
     -- a recipe that goes on, having caught the stop, runs nothing more).
     runtime.interrupted = sig
     runtime.stop(128 + sig, ("the run was interrupted by %s"):format(signal_name(sig)), true)
   end
+  -- everything is written: the recipe stops as it said (a signal aside)
+  if stopped then error(stopped, 0) end
   return run
 end
 
