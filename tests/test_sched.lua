@@ -1990,6 +1990,18 @@ function TestSched:test_rasrun_fail_in_a_check_stops_the_run()
   end
 end
 
+-- rasrun.fail in a check that decides whether a plan is up to date (before
+-- anything runs) stops the recipe there: the plan does not run.
+function TestSched:test_rasrun_fail_in_an_up_to_date_check_stops_the_recipe()
+  local prj = project({ { title = "a", seconds = 0.05 } })
+  lu.assertTrue(run(pool_of(H.local_worker("here", 1)), { project = prj }).ok)
+  local ok, e = pcall(run, pool_of(H.local_worker("here", 1)), { project = prj, run_dir = prj.dir .. "/run2",
+    check = function() rasrun.fail("no baseline", 5) end })
+  lu.assertFalse(ok)
+  lu.assertEquals({ e.exit_code, e.message }, { 5, "no baseline" })
+  lu.assertFalse(fs.exists(prj.dir .. "/run2/journal.jsonl"))
+end
+
 -- A signal stands over a stop of the recipe's, before or after it: the run
 -- ends as the signal says (exit 130, run.json's interrupted), not as the
 -- rasrun.fail a handler raised while the engines were being stopped.
