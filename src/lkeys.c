@@ -33,7 +33,8 @@ static void add_first(lua_State *L, int first, const char *k, size_t klen, int v
     lua_rawset(L, first);
 }
 
-static void parse_line(lua_State *L, const char *line, size_t len, int list, int first, int first_only)
+static void parse_line(lua_State *L, const char *line, size_t len, int list, lua_Integer *nlist, int first,
+                       int first_only)
 {
     const char *eq = memchr(line, '=', len);
     if (eq && eq > line) {
@@ -51,7 +52,7 @@ static void parse_line(lua_State *L, const char *line, size_t len, int list, int
             lua_rawseti(L, -2, 1);
             lua_pushvalue(L, value);
             lua_rawseti(L, -2, 2);
-            lua_rawseti(L, list, (lua_Integer)lua_rawlen(L, list) + 1);
+            lua_rawseti(L, list, ++*nlist);
         }
         add_first(L, first, line, (size_t)(eq - line), value);
         lua_pop(L, 1);
@@ -72,6 +73,7 @@ static int l_parse(lua_State *L)
     lua_newtable(L);
     int first = lua_gettop(L);
     const char *p = s, *end = s + n;
+    lua_Integer nlist = 0;
     while (p < end) {
         while (p < end && (*p == '\r' || *p == '\n'))
             p++;
@@ -79,7 +81,7 @@ static int l_parse(lua_State *L)
         while (q < end && *q != '\r' && *q != '\n')
             q++;
         if (q > p)
-            parse_line(L, p, (size_t)(q - p), list, first, first_only);
+            parse_line(L, p, (size_t)(q - p), list, &nlist, first, first_only);
         p = q;
     }
     return 2;
