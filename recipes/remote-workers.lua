@@ -4,8 +4,10 @@
 --   rasrun run remote-workers RemoteWorkers.json models/Creek/Creek.prj [PLAN...]
 --
 -- Entries need the engine: ras_exe_path (.../Ras.exe or .../bin/RasUnsteady)
--- or a rasrun "engine" object; ssh entries may also carry known_hosts,
--- host_key, keepalive and connect_timeout.
+-- or a rasrun "engine" object; ssh entries may also carry the ssh worker's
+-- settings (docs/workers.md): known_hosts, host_key, identity, agent,
+-- passphrase_env, password_env, keepalive, connect_timeout, io_timeout,
+-- macs, ciphers.
 local rasrun = require "rasrun"
 
 -- `rasrun workers remote-workers RemoteWorkers.json` probes the workers:
@@ -15,14 +17,15 @@ local USAGE = probing and "usage: rasrun workers remote-workers RemoteWorkers.js
   or "usage: rasrun run remote-workers RemoteWorkers.json PROJECT.prj [PLAN...]"
 local json_file, prj_path = arg[1], arg[2]
 if json_file == "--help" or json_file == "-h" then
-  print(USAGE .. [[
-
-
+  print(USAGE .. "\n\n" .. (probing and [[
+Probes the workers of a ras-commander RemoteWorkers.json (its local and ssh
+entries; other worker types are reported and skipped): connection, engine,
+cores, disk.]] or [[
 Runs the project's plans (or the PLANs given, as 01 or p01) on the workers of
 a ras-commander RemoteWorkers.json: its local and ssh entries; other worker
 types are reported and skipped. Entries need the engine: ras_exe_path
 (.../Ras.exe or .../bin/RasUnsteady) or a rasrun "engine" object. Each plan
-gets up to 2 retries and the standard checks (volume error below 1%).]])
+gets up to 2 retries and the standard checks (volume error below 1%).]]))
   return 0
 end
 if not json_file or (not prj_path and not probing) then rasrun.fail(USAGE, 2) end

@@ -131,6 +131,23 @@ function TestChecks:test_stale_result_fails_freshness()
   lu.assertStrContains(rep.reason, "Run Time Window")
 end
 
+-- A check called with since but no utc_offset reads the Run Time Window on
+-- this machine's clock: a result just written west of UTC is fresh.
+function TestChecks:test_freshness_without_utc_offset_reads_the_local_clock()
+  local d = H.tmpdir("chk")
+  H.project(d, { { title = "ok", mode = "ok", seconds = 0.05 } })
+  local recipe = d .. "/fresh.lua"
+  fs.write(recipe, table.concat({
+    'local rasrun = require "rasrun"',
+    'local t0 = rasrun.sys.now()',
+    ('rasrun.sys.run({ %q, "Sample.p01.tmp.hdf", "x01" }, { cwd = %q, timeout = 30 })'):format(
+      H.sim() .. "/bin/RasUnsteady", d),
+    ('local rep = rasrun.checks.standard {}(%q, { since = t0 - 1 })'):format(d .. "/Sample.p01.tmp.hdf"),
+    'print(rep.ok, rep.reason)', 'return rep.ok and 0 or 1', "" }, "\n"))
+  local r = H.rasrun({ "run", recipe }, { env = { TZ = "XST+5" } }) -- 5 hours west of UTC
+  lu.assertEquals(r.code, 0, r.stdout .. r.stderr)
+end
+
 -- A run during which the clock went back an hour (daylight saving ends)
 -- has a Run Time Window ending before it began: it is fresh all the same.
 function TestChecks:test_a_run_across_the_end_of_daylight_saving_is_fresh()

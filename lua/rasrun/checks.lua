@@ -14,6 +14,7 @@
 -- returns a report { file=, ok=, checks = { {name=, ok=, detail=}... }, reason= }.
 local results = require "rasrun.results"
 local hecdate = require "rasrun.hecdate"
+local sys = require "rasrun.sys"
 
 local M = {}
 
@@ -55,7 +56,8 @@ function M.file(r, ctx)
     end
     -- the window's start, on the clock at the engine's start (its end can
     -- read earlier when the clock went back for daylight saving meanwhile)
-    local launched = hecdate.local_naive(since, ctx.utc_offset)
+    -- (a caller that does not say: this machine's clock)
+    local launched = hecdate.local_naive(since, ctx.utc_offset or sys.tz_offset(since))
     if r.run_window and r.run_window.start and r.run_window.start < launched - SLACK then
       return false, ("stale: Run Time Window %q began before %s %s")
         :format(r.run_window.text, mark, hecdate.format(launched))

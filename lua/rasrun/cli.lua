@@ -233,7 +233,8 @@ unsteady and steady):
   volume     |volume accounting error| below PCT percent (default 1.0)
   messages   no error lines in the compute messages
 Prints `PASS <file>` or `FAIL <file>: <reason>` per file; --json prints an array
-of {file, ok, checks = [{name, ok, detail}]}.
+of {file, ok, checks = [{name, ok, detail, skipped}]} (skipped: a check that did
+not apply, with ok true).
 TIME is epoch seconds or "YYYY-MM-DD HH:MM[:SS]" (local time).
 
 Exit status: 0 all passed, 1 some file failed, 2 usage error or a file that is
