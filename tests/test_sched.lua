@@ -2002,6 +2002,28 @@ function TestSched:test_rasrun_fail_in_an_up_to_date_check_stops_the_recipe()
   lu.assertFalse(fs.exists(prj.dir .. "/run2/journal.jsonl"))
 end
 
+-- A check that raises on a plan's existing result (here: it reads
+-- ctx.worker, which the up-to-date call has not) has the plan run again,
+-- and says so, not silently.
+function TestSched:test_a_check_raising_on_an_existing_result_is_told()
+  local d = H.tmpdir("raise")
+  H.project(d, { { title = "a", seconds = 0.05 } })
+  local recipe = d .. "/r.lua"
+  fs.write(recipe, table.concat({
+    'local rasrun = require "rasrun"',
+    ('local pool = rasrun.pool { rasrun.worker { type = "local", name = "w", engine = { kind = "linux", home = %q } } }')
+      :format(H.sim()),
+    ('local run = pool:run { project = %q, progress = "plain", check = function(_, ctx) return true, "on " .. ctx.worker end }')
+      :format(d .. "/Sample.prj"),
+    'return run.ok and 0 or 1', "" }, "\n"))
+  local r = H.rasrun({ "run", recipe })
+  lu.assertEquals(r.code, 0, r.stderr)
+  r = H.rasrun({ "run", recipe })
+  lu.assertEquals(r.code, 0, r.stderr)
+  lu.assertStrContains(r.stderr, "warning: Sample/p01: the check raised an error on its existing result, so it runs again: ")
+  lu.assertStrContains(r.stderr, "attempt to concatenate a nil value (field 'worker')")
+end
+
 -- A signal stands over a stop of the recipe's, before or after it: the run
 -- ends as the signal says (exit 130, run.json's interrupted), not as the
 -- rasrun.fail a handler raised while the engines were being stopped.

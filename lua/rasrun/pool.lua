@@ -460,7 +460,7 @@ local function up_to_date(plan, check)
   -- "not known to be good", and the plan runs (its check then says why)
   local ok, rep = pcall(c, { plan = plan.number }, plan:result_path(), { name = plan:result_path() })
   if not ok and runtime.is_stop(rep) then error(rep, 0) end -- rasrun.fail: the recipe stops here
-  if not ok then return false end
+  if not ok then return false, nil, tostring(rep) end
   return rep.ok, rep
 end
 
@@ -910,7 +910,7 @@ function Pool:run(opts)
 
   -- Which plans run, and on which engines.
   local engines = engines_of(self.workers)
-  local results, to_run, spec_memo = {}, {}, {}
+  local results, to_run, spec_memo, nraised = {}, {}, {}, 0
   for i, j in ipairs(jobs) do
     local r = { plan = j.plan.number, key = j.key, project = j.project, title = j.plan.title,
                 attempts = 0, elapsed = 0, history = {} }
@@ -938,7 +938,14 @@ function Pool:run(opts)
       -- a plan skipped as up to date: its checks, as journaled
       if done and done.checks and not r.checks then r.checks = done.checks end
     elseif not opts.force and not done then
-      local fresh, rep = up_to_date(j.plan, opts.check)
+      local fresh, rep, raised = up_to_date(j.plan, opts.check)
+      if raised then
+        nraised = nraised + 1
+        if nraised <= 3 then
+          say(("warning: %s: the check raised an error on its existing result, so it runs again: %s")
+            :format(j.key, raised))
+        end
+      end
       if fresh then
         r.status, r.result, r.report = "skipped", j.plan:result_path(), rep
         r.reason = "up to date (result newer than its inputs; checks pass)"
@@ -1066,6 +1073,7 @@ function Pool:run(opts)
     end
   end
   if nwarned > 3 then say(("warning: and %d more plans like these"):format(nwarned - 3)) end
+  if nraised > 3 then say(("warning: and %d more plans whose check raised an error on their result"):format(nraised - 3)) end
   -- Dependencies between plans that run; those on skipped plans are met.
   for _, j in ipairs(jobs) do
     if j.sched_index then
