@@ -139,6 +139,12 @@ void fs_utf8_whole(char *s)
         s[start - 1] = 0;
 }
 
+void fs_text_copy(char *dst, size_t n, const char *src)
+{
+    if (snprintf(dst, n, "%s", src) >= (int)n)
+        fs_utf8_whole(dst);
+}
+
 void fs_fit_name(char *out, size_t n, const char *name, size_t max)
 {
     size_t len = strlen(name);

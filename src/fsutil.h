@@ -86,9 +86,14 @@ unsigned long long fs_hash(const char *s);
  * characters, then "~" and fs_hash(name) in 16 hex digits. */
 void fs_fit_name(char *out, size_t n, const char *name, size_t max);
 
-/* s cut short by a fixed-size buffer: a UTF-8 character the cut split is
- * taken off its end, so that the text stays valid UTF-8. */
+/* s, just cut short by a fixed-size buffer: a UTF-8 character the cut
+ * split is taken off its end, so that the text stays valid UTF-8. Only for
+ * text that was cut (Windows-1252 text ends in bytes that look alike). */
 void fs_utf8_whole(char *s);
+
+/* src copied into dst[n], cut between two UTF-8 characters when it does
+ * not fit. */
+void fs_text_copy(char *dst, size_t n, const char *src);
 
 /* The longest name a temporary file made beside it takes as it is
  * (".NAME.<16 hex digits>.part", 23 bytes more). */

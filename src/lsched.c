@@ -226,8 +226,7 @@ static int read_job(sched *s, lua_State *L, int t, int index, int nengines)
     char *why = lf_str(L, t, "unrunnable", NULL);
     if (why) {
         j->unrunnable = 1;
-        snprintf(j->reason, sizeof j->reason, "%s", why);
-        fs_utf8_whole(j->reason);
+        fs_text_copy(j->reason, sizeof j->reason, why);
         free(why);
     }
     return 0;
@@ -368,31 +367,39 @@ int lsched_check(sched *s, attempt *a, char *reason, size_t n)
     if (lua_pcall(L, 3, 1, 0) != LUA_OK) {
         char msg[1024];
         error_text(L, -1, msg, sizeof msg);
-        snprintf(reason, n, "the check raised an error: %s", msg);
+        if (snprintf(reason, n, "the check raised an error: %s", msg) >= (int)n)
+            fs_utf8_whole(reason);
         lua_pop(L, 1);
         return 0; /* no report: the plan shows none (lsched_history) */
     }
     a->checked = 1;
     int ok = 0;
     if (lua_istable(L, -1)) {
-        lua_getfield(L, -1, "ok");
+        /* raw: a report table's metamethods run no code out here, where an
+         * error would leave the run unwound */
+        int rep = lua_gettop(L);
+        lua_pushliteral(L, "ok");
+        lua_rawget(L, rep);
         ok = lua_toboolean(L, -1);
         lua_pop(L, 1);
-        lua_getfield(L, -1, "stopped"); /* the check stopped the run */
+        lua_pushliteral(L, "stopped"); /* the check stopped the run */
+        lua_rawget(L, rep);
         if (lua_toboolean(L, -1))
             ok = -1;
         lua_pop(L, 1);
-        lua_getfield(L, -1, "reason");
-        const char *r = lua_tostring(L, -1);
-        snprintf(reason, n, "%s", r ? r : ok ? "" : "the check failed");
-        fs_utf8_whole(reason);
+        lua_pushliteral(L, "reason");
+        lua_rawget(L, rep);
+        const char *r = lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1) : NULL;
+        fs_text_copy(reason, n, r ? r : ok ? "" : "the check failed");
         lua_pop(L, 1);
-        lua_getfield(L, -1, "checks_json"); /* encoded by pool.lua */
+        lua_pushliteral(L, "checks_json"); /* encoded by pool.lua */
+        lua_rawget(L, rep);
         free(a->checks_json);
         a->checks_json = lua_type(L, -1) == LUA_TSTRING ? strdup(lua_tostring(L, -1)) : NULL;
         lua_pop(L, 1);
+        lua_pushliteral(L, "checks_json");
         lua_pushnil(L);
-        lua_setfield(L, -2, "checks_json");
+        lua_rawset(L, rep);
     } else {
         ok = lua_toboolean(L, -1);
         snprintf(reason, n, "%s", ok ? "" : "the check returned false");

@@ -258,6 +258,8 @@ void sched_kept_dir(char *out, size_t n, attempt *a)
     snprintf(out, n, "%s/%s/%s-a%d", a->w->workdir, a->w->s->run_id, safe, a->number);
 }
 
+static void take_signals(sched *s);
+
 static void start_attempt(sched *s, job *j, worker *w)
 {
     attempt *a = calloc(1, sizeof *a);
@@ -291,6 +293,12 @@ static void start_attempt(sched *s, job *j, worker *w)
     cJSON_AddStringToObject(o, "log", a->log);
     jwrite(s, o);
     lsched_event(s, "start", j, a, NULL, NULL);
+    take_signals(s); /* its handler stopped the run: it starts no engine */
+    if (s->interrupted) {
+        a->interrupted = 1;
+        sched_attempt_done(a);
+        return;
+    }
     w->ops->start(w, a);
 }
 
@@ -348,7 +356,8 @@ static void take_signals(sched *s)
     s->lua_ran = 0;
     if (s->stop_asked) {
         s->stop_asked = 0;
-        interrupt_run(s, SCHED_STOPPED);
+        if (!s->interrupted) /* (a signal came first: it stands, with its grace) */
+            interrupt_run(s, SCHED_STOPPED);
     }
     if (s->sigfd >= 0)
         on_signal(s, s->sigfd, POLLIN);
@@ -370,8 +379,7 @@ static void dispatch(sched *s)
         worker *w = pick_worker(s, j);
         if (w)
             start_attempt(s, j, w);
-        take_signals(s); /* its start event's handler may have stopped the run */
-        if (s->interrupted)
+        if (s->interrupted) /* its start event's handler stopped the run */
             return;
     }
     prefetch_next(s);
@@ -394,10 +402,8 @@ static void finish_job(sched *s, job *j, attempt *a, enum job_status st, const c
     j->state = J_DONE;
     j->status = st;
     j->end = a && a->t_end > 0 ? a->t_end : wall();
-    if (reason && reason != j->reason) {
-        snprintf(j->reason, sizeof j->reason, "%s", reason);
-        fs_utf8_whole(j->reason);
-    }
+    if (reason && reason != j->reason)
+        fs_text_copy(j->reason, sizeof j->reason, reason);
     s->ndone++;
     cJSON *o = jrec("done", j, NULL);
     cJSON_AddStringToObject(o, "status", status_name(st));
@@ -808,7 +814,9 @@ static void log_ending(const attempt *a, char *out, size_t n)
         line--;
     if (!*line)
         return;
-    snprintf(out, n, " (its log ends: %.200s%s)", line, strlen(line) > 200 ? "..." : "");
+    char said[201];
+    fs_text_copy(said, sizeof said, line);
+    snprintf(out, n, " (its log ends: %s%s)", said, strlen(line) > 200 ? "..." : "");
 }
 
 /* Decides an attempt's outcome: ok only when the engine finished, a result
@@ -892,8 +900,9 @@ static void process_finished(sched *s, attempt *a)
         sched_kept_dir(kept, sizeof kept, a);
         int remote = a->w->host && strcmp(a->w->ops->type, "local") != 0;
         size_t len = strlen(why);
-        snprintf(why + len, sizeof why - len, "%s(work folder kept in %s%s%s)", len ? " " : "", kept,
-                 remote ? " on " : "", remote ? a->w->host : "");
+        if (snprintf(why + len, sizeof why - len, "%s(work folder kept in %s%s%s)", len ? " " : "", kept,
+                     remote ? " on " : "", remote ? a->w->host : "") >= (int)(sizeof why - len))
+            fs_utf8_whole(why);
     }
     cJSON *o = jrec("attempt_end", j, a);
     cJSON_AddBoolToObject(o, "ok", ok);
@@ -921,8 +930,7 @@ static void process_finished(sched *s, attempt *a)
         finish_job(s, j, a, S_CANCELLED, why);
         release_dependents(s, j);
     } else {
-        snprintf(j->reason, sizeof j->reason, "%s", why);
-        fs_utf8_whole(j->reason);
+        fs_text_copy(j->reason, sizeof j->reason, why);
         int *t = realloc(j->tried, sizeof *t * (size_t)(j->ntried + 1));
         if (t) {
             j->tried = t;
@@ -1099,8 +1107,7 @@ int sched_stop(sched *s, const char *reason)
     if (s->stop_asked || s->interrupted)
         return 0; /* the first word stands */
     s->stop_asked = 1;
-    snprintf(s->stop_reason, sizeof s->stop_reason, "%s", reason && *reason ? reason : "no reason given");
-    fs_utf8_whole(s->stop_reason);
+    fs_text_copy(s->stop_reason, sizeof s->stop_reason, reason && *reason ? reason : "no reason given");
     return 1;
 }
 

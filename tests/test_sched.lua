@@ -2022,6 +2022,10 @@ function TestSched:test_a_check_raising_on_an_existing_result_is_told()
   lu.assertEquals(r.code, 0, r.stderr)
   lu.assertStrContains(r.stderr, "warning: Sample/p01: the check raised an error on its existing result, so it runs again: ")
   lu.assertStrContains(r.stderr, "attempt to concatenate a nil value (field 'worker')")
+  -- an error object is told by its message, as the scheduler tells it
+  fs.write(recipe, (H.read(recipe):gsub('return true, "on " .. ctx.worker', 'error({ message = "no baseline file" })')))
+  r = H.rasrun({ "run", recipe })
+  lu.assertStrContains(r.stderr, "so it runs again: no baseline file")
 end
 
 -- A signal stands over a stop of the recipe's, before or after it: the run
@@ -2055,15 +2059,20 @@ end
 function TestSched:test_a_stop_in_a_start_handler_starts_nothing_more()
   local prj = project({ { title = "a", seconds = 30 }, { title = "b", seconds = 30 },
                         { title = "c", seconds = 30 }, { title = "d", seconds = 30 } })
-  local ok = pcall(run, pool_of(H.local_worker("here", 4)), { project = prj, on_event = function(ev)
-    if ev.type == "start" then rasrun.fail("one is enough") end
-  end })
+  local t0 = sys.monotonic()
+  local ok = pcall(run, pool_of(H.local_worker("here", 4, { kill_grace = 5 })), { project = prj,
+    on_event = function(ev)
+      if ev.type == "start" then rasrun.fail("one is enough") end
+    end })
   lu.assertFalse(ok)
-  local starts = 0
+  local starts, launched = 0, 0
   for _, ev in ipairs(H.journal(prj.dir .. "/run")) do
     if ev.ev == "attempt" then starts = starts + 1 end
+    if ev.ev == "launched" then launched = launched + 1 end
   end
-  lu.assertEquals(starts, 1)
+  -- not even that one's engine: nothing to stop, no grace to wait
+  lu.assertEquals({ starts, launched }, { 1, 0 })
+  lu.assertTrue(sys.monotonic() - t0 < 4)
   lu.assertEquals(engines_alive(), {})
 end
 
@@ -2082,6 +2091,59 @@ function TestSched:test_a_long_stop_message_is_cut_between_characters()
   local doc = json.decode(H.read(prj.dir .. "/run/run.json"))
   lu.assertStrContains(doc.plans[2].reason, "stopped by the recipe: éé")
   lu.assertNil(doc.plans[2].reason:find("Ã", 1, true))
+  -- nor a check's long error
+  prj = project({ { title = "a", seconds = 0.05 } })
+  local r = run(pool_of(H.local_worker("here", 1)), { project = prj,
+    check = function() error("x" .. msg, 0) end })
+  lu.assertStrContains(r.results[1].reason, "the check raised an error: xéé")
+  for _, ev in ipairs(H.journal(prj.dir .. "/run")) do
+    if ev.reason then lu.assertNotNil(utf8.len(ev.reason), ev.ev .. ": " .. ev.reason) end
+  end
+  -- and a short Windows-1252 message is not cut at all (it ends in a byte
+  -- that looks like the start of a UTF-8 character)
+  prj = project({ { title = "quick", seconds = 0.05 }, { title = "long", seconds = 30 } })
+  pcall(run, pool_of(H.local_worker("here", 2)), { project = prj, on_event = function(ev)
+    if ev.type == "done" and ev.plan == "01" then rasrun.fail("no baseline for Sc\233nario modifi\233") end
+  end })
+  doc = json.decode(H.read(prj.dir .. "/run/run.json"))
+  lu.assertStrContains(doc.plans[2].reason, "stopped by the recipe: no baseline for Scénario modifié)")
+end
+
+-- A stop of the recipe's and then one Ctrl-C (in either order) stop the
+-- engines with their grace, as one Ctrl-C does; only a second signal
+-- forces them at once.
+function TestSched:test_a_stop_and_one_signal_keep_the_grace()
+  -- two plans whose checks run in one batch: the signal is read between
+  -- them, before the stop the first check asked for is taken
+  local prj = project({ { title = "a", seconds = 0.3 }, { title = "b", seconds = 0.3 },
+                        { title = "hangs", mode = "hang" } })
+  local t0, stopped = sys.monotonic(), false
+  local ok, e = pcall(run, pool_of(H.local_worker("here", 3, { kill_grace = 2 })), { project = prj,
+    check = function()
+      if not stopped then
+        stopped = true
+        sys.kill(sys.pid(), "INT")
+        rasrun.fail("enough")
+      end
+      return true
+    end })
+  lu.assertFalse(ok)
+  lu.assertEquals(e.exit_code, 130)
+  lu.assertTrue(sys.monotonic() - t0 >= 1.8, "the engine was killed without its grace")
+  lu.assertEquals(engines_alive(), {})
+end
+
+-- A report table whose metamethods raise (a strict table) is read raw by
+-- the scheduler: the run goes on (it used to unwind the run, leaving its
+-- engines running).
+function TestSched:test_a_strict_report_table_does_not_unwind_the_run()
+  local prj = project({ { title = "a", seconds = 0.05 }, { title = "b", seconds = 0.3 } })
+  local strict = { __index = function(_, k) error("strict table: no field " .. tostring(k)) end }
+  local r = run(pool_of(H.local_worker("here", 2)), { project = prj, check = function()
+    return setmetatable({ ok = true, reason = "fine", checks = {} }, strict)
+  end })
+  lu.assertTrue(r.ok, tostring(r))
+  lu.assertEquals(engines_alive(), {})
 end
 
 -- The loop moves to the core an engine left, to start the next one there

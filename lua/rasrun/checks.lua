@@ -128,8 +128,12 @@ end
 
 -- Optional: every 2D cell's maximum WSEL within [min, max] (opts.area names
 -- one area; default all), or within tolerance of a baseline result file.
+-- The checks of this module (they print nothing), by function; maxima's
+-- made ones too.
+local BUILTIN = setmetatable({}, { __mode = "k" })
+
 function M.maxima(opts)
-  return function(r)
+  local function fn(r)
     local areas = opts.area and { opts.area } or results.areas(r.path) or {}
     if #areas == 0 then return false, "no 2D maximum water surface in the file" end
     local base_areas = {}
@@ -164,7 +168,11 @@ function M.maxima(opts)
     end
     return true, "maxima within bounds: " .. table.concat(base_areas, ", ")
   end
+  BUILTIN[fn] = true
+  return fn
 end
+
+for _, fn in ipairs({ M.file, M.solution, M.volume, M.messages }) do BUILTIN[fn] = true end
 
 local SetMT = {}
 SetMT.__index = SetMT
@@ -259,14 +267,20 @@ function M.standard(opts)
   } }, SetMT)
   if opts.maxima then set.list[#set.list + 1] = { name = "maxima", fn = M.maxima(opts.maxima) } end
   for _, c in ipairs(opts.extra or {}) do set.list[#set.list + 1] = c end
-  set.recipe_code = opts.extra ~= nil and #opts.extra > 0
   return set
 end
 
 function M.is_set(v) return getmetatable(v) == SetMT end
 
 -- Whether running check may run the recipe's own code (which may print):
--- a function, or a set with extra checks; not the standard set alone.
-function M.runs_recipe_code(check) return not M.is_set(check) or check.recipe_code ~= false end
+-- a function, or a set with a check of the recipe's in its list; not the
+-- standard checks alone.
+function M.runs_recipe_code(check)
+  if not M.is_set(check) then return true end
+  for _, c in ipairs(check.list) do
+    if not BUILTIN[c.fn] then return true end
+  end
+  return false
+end
 
 return M

@@ -451,6 +451,14 @@ local function make_check(check, progress, stop)
   end
 end
 
+-- An error value as text, as the scheduler tells a check's: a string, a
+-- table's message, else its type (no __tostring: it could raise in turn).
+local function error_text(e)
+  if type(e) == "string" or type(e) == "number" then return tostring(e) end
+  if type(e) == "table" and type(rawget(e, "message")) == "string" then return rawget(e, "message") end
+  return "a " .. type(e) .. " value"
+end
+
 -- Up to date: the result is newer than its inputs (Plan:sources), and passes
 -- the checks (freshness aside: it was made by an earlier run).
 local function up_to_date(plan, check)
@@ -460,7 +468,7 @@ local function up_to_date(plan, check)
   -- "not known to be good", and the plan runs (its check then says why)
   local ok, rep = pcall(c, { plan = plan.number }, plan:result_path(), { name = plan:result_path() })
   if not ok and runtime.is_stop(rep) then error(rep, 0) end -- rasrun.fail: the recipe stops here
-  if not ok then return false, nil, tostring(rep) end
+  if not ok then return false, nil, error_text(rep) end
   return rep.ok, rep
 end
 
