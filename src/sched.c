@@ -1200,9 +1200,11 @@ static int open_signals(sched *s, sigset_t *old)
 static void close_signals(sched *s, const sigset_t *old)
 {
     struct signalfd_siginfo si;
-    /* one that came as the last plan finished still ends the run as
-     * interrupted (reports written, exit 130/143), not lost */
-    if (s->sigfd >= 0 && !s->interrupted && read(s->sigfd, &si, sizeof si) == (ssize_t)sizeof si)
+    /* one that came as the last plan finished (or while a stop of the
+     * recipe's ended the run) still ends it as interrupted (reports
+     * written, exit 130/143), not lost */
+    if (s->sigfd >= 0 && (!s->interrupted || s->interrupted == SCHED_STOPPED) &&
+        read(s->sigfd, &si, sizeof si) == (ssize_t)sizeof si)
         s->interrupted = (int)si.ssi_signo;
     if (s->sigfd >= 0)
         close(s->sigfd);
