@@ -409,7 +409,8 @@ end
 
 -- progress (optional): a recipe's own check runs with the live block off
 -- the screen (P:around). stop(e): a check that called rasrun.fail stops the
--- run; its attempt fails, saying so.
+-- run; its attempt is cancelled, saying so. Without stop (the up-to-date
+-- call, before the run) the error goes on to the caller.
 local function make_check(check, progress, stop)
   if check == false then check = holds_results end
   check = check or checks.standard {}
