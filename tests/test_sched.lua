@@ -931,9 +931,13 @@ function TestSched:test_the_live_block_stays_while_the_standard_checks_run()
       lu.assertTrue(run(pool, { project = prj, force = true, progress = "plain", check = check }).ok)
       lu.assertEquals(arounds, 0)
     end
-    -- a recipe's check function, and a set with extra checks, may print
+    -- a recipe's check function, a set with extra checks, and a set the
+    -- recipe added a check of its own to, may print
+    local extended = rasrun.checks.standard {}
+    extended.list[#extended.list + 1] = { name = "mine", fn = function() return true end }
     for _, check in ipairs({ function() return true end,
-                             rasrun.checks.standard { extra = { { name = "mine", fn = function() return true end } } } }) do
+                             rasrun.checks.standard { extra = { { name = "mine", fn = function() return true end } } },
+                             extended }) do
       arounds = 0
       lu.assertTrue(run(pool, { project = prj, force = true, progress = "plain", check = check }).ok)
       lu.assertEquals(arounds, 2)
