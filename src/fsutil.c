@@ -139,10 +139,24 @@ void fs_utf8_whole(char *s)
         s[start - 1] = 0;
 }
 
+/* The longest start of s, at most at bytes, that ends between two UTF-8
+ * characters (s is at least at bytes long). */
+static size_t char_start(const char *s, size_t at)
+{
+    while (at > 0 && ((unsigned char)s[at] & 0xC0) == 0x80)
+        at--; /* not inside a UTF-8 character */
+    return at;
+}
+
 void fs_text_copy(char *dst, size_t n, const char *src)
 {
-    if (snprintf(dst, n, "%s", src) >= (int)n)
-        fs_utf8_whole(dst);
+    if (n == 0)
+        return;
+    size_t len = strlen(src);
+    if (len >= n)
+        len = char_start(src, n - 1);
+    memcpy(dst, src, len);
+    dst[len] = 0;
 }
 
 void fs_fit_name(char *out, size_t n, const char *name, size_t max)
@@ -152,9 +166,7 @@ void fs_fit_name(char *out, size_t n, const char *name, size_t max)
         snprintf(out, n, "%s", name);
         return;
     }
-    size_t keep = max - 17; /* "~" and 16 hex digits */
-    while (keep > 0 && ((unsigned char)name[keep] & 0xC0) == 0x80)
-        keep--; /* not inside a UTF-8 character */
+    size_t keep = char_start(name, max - 17); /* "~" and 16 hex digits */
     snprintf(out, n, "%.*s~%016llx", (int)keep, name, fs_hash(name));
 }
 

@@ -92,7 +92,7 @@ void fs_fit_name(char *out, size_t n, const char *name, size_t max);
 void fs_utf8_whole(char *s);
 
 /* src copied into dst[n], cut between two UTF-8 characters when it does
- * not fit. */
+ * not fit (src's own bytes say where one starts). */
 void fs_text_copy(char *dst, size_t n, const char *src);
 
 /* The longest name a temporary file made beside it takes as it is
