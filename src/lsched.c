@@ -346,6 +346,13 @@ void lsched_event(sched *s, const char *type, job *j, attempt *a, worker *w, con
     s->lua_ran = 1; /* it may have stopped the run (a SIGINT to itself) */
 }
 
+/* Pushes t[k] without metamethods; returns its type. */
+static int raw_field(lua_State *L, int t, const char *k)
+{
+    lua_pushstring(L, k);
+    return lua_rawget(L, t);
+}
+
 int lsched_check(sched *s, attempt *a, char *reason, size_t n)
 {
     if (s->check_ref == LUA_NOREF)
@@ -378,24 +385,19 @@ int lsched_check(sched *s, attempt *a, char *reason, size_t n)
         /* raw: a report table's metamethods run no code out here, where an
          * error would leave the run unwound */
         int rep = lua_gettop(L);
-        lua_pushliteral(L, "ok");
-        lua_rawget(L, rep);
+        raw_field(L, rep, "ok");
         ok = lua_toboolean(L, -1);
         lua_pop(L, 1);
-        lua_pushliteral(L, "stopped"); /* the check stopped the run */
-        lua_rawget(L, rep);
+        raw_field(L, rep, "stopped");
         if (lua_toboolean(L, -1))
-            ok = -1;
+            ok = -1; /* the check stopped the run */
         lua_pop(L, 1);
-        lua_pushliteral(L, "reason");
-        lua_rawget(L, rep);
-        const char *r = lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1) : NULL;
+        int t = raw_field(L, rep, "reason");
+        const char *r = t == LUA_TSTRING || t == LUA_TNUMBER ? lua_tostring(L, -1) : NULL;
         fs_text_copy(reason, n, r ? r : ok ? "" : "the check failed");
         lua_pop(L, 1);
-        lua_pushliteral(L, "checks_json"); /* encoded by pool.lua */
-        lua_rawget(L, rep);
-        free(a->checks_json);
-        a->checks_json = lua_type(L, -1) == LUA_TSTRING ? strdup(lua_tostring(L, -1)) : NULL;
+        free(a->checks_json); /* encoded by pool.lua */
+        a->checks_json = raw_field(L, rep, "checks_json") == LUA_TSTRING ? strdup(lua_tostring(L, -1)) : NULL;
         lua_pop(L, 1);
         lua_pushliteral(L, "checks_json");
         lua_pushnil(L);
