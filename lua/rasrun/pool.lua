@@ -407,6 +407,11 @@ local function holds_results(tmp, ctx)
   return { ok = ok, reason = why, checks = { { name = "file", ok = ok, detail = detail } } }
 end
 
+-- "what: MESSAGE" for a stop (rasrun.fail) that gave a message, else what.
+local function with_message(what, stop)
+  return stop.message and (what .. ": " .. stop.message) or what
+end
+
 -- progress (optional): a recipe's own check runs with the live block off
 -- the screen (P:around). stop(e): a check that called rasrun.fail stops the
 -- run; its attempt is cancelled, saying so. Without stop (the up-to-date
@@ -448,7 +453,7 @@ local function make_check(check, progress, stop)
     stop(rep)
     -- (its attempt is cancelled, as the others)
     return { ok = false, stopped = true,
-             reason = "the check stopped the run" .. (rep.message and (": " .. rep.message) or "") }
+             reason = with_message("the check stopped the run", rep) }
   end
 end
 
@@ -1128,7 +1133,7 @@ function Pool:run(opts)
   local sched_mod, stopped = require("rasrun.sched"), nil
   local function stop(e)
     -- (a signal, or an earlier stop, stopped it already: that one stands)
-    if not stopped and sched_mod.stop("stopped by the recipe" .. (e.message and (": " .. e.message) or "")) then
+    if not stopped and sched_mod.stop(with_message("stopped by the recipe", e)) then
       stopped = e
     end
   end
