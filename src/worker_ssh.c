@@ -812,54 +812,6 @@ static void add_candidate(void *ud, const char *name, unsigned long long size, d
     ol->names[ol->n++] = strdup(name);
 }
 
-static void stage_out(worker *w, task *t)
-{
-    sshw *x = w->data;
-    char err[1024];
-    struct outlist ol = { t, NULL, NULL, 0, 0 };
-    if (ssh_list(x->c, t->slot_dir, add_candidate, &ol, err, sizeof err) != 0) {
-        freev(ol.names, ol.n);
-        free(ol.sizes);
-        fail_task(w, t, "staging out: %s", err);
-        if (ssh_broken(x->c))
-            lose_connection(w, err);
-        return;
-    }
-    int broken = 0;
-    for (int i = 0; i < ol.n && !broken; i++) {
-        const char *name = ol.names[i], *final;
-        int kind = spec_output_kind(t->sp, name, &final);
-        char remote[8192], *tmp = sched_stage_path(t->project_dir, final, t->stage_suffix);
-        snprintf(remote, sizeof remote, "%s/%s", t->slot_dir, name);
-        if (!tmp)
-            continue;
-        unsigned long long before = x->c->file_received;
-        moving_file(x, t, name, 0, ol.sizes[i]);
-        if (ssh_get(x->c, remote, tmp, err, sizeof err) != 0) {
-            free(tmp);
-            snprintf(t->reason, sizeof t->reason, "staging out: %s", err);
-            t->failed = 1;
-            broken = ssh_broken(x->c); /* a dead link: not one timeout per file */
-            continue;
-        }
-        t->bytes_down += x->c->file_received - before;
-        out_file *g = realloc(t->outs, sizeof *g * (size_t)(t->nouts + 1));
-        if (!g) {
-            unlink(tmp);
-            free(tmp);
-            continue;
-        }
-        t->outs = g;
-        t->outs[t->nouts++] = (out_file){ tmp, strdup(final), kind };
-    }
-    moving_file(x, NULL, NULL, 0, 0);
-    freev(ol.names, ol.n);
-    free(ol.sizes);
-    finish_task(w, t);
-    if (broken) /* stopped: cut on purpose (ssh_conn.h, stop) */
-        drop_connection(w, err, !x->c->stopped);
-}
-
 /* One read of an engine's output, into its log: the bytes read, 0, or
  * libssh2's error (LIBSSH2_ERROR_EAGAIN: nothing now). A log that cannot be
  * written (a full disk) loses the rest of the output, not the engine: the
@@ -908,6 +860,87 @@ static int drain_channel(worker *w, task *t)
         ;
     broken |= r < 0 && r != LIBSSH2_ERROR_EAGAIN;
     return broken ? -1 : 0;
+}
+
+/* How long a transfer waits for the host's other new engines to be seen
+ * launched (their launch scripts place their inputs first). */
+#define LAUNCH_WAIT 10.0
+
+/* Before a transfer that can take minutes: the engines this host started
+ * just before are seen launched first, for the scheduler times an attempt
+ * from its launch, and a kill during the transfer (tend_others) needs the
+ * engine's pid. Their launch markers would otherwise be read only after the
+ * transfer, and a hung engine's timeout start then. */
+static void await_launches(worker *w, task *moving)
+{
+    sshw *x = w->data;
+    double until = mono() + LAUNCH_WAIT;
+    libssh2_session_set_blocking(x->c->s, 0);
+    for (;;) {
+        int waiting = 0;
+        for (task *t = x->tasks; t; t = t->next) {
+            if (t == moving || t->phase != T_RUNNING || t->pid > 0)
+                continue;
+            if (drain_channel(w, t) != 0)
+                goto out; /* a failed channel: the loop's next round sees to it */
+            waiting |= t->pid <= 0 && !libssh2_channel_eof(t->ch);
+        }
+        if (!waiting || mono() >= until)
+            break;
+        struct pollfd p = { x->c->sock, POLLIN, 0 };
+        poll(&p, 1, 50);
+    }
+out:
+    libssh2_session_set_blocking(x->c->s, 1);
+}
+
+static void stage_out(worker *w, task *t)
+{
+    sshw *x = w->data;
+    char err[1024];
+    await_launches(w, t);
+    struct outlist ol = { t, NULL, NULL, 0, 0 };
+    if (ssh_list(x->c, t->slot_dir, add_candidate, &ol, err, sizeof err) != 0) {
+        freev(ol.names, ol.n);
+        free(ol.sizes);
+        fail_task(w, t, "staging out: %s", err);
+        if (ssh_broken(x->c))
+            lose_connection(w, err);
+        return;
+    }
+    int broken = 0;
+    for (int i = 0; i < ol.n && !broken; i++) {
+        const char *name = ol.names[i], *final;
+        int kind = spec_output_kind(t->sp, name, &final);
+        char remote[8192], *tmp = sched_stage_path(t->project_dir, final, t->stage_suffix);
+        snprintf(remote, sizeof remote, "%s/%s", t->slot_dir, name);
+        if (!tmp)
+            continue;
+        unsigned long long before = x->c->file_received;
+        moving_file(x, t, name, 0, ol.sizes[i]);
+        if (ssh_get(x->c, remote, tmp, err, sizeof err) != 0) {
+            free(tmp);
+            snprintf(t->reason, sizeof t->reason, "staging out: %s", err);
+            t->failed = 1;
+            broken = ssh_broken(x->c); /* a dead link: not one timeout per file */
+            continue;
+        }
+        t->bytes_down += x->c->file_received - before;
+        out_file *g = realloc(t->outs, sizeof *g * (size_t)(t->nouts + 1));
+        if (!g) {
+            unlink(tmp);
+            free(tmp);
+            continue;
+        }
+        t->outs = g;
+        t->outs[t->nouts++] = (out_file){ tmp, strdup(final), kind };
+    }
+    moving_file(x, NULL, NULL, 0, 0);
+    freev(ol.names, ol.n);
+    free(ol.sizes);
+    finish_task(w, t);
+    if (broken) /* stopped: cut on purpose (ssh_conn.h, stop) */
+        drop_connection(w, err, !x->c->stopped);
 }
 
 /* The engine's command has ended (its channel's end came): when, and, for
@@ -1187,6 +1220,10 @@ static void *thread_main(void *arg)
         /* chores first: a kept folder is moved aside before the next
          * attempt in its slot empties that slot */
         run_chores(w);
+        /* Kills and starts first, then the running engines: an engine that
+         * has ended may have minutes of files to bring back, and the
+         * attempts that came meanwhile start (and their timeouts run) before
+         * that transfer, not after it. */
         for (task *t = x->tasks, *n; t && conn_ok(x); t = n) {
             n = t->next;
             if (t->cancel && !t->killed)
@@ -1195,7 +1232,10 @@ static void *thread_main(void *arg)
                 libssh2_session_set_blocking(x->c->s, 1);
                 start_task(w, t);
             }
-            if (conn_ok(x) && t->phase == T_RUNNING) {
+        }
+        for (task *t = x->tasks, *n; t && conn_ok(x); t = n) {
+            n = t->next;
+            if (t->phase == T_RUNNING) {
                 libssh2_session_set_blocking(x->c->s, 0);
                 service(w, t);
             }
