@@ -50,6 +50,10 @@
 #include <sys/stat.h>
 
 #define CACHE ".rasrun-cache"
+/* In a slot folder, once the engine has ended: "EXIT-CODE EPOCH-SECONDS". */
+#define ENDED_FILE "rasrun-ended"
+/* How often a transfer looks for the host's other engines' ends. */
+#define WATCH_EVERY 2.0
 
 enum task_phase { T_QUEUED, T_RUNNING, T_DONE };
 enum { M_LAUNCHED, M_EXITED, M_DONE, M_UP, M_DOWN, M_NOTE };
@@ -138,6 +142,9 @@ typedef struct {
     int nmade;
     task *moving;               /* the task whose files are being sent or fetched */
     double next_tend;           /* tend_others: not before */
+    double next_watch;          /* watch_ends: not before */
+    ssh_conn *side;             /* tend_others' connection, during a transfer */
+    worker *w;                  /* the worker this is the data of */
     /* the file being moved, for the progress display (guarded by mu) */
     char moving_name[256];
     int moving_up;              /* sent, else fetched */
@@ -354,6 +361,7 @@ static char *launch_script(sshw *x, task *t, char hexes[][65])
                "wd=$!\n"
                "tail -c +1 -s 0.2 -f --pid=$pid rasrun-engine.log 2>/dev/null\n"
                "wait $pid; rc=$?\n"
+               "echo \"$rc $(date +%%s.%%N)\" > " ENDED_FILE "\n"
                /* helpers it left in its group do not outlive it (as on a local worker) */
                "kill -KILL -- -$pid 2>/dev/null\n"
                "kill $wd 2>/dev/null\n"
@@ -425,6 +433,51 @@ static void kill_orphans(worker *w)
     }
 }
 
+/* The connection of its own that a transfer's tending uses (below), to
+ * the address the worker's is connected to (a name can resolve to several
+ * machines); opened at need, closed when the transfer ends. NULL when the
+ * host takes none. */
+static ssh_conn *side_conn(sshw *x)
+{
+    if (!x->side) {
+        char err[1024], addr[NI_MAXHOST];
+        int refused = 0;
+        ssh_target to = x->target;
+        struct sockaddr_storage peer;
+        socklen_t len = sizeof peer;
+        if (getpeername(x->c->sock, (struct sockaddr *)&peer, &len) == 0 &&
+            getnameinfo((struct sockaddr *)&peer, len, addr, sizeof addr, NULL, 0, NI_NUMERICHOST) == 0)
+            to.addr = addr;
+        x->side = ssh_connect(&to, &refused, err, sizeof err);
+    }
+    return x->side;
+}
+
+static void side_close(sshw *x)
+{
+    ssh_close(x->side);
+    x->side = NULL;
+}
+
+/* A command on the side connection, its output in *out (caller frees);
+ * 0, or -1 when it could not be run (the side connection is closed then,
+ * and tried again no sooner than 30 s on: a host that takes no second
+ * connection would stall the transfer at every try). */
+static int side_exec(sshw *x, const char *cmd, double timeout, char **out)
+{
+    char err[1024], *eo = NULL;
+    int code = 0;
+    ssh_conn *c = cmd ? side_conn(x) : NULL;
+    *out = NULL;
+    int rc = c && ssh_exec(c, cmd, NULL, out, &eo, &code, timeout, err, sizeof err) == 0 ? 0 : -1;
+    free(eo);
+    if (rc != 0) {
+        side_close(x);
+        x->next_tend = mono() + 30;
+    }
+    return rc;
+}
+
 /* The connection's stop hook (ssh_conn.h): a transfer ends early when its
  * attempt is cancelled (Ctrl-C, a plan's timeout: not the files a timed-out
  * attempt brings back) or the worker closes; 2 when no attempt on the host
@@ -476,6 +529,8 @@ static void moving_file(sshw *x, task *t, const char *name, int up, unsigned lon
     x->moving_done = 0;
     x->moving_size = size;
     pthread_mutex_unlock(&x->mu);
+    if (!t)
+        side_close(x); /* the transfer is over */
 }
 
 /* The text after marker on its line of out, or NULL (n: its length). */
@@ -1030,53 +1085,93 @@ static void cancel_task(worker *w, task *t)
         libssh2_session_set_blocking(x->c->s, 0);
 }
 
+static double wall_now(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
+/* Which of the host's other engines ended during the transfer, from the
+ * stamps their launch scripts leave (ENDED_FILE): the scheduler hears of
+ * each end as if its channel had said so, so that its timeout stops
+ * counting then, not when the transfer is over. The end's time is taken
+ * from the host's clock as an age (no clock skew). */
+static void watch_ends(sshw *x)
+{
+    task *watched[64];
+    int n = 0;
+    struct sbuf b = { 0 };
+    sb_add(&b, "printf 'rasrun-now %%s\\n' \"$(date +%%s.%%N)\"\n");
+    for (task *t = x->tasks; t && n < 64; t = t->next) {
+        pthread_mutex_lock(&x->mu);
+        int cancel = t->cancel;
+        pthread_mutex_unlock(&x->mu);
+        if (t == x->moving || t->phase != T_RUNNING || cancel || t->pid <= 0 || t->t_exit > 0)
+            continue;
+        char stamp[4300];
+        snprintf(stamp, sizeof stamp, "%s/" ENDED_FILE, t->slot_dir);
+        sb_add(&b, "[ -f ");
+        sb_word(&b, stamp);
+        sb_add(&b, " ] && printf 'rasrun-ended %d %%s\\n' \"$(cat ", n);
+        sb_word(&b, stamp);
+        sb_add(&b, ")\"\n");
+        watched[n++] = t;
+    }
+    char *out = NULL;
+    if (n == 0 || side_exec(x, b.p, 30, &out) != 0) {
+        free(b.p);
+        return;
+    }
+    free(b.p);
+    double local = wall_now(), remote = 0, ended;
+    int i, rc;
+    for (char *line = out; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        if (sscanf(line, "rasrun-now %lf", &remote) == 1 || remote <= 0)
+            continue;
+        if (sscanf(line, "rasrun-ended %d %d %lf", &i, &rc, &ended) != 3 || i < 0 || i >= n)
+            continue;
+        task *t = watched[i];
+        double age = remote - ended;
+        t->exit_code = rc;
+        t->t_exit = local - (age > 0 ? age : 0);
+        post(x->w, M_EXITED, t, NULL);
+    }
+    free(out);
+}
+
 /* Between two requests of a transfer (one plan's files, which can take
- * minutes over a slow link), on the thread: the host's other engines whose
- * attempts were cancelled meanwhile (a timeout, a Ctrl-C) are stopped now,
- * not when the transfer ends, over a connection of their own: the
- * transfer's session can send nothing else between two of its requests
- * (libssh2 may hold one of them half sent, and anything sent before it
- * would wait for ever). That connection goes to the address the worker's
- * is connected to (a name can resolve to several machines). Their ends,
- * and their files, wait for the transfer. */
+ * minutes over a slow link), on the thread, over the side connection (the
+ * transfer's session can send nothing else between two of its requests:
+ * libssh2 may hold one of them half sent, and anything sent before it
+ * would wait for ever): the host's other engines whose attempts were
+ * cancelled meanwhile (a timeout, a Ctrl-C) are stopped now, and those that
+ * ended are seen to (every WATCH_EVERY seconds), not when the transfer
+ * ends. Their output and their files wait for the transfer. */
 static void tend_others(sshw *x)
 {
     double now = mono();
     if (now < x->next_tend)
         return;
     x->next_tend = now + 0.2;
-    ssh_conn *c = NULL;
     for (task *t = x->tasks; t; t = t->next) {
         pthread_mutex_lock(&x->mu);
         int cancel = t->cancel;
         pthread_mutex_unlock(&x->mu);
         if (t == x->moving || t->phase != T_RUNNING || !cancel || t->killed || t->pid <= 0)
             continue;
-        char err[1024], addr[NI_MAXHOST], *out = NULL, *eo = NULL;
-        int refused = 0, code = 0;
-        if (!c) {
-            ssh_target to = x->target;
-            struct sockaddr_storage peer;
-            socklen_t len = sizeof peer;
-            if (getpeername(x->c->sock, (struct sockaddr *)&peer, &len) == 0 &&
-                getnameinfo((struct sockaddr *)&peer, len, addr, sizeof addr, NULL, 0, NI_NUMERICHOST) == 0)
-                to.addr = addr;
-            c = ssh_connect(&to, &refused, err, sizeof err);
-        }
-        char *cmd = c ? ssh_kill_script(t->pid, t->slot_dir, t->kill_grace) : NULL;
-        int stopped = cmd && ssh_exec(c, cmd, NULL, &out, &eo, &code, 30 + t->kill_grace, err, sizeof err) == 0;
+        char *out, *cmd = ssh_kill_script(t->pid, t->slot_dir, t->kill_grace);
+        int rc = side_exec(x, cmd, 30 + t->kill_grace, &out);
         free(cmd);
         free(out);
-        free(eo);
-        if (!stopped) {
-            /* (a host that takes no second connection would stall the
-             * transfer at every try: once the transfer is over, or 30 s on) */
-            x->next_tend = mono() + 30;
-            break;
-        }
+        if (rc != 0)
+            return;
         t->killed = 1;
     }
-    ssh_close(c);
+    if (now >= x->next_watch) {
+        x->next_watch = now + WATCH_EVERY;
+        watch_ends(x);
+    }
 }
 
 /* The session is gone: fail what ran on it (the scheduler retries elsewhere),
@@ -1296,6 +1391,7 @@ static void *thread_main(void *arg)
         sb_add(&b, " 2>/dev/null; true");
         host_run(w, b.p, 60);
     }
+    side_close(x);
     if (x->c) {
         ssh_close(x->c);
         x->c = NULL;
@@ -1311,6 +1407,7 @@ static int sw_create(worker *w, lua_State *L, int idx, char *err, size_t n)
     if (!x)
         return snprintf(err, n, "out of memory"), -1;
     w->data = x;
+    x->w = w;
     x->wake_thread = x->wake_main = x->watch = -1;
     pthread_mutex_init(&x->mu, NULL);
     if (ssh_target_from_lua(L, idx, &x->target, err, n) != 0)

@@ -947,6 +947,42 @@ function TestSsh:test_a_timeout_is_enforced_while_another_plans_files_come_back(
   lu.assertTrue(stopped < fetched - 5, ("stopped %.1f s before plan 01's files were back"):format(fetched - stopped))
 end
 
+-- While one plan's files come back over a slow link (6 MB at 4 Mbit/s:
+-- 12 s), a plan of the same host whose engine ends meanwhile, well within
+-- its timeout, is seen to end then: its timeout stops counting (it used to
+-- run on until the transfer was over, and fail the plan).
+function TestSsh:test_an_engine_that_ends_during_another_plans_transfer_is_not_timed_out()
+  local dir = H.tmpdir("engine")
+  local home = dir .. "/linux"
+  lu.assertEquals(sys.run({ "cp", "-a", H.sim("linux"), home }).code, 0)
+  lu.assertEquals(sys.run({ "mkdir", home .. "/bin/real" }).code, 0)
+  lu.assertEquals(sys.run({ "mv", home .. "/bin/RasUnsteady", home .. "/bin/real/" }).code, 0)
+  assert(fs.write(home .. "/bin/RasUnsteady", table.concat({ "#!/bin/sh",
+    'case "$1" in',
+    "  *p01*) head -c 6000000 /dev/urandom > Sample.p01.computeMsgs.txt ;;",
+    "esac",
+    'exec "$(dirname "$0")/real/RasUnsteady" "$@"', "" }, "\n")))
+  lu.assertEquals(sys.run({ "chmod", "755", home .. "/bin/RasUnsteady" }).code, 0)
+  local prj = project({ { title = "big output", seconds = 0 }, { title = "one second", seconds = 1 } })
+  local pool = rasrun.pool { T.worker(env, 1, { slots = 2, keepalive = 2, io_timeout = 60,
+                                                engine = { kind = "linux", home = home } }) }
+  local t0, fetched = sys.now(), nil
+  local ok, r = throttled("4mbit", run, pool, prj, { timeout = 6, on_event = function(ev)
+    if ev.type == "done" and ev.plan == "01" then fetched = sys.now() end
+  end })
+  assert(ok, r)
+  lu.assertTrue(fetched - t0 > 9, ("plan 01's files came back in %.1f s: no slow transfer"):format(fetched - t0))
+  lu.assertEquals(H.result(r, "01").status, "ok", H.result(r, "01").reason)
+  lu.assertEquals(H.result(r, "02").status, "ok", H.result(r, "02").reason)
+  -- its engine's time, as the host saw it end (not the transfer's)
+  local engine_seconds
+  for line in io.lines(r.run_dir .. "/journal.jsonl") do
+    local e = json.decode(line)
+    if e.ev == "attempt_end" and e.plan == "02" then engine_seconds = e.engine_seconds end
+  end
+  lu.assertTrue(engine_seconds > 0.9 and engine_seconds < 3, ("plan 02's engine took %s s"):format(engine_seconds))
+end
+
 -- An engine that is not where the worker says is looked for when the host
 -- is first reached: the worker is down for good, naming the program, as a
 -- local one is (its plans fail at once with no other worker, instead of
