@@ -875,19 +875,28 @@ function TestSsh:test_an_idle_connection_the_host_closes_is_opened_again()
   lu.assertEquals(downs, 0)
 end
 
+-- A copy of the simulated Linux engine whose RasUnsteady is a shell script
+-- (lines, its first "#!/bin/sh" added) that can run the real one as
+-- "$(dirname "$0")/real/RasUnsteady" (the simulated engine goes by its
+-- name: the real one keeps it). Returns the copy's home.
+local function scripted_engine(lines)
+  local home = H.tmpdir("engine") .. "/linux"
+  lu.assertEquals(sys.run({ "cp", "-a", H.sim("linux"), home }).code, 0)
+  lu.assertEquals(sys.run({ "mkdir", home .. "/bin/real" }).code, 0)
+  lu.assertEquals(sys.run({ "mv", home .. "/bin/RasUnsteady", home .. "/bin/real/" }).code, 0)
+  table.insert(lines, 1, "#!/bin/sh")
+  lines[#lines + 1] = ""
+  assert(fs.write(home .. "/bin/RasUnsteady", table.concat(lines, "\n")))
+  lu.assertEquals(sys.run({ "chmod", "755", home .. "/bin/RasUnsteady" }).code, 0)
+  return home
+end
+
 -- Ctrl-C while a timed-out attempt's files come back over a slow link: the
 -- run ends at once, not when they are all there (or cancel_wait gives up).
 function TestSsh:test_ctrl_c_stops_a_timed_out_attempts_files_coming_back()
-  local home = H.tmpdir("engine") .. "/linux"
-  lu.assertEquals(sys.run({ "cp", "-a", H.sim("linux"), home }).code, 0)
-  -- (the simulated engine goes by its name: the real one keeps it)
-  lu.assertEquals(sys.run({ "mkdir", home .. "/bin/real" }).code, 0)
-  lu.assertEquals(sys.run({ "mv", home .. "/bin/RasUnsteady", home .. "/bin/real/" }).code, 0)
   -- an engine that writes 8 MB of compute messages, then hangs
-  assert(fs.write(home .. "/bin/RasUnsteady", table.concat({ "#!/bin/sh",
-    "head -c 8000000 /dev/urandom > Sample.p01.computeMsgs.txt",
-    'exec "$(dirname "$0")/real/RasUnsteady" "$@"', "" }, "\n")))
-  lu.assertEquals(sys.run({ "chmod", "755", home .. "/bin/RasUnsteady" }).code, 0)
+  local home = scripted_engine({ "head -c 8000000 /dev/urandom > Sample.p01.computeMsgs.txt",
+    'exec "$(dirname "$0")/real/RasUnsteady" "$@"' })
   local prj = project({ { title = "hangs", mode = "hang" } })
   local pool = rasrun.pool { T.worker(env, 1, { slots = 1, kill_grace = 0.2, keepalive = 2, io_timeout = 60,
                                                 engine = { kind = "linux", home = home } }) }
@@ -910,24 +919,17 @@ end
 -- timeout, not when the transfer ends; and the plan whose files come back
 -- is not failed by its timeout meanwhile (its engine ended well).
 function TestSsh:test_a_timeout_is_enforced_while_another_plans_files_come_back()
-  local dir = H.tmpdir("engine")
-  local home = dir .. "/linux"
-  lu.assertEquals(sys.run({ "cp", "-a", H.sim("linux"), home }).code, 0)
-  -- (the simulated engine goes by its name: the real one keeps it)
-  lu.assertEquals(sys.run({ "mkdir", home .. "/bin/real" }).code, 0)
-  lu.assertEquals(sys.run({ "mv", home .. "/bin/RasUnsteady", home .. "/bin/real/" }).code, 0)
   -- plan 01 writes 6 MB of compute messages and ends; plan 02 hangs, and
   -- notes when it is told to stop
-  local stamp = dir .. "/stopped"
-  assert(fs.write(home .. "/bin/RasUnsteady", table.concat({ "#!/bin/sh",
+  local stamp = H.tmpdir("stamp") .. "/stopped"
+  local home = scripted_engine({
     'case "$1" in',
     "  *p01*) head -c 6000000 /dev/urandom > Sample.p01.computeMsgs.txt",
     '         exec "$(dirname "$0")/real/RasUnsteady" "$@" ;;',
     "esac",
     ("trap 'date +%%s.%%N > %s; exit 143' TERM"):format(stamp),
     '"$(dirname "$0")/real/RasUnsteady" "$@" &',
-    "wait", "" }, "\n")))
-  lu.assertEquals(sys.run({ "chmod", "755", home .. "/bin/RasUnsteady" }).code, 0)
+    "wait" })
   local prj = project({ { title = "big output", seconds = 0 }, { title = "hangs", mode = "hang" } })
   local pool = rasrun.pool { T.worker(env, 1, { slots = 2, kill_grace = 0.5, keepalive = 2, io_timeout = 60,
                                                 engine = { kind = "linux", home = home } }) }
@@ -952,17 +954,12 @@ end
 -- its timeout, is seen to end then: its timeout stops counting (it used to
 -- run on until the transfer was over, and fail the plan).
 function TestSsh:test_an_engine_that_ends_during_another_plans_transfer_is_not_timed_out()
-  local dir = H.tmpdir("engine")
-  local home = dir .. "/linux"
-  lu.assertEquals(sys.run({ "cp", "-a", H.sim("linux"), home }).code, 0)
-  lu.assertEquals(sys.run({ "mkdir", home .. "/bin/real" }).code, 0)
-  lu.assertEquals(sys.run({ "mv", home .. "/bin/RasUnsteady", home .. "/bin/real/" }).code, 0)
-  assert(fs.write(home .. "/bin/RasUnsteady", table.concat({ "#!/bin/sh",
+  -- plan 01 writes 6 MB of compute messages
+  local home = scripted_engine({
     'case "$1" in',
     "  *p01*) head -c 6000000 /dev/urandom > Sample.p01.computeMsgs.txt ;;",
     "esac",
-    'exec "$(dirname "$0")/real/RasUnsteady" "$@"', "" }, "\n")))
-  lu.assertEquals(sys.run({ "chmod", "755", home .. "/bin/RasUnsteady" }).code, 0)
+    'exec "$(dirname "$0")/real/RasUnsteady" "$@"' })
   local prj = project({ { title = "big output", seconds = 0 }, { title = "one second", seconds = 1 } })
   local pool = rasrun.pool { T.worker(env, 1, { slots = 2, keepalive = 2, io_timeout = 60,
                                                 engine = { kind = "linux", home = home } }) }
