@@ -144,6 +144,7 @@ typedef struct {
     double next_tend;           /* tend_others: not before */
     double next_watch;          /* watch_ends: not before */
     ssh_conn *side;             /* tend_others' connection, during a transfer */
+    int side_failures;          /* side_exec's failures in a row */
     worker *w;                  /* the worker this is the data of */
     /* the file being moved, for the progress display (guarded by mu) */
     char moving_name[256];
@@ -207,6 +208,15 @@ static void post(worker *w, int kind, task *t, const char *fmt, ...)
 }
 
 /* Main thread: applies what the thread reported. */
+/* When the attempt's engine ended, by the main thread's account: an end
+ * the host's stamp dates (watch_ends) can come before the launch was seen
+ * here (its marker read late, during a transfer), and an attempt takes no
+ * less than no time. */
+static double exit_time(const task *t)
+{
+    return t->a->t_launch > 0 && t->t_exit > 0 && t->t_exit < t->a->t_launch ? t->a->t_launch : t->t_exit;
+}
+
 static void on_messages(void *ud, int fd, short revents)
 {
     (void)revents;
@@ -234,7 +244,7 @@ static void on_messages(void *ud, int fd, short revents)
                                    (unsigned long long)t->epoch);
         } else if (m->kind == M_EXITED && t->a) {
             /* its files are coming back: that is not lost to its timeout */
-            t->a->t_exit = t->t_exit;
+            t->a->t_exit = exit_time(t);
             if (t->a->phase == A_RUNNING && !t->a->cancelling)
                 t->a->phase = A_STAGE_OUT;
         } else if (m->kind == M_DONE && t->a) {
@@ -246,7 +256,7 @@ static void on_messages(void *ud, int fd, short revents)
                 sched_add_output(a, t->outs[i].tmp, t->outs[i].final, t->outs[i].kind);
                 t->outs[i].tmp = NULL;
             }
-            a->t_exit = t->t_exit;
+            a->t_exit = exit_time(t);
             a->bytes_up = t->bytes_up;
             a->bytes_down = t->bytes_down;
             sched_attempt_done(a);
@@ -472,8 +482,19 @@ static int side_exec(sshw *x, const char *cmd, double timeout, char **out)
     int rc = c && ssh_exec(c, cmd, NULL, out, &eo, &code, timeout, err, sizeof err) == 0 ? 0 : -1;
     free(eo);
     if (rc != 0) {
+        free(*out);
+        *out = NULL;
         side_close(x);
-        x->next_tend = mono() + 30;
+        /* 30 s, then twice as long after each failure in a row (up to
+         * 10 min): a host that drops a second connection costs a connect
+         * timeout at each try */
+        double wait = 30;
+        for (int i = 0; i < x->side_failures && wait < 600; i++)
+            wait *= 2;
+        x->side_failures++;
+        x->next_tend = mono() + (wait < 600 ? wait : 600);
+    } else {
+        x->side_failures = 0;
     }
     return rc;
 }
@@ -521,6 +542,8 @@ static void bytes_moved(void *ud)
 /* The thread names the file it starts to send (up) or fetch; NULL: none. */
 static void moving_file(sshw *x, task *t, const char *name, int up, unsigned long long size)
 {
+    if (t && !x->moving) /* a transfer starts: one shorter than this costs no side connection */
+        x->next_watch = mono() + WATCH_EVERY;
     pthread_mutex_lock(&x->mu);
     x->moving = t;
     snprintf(x->moving_name, sizeof x->moving_name, "%s", name ? name : "");
@@ -932,6 +955,11 @@ static void await_launches(worker *w, task *moving)
     double until = mono() + LAUNCH_WAIT;
     libssh2_session_set_blocking(x->c->s, 0);
     for (;;) {
+        pthread_mutex_lock(&x->mu);
+        int unwanted = x->stop || moving->cancel;
+        pthread_mutex_unlock(&x->mu);
+        if (unwanted) /* Ctrl-C, the worker closing, a cancel: not worth the wait */
+            break;
         int waiting = 0;
         for (task *t = x->tasks; t; t = t->next) {
             if (t == moving || t->phase != T_RUNNING || t->pid > 0)
@@ -1124,12 +1152,13 @@ static void watch_ends(sshw *x)
         return;
     }
     free(b.p);
-    double local = wall_now(), remote = 0, ended;
-    int i, rc;
-    for (char *line = out; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
-        if (sscanf(line, "rasrun-now %lf", &remote) == 1 || remote <= 0)
-            continue;
-        if (sscanf(line, "rasrun-ended %d %d %lf", &i, &rc, &ended) != 3 || i < 0 || i >= n)
+    /* (found anywhere in the output: a login script may print first) */
+    double local = wall_now(), ended;
+    int len, i, rc;
+    const char *now = marked(out, "rasrun-now ", &len);
+    double remote = now ? strtod(now, NULL) : 0;
+    for (const char *p = out; remote > 0 && (p = strstr(p, "rasrun-ended ")); p++) {
+        if (sscanf(p, "rasrun-ended %d %d %lf", &i, &rc, &ended) != 3 || i < 0 || i >= n)
             continue;
         task *t = watched[i];
         double age = remote - ended;
