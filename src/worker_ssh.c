@@ -207,7 +207,6 @@ static void post(worker *w, int kind, task *t, const char *fmt, ...)
     wake(x->wake_main);
 }
 
-/* Main thread: applies what the thread reported. */
 /* When the attempt's engine ended, by the main thread's account: an end
  * the host's stamp dates (watch_ends) can come before the launch was seen
  * here (its marker read late, during a transfer), and an attempt takes no
@@ -217,6 +216,7 @@ static double exit_time(const task *t)
     return t->a->t_launch > 0 && t->t_exit > 0 && t->t_exit < t->a->t_launch ? t->a->t_launch : t->t_exit;
 }
 
+/* Main thread: applies what the thread reported. */
 static void on_messages(void *ud, int fd, short revents)
 {
     (void)revents;
@@ -470,9 +470,8 @@ static void side_close(sshw *x)
 }
 
 /* A command on the side connection, its output in *out (caller frees);
- * 0, or -1 when it could not be run (the side connection is closed then,
- * and tried again no sooner than 30 s on: a host that takes no second
- * connection would stall the transfer at every try). */
+ * 0, or -1 when it could not be run: the side connection is closed then,
+ * and the transfer's tending waits (see below) before it tries again. */
 static int side_exec(sshw *x, const char *cmd, double timeout, char **out)
 {
     char err[1024], *eo = NULL;
@@ -1127,11 +1126,15 @@ static double wall_now(void)
  * from the host's clock as an age (no clock skew). */
 static void watch_ends(sshw *x)
 {
-    task *watched[64];
-    int n = 0;
+    int n = 0, max = 0;
+    for (task *t = x->tasks; t; t = t->next)
+        max++;
+    task **watched = malloc(sizeof *watched * (size_t)(max ? max : 1));
+    if (!watched)
+        return;
     struct sbuf b = { 0 };
     sb_add(&b, "printf 'rasrun-now %%s\\n' \"$(date +%%s.%%N)\"\n");
-    for (task *t = x->tasks; t && n < 64; t = t->next) {
+    for (task *t = x->tasks; t; t = t->next) {
         pthread_mutex_lock(&x->mu);
         int cancel = t->cancel;
         pthread_mutex_unlock(&x->mu);
@@ -1147,11 +1150,12 @@ static void watch_ends(sshw *x)
         watched[n++] = t;
     }
     char *out = NULL;
-    if (n == 0 || side_exec(x, b.p, 30, &out) != 0) {
-        free(b.p);
+    int ran = n > 0 && side_exec(x, b.p, 30, &out) == 0;
+    free(b.p);
+    if (!ran) {
+        free(watched);
         return;
     }
-    free(b.p);
     /* (found anywhere in the output: a login script may print first) */
     double local = wall_now(), ended;
     int len, i, rc;
@@ -1167,6 +1171,7 @@ static void watch_ends(sshw *x)
         post(x->w, M_EXITED, t, NULL);
     }
     free(out);
+    free(watched);
 }
 
 /* Between two requests of a transfer (one plan's files, which can take
