@@ -72,6 +72,13 @@ $(BUILD)/nopidfd: tests/nopidfd/nopidfd.c $(BUILD)/flags
 	@echo "CC $@"
 	@$(CC) $(CFLAGS) $(LDFLAGS) -o $@ tests/nopidfd/nopidfd.c
 
+# A library that kills its process at a chosen swap of files (tests/killat).
+# Without the sanitizers: it is preloaded into a sanitized rasrun too.
+$(BUILD)/killat.so: tests/killat/killat.c
+	@echo "CC $@"
+	@mkdir -p $(BUILD)
+	@$(CC) -std=c11 -O2 -Wall -Wextra -Werror -fPIC -shared -o $@ tests/killat/killat.c -ldl
+
 sim: $(SIM)/.stamp
 $(SIM)/.stamp: bin/fake-ras
 	@echo "SIM $(SIM)"
@@ -85,11 +92,11 @@ $(SIM)/.stamp: bin/fake-ras
 deps:
 	tests/install-deps
 
-test: all $(BUILD)/h5craft $(BUILD)/nopidfd
+test: all $(BUILD)/h5craft $(BUILD)/nopidfd $(BUILD)/killat.so
 	tests/run
 
 # Only the tests that need no root, namespaces or network (quick edit-test loop).
-test-fast: all $(BUILD)/h5craft $(BUILD)/nopidfd
+test-fast: all $(BUILD)/h5craft $(BUILD)/nopidfd $(BUILD)/killat.so
 	RASRUN_TEST_FAST=1 tests/run
 
 valgrind: all

@@ -555,6 +555,29 @@ static int blocked(const staged *v, int count, const char *dir, char *err, size_
  * cannot go into place, those already in place are taken back, and the
  * project is left as it was. Geometry outputs come back once per geometry
  * per run: two plans of one geometry never both write them. */
+/* The files a commit is about to put in place, journaled first: each
+ * staged name, where it goes and the new file's inode; the result last.
+ * A controller killed half-way through leaves the old files under the
+ * staged names of those it swapped in, and a resume (pool.lua,
+ * undo_commits) tells them from the new ones by their inodes, and puts
+ * them back. */
+static void journal_commit(sched *s, attempt *a, const staged **list, int total)
+{
+    cJSON *o = jrec("commit", a->job, a), *files = cJSON_AddArrayToObject(o, "files");
+    for (int i = 0; files && i < total; i++) {
+        char dst[8192];
+        struct stat st;
+        snprintf(dst, sizeof dst, "%s/%s", a->job->project_dir, list[i]->final);
+        cJSON *f = cJSON_CreateObject();
+        cJSON_AddStringToObject(f, "staged", list[i]->tmp);
+        cJSON_AddStringToObject(f, "path", dst);
+        if (stat(list[i]->tmp, &st) == 0)
+            journal_add_number(f, "ino", (double)st.st_ino);
+        cJSON_AddItemToArray(files, f);
+    }
+    jwrite(s, o);
+}
+
 static int commit(sched *s, attempt *a, char *err, size_t n)
 {
     const char *dir = a->job->project_dir;
@@ -587,6 +610,18 @@ static int commit(sched *s, attempt *a, char *err, size_t n)
             list[k++] = &a->geom[i];
     list[k++] = &a->result;
     char dst[8192];
+    /* Dated before they are in place: a controller killed during the
+     * commit leaves no result newer than its attempt's start. The result
+     * takes that start (see changed_inputs_note); side outputs from another host
+     * carry its clock, which may be ahead of this one's: they take this
+     * clock's time (the commit's), so that a restart file brought back is
+     * never newer than the result of a plan that starts after it. */
+    struct timespec start[2] = { { .tv_nsec = UTIME_OMIT }, a->t_files };
+    utimensat(AT_FDCWD, a->result.tmp, start, 0);
+    if (strcmp(a->w->ops->type, "local") != 0)
+        for (int i = 0; i < total - 1; i++)
+            utimensat(AT_FDCWD, list[i]->tmp, NULL, 0);
+    journal_commit(s, a, list, total);
     int done = 0;
     for (; done < total; done++) {
         snprintf(dst, sizeof dst, "%s/%s", dir, list[done]->final);
@@ -605,15 +640,6 @@ static int commit(sched *s, attempt *a, char *err, size_t n)
     }
     for (int i = 0; i < total; i++)
         retire(s, list[i], how[i]);
-    /* Side outputs from another host carry its clock, which may be ahead of
-     * this one's: they take this clock's time (the commit's), as the result
-     * takes its attempt's start (date_result). A restart file brought back
-     * so is never newer than the result of a plan that starts after it. */
-    if (strcmp(a->w->ops->type, "local") != 0)
-        for (int i = 0; i < total - 1; i++) {
-            snprintf(dst, sizeof dst, "%s/%s", dir, list[i]->final);
-            utimensat(AT_FDCWD, dst, NULL, 0);
-        }
     /* the geometry outputs an earlier plan of the run brought back: not again */
     for (int i = 0; i < a->ngeom; i++)
         if (!gk || geom_committed(s, gk, a->geom[i].final))
@@ -668,19 +694,15 @@ static const char *input_changed(const attempt *a, time_t *future)
     return NULL;
 }
 
-/* A result is as new as the inputs it was made from: its time is its
- * attempt's start, so that a source changed while the plan ran (the geometry
- * edited, a restart file another plan brought back) is newer than it, and the
- * next run finds it out of date. A file written before the start is never
- * newer; one written within a clock tick after it may not be (file times can
- * lag the clock by a tick). note: what the plan's report says when an input
- * the engine read changed, or "". */
-static void date_result(attempt *a, char *note, size_t n)
+/* A result is as new as the inputs it was made from: commit() dates it at
+ * its attempt's start, so that a source changed while the plan ran (the
+ * geometry edited, a restart file another plan brought back) is newer than
+ * it, and the next run finds it out of date. A file written before the
+ * start is never newer; one written within a clock tick after it may not be
+ * (file times can lag the clock by a tick). note: what the plan's report
+ * says when an input the engine read changed, or "". */
+static void changed_inputs_note(attempt *a, char *note, size_t n)
 {
-    char p[8192];
-    snprintf(p, sizeof p, "%s/%s", a->job->project_dir, a->result.final);
-    struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, a->t_files };
-    utimensat(AT_FDCWD, p, ts, 0);
     time_t future;
     const char *changed = input_changed(a, &future);
     note[0] = 0;
@@ -891,7 +913,7 @@ static void process_finished(sched *s, attempt *a)
     if (ok && commit(s, a, why, sizeof why) != 0)
         ok = 0;
     if (ok)
-        date_result(a, note, sizeof note);
+        changed_inputs_note(a, note, sizeof note);
     if (!ok)
         drop_staged(s, a, !a->interrupted);
     if (!ok && !a->interrupted && s->keep_scratch) {

@@ -103,7 +103,7 @@ struct attempt {
                                before each attempt (no create/delete churn) */
     char log[4096];         /* local log file */
     double t_start, t_launch, t_exit, t_end;   /* wall clock; t_exit: the engine ended */
-    struct timespec t_files;  /* t_start as a file time (date_result) */
+    struct timespec t_files;  /* t_start as a file time (the result is dated so: commit) */
     double deadline;        /* monotonic; 0 none */
     int cancelling;         /* cancel requested (timeout, Ctrl-C, lost host) */
     int abandoned;          /* written off while its backend still holds it */

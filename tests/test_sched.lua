@@ -2718,6 +2718,73 @@ function TestSched:test_resume_after_a_kill_between_commit_and_done()
   lu.assertEquals(doc.plans[2].status, "ok")
 end
 
+-- A project whose one plan ran once (its result and side files in place),
+-- and whose plan file is then touched, so that the next run runs it.
+-- Returns the folder and the inode of each file in it.
+local function ran_once(plan, kind)
+  local prj, d = project({ plan })
+  local w = rasrun.worker { type = "local", name = "here", slots = 1, workdir = H.tmpdir("work"),
+                            engine = { kind = kind, home = rasrun.sim.home(kind) } }
+  lu.assertTrue(run(pool_of(w), { project = prj, run_dir = d .. "/run0" }).ok)
+  lu.assertEquals(sys.run({ "touch", d .. "/Sample.p01" }).code, 0)
+  local inodes = {}
+  for _, n in ipairs(fs.list(d)) do inodes[n] = fs.stat(d .. "/" .. n).ino end
+  return d, inodes
+end
+
+-- The controller of a run of the project in d, killed (tests/killat) just
+-- after it swaps into place a file whose name ends in suffix; on_launch()
+-- is called when the engine has started. Returns the run folder.
+local function killed_at_swap(d, kind, suffix, on_launch)
+  local pid, run_dir = start_controller(d, 1, { RASRUN_TEST_ENGINE = kind, FAKE_RAS_SECONDS = "1",
+    LD_PRELOAD = H.root .. "/build/killat.so", KILLAT_SUFFIX = suffix,
+    -- (a sanitized rasrun takes another library preloaded before its own)
+    ASAN_OPTIONS = (os.getenv("ASAN_OPTIONS") or "") .. ":verify_asan_link_order=0" })
+  H.wait_for(function() return journal_count(run_dir, "launched") == 1 end, 30, "the engine's launch")
+  if on_launch then on_launch() end
+  sys.wait(pid, 30)
+  lu.assertEquals(journal_count(run_dir, "commit"), 1)
+  lu.assertEquals(journal_count(run_dir, "attempt_end"), 0)
+  return run_dir
+end
+
+-- A controller killed while it moved an attempt's files into the project,
+-- after two side files (the .bco01 and the restart file) and before the
+-- result: the resume puts the old side files back (a new restart file
+-- beside the old result would start the plans after it from the wrong
+-- state), and removes the new ones; the retry then fails, and the project
+-- holds its old files, every one.
+function TestSched:test_resume_undoes_a_commit_cut_short()
+  if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
+  local d, before = ran_once({ title = "writes a restart file", seconds = 0.2, write_ic = true }, "windows")
+  local rst = "Sample.p01.03JAN1900 0000.rst"
+  lu.assertNotNil(before[rst], "no restart file from the first run")
+  local run_dir = killed_at_swap(d, "windows", ".rst")
+  lu.assertNotEquals(fs.stat(d .. "/" .. rst).ino, before[rst]) -- (the new one was in place)
+  local r = H.rasrun({ "resume", run_dir }, { env = { RASRUN_TEST_ENGINE = "windows", FAKE_RAS_MODE = "crash" },
+                                              timeout = 60 })
+  lu.assertEquals(r.code, 1, r.stderr)
+  for _, n in ipairs({ rst, "Sample.bco01", "Sample.c01", "Sample.p01.hdf" }) do
+    lu.assertEquals((fs.stat(d .. "/" .. n) or {}).ino, before[n], n .. " is not the old one")
+  end
+  for _, n in ipairs(fs.list(d)) do lu.assertNil(n:find("rasrun%-"), n) end
+end
+
+-- A controller killed just after it put a result in place, before it could
+-- journal it: the result is dated at its attempt's start all the same, so
+-- that its plan file, edited while it ran, is newer, and the plan runs
+-- again (the result was made from the plan as it was).
+function TestSched:test_a_result_cut_off_from_its_run_is_dated_at_its_start()
+  if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
+  local d, before = ran_once({ title = "edited while it runs", seconds = 0.2 }, "linux")
+  killed_at_swap(d, "linux", ".p01.hdf", function()
+    assert(fs.write(d .. "/Sample.p01", H.read(d .. "/Sample.p01") .. "Description=edited\r\n"))
+  end)
+  lu.assertNotEquals(fs.stat(d .. "/Sample.p01.hdf").ino, before["Sample.p01.hdf"])
+  local plan = rasrun.project.open(d .. "/Sample.prj"):plan("01")
+  lu.assertEquals(plan:result_state(), "stale")
+end
+
 -- A resume of a run that had finished runs nothing and writes its reports
 -- again as they were: its end, its length and its attempts' times (an
 -- attempt's end is the run's, not that of its journal line, written after

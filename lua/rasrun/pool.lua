@@ -494,6 +494,7 @@ local function read_resume(dir)
     if e.ev == "run_start" then first = i end
   end
   local done, failed, started, ended, ids, tried, start = {}, {}, {}, {}, {}, {}, nil
+  local commits = {} -- per attempt, the files of the commit it began
   local slot_dirs, seen_dir = {}, {} -- per worker, the work folders its attempts used
   local history, attempt_of = {}, {} -- per plan, its attempts as the reports show them
   local boot -- of the controller that wrote what follows (older journals: none)
@@ -534,6 +535,7 @@ local function read_resume(dir)
       tried[e.job] = math.max(tried[e.job] or 0, e.attempt)
     end
     if k and e.ev == "attempt_end" then ended[k] = true end
+    if k and e.ev == "commit" and type(e.files) == "table" then commits[k] = e.files end
     if k then
       local h = attempt_of[k]
       if e.ev == "attempt" then
@@ -559,12 +561,16 @@ local function read_resume(dir)
       table.insert(slot_dirs[e.worker], e.workdir)
     end
   end
-  local orphans = {}
+  local orphans, unfinished = {}, {}
   for k, e in pairs(started) do
     if not ended[k] then orphans[#orphans + 1] = e end
   end
+  for k, files in pairs(commits) do
+    if not ended[k] then unfinished[#unfinished + 1] = files end
+  end
   controller_died()
   return { done = done, failed = failed, orphans = orphans, ids = ids, tried = tried, start = start or {},
+           commits = unfinished,
            run_id = start and start.run_id, slot_dirs = slot_dirs, history = history, run_end = run_end }
 end
 
@@ -573,6 +579,29 @@ end
 -- .<name>.rasrun-<run id>-j<job>-a<attempt> (src/sched.c), and one it was
 -- copying there from a work folder on another file system, that name's
 -- .<...>.<hex>.part (src/fsutil.c): its own, removed.
+-- A commit the killed controller began and did not finish (journaled, no
+-- attempt_end after it): when its result (the last file it moves) is not in
+-- place, the files it had put in place go back out, and the old ones they
+-- replaced, under their staged names, back in, so that the project holds
+-- the files of one result, all old, not new ones beside an old result. The
+-- journal names each new file's inode; one whose result is in place
+-- finished, and stays.
+local function undo_commits(commits)
+  for _, files in ipairs(commits) do
+    local result = files[#files]
+    local placed = result and fs.stat(result.path)
+    if not (placed and placed.ino == result.ino) then
+      for i = #files - 1, 1, -1 do
+        local f = files[i]
+        local now = fs.stat(f.path)
+        if now and now.ino == f.ino then
+          if fs.exists(f.staged) then fs.rename(f.staged, f.path) else fs.remove(f.path) end
+        end
+      end
+    end
+  end
+end
+
 local function remove_staged(projects, ids)
   for _, p in ipairs(projects) do
     for _, name in ipairs(fs.list(p.dir) or {}) do
@@ -581,6 +610,13 @@ local function remove_staged(projects, ids)
       if id and ids[id] then fs.remove(path.join(p.dir, name)) end
     end
   end
+end
+
+-- What a killed controller left in the projects: its commits cut short
+-- undone, then its staged files removed.
+local function tidy_projects(projects, prior)
+  undo_commits(prior.commits)
+  remove_staged(projects, prior.ids)
 end
 
 -- This machine's boot: pids and start times name processes only within one.
@@ -660,7 +696,7 @@ function M.stop_left(dir, say)
     if not ssh[e.worker] then here[#here + 1] = e end
   end
   stop_orphans(here, workers, say)
-  remove_staged(projects, prior.ids)
+  tidy_projects(projects, prior)
   journal:close()
   local stopped = {}
   for _, e in ipairs(here) do
@@ -882,7 +918,8 @@ function Pool:run(opts)
     if not j then cannot(err) end
     return j
   end
-  local prior, remote_orphans, journal = { done = {}, failed = {}, tried = {}, slot_dirs = {}, history = {} }, {}, nil
+  local prior, remote_orphans, journal = { done = {}, failed = {}, tried = {}, slot_dirs = {}, history = {},
+                                           commits = {} }, {}, nil
   if resume_dir then
     prior = read_resume(resume_dir)
     -- the run began when its first controller started it
@@ -896,7 +933,7 @@ function Pool:run(opts)
       if not e.stopped_at then left[#left + 1] = e end
     end
     remote_orphans = stop_orphans(left, self.workers, say)
-    remove_staged(projects, prior.ids)
+    tidy_projects(projects, prior)
     -- an engine the resume stopped ran until then: journaled, for the
     -- reports of this resume and of any after it
     for _, e in ipairs(prior.orphans) do
