@@ -1511,6 +1511,8 @@ function TestSched:test_bad_settings_are_named()
     { { progress = "fancy" }, 'progress must be "auto" (live on a terminal), "plain" or false, got "fancy"' },
     { { check = true }, "check must be a function, a check set (rasrun.checks.standard{...}) or false, got true" },
     { { check = { max_volume_error = 1 } }, "check must be a function, a check set" },
+    { { check = rasrun.checks.standard }, "check = rasrun.checks.standard makes checks, and is not one: "
+      .. "call it, as in check = rasrun.checks.standard { ... }" },
     { { on_event = "print" }, 'on_event must be a function, got "print"' },
     { { run_dir = 5 }, "run_dir must be a folder's path, got 5" },
     { { resume = 5 }, "resume must be a folder's path, got 5" },

@@ -786,6 +786,12 @@ local function validate(opts)
   end
   -- said before anything runs, not by every plan's check once it ran
   local c = opts.check
+  for _, maker in ipairs({ "standard", "maxima" }) do
+    if c == checks[maker] then
+      misuse(("check = rasrun.checks.%s makes checks, and is not one: call it, as in "
+        .. "check = rasrun.checks.%s { ... } (its options in the braces)"):format(maker, maker))
+    end
+  end
   local callable = type(c) == "function" or (type(c) == "table" and (getmetatable(c) or {}).__call)
   if c ~= nil and c ~= false and not callable and not checks.is_set(c) then
     misuse(("check must be a function, a check set (rasrun.checks.standard{...}) or false, got %s")
