@@ -69,6 +69,11 @@ function TestChecks:test_maxima_on_a_real_2d_result()
   lu.assertStrContains(detail, "above 100.000")
   ok = checks.maxima { baseline = f, tolerance = 0 }({ path = f })
   lu.assertTrue(ok)
+  -- an area the file does not have: named, with those it has
+  ok, detail = checks.maxima { area = "Bald Eagle", max = 100 }({ path = f })
+  lu.assertFalse(ok)
+  lu.assertEquals(detail, 'no 2D area "Bald Eagle" with a maximum water surface in the result '
+    .. "(its areas: BaldEagleCr, Upper 2D Area)")
 end
 
 -- Runs the simulated Linux engine on a one-plan project in the given mode.

@@ -134,7 +134,17 @@ local BUILTIN = setmetatable({}, { __mode = "k" })
 
 function M.maxima(opts)
   local function fn(r)
-    local areas = opts.area and { opts.area } or results.areas(r.path) or {}
+    local areas = results.areas(r.path) or {}
+    if opts.area then
+      -- (a name mistyped in the recipe: the file's own names say which)
+      local found = false
+      for _, a in ipairs(areas) do found = found or a == opts.area end
+      if not found then
+        return false, ("no 2D area %q with a maximum water surface in the result%s"):format(opts.area,
+          #areas > 0 and (" (its areas: " .. table.concat(areas, ", ") .. ")") or "")
+      end
+      areas = { opts.area }
+    end
     if #areas == 0 then return false, "no 2D maximum water surface in the file" end
     local base_areas = {}
     for _, area in ipairs(areas) do
