@@ -1442,7 +1442,7 @@ function TestSched:test_bad_settings_are_named()
     function() rasrun.worker { type = "ssh", engine = { kind = "linux", home = "/x" } } end)
   lu.assertErrorMsgContains("engine.kind must be \"linux\" or \"windows\"",
     function() rasrun.worker { type = "local", engine = { kind = "dos", home = "/x" } } end)
-  lu.assertErrorMsgContains("unknown field 'slot'",
+  lu.assertErrorMsgContains("unknown field 'slot' (did you mean 'slots'?)",
     function() rasrun.worker { type = "local", slot = 2, engine = { kind = "linux", home = "/x" } } end)
   lu.assertErrorMsgContains("two workers are named \"x\"",
     function() rasrun.pool { H.local_worker("x"), H.local_worker("x") } end)
@@ -1518,6 +1518,8 @@ function TestSched:test_bad_settings_are_named()
     { { resume = 5 }, "resume must be a folder's path, got 5" },
     { { force = "false" }, 'force must be true or false, got "false"' },
     { { quiet = 1 }, "quiet must be true or false, got 1" },
+    { { plan = { "01" } }, "unknown option 'plan' (did you mean 'plans'?)" },
+    { { "X.prj" }, 'options are named (project = "Sample.prj", plans = {...}): got "X.prj" without a name' },
   }) do
     local opts = case[1]
     opts.project = prj

@@ -40,6 +40,32 @@ local MAX_SLOTS = 1024
 -- safe_name). Plan keys and worker names must differ in that form too.
 local function safe_name(s) return (s:gsub("[/ ]", "_")) end
 
+-- Letters to change, add or remove to make a into b (Levenshtein).
+local function distance(a, b)
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a:byte(i) == b:byte(j) and 0 or 1))
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+-- " (did you mean 'plans'?)" for a key one or two letters from a known
+-- one (known: a set of names), else "".
+local function did_you_mean(k, known)
+  if type(k) ~= "string" then return "" end
+  local best, bd
+  for name in pairs(known) do
+    local d = distance(k:lower(), name)
+    if d <= 2 and (not bd or d < bd or (d == bd and name < best)) then best, bd = name, d end
+  end
+  return best and (" (did you mean '%s'?)"):format(best) or ""
+end
+
 -- An attempt of a plan, as the journal's lines name it: "Sample/p01#2".
 local function attempt_key(e) return e.job .. "#" .. tostring(e.attempt) end
 
@@ -95,7 +121,10 @@ function M.worker(cfg)
   end
   for k in pairs(cfg) do
     if not COMMON[k] and fields[k] == nil then
-      error(("%s: unknown field '%s'"):format(where, tostring(k)), 2)
+      local known = {}
+      for name in pairs(COMMON) do known[name] = true end
+      for name in pairs(fields) do known[name] = true end
+      error(("%s: unknown field '%s'%s"):format(where, tostring(k), did_you_mean(k, known)), 2)
     end
   end
   if cfg.engine == nil then error(("%s: missing field 'engine'"):format(where), 2) end
@@ -741,7 +770,11 @@ local RUN_OPTIONS = {
 local function validate(opts)
   if type(opts) ~= "table" then misuse("expected a table of options") end
   for k in pairs(opts) do
-    if not RUN_OPTIONS[k] then misuse(("unknown option '%s'"):format(tostring(k))) end
+    if math.type(k) == "integer" then
+      misuse(("options are named (project = \"Sample.prj\", plans = {...}): got %s without a name")
+        :format(shown(opts[k])))
+    end
+    if not RUN_OPTIONS[k] then misuse(("unknown option '%s'%s"):format(tostring(k), did_you_mean(k, RUN_OPTIONS))) end
   end
   if not opts.project and not opts.projects then
     -- (project = prj, with prj nil: rasrun.project.open returned nil and why)
