@@ -1482,8 +1482,13 @@ function TestSched:test_bad_settings_are_named()
     function() pool_of(H.local_worker("a")):run { projects = { nil, prj } } end)
   lu.assertErrorMsgContains("rasrun.project.open returns nil and a message",
     function() pool_of(H.local_worker("a")):run { project = rasrun.project.open("/nowhere/X.prj") } end)
-  lu.assertErrorMsgContains("plan 01 waits for itself in after (after maps a plan to the plans it waits for",
-    function() pool_of(H.local_worker("a")):run { project = prj, after = { { "02", "01" } } } end)
+  for _, list in ipairs({ { { "02", "01" } }, { "01", "02" } }) do
+    lu.assertErrorMsgContains('after maps a plan to the plans it waits for, as in after = { ["02"] = { "01" } }; '
+      .. "a list reads as plan 01 waiting for itself",
+      function() pool_of(H.local_worker("a")):run { project = prj, after = list } end)
+  end
+  lu.assertErrorMsgContains("plan 02 waits for itself in after",
+    function() pool_of(H.local_worker("a")):run { project = prj, after = { ["02"] = { "p2" } } } end)
   lu.assertErrorMsgContains("/nowhere/X.prj: no such project file",
     function() pool_of(H.local_worker("a")):run { project = "/nowhere/X.prj" } end)
   -- rasrun.fail in a plans filter stops the recipe as it says

@@ -346,8 +346,11 @@ local function resolve_after(jobs, after)
   for id, deps in pairs(after) do
     for _, d in ipairs(type(deps) == "table" and deps or { deps }) do
       if num(id) and num(id) == num(d) then
-        misuse(("plan %s waits for itself in after%s"):format(num(id), math.type(id) == "integer"
-          and " (after maps a plan to the plans it waits for: after = { [\"02\"] = { \"01\" } })" or ""))
+        if math.type(id) == "integer" then
+          misuse("after maps a plan to the plans it waits for, as in after = { [\"02\"] = { \"01\" } }; "
+            .. ("a list reads as plan %s waiting for itself"):format(num(id)))
+        end
+        misuse(("plan %s waits for itself in after"):format(num(id)))
       end
     end
   end
