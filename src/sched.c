@@ -550,11 +550,6 @@ static int blocked(const staged *v, int count, const char *dir, char *err, size_
     return 0;
 }
 
-/* Renames the staged files into the project: side outputs first, the result
- * last, so that a result in place always has its logs beside it; when one
- * cannot go into place, those already in place are taken back, and the
- * project is left as it was. Geometry outputs come back once per geometry
- * per run: two plans of one geometry never both write them. */
 /* The files a commit is about to put in place, journaled first: each
  * staged name, where it goes and the new file's inode; the result last.
  * A controller killed half-way through leaves the old files under the
@@ -578,6 +573,11 @@ static void journal_commit(sched *s, attempt *a, const staged **list, int total)
     jwrite(s, o);
 }
 
+/* Renames the staged files into the project: side outputs first, the result
+ * last, so that a result in place always has its logs beside it; when one
+ * cannot go into place, those already in place are taken back, and the
+ * project is left as it was. Geometry outputs come back once per geometry
+ * per run: two plans of one geometry never both write them. */
 static int commit(sched *s, attempt *a, char *err, size_t n)
 {
     const char *dir = a->job->project_dir;
@@ -612,10 +612,10 @@ static int commit(sched *s, attempt *a, char *err, size_t n)
     char dst[8192];
     /* Dated before they are in place: a controller killed during the
      * commit leaves no result newer than its attempt's start. The result
-     * takes that start (see changed_inputs_note); side outputs from another host
-     * carry its clock, which may be ahead of this one's: they take this
-     * clock's time (the commit's), so that a restart file brought back is
-     * never newer than the result of a plan that starts after it. */
+     * takes that start (see changed_inputs_note); side outputs from another
+     * host carry its clock, which may be ahead of this one's: they take
+     * this clock's time (the commit's), so that a restart file brought back
+     * is never newer than the result of a plan that starts after it. */
     struct timespec start[2] = { { .tv_nsec = UTIME_OMIT }, a->t_files };
     utimensat(AT_FDCWD, a->result.tmp, start, 0);
     if (strcmp(a->w->ops->type, "local") != 0)

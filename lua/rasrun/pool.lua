@@ -606,11 +606,6 @@ local function read_resume(dir)
            run_id = start and start.run_id, slot_dirs = slot_dirs, history = history, run_end = run_end }
 end
 
--- Files a killed controller had staged into the projects and not yet moved
--- into place, or a result it had just swapped out, are named
--- .<name>.rasrun-<run id>-j<job>-a<attempt> (src/sched.c), and one it was
--- copying there from a work folder on another file system, that name's
--- .<...>.<hex>.part (src/fsutil.c): its own, removed.
 -- A commit the killed controller began and did not finish (journaled, no
 -- attempt_end after it): when its result (the last file it moves) is not in
 -- place, the files it had put in place go back out, and the old ones they
@@ -634,6 +629,11 @@ local function undo_commits(commits)
   end
 end
 
+-- Files a killed controller had staged into the projects and not yet moved
+-- into place, or a result it had just swapped out, are named
+-- .<name>.rasrun-<run id>-j<job>-a<attempt> (src/sched.c), and one it was
+-- copying there from a work folder on another file system, that name's
+-- .<...>.<hex>.part (src/fsutil.c): its own, removed.
 local function remove_staged(projects, ids)
   for _, p in ipairs(projects) do
     for _, name in ipairs(fs.list(p.dir) or {}) do
