@@ -566,8 +566,9 @@ static void journal_commit(sched *s, attempt *a, const staged **list, int total)
         cJSON *f = cJSON_CreateObject();
         cJSON_AddStringToObject(f, "staged", list[i]->tmp);
         cJSON_AddStringToObject(f, "path", dst);
-        if (stat(list[i]->tmp, &st) == 0)
-            journal_add_number(f, "ino", (double)st.st_ino);
+        char ino[32]; /* as a string: exact at any size (as Lua's integer prints it) */
+        if (stat(list[i]->tmp, &st) == 0 && snprintf(ino, sizeof ino, "%lld", (long long)st.st_ino) > 0)
+            cJSON_AddStringToObject(f, "ino", ino);
         cJSON_AddItemToArray(files, f);
     }
     jwrite(s, o);

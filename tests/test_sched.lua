@@ -2779,6 +2779,26 @@ function TestSched:test_resume_undoes_a_commit_cut_short()
   for _, n in ipairs(fs.list(d)) do lu.assertNil(n:find("rasrun%-"), n) end
 end
 
+-- A second resume of a run whose first resume undid a commit cut short
+-- leaves the project alone: the commit is journaled as settled (the inodes
+-- it names are free after the undo, and may be the new files' by then).
+function TestSched:test_a_second_resume_leaves_an_undone_commit_alone()
+  if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
+  local d = ran_once({ title = "writes a restart file", seconds = 0.2, write_ic = true }, "windows")
+  local run_dir = killed_at_swap(d, "windows", ".rst")
+  local env = { env = { RASRUN_TEST_ENGINE = "windows", FAKE_RAS_SECONDS = "0" }, timeout = 60 }
+  local r = H.rasrun({ "resume", run_dir }, env)
+  lu.assertEquals(r.code, 0, r.stderr)
+  local after = {}
+  for _, n in ipairs(fs.list(d)) do after[n] = fs.stat(d .. "/" .. n).ino end
+  lu.assertEquals(journal_count(run_dir, "commit_settled"), 1)
+  r = H.rasrun({ "resume", run_dir }, env)
+  lu.assertEquals(r.code, 0, r.stderr)
+  for _, n in ipairs({ "Sample.p01.03JAN1900 0000.rst", "Sample.bco01", "Sample.c01", "Sample.p01.hdf" }) do
+    lu.assertEquals((fs.stat(d .. "/" .. n) or {}).ino, after[n], n .. " changed")
+  end
+end
+
 -- A controller killed just after it put a result in place, before it could
 -- journal it: the result is dated at its attempt's start all the same, so
 -- that its plan file, edited while it ran, is newer, and the plan runs

@@ -543,8 +543,9 @@ local function read_resume(dir)
   for i = first, #entries do
     local e = entries[i]
     if e.ev == "run_resume" then controller_died() end
-    -- (a resume's lines on the engines it stopped are not the dead controller's)
-    if not e.stopped_by_resume then last_t = e.t or last_t end
+    -- (a resume's lines on the engines it stopped, and on the commits it
+    -- settled, are not the dead controller's)
+    if not e.stopped_by_resume and e.ev ~= "commit_settled" then last_t = e.t or last_t end
     -- (Ctrl-C, or a stop by the recipe: not the run's end)
     if e.ev == "run_end" then run_end = not e.signal and not e.stopped and e.t or nil end
     if e.ev == "run_start" or e.ev == "run_resume" then
@@ -567,7 +568,11 @@ local function read_resume(dir)
       tried[e.job] = math.max(tried[e.job] or 0, e.attempt)
     end
     if k and e.ev == "attempt_end" then ended[k] = true end
-    if k and e.ev == "commit" and type(e.files) == "table" then commits[k] = e.files end
+    if k and e.ev == "commit" and type(e.files) == "table" then
+      commits[k] = { job = e.job, plan = e.plan, attempt = e.attempt, files = e.files }
+    end
+    -- (settled by a resume: a later one leaves it alone)
+    if k and e.ev == "commit_settled" then commits[k] = nil end
     if k then
       local h = attempt_of[k]
       if e.ev == "attempt" then
@@ -597,8 +602,8 @@ local function read_resume(dir)
   for k, e in pairs(started) do
     if not ended[k] then orphans[#orphans + 1] = e end
   end
-  for k, files in pairs(commits) do
-    if not ended[k] then unfinished[#unfinished + 1] = files end
+  for k, c in pairs(commits) do
+    if not ended[k] then unfinished[#unfinished + 1] = c end
   end
   controller_died()
   return { done = done, failed = failed, orphans = orphans, ids = ids, tried = tried, start = start or {},
@@ -610,22 +615,27 @@ end
 -- attempt_end after it): when its result (the last file it moves) is not in
 -- place, the files it had put in place go back out, and the old ones they
 -- replaced, under their staged names, back in, so that the project holds
--- the files of one result, all old, not new ones beside an old result. The
--- journal names each new file's inode; one whose result is in place
--- finished, and stays.
-local function undo_commits(commits)
-  for _, files in ipairs(commits) do
+-- the files of one result, all old, not new ones beside an old result (on
+-- a file system that cannot swap two files, the old one is gone already:
+-- the new one goes all the same). The journal names each new file's inode;
+-- one whose result is in place finished, and stays. Each is journaled as
+-- settled: a later resume of the run must not touch the files again (their
+-- inodes, freed, may be another file's by then).
+local function undo_commits(commits, journal)
+  local function same(st, ino) return st ~= nil and ino ~= nil and tostring(st.ino) == tostring(ino) end
+  for _, c in ipairs(commits) do
+    local files = c.files
     local result = files[#files]
-    local placed = result and fs.stat(result.path)
-    if not (placed and placed.ino == result.ino) then
+    local undo = result ~= nil and not same(fs.stat(result.path), result.ino)
+    if undo then
       for i = #files - 1, 1, -1 do
         local f = files[i]
-        local now = fs.stat(f.path)
-        if now and now.ino == f.ino then
+        if same(fs.stat(f.path), f.ino) then
           if fs.exists(f.staged) then fs.rename(f.staged, f.path) else fs.remove(f.path) end
         end
       end
     end
+    journal:write { ev = "commit_settled", job = c.job, plan = c.plan, attempt = c.attempt, undone = undo }
   end
 end
 
@@ -646,8 +656,8 @@ end
 
 -- What a killed controller left in the projects: its commits cut short
 -- undone, then its staged files removed.
-local function tidy_projects(projects, prior)
-  undo_commits(prior.commits)
+local function tidy_projects(projects, prior, journal)
+  undo_commits(prior.commits, journal)
   remove_staged(projects, prior.ids)
 end
 
@@ -728,7 +738,7 @@ function M.stop_left(dir, say)
     if not ssh[e.worker] then here[#here + 1] = e end
   end
   stop_orphans(here, workers, say)
-  tidy_projects(projects, prior)
+  tidy_projects(projects, prior, journal)
   journal:close()
   local stopped = {}
   for _, e in ipairs(here) do
@@ -975,7 +985,7 @@ function Pool:run(opts)
       if not e.stopped_at then left[#left + 1] = e end
     end
     remote_orphans = stop_orphans(left, self.workers, say)
-    tidy_projects(projects, prior)
+    tidy_projects(projects, prior, journal)
     -- an engine the resume stopped ran until then: journaled, for the
     -- reports of this resume and of any after it
     for _, e in ipairs(prior.orphans) do
