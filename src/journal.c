@@ -3,6 +3,7 @@
  * scheduler's loop never waits for the disk. journal_close syncs last. */
 #include "journal.h"
 #include "helper_thread.h"
+#include "loop.h"
 
 #include <errno.h>
 #include <math.h>
@@ -98,13 +99,6 @@ journal *journal_open(const char *path, char *err, size_t errlen)
     return j;
 }
 
-static double wall_now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 /* cJSON prints a double with sprintf("%1.15g"), reads it back with sscanf,
  * and prints it again with 17 digits when that did not give it back (a time
  * to the nanosecond): three formatting calls per number of every event. One
@@ -126,7 +120,7 @@ void journal_add_number(cJSON *obj, const char *key, double v)
 int journal_write(journal *j, cJSON *obj)
 {
     if (!cJSON_GetObjectItemCaseSensitive(obj, "t"))
-        journal_add_number(obj, "t", wall_now());
+        journal_add_number(obj, "t", loop_wall());
     char *s = cJSON_PrintUnformatted(obj);
     cJSON_Delete(obj);
     if (!s) {

@@ -25,12 +25,16 @@ struct loop {
     int pcap;
 };
 
-double loop_now(void)
+static double seconds(clockid_t clock)
 {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(clock, &t);
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
+
+double loop_now(void) { return seconds(CLOCK_MONOTONIC); }
+
+double loop_wall(void) { return seconds(CLOCK_REALTIME); }
 
 loop *loop_new(void)
 {

@@ -19,4 +19,7 @@ int loop_run_once(loop *l, int timeout_ms);
 /* Monotonic seconds. */
 double loop_now(void);
 
+/* Wall-clock seconds since the epoch (times that are journaled and shown). */
+double loop_wall(void);
+
 #endif

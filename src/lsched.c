@@ -25,13 +25,6 @@
 #include <string.h>
 #include <time.h>
 
-static double wall(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 /* ---- reading tables --------------------------------------------------------- */
 
 /* Array of strings at t[k] (or at index t itself when k is NULL). */
@@ -318,7 +311,7 @@ void lsched_event(sched *s, const char *type, job *j, attempt *a, worker *w, con
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->event_ref);
     lua_createtable(L, 0, 12);
     set_str(L, "type", type);
-    set_num(L, "t", wall());
+    set_num(L, "t", loop_wall());
     set_str(L, "reason", reason);
     if (j) {
         set_str(L, "job", j->key);
@@ -326,7 +319,7 @@ void lsched_event(sched *s, const char *type, job *j, attempt *a, worker *w, con
         set_int(L, "attempts", job_attempts_made(j));
         set_str(L, "status", status_str(j->status));
         if (j->first_start)
-            set_num(L, "elapsed", (j->end ? j->end : wall()) - j->first_start);
+            set_num(L, "elapsed", (j->end ? j->end : loop_wall()) - j->first_start);
         set_str(L, "result", j->result_path);
     }
     if (a) {

@@ -22,13 +22,6 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 
-static double wall(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 loop *sched_loop(sched *s) { return s->loop; }
 const char *sched_run_id(sched *s) { return s->run_id; }
 
@@ -401,7 +394,7 @@ static void finish_job(sched *s, job *j, attempt *a, enum job_status st, const c
         s->nwaiting--;
     j->state = J_DONE;
     j->status = st;
-    j->end = a && a->t_end > 0 ? a->t_end : wall();
+    j->end = a && a->t_end > 0 ? a->t_end : loop_wall();
     if (reason && reason != j->reason)
         fs_text_copy(j->reason, sizeof j->reason, reason);
     s->ndone++;
@@ -771,7 +764,7 @@ void sched_attempt_launched(attempt *a, int step, long pid, unsigned long long s
     sched *s = a->w->s;
     if (step == 0) {
         a->phase = A_RUNNING;
-        a->t_launch = wall();
+        a->t_launch = loop_wall();
         if (a->job->timeout > 0)
             a->deadline = loop_now() + a->job->timeout;
     }
@@ -801,7 +794,7 @@ void sched_attempt_done(attempt *a)
     if (*pp)
         *pp = a->next;
     a->phase = A_DONE;
-    a->t_end = wall();
+    a->t_end = loop_wall();
     a->next = s->finished;
     s->finished = a;
 }

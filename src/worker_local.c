@@ -135,13 +135,6 @@ static int lw_open(worker *w, char *err, size_t n)
     return -1;
 }
 
-static double wall(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 static void unlink_live(local_worker *lw, local_attempt *la)
 {
     local_attempt **pp = &lw->live;
@@ -350,7 +343,7 @@ static void launch_step(worker *w, local_attempt *la)
     local_worker *lw = w->data;
     proc_spec ps = { a->spec->steps[la->step], la->envp, a->workdir, -1, la->log_fd, la->log_fd, 1 };
     if (la->step == 0) {
-        a->launch_epoch = wall();
+        a->launch_epoch = loop_wall();
         time_t now = (time_t)a->launch_epoch;
         struct tm tm;
         localtime_r(&now, &tm);
@@ -545,7 +538,7 @@ static void reap_if_ended(local_attempt *la)
      * its tree) do not outlive it. */
     kill_remembered(la);
     a->exit_code = lost ? -1 : proc_exit_code(status);
-    a->t_exit = wall();
+    a->t_exit = loop_wall();
     if (lost) {
         snprintf(a->reason, sizeof a->reason, "%s (pid %d): its exit status was taken by another wait",
                  a->spec->steps[la->step][0], (int)la->pid);

@@ -1032,9 +1032,7 @@ static void engine_ended(worker *w, task *t)
 {
     if (t->t_exit > 0)
         return;
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    t->t_exit = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+    t->t_exit = loop_wall();
     sshw *x = w->data;
     pthread_mutex_lock(&x->mu);
     int cancel = t->cancel;
@@ -1112,13 +1110,6 @@ static void cancel_task(worker *w, task *t)
         libssh2_session_set_blocking(x->c->s, 0);
 }
 
-static double wall_now(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
-}
-
 /* Which of the host's other engines ended during the transfer, from the
  * stamps their launch scripts leave (ENDED_FILE): the scheduler hears of
  * each end as if its channel had said so, so that its timeout stops
@@ -1157,7 +1148,7 @@ static void watch_ends(sshw *x)
         return;
     }
     /* (found anywhere in the output: a login script may print first) */
-    double local = wall_now(), ended;
+    double local = loop_wall(), ended;
     int len, i, rc;
     const char *now = marked(out, "rasrun-now ", &len);
     double remote = now ? strtod(now, NULL) : 0;
