@@ -787,7 +787,9 @@ local function validate(opts)
       misuse(("options are named (project = \"Sample.prj\", plans = {...}): got %s without a name")
         :format(shown(opts[k])))
     end
-    if not RUN_OPTIONS[k] then misuse(("unknown option '%s'%s"):format(tostring(k), did_you_mean(k, RUN_OPTIONS))) end
+    if not RUN_OPTIONS[k] then
+      misuse(("unknown option '%s'%s"):format(tostring(k), did_you_mean(k, RUN_OPTIONS)))
+    end
   end
   if not opts.project and not opts.projects then
     -- (project = prj, with prj nil: rasrun.project.open returned nil and why)
@@ -1013,7 +1015,18 @@ function Pool:run(opts)
 
   -- Which plans run, and on which engines.
   local engines = engines_of(self.workers)
-  local results, to_run, spec_memo, nraised = {}, {}, {}, 0
+  local results, to_run, spec_memo = {}, {}, {}
+  -- a warning said for many plans: the first three, then how many more
+  local function warnings(more)
+    local n = 0
+    return function(msg)
+      n = n + 1
+      if n <= 3 then say(msg) end
+    end, function()
+      if n > 3 then say(("warning: and %d more %s"):format(n - 3, more)) end
+    end
+  end
+  local raised_warning, raised_summary = warnings("plans whose check raised an error on their result")
   for i, j in ipairs(jobs) do
     local r = { plan = j.plan.number, key = j.key, project = j.project, title = j.plan.title,
                 attempts = 0, elapsed = 0, history = {} }
@@ -1043,11 +1056,8 @@ function Pool:run(opts)
     elseif not opts.force and not done then
       local fresh, rep, raised = up_to_date(j.plan, opts.check)
       if raised then
-        nraised = nraised + 1
-        if nraised <= 3 then
-          say(("warning: %s: the check raised an error on its existing result, so it runs again: %s")
-            :format(j.key, raised))
-        end
+        raised_warning(("warning: %s: the check raised an error on its existing result, so it runs again: %s")
+          :format(j.key, raised))
       end
       if fresh then
         r.status, r.result, r.report = "skipped", j.plan:result_path(), rep
@@ -1059,7 +1069,7 @@ function Pool:run(opts)
     end
   end
   -- The plans that run, with their engine specs.
-  local nwarned = 0
+  local spec_warning, spec_summary = warnings("plans like these")
   local function schedule(j, r)
     local specs, why = {}, {}
     local waits = { waits = j.after_idx ~= nil }
@@ -1068,8 +1078,7 @@ function Pool:run(opts)
       specs[e] = s or false
       if not s then why[#why + 1] = ("%s engine: %s"):format(eng.kind, err) end
       if s and s.warning then
-        nwarned = nwarned + 1
-        if nwarned <= 3 then say(("warning: %s: %s"):format(j.key, s.warning)) end
+        spec_warning(("warning: %s: %s"):format(j.key, s.warning))
       end
     end
     -- the attempts that failed in the run being resumed count against the
@@ -1175,8 +1184,8 @@ function Pool:run(opts)
       end
     end
   end
-  if nwarned > 3 then say(("warning: and %d more plans like these"):format(nwarned - 3)) end
-  if nraised > 3 then say(("warning: and %d more plans whose check raised an error on their result"):format(nraised - 3)) end
+  spec_summary()
+  raised_summary()
   -- Dependencies between plans that run; those on skipped plans are met.
   for _, j in ipairs(jobs) do
     if j.sched_index then
