@@ -2727,6 +2727,17 @@ function TestSched:test_resume_after_a_kill_between_commit_and_done()
   lu.assertEquals(doc.plans[2].status, "ok")
 end
 
+-- The inode of each file in folder d, by name.
+local function inodes_in(d)
+  local inodes = {}
+  for _, n in ipairs(fs.list(d)) do inodes[n] = fs.stat(d .. "/" .. n).ino end
+  return inodes
+end
+
+-- What a run of a plan with write_ic on the Windows engine puts in the
+-- project: its result and its side files.
+local WRITES_IC = { "Sample.p01.03JAN1900 0000.rst", "Sample.bco01", "Sample.c01", "Sample.p01.hdf" }
+
 -- A project whose one plan ran once (its result and side files in place),
 -- and whose plan file is then touched, so that the next run runs it.
 -- Returns the folder and the inode of each file in it.
@@ -2736,9 +2747,7 @@ local function ran_once(plan, kind)
                             engine = { kind = kind, home = rasrun.sim.home(kind) } }
   lu.assertTrue(run(pool_of(w), { project = prj, run_dir = d .. "/run0" }).ok)
   lu.assertEquals(sys.run({ "touch", d .. "/Sample.p01" }).code, 0)
-  local inodes = {}
-  for _, n in ipairs(fs.list(d)) do inodes[n] = fs.stat(d .. "/" .. n).ino end
-  return d, inodes
+  return d, inodes_in(d)
 end
 
 -- The controller of a run of the project in d, killed (tests/killat) just
@@ -2766,14 +2775,14 @@ end
 function TestSched:test_resume_undoes_a_commit_cut_short()
   if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
   local d, before = ran_once({ title = "writes a restart file", seconds = 0.2, write_ic = true }, "windows")
-  local rst = "Sample.p01.03JAN1900 0000.rst"
+  local rst = WRITES_IC[1]
   lu.assertNotNil(before[rst], "no restart file from the first run")
   local run_dir = killed_at_swap(d, "windows", ".rst")
   lu.assertNotEquals(fs.stat(d .. "/" .. rst).ino, before[rst]) -- (the new one was in place)
   local r = H.rasrun({ "resume", run_dir }, { env = { RASRUN_TEST_ENGINE = "windows", FAKE_RAS_MODE = "crash" },
                                               timeout = 60 })
   lu.assertEquals(r.code, 1, r.stderr)
-  for _, n in ipairs({ rst, "Sample.bco01", "Sample.c01", "Sample.p01.hdf" }) do
+  for _, n in ipairs(WRITES_IC) do
     lu.assertEquals((fs.stat(d .. "/" .. n) or {}).ino, before[n], n .. " is not the old one")
   end
   for _, n in ipairs(fs.list(d)) do lu.assertNil(n:find("rasrun%-"), n) end
@@ -2789,12 +2798,11 @@ function TestSched:test_a_second_resume_leaves_an_undone_commit_alone()
   local env = { env = { RASRUN_TEST_ENGINE = "windows", FAKE_RAS_SECONDS = "0" }, timeout = 60 }
   local r = H.rasrun({ "resume", run_dir }, env)
   lu.assertEquals(r.code, 0, r.stderr)
-  local after = {}
-  for _, n in ipairs(fs.list(d)) do after[n] = fs.stat(d .. "/" .. n).ino end
+  local after = inodes_in(d)
   lu.assertEquals(journal_count(run_dir, "commit_settled"), 1)
   r = H.rasrun({ "resume", run_dir }, env)
   lu.assertEquals(r.code, 0, r.stderr)
-  for _, n in ipairs({ "Sample.p01.03JAN1900 0000.rst", "Sample.bco01", "Sample.c01", "Sample.p01.hdf" }) do
+  for _, n in ipairs(WRITES_IC) do
     lu.assertEquals((fs.stat(d .. "/" .. n) or {}).ino, after[n], n .. " changed")
   end
 end
