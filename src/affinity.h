@@ -5,14 +5,17 @@
  * The kernel wakes the loop wherever it pleases, on a busy machine often on
  * the core of a running engine, where the two then take turns while the free
  * core idles; and a new process starts on a core of the kernel's choosing,
- * often behind the running engine, while posix_spawn holds the loop until it
+ * often behind the running engine, while the spawn holds the loop until it
  * has exec'd. Measured (make bench, 2 slots on 2 cores): new engines waited
  * behind a running one after a fifth of the spawns, and cores idled 1.5-2.3
  * ms per plan against xargs' 0.2-0.3.
  *
  * So the loop moves to the core the engine left, does that work there, and
- * spawns there (the child inherits the pin); then both get back every core
- * the process had. Only the calling thread is pinned. Which core that is,
+ * spawns there (the child inherits the pin). The child gives the loop the
+ * other cores before it execs (spawner.c, proc_spawn.c), so that the loop,
+ * woken by the exec, runs beside the new engine rather than behind it; once
+ * the spawn has returned, both get back every core the process had. Only
+ * the calling thread is pinned. Which core that is,
  * the worker decides: the local worker takes another one when a running
  * engine shares the one the ended engine left (worker_local.c, free_core). */
 #ifndef RASRUN_AFFINITY_H

@@ -1,4 +1,4 @@
-/* Process primitives over posix_spawn and /proc. */
+/* Process primitives over /proc (the start of a program: proc_spawn.c). */
 #include "proc.h"
 
 #include <dirent.h>
@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,58 +22,6 @@ void proc_stop_set(sigset_t *set)
     sigemptyset(set);
     for (int i = 0; i < PROC_NSTOP; i++)
         sigaddset(set, proc_stop_signals[i]);
-}
-
-pid_t proc_spawn(const proc_spec *s, char *err, size_t errlen)
-{
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawnattr_init(&at);
-
-    int fds[3] = { s->in_fd, s->out_fd, s->err_fd };
-    for (int i = 0; i < 3; i++) {
-        if (fds[i] >= 0)
-            posix_spawn_file_actions_adddup2(&fa, fds[i], i);
-        else
-            posix_spawn_file_actions_addopen(&fa, i, "/dev/null", i ? O_WRONLY : O_RDONLY, 0);
-    }
-    /* nothing else rasrun or a recipe has open (Lua's io.open sets no
-     * close-on-exec) reaches the child */
-    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-    if (s->cwd)
-        posix_spawn_file_actions_addchdir_np(&fa, s->cwd);
-
-    sigset_t none, dflt;
-    sigemptyset(&none);
-    sigemptyset(&dflt);
-    int sigs[] = { SIGINT, SIGTERM, SIGCHLD, SIGPIPE, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGIO };
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-        sigaddset(&dflt, sigs[i]);
-    short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
-    if (s->new_group) {
-        flags |= POSIX_SPAWN_SETPGROUP;
-        posix_spawnattr_setpgroup(&at, 0);
-    }
-    posix_spawnattr_setflags(&at, flags);
-    posix_spawnattr_setsigmask(&at, &none);
-    posix_spawnattr_setsigdefault(&at, &dflt);
-
-    pid_t pid = -1;
-    char *const *envp = s->envp ? s->envp : environ;
-    int rc = strchr(s->argv[0], '/') ? posix_spawn(&pid, s->argv[0], &fa, &at, s->argv, envp)
-                                     : posix_spawnp(&pid, s->argv[0], &fa, &at, s->argv, envp);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&at);
-    if (rc != 0) {
-        if (rc == ENOENT && s->cwd && access(s->cwd, X_OK) != 0)
-            snprintf(err, errlen, "cannot start %s: working folder %s: %s", s->argv[0], s->cwd,
-                     strerror(errno));
-        else
-            snprintf(err, errlen, "cannot start %s: %s", s->argv[0], strerror(rc));
-        return -1;
-    }
-    return pid;
 }
 
 /* The fields of /proc/PID/stat from field 3 (state) on, into buf. comm may

@@ -3,6 +3,7 @@
 #ifndef RASRUN_PROC_H
 #define RASRUN_PROC_H
 
+#include <sched.h>
 #include <stddef.h>
 #include <signal.h>
 #include <sys/types.h>
@@ -13,6 +14,9 @@ typedef struct {
     const char *cwd;     /* NULL: inherit */
     int in_fd, out_fd, err_fd; /* -1: /dev/null */
     int new_group;       /* child leads a new process group (pgid = pid) */
+    const cpu_set_t *caller_cpus; /* non-NULL: the calling thread's cores from the moment
+                                   * the child exists (the child keeps the caller's);
+                                   * see proc_spawn.c */
 } proc_spec;
 
 /* Starts the program with default signal dispositions and an empty signal

@@ -27,8 +27,21 @@ struct spawner {
 static void do_spawn(const proc_spec *ps, spawn_result *r)
 {
     r->pidfd = -1;
+    /* A loop pinned to the core it starts the engine on is given the other
+     * cores as soon as the child exists (proc_spawn.c): woken when the
+     * engine has exec'd, it then runs beside the new engine, not behind it,
+     * and on the core of an engine that started earlier, the one likely to
+     * end first, it is at hand when that one ends. */
+    proc_spec spec = *ps;
+    cpu_set_t cores;
+    int here = affinity_pinned_cpu();
+    if (here >= 0 && affinity_unpinned(&cores) == 0) {
+        if (CPU_COUNT(&cores) > 1)
+            CPU_CLR(here, &cores);
+        spec.caller_cpus = &cores;
+    }
     r->start_lo = proc_ticks_now();
-    r->pid = proc_spawn(ps, r->err, sizeof r->err);
+    r->pid = proc_spawn(&spec, r->err, sizeof r->err);
     r->start_hi = proc_ticks_now();
     r->cpu = affinity_pinned_cpu();
     /* a loop moved to a free core spawned there: now both get every core */

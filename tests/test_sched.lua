@@ -2219,6 +2219,51 @@ function TestSched:test_the_next_engine_starts_on_a_core_no_engine_is_on()
   lu.assertEquals(sys.wait(pid, 30), 130)
 end
 
+-- The loop, pinned to the core it starts an engine on (affinity.h), is not
+-- held there while it waits for the engine to exec (proc_spawn.c): woken
+-- there, it could only run behind the new engine. strace holds each exec
+-- of the controller's children up for 0.3 s; meanwhile the test reads the
+-- cores of the child (pinned where it starts) and of the loop.
+function TestSched:test_the_loop_is_not_held_on_the_core_of_the_engine_it_starts()
+  if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
+  if sys.ncpu() < 2 then lu.skip("one core: nothing to pin") end
+  if sys.run({ "sh", "-c", "command -v strace" }, { timeout = 10 }).code ~= 0 then lu.skip("needs strace") end
+  local _, d = project({ { title = "a", seconds = 0.2 }, { title = "b", seconds = 0.2 },
+                         { title = "c", seconds = 0.2 }, { title = "d", seconds = 0.2 } })
+  local pid, run_dir = start_controller(d, 2, nil, { "strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=execve",
+                                                    "-e", "inject=execve:delay_enter=300000" })
+  local function stat(p) -- comm, ppid
+    local s = fs.read("/proc/" .. p .. "/stat")
+    local comm, ppid = (s or ""):match("^%d+ %((.*)%) %S+ (%d+)")
+    return comm, tonumber(ppid)
+  end
+  local function cores(p) return (fs.read("/proc/" .. p .. "/status") or ""):match("Cpus_allowed_list:%s*(%S+)") end
+  local controller, seen, held = nil, 0, {}
+  H.wait_for(function()
+    local procs = {}
+    for _, name in ipairs(fs.list("/proc")) do
+      if name:match("^%d+$") then procs[#procs + 1] = tonumber(name) end
+    end
+    for _, p in ipairs(procs) do
+      local comm, ppid = stat(p)
+      if not controller and ppid == pid and comm == "rasrun" then controller = p end
+    end
+    for _, p in ipairs(controller and procs or {}) do
+      local comm, ppid = stat(p)
+      local child, loop = cores(p), cores(controller)
+      -- a child not exec'd yet (it has rasrun's name), started pinned
+      if ppid == controller and comm == "rasrun" and child and child:match("^%d+$") and loop then
+        seen = seen + 1
+        if loop == child then held[#held + 1] = "the loop held on core " .. child end
+      end
+    end
+    return journal_count(run_dir, "done") == 4
+  end, 60, "the four plans")
+  lu.assertEquals(sys.wait(pid, 30), 0, H.read(d .. "/err.txt"))
+  lu.assertTrue(seen > 0, "no engine seen starting on the core another one left")
+  lu.assertEquals(held, {})
+end
+
 -- Helper threads started while the loop is pinned to one core get every
 -- core too: here the one that empties replaced results, started at the
 -- first commit, which comes when no engine follows (the loop still pinned).
