@@ -1,8 +1,9 @@
 /* Starting engines from the loop.
  *
- * posix_spawn blocks its caller until the child has exec'd (vfork
- * semantics): the loop thread is held for that time, on the core where the
- * child runs. Starting engines on helper threads instead was measured
+ * proc_spawn blocks its caller until the child has exec'd (vfork
+ * semantics): the loop thread is held for that time (on another core than
+ * the child's, when it had pinned itself to start the engine there: see
+ * proc_spawn.c). Starting engines on helper threads instead was measured
  * slower (make bench, 2 slots on 2 cores): a woken helper landed on the
  * core of a running engine while the loop's core went idle, and the
  * kernel left it so for milliseconds; the idle time was larger than all of
