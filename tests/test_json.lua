@@ -61,3 +61,18 @@ function TestJson:test_windows_1252_text_becomes_utf8()
   lu.assertEquals(json.utf8("Br\xfccke 10\xb0 \x80"), "Brücke 10° €")
   lu.assertEquals(json.utf8("caf\xc3\xa9"), "caf\xc3\xa9")
 end
+
+-- json.encode writes its text as it walks the value (no cJSON tree), as
+-- cJSON prints: pretty with its tabs and new lines; controls escaped; a
+-- double with 15 digits unless it takes 17 to read back the same.
+function TestJson:test_encode_writes_text_as_cjson_prints_it()
+  lu.assertEquals(json.encode({ a = { 1, { b = true } }, e = {}, s = "x" }, true),
+    '{\n\t"a":\t[1, {\n\t\t\t"b":\ttrue\n\t\t}],\n\t"e":\t{\n\t},\n\t"s":\t"x"\n}')
+  lu.assertEquals(json.encode({ "q\"b\\s/\b\f\n\r\t\1\31\127" }), '["q\\"b\\\\s/\\b\\f\\n\\r\\t\\u0001\\u001f\127"]')
+  lu.assertEquals(json.encode({ "a\0b" }), '["a\\u0000b"]') -- every byte of a Lua string
+  lu.assertEquals(json.encode({ 0.1, 1 / 3, 1.0, -0.0, 3e9, 1e300, 0.1 + 0.2 }),
+    "[0.1,0.33333333333333331,1,-0,3000000000,1e+300,0.30000000000000004]")
+  for _, v in ipairs({ 1 / 3, 0.1 + 0.2, 2 ^ -1074, 123456.789e-7 }) do
+    lu.assertEquals(json.decode(json.encode({ v }))[1], v)
+  end
+end
