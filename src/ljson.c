@@ -1,4 +1,5 @@
-/* rasrun.json: JSON through cJSON.
+/* rasrun.json: JSON text from Lua values (written directly, as cJSON prints)
+ * and Lua values from JSON text (cJSON's parser).
  *
  *   json.encode(value [, pretty]) -> string      (raises on cycles, functions)
  *   json.decode(text) -> value | nil, message

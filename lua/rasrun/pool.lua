@@ -1200,8 +1200,11 @@ function Pool:run(opts)
   journal = journal or open_journal(run_dir)
   local workers = {}
   for _, w in ipairs(self.workers) do workers[#workers + 1] = worker_table(w) end
+  -- A run starts when pool:run was called (its plans were read since): a
+  -- resume of it, which takes its start from here, gives it the time it had.
   journal:write {
     ev = resume_dir and "run_resume" or "run_start", run_id = run_id, run_dir = run_dir, ordinal = ordinal,
+    t = not resume_dir and started or nil,
     recipe = runtime.recipe and runtime.recipe.path, args = runtime.recipe and runtime.recipe.args,
     cwd = path.cwd(), host = sys.hostname(), pid = sys.pid(), boot_id = boot_id(),
     projects = (function() local t = {} for _, p in ipairs(projects) do t[#t + 1] = p.path end return t end)(),
