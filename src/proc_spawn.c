@@ -12,8 +12,12 @@
  * idle.
  *
  * The child shares the caller's memory until it execs (other threads of
- * the process run on), so it makes system calls only: no allocation, no
- * locks, no sanitizer instrumentation. */
+ * the process run on), so it allocates nothing and takes no locks: its own
+ * code is not instrumented by the sanitizers, and the C library functions
+ * it calls are thin wrappers of system calls. It runs on a stack of its own
+ * with a guard page below, and does the PATH search itself (execvpe would
+ * also run a script without "#!" through /bin/sh, with a copy of the
+ * arguments on the stack). */
 #include "proc.h"
 
 #include <errno.h>
@@ -30,14 +34,16 @@
 
 extern char **environ;
 
-/* The child's stack: its own frames, and room for execvpe's copy of a
- * path made of a PATH entry and the program's name. */
-#define CHILD_FRAMES (32 * 1024)
+/* The child's stack, above a guard page: its frames and one path. */
+#define CHILD_STACK (32 * 1024)
+#define GUARD 4096
 
 typedef struct {
     const proc_spec *s;
     char *const *envp;
     pid_t caller;     /* the calling thread */
+    const char *path; /* where a program named without a slash is looked for */
+    int max_fd;       /* descriptors to close where close_range is missing */
     int err;          /* the child's errno when a step failed: it did not exec */
     const char *step; /* which step */
 } child_args;
@@ -98,45 +104,81 @@ NO_SANITIZE static int child_main(void *arg)
     /* nothing else rasrun or a recipe has open (Lua's io.open sets no
      * close-on-exec) reaches the program */
     if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0)
-        for (int fd = 3; fd < 65536; fd++)
+        for (int fd = 3; fd < c->max_fd; fd++)
             close(fd);
     if (s->cwd && chdir(s->cwd) != 0)
         return fail_step(c, "chdir");
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    if (strchr(s->argv[0], '/'))
-        execve(s->argv[0], s->argv, c->envp);
-    else
-        execvpe(s->argv[0], s->argv, c->envp);
+    const char *name = s->argv[0];
+    if (strchr(name, '/')) {
+        execve(name, s->argv, c->envp);
+        return fail_step(c, "exec");
+    }
+    /* The PATH search, as posix_spawnp does it: the first file that execs;
+     * past folders that do not hold it or cannot be searched; a file there
+     * that cannot be run is the answer when nothing else runs. */
+    size_t nlen = strlen(name);
+    int denied = 0;
+    for (const char *p = c->path;; p++) {
+        const char *end = strchr(p, ':');
+        size_t dlen = end ? (size_t)(end - p) : strlen(p);
+        char file[4096];
+        if (dlen + 1 + nlen < sizeof file) {
+            if (dlen)
+                memcpy(file, p, dlen);
+            else
+                file[dlen++] = '.'; /* an empty entry: the current folder */
+            file[dlen] = '/';
+            memcpy(file + dlen + 1, name, nlen + 1);
+            execve(file, s->argv, c->envp);
+            if (errno == EACCES)
+                denied = 1;
+            else if (errno != ENOENT && errno != ENOTDIR && errno != ENAMETOOLONG && errno != ESTALE &&
+                     errno != ENODEV && errno != ETIMEDOUT)
+                return fail_step(c, "exec"); /* (ENOEXEC, a script without "#!": as posix_spawnp) */
+        }
+        if (!end)
+            break;
+        p = end;
+    }
+    errno = denied ? EACCES : ENOENT;
     return fail_step(c, "exec");
 }
 
 pid_t proc_spawn(const proc_spec *s, char *err, size_t errlen)
 {
-    child_args c = { .s = s, .envp = s->envp ? s->envp : environ, .caller = (pid_t)syscall(SYS_gettid) };
-    const char *search = strchr(s->argv[0], '/') ? NULL : getenv("PATH");
-    size_t size = CHILD_FRAMES + (search ? strlen(search) + strlen(s->argv[0]) : 0);
-    size = (size + 4095) & ~(size_t)4095;
-    char *stack = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    if (stack == MAP_FAILED) {
+    const char *path = getenv("PATH");
+    long max_fd = sysconf(_SC_OPEN_MAX);
+    child_args c = { .s = s, .envp = s->envp ? s->envp : environ, .caller = (pid_t)syscall(SYS_gettid),
+                     .path = path && *path ? path : "/bin:/usr/bin",
+                     .max_fd = max_fd > 0 && max_fd < (1 << 20) ? (int)max_fd : (1 << 20) };
+    char *stack = mmap(NULL, GUARD + CHILD_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
+                       -1, 0);
+    if (stack == MAP_FAILED || mprotect(stack, GUARD, PROT_NONE) != 0) {
         snprintf(err, errlen, "cannot start %s: %s", s->argv[0], strerror(errno));
+        if (stack != MAP_FAILED)
+            munmap(stack, GUARD + CHILD_STACK);
         return -1;
     }
+    int saved_errno = errno; /* the child shares this thread's errno */
     /* no signal handler runs in the child before it has set them aside */
     sigset_t all, mask;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &mask);
-    pid_t pid = clone(child_main, stack + size, CLONE_VM | CLONE_VFORK | SIGCHLD, &c);
+    pid_t pid = clone(child_main, stack + GUARD + CHILD_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &c);
     int clone_err = errno;
     pthread_sigmask(SIG_SETMASK, &mask, NULL);
-    munmap(stack, size);
+    munmap(stack, GUARD + CHILD_STACK);
     if (pid < 0) {
         snprintf(err, errlen, "cannot start %s: %s", s->argv[0], strerror(clone_err));
         return -1;
     }
-    if (!c.err)
+    if (!c.err) {
+        errno = saved_errno;
         return pid;
+    }
     /* it did not exec: reap it, and say why */
     while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
         ;
