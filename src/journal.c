@@ -2,6 +2,7 @@
  * loses nothing it wrote); fsync runs on a helper thread so that the
  * scheduler's loop never waits for the disk. journal_close syncs last. */
 #include "journal.h"
+#include "jsonutil.h"
 #include "helper_thread.h"
 #include "loop.h"
 
@@ -114,6 +115,7 @@ void journal_add_number(cJSON *obj, const char *key, double v)
         snprintf(buf, sizeof buf, "%lld", (long long)v);
     else
         snprintf(buf, sizeof buf, "%.6f", v);
+    json_decimal_point(buf);
     cJSON_AddRawToObject(obj, key, buf);
 }
 

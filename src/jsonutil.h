@@ -3,12 +3,27 @@
 #define RASRUN_JSONUTIL_H
 
 #include <cJSON.h>
+#include <locale.h>
 #include <lua.h>
+#include <string.h>
 
 /* Converts the value at idx (raises a Lua error for functions, cycles).
  * Strings that are not UTF-8 (a path in Latin-1) are read as Windows-1252
  * into valid UTF-8, for reports; with keep_bytes they keep their bytes, for
  * what is read back (the run journal names files by them). */
 cJSON *json_from_lua(lua_State *L, int idx, int keep_bytes);
+
+/* A number printf wrote (%f, %g) made JSON: the locale's decimal point (a
+ * recipe may set a decimal comma with os.setlocale) becomes '.'. */
+static inline void json_decimal_point(char *num)
+{
+    const char *dp = localeconv()->decimal_point;
+    size_t n = strlen(dp);
+    char *p = n && strcmp(dp, ".") != 0 ? strstr(num, dp) : NULL;
+    if (p) {
+        *p = '.';
+        memmove(p + 1, p + n, strlen(p + n) + 1);
+    }
+}
 
 #endif

@@ -445,16 +445,16 @@ static void put_string(text *t, const char *s, size_t n)
  * the same (cJSON takes 15 digits that read back within a rounding error). */
 static void put_double(text *t, double v)
 {
-    char buf[32];
-    int len;
+    char buf[40];
     if (!isfinite(v)) {
-        len = snprintf(buf, sizeof buf, "null");
+        snprintf(buf, sizeof buf, "null");
     } else {
-        len = snprintf(buf, sizeof buf, "%1.15g", v);
-        if (strtod(buf, NULL) != v)
-            len = snprintf(buf, sizeof buf, "%1.17g", v);
+        snprintf(buf, sizeof buf, "%1.15g", v);
+        if (strtod(buf, NULL) != v) /* (read in the same locale as written) */
+            snprintf(buf, sizeof buf, "%1.17g", v);
+        json_decimal_point(buf);
     }
-    put(t, buf, (size_t)len);
+    put(t, buf, strlen(buf));
 }
 
 static int write_value(struct enc *e, text *t, int idx, int depth);

@@ -1,8 +1,11 @@
 -- rasrun.json: encoding is deterministic (sorted keys) whatever the keys are.
 local lu = require "luaunit"
 local json = require "rasrun.json"
+local H = require "helpers"
 
 TestJson = {}
+
+function TestJson:tearDown() H.cleanup() end
 
 function TestJson:test_objects_encode_with_sorted_keys()
   lu.assertEquals(json.encode({ b = 1, a = "x", c = true }), '{"a":"x","b":1,"c":true}')
@@ -62,10 +65,11 @@ function TestJson:test_windows_1252_text_becomes_utf8()
   lu.assertEquals(json.utf8("caf\xc3\xa9"), "caf\xc3\xa9")
 end
 
--- json.encode writes its text as it walks the value (no cJSON tree), as
--- cJSON prints: pretty with its tabs and new lines; controls escaped; a
--- double with 15 digits unless it takes 17 to read back the same.
-function TestJson:test_encode_writes_text_as_cjson_prints_it()
+-- json.encode writes its text as it walks the value (no cJSON tree), laid
+-- out as cJSON prints it: pretty with its tabs and new lines, controls
+-- escaped; a double with 15 digits unless it takes 17 to read back exactly
+-- (cJSON keeps 15 that read back within a rounding error).
+function TestJson:test_encode_writes_text_laid_out_as_cjson_prints_it()
   lu.assertEquals(json.encode({ a = { 1, { b = true } }, e = {}, s = "x" }, true),
     '{\n\t"a":\t[1, {\n\t\t\t"b":\ttrue\n\t\t}],\n\t"e":\t{\n\t},\n\t"s":\t"x"\n}')
   lu.assertEquals(json.encode({ "q\"b\\s/\b\f\n\r\t\1\31\127" }), '["q\\"b\\\\s/\\b\\f\\n\\r\\t\\u0001\\u001f\127"]')
@@ -75,4 +79,34 @@ function TestJson:test_encode_writes_text_as_cjson_prints_it()
   for _, v in ipairs({ 1 / 3, 0.1 + 0.2, 2 ^ -1074, 123456.789e-7 }) do
     lu.assertEquals(json.decode(json.encode({ v }))[1], v)
   end
+end
+
+-- A recipe may set a locale whose decimal point is a comma (os.setlocale):
+-- JSON numbers keep their '.', in json.encode and in the journal's times.
+function TestJson:test_numbers_keep_their_point_in_a_decimal_comma_locale()
+  local sys = require("rasrun").sys
+  local d = H.tmpdir("json")
+  -- (localedef says 1 for warnings: what counts is that the locale was made)
+  local made = sys.run({ "localedef", "-i", "de_DE", "-f", "UTF-8", d .. "/de_DE.UTF-8" }, { timeout = 60 })
+  if not require("rasrun.fs").isdir(d .. "/de_DE.UTF-8") then
+    lu.skip("cannot make a de_DE locale (Debian's locales package): " .. made.stderr)
+  end
+  local f = assert(io.open(d .. "/comma.lua", "w"))
+  f:write([[
+local json = require "rasrun.json"
+assert(os.setlocale("de_DE.UTF-8", "numeric"), "no de_DE locale")
+assert(("%.1f"):format(0.5) == "0,5", "not a decimal comma")
+print(json.encode({ 0.5, 1 / 3, { t = 2.25 } }))
+local j = assert(require("rasrun.journal").open(arg[1]))
+j:write { ev = "x", v = 0.75 }
+j:close()
+]])
+  f:close()
+  local r = H.rasrun({ "run", d .. "/comma.lua", d .. "/journal.jsonl" }, { env = { LOCPATH = d } })
+  lu.assertEquals(r.code, 0, r.stderr)
+  lu.assertEquals(r.stdout, '[0.5,0.33333333333333331,{"t":2.25}]\n')
+  local line = json.decode(H.read(d .. "/journal.jsonl"))
+  lu.assertNotNil(line, H.read(d .. "/journal.jsonl"))
+  lu.assertEquals(line.v, 0.75)
+  lu.assertEquals(math.type(line.t), "float")
 end
