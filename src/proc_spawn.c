@@ -36,7 +36,6 @@ extern char **environ;
 
 /* The child's stack, above a guard page: its frames and one path. */
 #define CHILD_STACK (32 * 1024)
-#define GUARD 4096
 
 typedef struct {
     const proc_spec *s;
@@ -154,12 +153,14 @@ pid_t proc_spawn(const proc_spec *s, char *err, size_t errlen)
     child_args c = { .s = s, .envp = s->envp ? s->envp : environ, .caller = (pid_t)syscall(SYS_gettid),
                      .path = path && *path ? path : "/bin:/usr/bin",
                      .max_fd = max_fd > 0 && max_fd < (1 << 20) ? (int)max_fd : (1 << 20) };
-    char *stack = mmap(NULL, GUARD + CHILD_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
-                       -1, 0);
-    if (stack == MAP_FAILED || mprotect(stack, GUARD, PROT_NONE) != 0) {
+    long page = sysconf(_SC_PAGESIZE);
+    size_t guard = page > 0 ? (size_t)page : 4096, size = guard + CHILD_STACK;
+    size = (size + guard - 1) / guard * guard;
+    char *stack = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED || mprotect(stack, guard, PROT_NONE) != 0) {
         snprintf(err, errlen, "cannot start %s: %s", s->argv[0], strerror(errno));
         if (stack != MAP_FAILED)
-            munmap(stack, GUARD + CHILD_STACK);
+            munmap(stack, size);
         return -1;
     }
     int saved_errno = errno; /* the child shares this thread's errno */
@@ -167,10 +168,10 @@ pid_t proc_spawn(const proc_spec *s, char *err, size_t errlen)
     sigset_t all, mask;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &mask);
-    pid_t pid = clone(child_main, stack + GUARD + CHILD_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &c);
+    pid_t pid = clone(child_main, stack + size, CLONE_VM | CLONE_VFORK | SIGCHLD, &c);
     int clone_err = errno;
     pthread_sigmask(SIG_SETMASK, &mask, NULL);
-    munmap(stack, GUARD + CHILD_STACK);
+    munmap(stack, size);
     if (pid < 0) {
         snprintf(err, errlen, "cannot start %s: %s", s->argv[0], strerror(clone_err));
         return -1;
