@@ -102,7 +102,10 @@ j:write { ev = "x", v = 0.75 }
 j:close()
 ]])
   f:close()
-  local r = H.rasrun({ "run", d .. "/comma.lua", d .. "/journal.jsonl" }, { env = { LOCPATH = d } })
+  -- (glibc keeps a few bytes of the locale it loaded: no leak of rasrun's,
+  -- which LeakSanitizer would report in a sanitized build)
+  local r = H.rasrun({ "run", d .. "/comma.lua", d .. "/journal.jsonl" },
+    { env = { LOCPATH = d, ASAN_OPTIONS = (os.getenv("ASAN_OPTIONS") or "") .. ":detect_leaks=0" } })
   lu.assertEquals(r.code, 0, r.stderr)
   lu.assertEquals(r.stdout, '[0.5,0.33333333333333331,{"t":2.25}]\n')
   local line = json.decode(H.read(d .. "/journal.jsonl"))
