@@ -166,18 +166,11 @@ int journal_sync(journal *j)
     return -1;
 }
 
-static double mono(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 void journal_sync_async(journal *j)
 {
     if (!j || !j->dirty)
         return;
-    double now = mono();
+    double now = loop_now();
     if (now - j->last_sync < SYNC_EVERY)
         return; /* still dirty: a later call syncs it */
     j->last_sync = now;

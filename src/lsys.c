@@ -15,6 +15,7 @@
  *   sys.descendants(pid) -> {pid...}
  * env tables map NAME to a string (set) or false (unset). */
 #include "host.h"
+#include "loop.h"
 #include "proc.h"
 #include "fsutil.h"
 #include "luafield.h"
@@ -34,15 +35,8 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
-static double clock_s(clockid_t id)
-{
-    struct timespec t;
-    clock_gettime(id, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static int l_now(lua_State *L) { lua_pushnumber(L, clock_s(CLOCK_REALTIME)); return 1; }
-static int l_monotonic(lua_State *L) { lua_pushnumber(L, clock_s(CLOCK_MONOTONIC)); return 1; }
+static int l_now(lua_State *L) { lua_pushnumber(L, loop_wall()); return 1; }
+static int l_monotonic(lua_State *L) { lua_pushnumber(L, loop_now()); return 1; }
 
 static int l_sleep(lua_State *L)
 {
@@ -277,7 +271,7 @@ static void feed(struct child_io *c)
  * *signalled says which. Returns the wait status. */
 static int pump(struct child_io *c, const sigset_t *stop, double timeout, int *timed_out, int *signalled)
 {
-    double deadline = clock_s(CLOCK_MONOTONIC) + timeout, give_up = 0;
+    double deadline = loop_now() + timeout, give_up = 0;
     int status = 0, reaped = 0, killed = 0;
     struct pollfd *pidfd = &c->p[3], *sigs = &c->p[4];
     pidfd->fd = (int)syscall(SYS_pidfd_open, c->pid, 0);
@@ -292,7 +286,7 @@ static int pump(struct child_io *c, const sigset_t *stop, double timeout, int *t
             pidfd->fd = -1;
             continue;
         }
-        double now = clock_s(CLOCK_MONOTONIC), left = deadline - now;
+        double now = loop_now(), left = deadline - now;
         if (!killed && (left <= 0 || *signalled)) {
             killed = 1;
             *timed_out = !*signalled;

@@ -1,5 +1,6 @@
 /* Process primitives over /proc (the start of a program: proc_spawn.c). */
 #include "proc.h"
+#include "loop.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -282,17 +283,14 @@ void proc_envp_free(char **envp)
 
 int proc_wait(pid_t pid, double timeout, int *status)
 {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    double deadline = (double)t.tv_sec + (double)t.tv_nsec / 1e9 + timeout;
+    double deadline = loop_now() + timeout;
     for (;;) {
         pid_t r = waitpid(pid, status, timeout < 0 ? 0 : WNOHANG);
         if (r == pid)
             return 1;
         if (r < 0 && errno != EINTR)
             return -1;
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        if (timeout >= 0 && (double)t.tv_sec + (double)t.tv_nsec / 1e9 > deadline)
+        if (timeout >= 0 && loop_now() > deadline)
             return 0;
         if (r == 0)
             poll(NULL, 0, 10);

@@ -1,5 +1,6 @@
 /* SSH connections over libssh2 (see ssh_conn.h). */
 #include "ssh_conn.h"
+#include "loop.h"
 #include "fsutil.h"
 
 #include <cpuid.h>
@@ -19,13 +20,6 @@
 #include <sys/stat.h>
 
 #define CHUNK (4u << 20) /* SFTP calls of this size let libssh2 pipeline packets */
-
-static double mono(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
 
 static int say(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int say(char *err, size_t n, const char *fmt, ...)
@@ -55,7 +49,7 @@ static ssize_t recv_cb(libssh2_socket_t sock, void *buf, size_t len, int flags, 
     if (r < 0)
         return -errno;
     c->wire_received += (unsigned long long)r;
-    c->last_rx = mono();
+    c->last_rx = loop_now();
     if (c->moved)
         c->moved(c->stop_ud);
     return r;
@@ -588,7 +582,7 @@ ssh_conn *ssh_connect(const ssh_target *t, int *refused, char *err, size_t n)
         return NULL;
     }
     libssh2_session_set_timeout(c->s, (long)(c->io_timeout * 1000));
-    c->last_rx = mono();
+    c->last_rx = loop_now();
     return c;
 }
 
@@ -683,7 +677,7 @@ static int wait_socket(ssh_conn *c, double deadline)
         p.events |= POLLOUT;
     if (!p.events)
         p.events = POLLIN;
-    int ms = (int)((deadline - mono()) * 1000);
+    int ms = (int)((deadline - loop_now()) * 1000);
     if (ms <= 0)
         return -1;
     return poll(&p, 1, ms > 200 ? 200 : ms) >= 0 ? 0 : -1;
@@ -753,7 +747,7 @@ int ssh_exec_stream(ssh_conn *c, const char *cmd, ssh_source_fn source, void *ud
                     char **errout, int *exit_code, double timeout, char *err, size_t n)
 {
     struct grow o = { 0 }, e = { 0 };
-    double deadline = mono() + timeout;
+    double deadline = loop_now() + timeout;
     enum { INBUF = 256 * 1024 };
     char *inbuf = malloc(INBUF);
     if (!inbuf)
@@ -806,7 +800,7 @@ int ssh_exec_stream(ssh_conn *c, const char *cmd, ssh_source_fn source, void *ud
         }
         if (libssh2_channel_eof(ch) && r == 0 && r2 == 0)
             break;
-        if (mono() > deadline) {
+        if (loop_now() > deadline) {
             rc = -2;
             break;
         }
@@ -816,9 +810,9 @@ int ssh_exec_stream(ssh_conn *c, const char *cmd, ssh_source_fn source, void *ud
         }
     }
     if (rc == 0) {
-        while (libssh2_channel_close(ch) == LIBSSH2_ERROR_EAGAIN && mono() < deadline)
+        while (libssh2_channel_close(ch) == LIBSSH2_ERROR_EAGAIN && loop_now() < deadline)
             wait_socket(c, deadline);
-        while (libssh2_channel_wait_closed(ch) == LIBSSH2_ERROR_EAGAIN && mono() < deadline)
+        while (libssh2_channel_wait_closed(ch) == LIBSSH2_ERROR_EAGAIN && loop_now() < deadline)
             wait_socket(c, deadline);
         *exit_code = libssh2_channel_get_exit_status(ch);
     }

@@ -27,6 +27,7 @@
  * reconnects in the background, and kills what the lost attempts left
  * running once the host answers again. */
 #include "sched.h"
+#include "loop.h"
 #include "fsutil.h"
 #include "hashcache.h"
 #include "ssh_conn.h"
@@ -151,13 +152,6 @@ typedef struct {
     int moving_up;              /* sent, else fetched */
     unsigned long long moving_base, moving_done, moving_size;
 } sshw;
-
-static double mono(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
 
 static void wake(int fd)
 {
@@ -491,7 +485,7 @@ static int side_exec(sshw *x, const char *cmd, double timeout, char **out)
         for (int i = 0; i < x->side_failures && wait < 600; i++)
             wait *= 2;
         x->side_failures++;
-        x->next_tend = mono() + (wait < 600 ? wait : 600);
+        x->next_tend = loop_now() + (wait < 600 ? wait : 600);
     } else {
         x->side_failures = 0;
     }
@@ -542,7 +536,7 @@ static void bytes_moved(void *ud)
 static void moving_file(sshw *x, task *t, const char *name, int up, unsigned long long size)
 {
     if (t && !x->moving) /* a transfer starts: one shorter than this costs no side connection */
-        x->next_watch = mono() + WATCH_EVERY;
+        x->next_watch = loop_now() + WATCH_EVERY;
     pthread_mutex_lock(&x->mu);
     x->moving = t;
     snprintf(x->moving_name, sizeof x->moving_name, "%s", name ? name : "");
@@ -615,7 +609,7 @@ static int host_ready(worker *w, ssh_conn *c, int *refused, char *err, size_t n)
 static void try_connect(worker *w)
 {
     sshw *x = w->data;
-    double now = mono();
+    double now = loop_now();
     if (x->auth_failed || now < x->next_connect)
         return;
     char err[1024] = "";
@@ -832,7 +826,7 @@ static void start_task(worker *w, task *t)
     free(script);
     t->ch = ch;
     t->phase = T_RUNNING;
-    x->c->last_rx = mono();
+    x->c->last_rx = loop_now();
 }
 
 static void parse_marker(worker *w, task *t, char *line)
@@ -951,7 +945,7 @@ static int drain_channel(worker *w, task *t)
 static void await_launches(worker *w, task *moving)
 {
     sshw *x = w->data;
-    double until = mono() + LAUNCH_WAIT;
+    double until = loop_now() + LAUNCH_WAIT;
     libssh2_session_set_blocking(x->c->s, 0);
     for (;;) {
         pthread_mutex_lock(&x->mu);
@@ -967,7 +961,7 @@ static void await_launches(worker *w, task *moving)
                 goto out; /* a failed channel: the loop's next round sees to it */
             waiting |= t->pid <= 0 && !libssh2_channel_eof(t->ch);
         }
-        if (!waiting || mono() >= until)
+        if (!waiting || loop_now() >= until)
             break;
         struct pollfd p = { x->c->sock, POLLIN, 0 };
         poll(&p, 1, 50);
@@ -1175,7 +1169,7 @@ static void watch_ends(sshw *x)
  * ends. Their output and their files wait for the transfer. */
 static void tend_others(sshw *x)
 {
-    double now = mono();
+    double now = loop_now();
     if (now < x->next_tend)
         return;
     x->next_tend = now + 0.2;
@@ -1236,7 +1230,7 @@ static void drop_connection(worker *w, const char *why, int tell)
     }
     ssh_close(x->c);
     x->c = NULL;
-    x->next_connect = mono() + (tell ? 1 : 0);
+    x->next_connect = loop_now() + (tell ? 1 : 0);
     if (tell)
         post(w, M_DOWN, NULL, "%s", reason);
 }
@@ -1364,7 +1358,7 @@ static void *thread_main(void *arg)
         if (running) {
             /* Keepalive replies are read by the channel reads; a link that
              * stops answering is lost after twice the keepalive interval. */
-            double now = mono();
+            double now = loop_now();
             if (now >= next_keepalive) {
                 libssh2_session_set_blocking(x->c->s, 0);
                 ssh_keepalive(x->c, (unsigned)keepalive_interval(x));
