@@ -103,20 +103,51 @@ journal *journal_open(const char *path, char *err, size_t errlen)
 /* cJSON prints a double with sprintf("%1.15g"), reads it back with sscanf,
  * and prints it again with 17 digits when that did not give it back (a time
  * to the nanosecond): three formatting calls per number of every event. One
- * does here, as a raw item. */
+ * does here. Whole numbers in full, others to the microsecond; 0 for NaN
+ * and infinities (null). */
+static int number_text(char *buf, size_t n, double v)
+{
+    if (!isfinite(v))
+        return 0;
+    if (v == floor(v) && fabs(v) < 9007199254740992.0)
+        snprintf(buf, n, "%lld", (long long)v);
+    else
+        snprintf(buf, n, "%.6f", v);
+    json_decimal_point(buf);
+    return 1;
+}
+
 void journal_add_number(cJSON *obj, const char *key, double v)
 {
     char buf[64];
-    if (!isfinite(v)) {
-        cJSON_AddNullToObject(obj, key);
-        return;
-    }
-    if (v == floor(v) && fabs(v) < 9007199254740992.0)
-        snprintf(buf, sizeof buf, "%lld", (long long)v);
+    if (number_text(buf, sizeof buf, v))
+        cJSON_AddRawToObject(obj, key, buf);
     else
-        snprintf(buf, sizeof buf, "%.6f", v);
-    json_decimal_point(buf);
-    cJSON_AddRawToObject(obj, key, buf);
+        cJSON_AddNullToObject(obj, key);
+}
+
+/* Writes line (len bytes, its last one the new line) in one write. */
+static int write_line(journal *j, const char *line, size_t len)
+{
+    ssize_t w = -1;
+    if (j->cut && write(j->fd, "\n", 1) == 1)
+        j->cut = 0;
+    if (!j->cut)
+        w = write(j->fd, line, len);
+    int saved = errno;
+    if (w != (ssize_t)len) {
+        /* A part of the line went out (the disk filled up): it is taken
+         * back, or else ended by the next line's write, so that the next
+         * line is not glued to it and lost with it. */
+        if (w > 0) {
+            off_t end = lseek(j->fd, 0, SEEK_END);
+            j->cut = end < w || ftruncate(j->fd, end - w) != 0;
+        }
+        errno = w < 0 ? saved : EIO;
+        return -1;
+    }
+    j->dirty = 1;
+    return 0;
 }
 
 int journal_write(journal *j, cJSON *obj)
@@ -131,26 +162,38 @@ int journal_write(journal *j, cJSON *obj)
     }
     size_t len = strlen(s);
     s[len] = '\n'; /* overwrite the NUL: the line goes out in one write */
-    ssize_t w = -1;
-    if (j->cut && write(j->fd, "\n", 1) == 1)
-        j->cut = 0;
-    if (!j->cut)
-        w = write(j->fd, s, len + 1);
+    int rc = write_line(j, s, len + 1);
     int saved = errno;
     cJSON_free(s);
-    if (w != (ssize_t)(len + 1)) {
-        /* A part of the line went out (the disk filled up): it is taken
-         * back, or else ended by the next line's write, so that the next
-         * line is not glued to it and lost with it. */
-        if (w > 0) {
-            off_t end = lseek(j->fd, 0, SEEK_END);
-            j->cut = end < w || ftruncate(j->fd, end - w) != 0;
-        }
-        errno = w < 0 ? saved : EIO;
+    errno = saved;
+    return rc;
+}
+
+int journal_write_text(journal *j, const char *obj, size_t len, int add_t)
+{
+    char t[80] = "";
+    if (add_t && len >= 2 && obj[len - 1] == '}') {
+        char num[64];
+        if (number_text(num, sizeof num, loop_wall()))
+            snprintf(t, sizeof t, "%s\"t\":%s", len > 2 ? "," : "", num);
+    }
+    size_t tl = strlen(t), n = len - (tl ? 1 : 0);
+    char *line = malloc(n + tl + 3);
+    if (!line) {
+        errno = ENOMEM;
         return -1;
     }
-    j->dirty = 1;
-    return 0;
+    memcpy(line, obj, n);
+    memcpy(line + n, t, tl);
+    n += tl;
+    if (tl)
+        line[n++] = '}';
+    line[n++] = '\n';
+    int rc = write_line(j, line, n);
+    int saved = errno;
+    free(line);
+    errno = saved;
+    return rc;
 }
 
 int journal_sync(journal *j)

@@ -15,6 +15,9 @@ journal *journal_open(const char *path, char *err, size_t errlen);
 /* Appends obj as one line, adding "t" (epoch seconds) when absent. Takes
  * ownership of obj. Returns 0 or -1 (errno set). */
 int journal_write(journal *j, cJSON *obj);
+/* Appends a record already made JSON text (an object of len bytes), adding
+ * "t" now when add_t. Returns 0 or -1 (errno set). */
+int journal_write_text(journal *j, const char *obj, size_t len, int add_t);
 /* Adds a number to a record: whole numbers in full, others to the
  * microsecond (NaN and infinities as null). */
 void journal_add_number(cJSON *obj, const char *key, double v);

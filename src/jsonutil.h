@@ -1,17 +1,19 @@
-/* Lua value -> cJSON, shared by rasrun.json and the run journal. */
+/* Lua value -> JSON text, shared by rasrun.json and the run journal. */
 #ifndef RASRUN_JSONUTIL_H
 #define RASRUN_JSONUTIL_H
 
-#include <cJSON.h>
 #include <locale.h>
 #include <lua.h>
+#include <stddef.h>
 #include <string.h>
 
-/* Converts the value at idx (raises a Lua error for functions, cycles).
- * Strings that are not UTF-8 (a path in Latin-1) are read as Windows-1252
- * into valid UTF-8, for reports; with keep_bytes they keep their bytes, for
- * what is read back (the run journal names files by them). */
-cJSON *json_from_lua(lua_State *L, int idx, int keep_bytes);
+/* The value at idx as JSON text (malloc'd, *len bytes, no NUL counted;
+ * objects' keys sorted), compact or laid out as cJSON_Print lays it out;
+ * raises a Lua error for functions, cycles. Strings that are not UTF-8 (a
+ * path in Latin-1) are read as Windows-1252 into valid UTF-8, for reports;
+ * with keep_bytes they keep their bytes, for what is read back (the run
+ * journal names files by them). */
+char *json_text_from_lua(lua_State *L, int idx, int keep_bytes, int pretty, size_t *len);
 
 /* A number printf wrote (%f, %g) made JSON: the locale's decimal point (a
  * recipe may set a decimal comma with os.setlocale) becomes '.'. */

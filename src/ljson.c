@@ -23,15 +23,13 @@
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
-/* Errors are noted in *err (and NULL returned) instead of raised, so that a
- * half-built cJSON tree is freed before the Lua error unwinds the stack. */
+/* Errors are noted in err (and 0 returned) instead of raised, so that the
+ * text written so far is freed before the Lua error unwinds the stack. */
 struct enc {
     lua_State *L;
-    int keep_bytes; /* strings as they are, UTF-8 or not (json_from_lua) */
+    int keep_bytes; /* strings as they are, UTF-8 or not (json_text_from_lua) */
     char err[128];
 };
-
-static cJSON *to_json(struct enc *e, int idx, int depth);
 
 /* Length of the valid UTF-8 sequence at s (n bytes left), or 0. */
 static size_t utf8_seq(const unsigned char *s, size_t n)
@@ -85,21 +83,6 @@ static char *as_utf8(const char *s, size_t n, int *bad, size_t *len)
     *o = 0;
     *len = (size_t)(o - out);
     return out;
-}
-
-/* A JSON string from Lua text, valid UTF-8 whatever the text's encoding. */
-static cJSON *json_string(const char *s, size_t n)
-{
-    int bad;
-    size_t len;
-    char *out = as_utf8(s, n, &bad, &len);
-    if (!bad)
-        return cJSON_CreateString(s);
-    if (!out)
-        return NULL;
-    cJSON *j = cJSON_CreateString(out);
-    free(out);
-    return j;
 }
 
 /* json.utf8(s): s as UTF-8 (as it is when it is; read as Windows-1252 when
@@ -252,81 +235,6 @@ static void members_close(lua_State *L, const members *m)
         lua_settop(L, m->keys - 1);
 }
 
-static cJSON *table_to_json(struct enc *e, int idx, int depth)
-{
-    lua_State *L = e->L;
-    size_t n;
-    luaL_checkstack(L, 6, "json nesting");
-    if (is_array(L, idx, &n)) {
-        cJSON *a = cJSON_CreateArray();
-        for (size_t i = 1; a && i <= n; i++) {
-            lua_rawgeti(L, idx, (lua_Integer)i);
-            cJSON *item = to_json(e, lua_gettop(L), depth + 1);
-            lua_pop(L, 1);
-            if (!item) {
-                cJSON_Delete(a);
-                return NULL;
-            }
-            cJSON_AddItemToArray(a, item);
-        }
-        return a;
-    }
-    members m;
-    members_open(L, idx, &m);
-    cJSON *o = cJSON_CreateObject();
-    for (size_t i = 0; o && i < m.n; i++) {
-        const char *k = members_push(L, idx, &m, i);
-        cJSON *item = to_json(e, lua_gettop(L), depth + 1);
-        lua_pop(L, 1);
-        if (!item) {
-            cJSON_Delete(o);
-            o = NULL;
-            break;
-        }
-        cJSON_AddItemToObject(o, k, item);
-    }
-    members_close(L, &m);
-    return o;
-}
-
-static cJSON *to_json(struct enc *e, int idx, int depth)
-{
-    lua_State *L = e->L;
-    if (depth > MAX_DEPTH) {
-        snprintf(e->err, sizeof e->err, "nesting deeper than %d (a cycle?)", MAX_DEPTH);
-        return NULL;
-    }
-    switch (lua_type(L, idx)) {
-    case LUA_TNIL:
-        return cJSON_CreateNull();
-    case LUA_TBOOLEAN:
-        return cJSON_CreateBool(lua_toboolean(L, idx));
-    case LUA_TNUMBER: {
-        if (lua_isinteger(L, idx)) { /* every digit (cJSON's numbers are doubles) */
-            char digits[32];
-            snprintf(digits, sizeof digits, "%lld", (long long)lua_tointeger(L, idx));
-            return cJSON_CreateRaw(digits);
-        }
-        double v = lua_tonumber(L, idx);
-        return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull();
-    }
-    case LUA_TSTRING: {
-        size_t n;
-        const char *s = lua_tolstring(L, idx, &n);
-        return e->keep_bytes ? cJSON_CreateString(s) : json_string(s, n);
-    }
-    case LUA_TTABLE:
-        return table_to_json(e, idx, depth);
-    case LUA_TLIGHTUSERDATA:
-        if (lua_touserdata(L, idx) == NULL)
-            return cJSON_CreateNull();
-        /* fall through */
-    default:
-        snprintf(e->err, sizeof e->err, "cannot encode a %s value", luaL_typename(L, idx));
-        return NULL;
-    }
-}
-
 static void push_json(lua_State *L, const cJSON *j, int depth)
 {
     luaL_checkstack(L, 4, "json nesting");
@@ -365,20 +273,10 @@ static void push_json(lua_State *L, const cJSON *j, int depth)
     }
 }
 
-cJSON *json_from_lua(lua_State *L, int idx, int keep_bytes)
-{
-    struct enc e = { L, keep_bytes, "" };
-    cJSON *j = to_json(&e, lua_absindex(L, idx), 0);
-    if (!j)
-        luaL_error(L, "json.encode: %s", e.err[0] ? e.err : "out of memory");
-    return j;
-}
-
-/* ---- json.encode: the text written as the value is walked ---------------
- * The text cJSON prints from json_from_lua's tree (compact, or with cJSON's
- * tabs and new lines), without the tree: a 2000-plan run's run.json took
- * 46-49 ms through cJSON, most of it making and freeing the tree's 120,000
- * nodes. */
+/* ---- Lua value -> JSON text, written as the value is walked ---------------
+ * Laid out as cJSON prints (compact, or with its tabs and new lines), with
+ * no cJSON tree in between: a 2000-plan run's run.json took 46-49 ms through
+ * one, most of it making and freeing the tree's 120,000 nodes. */
 
 typedef struct {
     char *p;
@@ -534,6 +432,10 @@ static int write_value(struct enc *e, text *t, int idx, int depth)
     case LUA_TSTRING: {
         size_t n, len;
         const char *s = lua_tolstring(L, idx, &n);
+        if (e->keep_bytes) {
+            put_string(t, s, n);
+            return 1;
+        }
         int bad;
         char *utf8 = as_utf8(s, n, &bad, &len);
         if (bad && !utf8) {
@@ -558,18 +460,28 @@ static int write_value(struct enc *e, text *t, int idx, int depth)
     }
 }
 
+char *json_text_from_lua(lua_State *L, int idx, int keep_bytes, int pretty, size_t *len)
+{
+    struct enc e = { L, keep_bytes, "" };
+    text t = { .pretty = pretty };
+    int ok = write_value(&e, &t, lua_absindex(L, idx), 0);
+    if (ok && !t.failed) {
+        *len = t.n;
+        return t.p;
+    }
+    free(t.p);
+    luaL_error(L, "json.encode: %s", e.err[0] ? e.err : "out of memory");
+    return NULL;
+}
+
 static int l_encode(lua_State *L)
 {
     luaL_checkany(L, 1);
     lua_settop(L, 2);
-    struct enc e = { L, 0, "" };
-    text t = { .pretty = lua_toboolean(L, 2) };
-    int ok = write_value(&e, &t, 1, 0);
-    if (ok && !t.failed)
-        lua_pushlstring(L, t.p, t.n);
-    free(t.p);
-    if (!ok || t.failed)
-        return luaL_error(L, "json.encode: %s", e.err[0] ? e.err : "out of memory");
+    size_t len;
+    char *s = json_text_from_lua(L, 1, 0, lua_toboolean(L, 2), &len);
+    lua_pushlstring(L, s, len);
+    free(s);
     return 1;
 }
 
