@@ -516,9 +516,7 @@ static void retire(sched *s, const staged *st, enum fs_placed how)
 {
     if (how != FS_PUT_SWAPPED)
         return;
-    char *spare = spares_link(s->spares, st->tmp);
-    unlink(st->tmp);
-    spares_keep(s->spares, spare);
+    spares_adopt(s->spares, st->tmp);
 }
 
 char *sched_take_spare(sched *s)

@@ -94,7 +94,21 @@ spares *spares_new(const char *dir)
     return sp;
 }
 
-char *spares_link(spares *sp, const char *dst)
+/* The helper is woken for this many replaced files at once (each wake-up
+ * is a system call here and a switch on another core, where an engine
+ * runs), or at once while fewer than LOW_READY are ready. */
+#define WAKE_BATCH 8
+#define LOW_READY 4
+
+/* With mu held. */
+static void wake_if_due(spares *sp)
+{
+    if (sp->npending >= WAKE_BATCH || (sp->npending > 0 && sp->nready < LOW_READY))
+        helper_signal(&sp->helper);
+}
+
+/* A place in the spares folder for old, or NULL. */
+static char *spare_name(spares *sp, const char *old)
 {
     struct stat st;
     if (!sp || sp->disabled)
@@ -102,7 +116,7 @@ char *spares_link(spares *sp, const char *dst)
     pthread_mutex_lock(&sp->helper.mu);
     int full = sp->npending >= MAX_QUEUED;
     pthread_mutex_unlock(&sp->helper.mu);
-    if (full || lstat(dst, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1)
+    if (full || lstat(old, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1)
         return NULL;
     if (!sp->made_dir) {
         if (mkdir(sp->dir, 0700) != 0 && errno != EEXIST) {
@@ -114,38 +128,32 @@ char *spares_link(spares *sp, const char *dst)
     char *p = NULL;
     if (asprintf(&p, "%s/%d", sp->dir, ++sp->seq) < 0)
         return NULL;
-    if (link(dst, p) != 0) {
-        if (errno == EXDEV || errno == EPERM || errno == EMLINK)
-            sp->disabled = 1;
-        free(p);
-        return NULL;
-    }
     return p;
 }
 
-void spares_keep(spares *sp, char *link)
+void spares_adopt(spares *sp, const char *old)
 {
-    struct stat st;
-    if (!link)
-        return;
-    if (lstat(link, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
-        unlink(link); /* still a name of a file in use */
-        free(link);
+    char *p = spare_name(sp, old);
+    if (!p || rename(old, p) != 0) {
+        if (p && errno == EXDEV)
+            sp->disabled = 1; /* the spares folder is on another file system */
+        free(p);
+        unlink(old);
         return;
     }
     pthread_mutex_lock(&sp->helper.mu);
     int helper = helper_ensure(&sp->helper, empty_loop, sp);
     if (helper && sp->npending < MAX_QUEUED) {
-        sp->pending[sp->npending++] = link;
-        link = NULL;
-        helper_signal(&sp->helper);
+        sp->pending[sp->npending++] = p;
+        p = NULL;
+        wake_if_due(sp);
     }
     pthread_mutex_unlock(&sp->helper.mu);
-    if (link) { /* not kept: the queue is full, or there is no helper thread */
+    if (p) { /* not kept: the queue is full, or there is no helper thread */
         if (!helper)
             sp->disabled = 1; /* unlinking here could wait for the disk: no more spares */
-        unlink(link);
-        free(link);
+        unlink(p);
+        free(p);
     }
 }
 
@@ -155,6 +163,7 @@ char *spares_take(spares *sp)
         return NULL;
     pthread_mutex_lock(&sp->helper.mu);
     char *p = sp->nready ? sp->ready[--sp->nready] : NULL;
+    wake_if_due(sp);
     pthread_mutex_unlock(&sp->helper.mu);
     return p;
 }

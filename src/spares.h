@@ -18,15 +18,13 @@ typedef struct spares spares;
  * left by a run that was killed, is removed). NULL when out of memory. */
 spares *spares_new(const char *dir);
 
-/* Before dst is replaced: links it into the spares folder, or returns NULL
- * (too many waiting for the helper, dst shared with another name or not a regular file, or links not
- * possible here). A symbolic link is not followed: what it points to is
- * someone else's file, never emptied for reuse. */
-char *spares_link(spares *sp, const char *dst);
-
-/* After the replace: link (from spares_link) is kept when it is the file's
- * only name now, else removed. Takes link. */
-void spares_keep(spares *sp, char *link);
+/* After a replace: old, the replaced file (now under a name of the
+ * caller's, beside the new one), is moved into the spares folder to be
+ * emptied, or removed (too many waiting for the helper, old shared with
+ * another name or not a regular file, or moves not possible here). A
+ * symbolic link is not followed: what it points to is someone else's file,
+ * never emptied for reuse. Either way old is gone. */
+void spares_adopt(spares *sp, const char *old);
 
 /* An emptied spare (the caller owns the path and the file), or NULL. */
 char *spares_take(spares *sp);
