@@ -24,11 +24,13 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -42,10 +44,66 @@ typedef struct {
     char *const *envp;
     pid_t caller;     /* the calling thread */
     const char *path; /* where a program named without a slash is looked for */
-    int max_fd;       /* descriptors to close where close_range is missing */
     int err;          /* the child's errno when a step failed: it did not exec */
     const char *step; /* which step */
 } child_args;
+
+/* The child's stack is made once and used again by every start: the caller
+ * waits until its child has exec'd or ended, so one start is done with it
+ * before the next begins. Only a start that overlaps another (from another
+ * thread) makes a stack of its own. */
+static char *kept_stack;
+static size_t kept_size;
+static atomic_flag kept_busy = ATOMIC_FLAG_INIT;
+
+static char *new_stack(size_t *size)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    size_t guard = page > 0 ? (size_t)page : 4096, n = guard + CHILD_STACK;
+    n = (n + guard - 1) / guard * guard;
+    char *stack = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED)
+        return NULL;
+    if (mprotect(stack, guard, PROT_NONE) != 0) { /* the guard page below */
+        munmap(stack, n);
+        return NULL;
+    }
+    *size = n;
+    return stack;
+}
+
+/* A stack for one start (the kept one when free), or NULL with errno. */
+static char *take_stack(size_t *size)
+{
+    if (!atomic_flag_test_and_set(&kept_busy)) {
+        if (!kept_stack)
+            kept_stack = new_stack(&kept_size);
+        if (kept_stack) {
+            *size = kept_size;
+            return kept_stack;
+        }
+        atomic_flag_clear(&kept_busy);
+        return NULL;
+    }
+    return new_stack(size);
+}
+
+static void give_stack(char *stack, size_t size)
+{
+    if (stack == kept_stack)
+        atomic_flag_clear(&kept_busy);
+    else
+        munmap(stack, size);
+}
+
+/* The calling thread's id, asked once per thread. */
+static pid_t this_thread(void)
+{
+    static _Thread_local pid_t tid;
+    if (!tid)
+        tid = (pid_t)syscall(SYS_gettid);
+    return tid;
+}
 
 #define NO_SANITIZE __attribute__((no_sanitize("address", "undefined")))
 
@@ -102,9 +160,10 @@ NO_SANITIZE static int child_main(void *arg)
     }
     /* nothing else rasrun or a recipe has open (Lua's io.open sets no
      * close-on-exec) reaches the program */
-    if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0)
-        for (int fd = 3; fd < c->max_fd; fd++)
-            close(fd);
+    struct rlimit lim;
+    if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0 && getrlimit(RLIMIT_NOFILE, &lim) == 0)
+        for (rlim_t fd = 3; fd < lim.rlim_cur && fd < (1 << 20); fd++)
+            close((int)fd);
     if (s->cwd && chdir(s->cwd) != 0)
         return fail_step(c, "chdir");
     sigset_t none;
@@ -149,18 +208,12 @@ NO_SANITIZE static int child_main(void *arg)
 pid_t proc_spawn(const proc_spec *s, char *err, size_t errlen)
 {
     const char *path = getenv("PATH");
-    long max_fd = sysconf(_SC_OPEN_MAX);
-    child_args c = { .s = s, .envp = s->envp ? s->envp : environ, .caller = (pid_t)syscall(SYS_gettid),
-                     .path = path && *path ? path : "/bin:/usr/bin",
-                     .max_fd = max_fd > 0 && max_fd < (1 << 20) ? (int)max_fd : (1 << 20) };
-    long page = sysconf(_SC_PAGESIZE);
-    size_t guard = page > 0 ? (size_t)page : 4096, size = guard + CHILD_STACK;
-    size = (size + guard - 1) / guard * guard;
-    char *stack = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    if (stack == MAP_FAILED || mprotect(stack, guard, PROT_NONE) != 0) {
+    child_args c = { .s = s, .envp = s->envp ? s->envp : environ, .caller = this_thread(),
+                     .path = path && *path ? path : "/bin:/usr/bin" };
+    size_t size;
+    char *stack = take_stack(&size);
+    if (!stack) {
         snprintf(err, errlen, "cannot start %s: %s", s->argv[0], strerror(errno));
-        if (stack != MAP_FAILED)
-            munmap(stack, size);
         return -1;
     }
     int saved_errno = errno; /* the child shares this thread's errno */
@@ -171,7 +224,7 @@ pid_t proc_spawn(const proc_spec *s, char *err, size_t errlen)
     pid_t pid = clone(child_main, stack + size, CLONE_VM | CLONE_VFORK | SIGCHLD, &c);
     int clone_err = errno;
     pthread_sigmask(SIG_SETMASK, &mask, NULL);
-    munmap(stack, size);
+    give_stack(stack, size);
     if (pid < 0) {
         snprintf(err, errlen, "cannot start %s: %s", s->argv[0], strerror(clone_err));
         return -1;
