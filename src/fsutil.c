@@ -226,6 +226,32 @@ static int temp_open(char *out, size_t n, const char *dst, mode_t mode, const ch
     return -1;
 }
 
+/* temp_open's way for FS_COPY_IN_PLACE: dst itself, made new (reuse renamed
+ * to it where it can be, else removed), or -1 with errno (EEXIST: dst is
+ * there already; reuse is then still there, for temp_open). */
+static int in_place_open(const char *dst, mode_t mode, const char **reuse)
+{
+    if (*reuse) {
+        if (rename_new(*reuse, dst) == 0) {
+            *reuse = NULL;
+            int fd = open(dst, O_WRONLY | O_CLOEXEC); /* empty already (temp_open) */
+            if (fd >= 0 && fchmod(fd, mode) == 0)
+                return fd;
+            int e = errno;
+            if (fd >= 0)
+                close(fd);
+            unlink(dst);
+            errno = e == EEXIST ? EIO : e; /* not "there already" */
+            return -1;
+        }
+        if (errno == EEXIST)
+            return -1;
+        unlink(*reuse); /* on another file system: a new file it is */
+        *reuse = NULL;
+    }
+    return open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+}
+
 /* File systems (by device) that cannot share extents: FICLONE is not
  * asked again for their files (a failed call for every copy). */
 static dev_t no_clone[8];
@@ -336,14 +362,28 @@ int fs_copy_reusing(const char *src, const char *dst, int flags, const char *reu
     }
     char tmp[PATH_MAX + 64];
     mode_t mode = (st.st_mode & 0777) | ((flags & FS_COPY_WRITABLE) ? S_IWUSR : 0);
-    int out = temp_open(tmp, sizeof tmp, dst, mode, reuse);
+    int out = -1, reused = reuse != NULL, in_place = 0;
+    if (flags & FS_COPY_IN_PLACE) {
+        out = in_place_open(dst, mode, &reuse);
+        in_place = out >= 0;
+        if (out < 0 && errno != EEXIST) {
+            int e = errno;
+            close(in);
+            if (reuse)
+                unlink(reuse);
+            errno = e;
+            return say(err, errlen, "cannot write", dst);
+        }
+    }
+    if (!in_place)
+        out = temp_open(tmp, sizeof tmp, dst, mode, reuse);
     if (out < 0) {
         close(in);
         return say(err, errlen, "cannot write", tmp);
     }
     int rc = copy_data(in, out, st.st_dev, st.st_size);
     struct stat now;
-    if (rc == 0 && reuse && fstat(out, &now) == 0 && now.st_size > st.st_size)
+    if (rc == 0 && reused && fstat(out, &now) == 0 && now.st_size > st.st_size)
         rc = ftruncate(out, st.st_size);
     int saved = errno;
     if (rc == 0 && (flags & FS_COPY_MTIME)) {
@@ -355,12 +395,12 @@ int fs_copy_reusing(const char *src, const char *dst, int flags, const char *reu
         rc = -1;
         saved = errno;
     }
-    if (rc == 0 && rename(tmp, dst) != 0) {
+    if (rc == 0 && !in_place && rename(tmp, dst) != 0) {
         rc = -1;
         saved = errno;
     }
     if (rc != 0) {
-        unlink(tmp);
+        unlink(in_place ? dst : tmp);
         errno = saved;
         snprintf(err, errlen, "cannot copy %s to %s: %s", src, dst, strerror(saved));
         return -1;
@@ -370,17 +410,21 @@ int fs_copy_reusing(const char *src, const char *dst, int flags, const char *reu
 
 int fs_swap_in(const char *src, const char *dst, enum fs_placed *how)
 {
-    struct stat st;
-    if (lstat(dst, &st) != 0) {
-        *how = FS_PUT_NEW;
-        return rename(src, dst);
-    }
+    /* the exchange first: a result is mostly put over an earlier one */
     if (renameat2(AT_FDCWD, src, AT_FDCWD, dst, RENAME_EXCHANGE) == 0) {
         *how = FS_PUT_SWAPPED;
         return 0;
     }
-    if (errno != EINVAL && errno != ENOSYS)
+    int e = errno;
+    struct stat st;
+    if (e == ENOENT || lstat(dst, &st) != 0) { /* no dst (or no src: the rename says so) */
+        *how = FS_PUT_NEW;
+        return rename(src, dst);
+    }
+    if (e != EINVAL && e != ENOSYS) {
+        errno = e;
         return -1;
+    }
     *how = FS_PUT_REPLACED;
     return rename(src, dst);
 }

@@ -30,8 +30,12 @@ int fs_copy(const char *src, const char *dst, int keep_mtime, char *err, size_t 
  * instead of a new one when it can: no inode is allocated. reuse is gone
  * afterwards either way. NULL: a plain fs_copy. With FS_COPY_WRITABLE in
  * flags the copy is writable by its owner whatever src's mode (a work
- * folder's copy of a read-only input, which the engine writes). */
-enum { FS_COPY_MTIME = 1, FS_COPY_WRITABLE = 2 };
+ * folder's copy of a read-only input, which the engine writes). With
+ * FS_COPY_IN_PLACE, dst is in a folder of the caller's own that nothing
+ * reads meanwhile (a work folder, filled before its engine starts): the
+ * copy is written under dst's own name, without the temporary name and the
+ * rename, when no dst is there yet (removed again when the copy fails). */
+enum { FS_COPY_MTIME = 1, FS_COPY_WRITABLE = 2, FS_COPY_IN_PLACE = 4 };
 int fs_copy_reusing(const char *src, const char *dst, int flags, const char *reuse, char *err,
                     size_t errlen);
 

@@ -226,7 +226,8 @@ static int stage_files(const attempt *a, int clear_first, char **spares, char *e
         if (there && spec_lists(a->spec->links, a->spec->nlinks, name) && S_ISREG(st.st_mode) &&
             linkat(AT_FDCWD, src, AT_FDCWD, dst, AT_SYMLINK_FOLLOW) == 0)
             continue;
-        int rc = fs_copy_reusing(src, dst, FS_COPY_MTIME | FS_COPY_WRITABLE, spares[i], why, sizeof why);
+        int rc = fs_copy_reusing(src, dst, FS_COPY_MTIME | FS_COPY_WRITABLE | FS_COPY_IN_PLACE, spares[i],
+                                 why, sizeof why);
         free(spares[i]);
         spares[i] = NULL;
         if (rc != 0) {
@@ -413,7 +414,9 @@ static void kill_in_folder(const char *dir)
  * it: its loader maps libraries, and the read waited behind that, about 1 ms
  * at a time in a `perf sched` trace (in 72 of 2000 plans), while the core
  * the ended engine left stood idle. An engine younger than this is taken to
- * be on the core it was started on. */
+ * be on the core it was started on; so is one that ended that young: the
+ * kernel seldom moves one so soon (26 of 1900 in the dispatch benchmark),
+ * and the read costs as much as the rest of a plan's reaping. */
 #define STARTING_SECONDS 0.05
 
 static int engine_core(const local_attempt *la)
@@ -430,7 +433,7 @@ static int engine_core(const local_attempt *la)
  * there too, and the two would keep sharing it while another core idles. */
 static int free_core(local_worker *lw, local_attempt *ended)
 {
-    int cpu = proc_last_cpu(ended->pid); /* a zombie's: read before reaping */
+    int cpu = engine_core(ended); /* a zombie's: read before reaping */
     if (cpu < 0)
         return -1;
     cpu_set_t busy;
