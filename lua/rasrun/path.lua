@@ -1,16 +1,19 @@
 -- Path helpers (POSIX paths; HEC-RAS's own Windows paths are handled where read).
 local M = {}
 
-function M.join(...)
-  local parts = table.pack(...)
-  local out = nil
-  for i = 1, parts.n do
-    local p = parts[i]
-    if p and p ~= "" then
-      if not out or p:sub(1, 1) == "/" then out = p
-      else out = (out:sub(-1) == "/" and out or out .. "/") .. p end
-    end
-  end
+-- out joined with p: an empty or missing part is skipped, an absolute one
+-- starts over.
+local function join2(out, p)
+  if p == nil or p == "" then return out end
+  if out == nil or p:byte(1) == 47 then return p end -- "/"
+  if out:byte(-1) == 47 then return out .. p end
+  return out .. "/" .. p
+end
+
+-- (called for every file of every plan: no table for its arguments)
+function M.join(a, b, ...)
+  local out = join2(join2(nil, a), b)
+  for i = 1, select("#", ...) do out = join2(out, (select(i, ...))) end
   return out or ""
 end
 
