@@ -29,6 +29,8 @@
 
 typedef struct {
     hid_t fid;
+    long long size;     /* the file as opened (f:stat) */
+    struct timespec mtime;
 } hfile;
 
 static hfile *check_file(lua_State *L)
@@ -396,6 +398,8 @@ static int l_open(lua_State *L)
         return fail(L, "%s: empty file (0 bytes), not HDF5", path);
     hfile *f = lua_newuserdatauv(L, sizeof *f, 1);
     f->fid = H5I_INVALID_HID;
+    f->size = (long long)st.st_size;
+    f->mtime = st.st_mtim;
     luaL_setmetatable(L, FILE_MT);
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, 1);
@@ -424,6 +428,19 @@ static int f_close(lua_State *L)
         f->fid = H5I_INVALID_HID;
     }
     return 0;
+}
+
+/* The size and modification time of the file as it was opened (fs.stat's
+ * fields): no second look at a file just opened. */
+static int f_stat(lua_State *L)
+{
+    hfile *f = luaL_checkudata(L, 1, FILE_MT);
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, (lua_Integer)f->size);
+    lua_setfield(L, -2, "size");
+    lua_pushnumber(L, (double)f->mtime.tv_sec + (double)f->mtime.tv_nsec / 1e9);
+    lua_setfield(L, -2, "mtime");
+    return 1;
 }
 
 static int f_tostring(lua_State *L)
@@ -749,7 +766,8 @@ static int f_read(lua_State *L)
 static const luaL_Reg file_methods[] = {
     { "members", f_members }, { "kind", f_kind },   { "exists", f_exists },
     { "info", f_info },       { "attrs", f_attrs }, { "attr", f_attr },
-    { "read", f_read },       { "close", f_close }, { NULL, NULL },
+    { "read", f_read },       { "close", f_close }, { "stat", f_stat },
+    { NULL, NULL },
 };
 
 static const luaL_Reg funcs[] = {

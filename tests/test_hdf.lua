@@ -111,6 +111,19 @@ function TestHdf:test_fixed_string_dataset()
   f:close()
 end
 
+function TestHdf:test_stat_gives_the_file_as_it_was_opened()
+  local d = H.tmpdir("hdf")
+  local copy = d .. "/copy.hdf"
+  lu.assertTrue(fs.copy(BALD, copy, true))
+  local before = fs.stat(copy)
+  local f <close> = assert(hdf.open(copy))
+  lu.assertEquals(f:stat(), { size = before.size, mtime = before.mtime })
+  -- replaced meanwhile: the open file's facts stay those it was opened with
+  fs.write(copy .. ".new", "x")
+  lu.assertTrue(fs.rename(copy .. ".new", copy))
+  lu.assertEquals(f:stat().size, before.size)
+end
+
 function TestHdf:test_missing_and_non_hdf_files()
   local d = H.tmpdir("hdf")
   local f, err = hdf.open(d .. "/nope.hdf")

@@ -13,7 +13,6 @@
 --   r.has_summary (the Summary group is there), r.unreadable (names of its
 --                 attributes whose values cannot be read, or nil)
 local hdf = require "rasrun.hdf"
-local fs = require "rasrun.fs"
 local hecdate = require "rasrun.hecdate"
 
 local M = {}
@@ -85,10 +84,9 @@ end }
 
 -- Reads what the checks need; nil, message when the file cannot be read.
 function M.read(path)
-  local st, serr = fs.stat(path)
-  if not st then return nil, serr end
   local f, err = hdf.open(path)
   if not f then return nil, err end
+  local st = f:stat()
   local root = f:attrs("/", ROOT_ATTRS) or {}
   local groups = f:members("/Results")
   local r = { path = path, mtime = st.mtime, size = st.size,
