@@ -13,6 +13,7 @@ struct watch {
     loop_cb cb;
     void *ud;
     int active;
+    int poked; /* its callback is due in the next round */
 };
 
 struct loop {
@@ -23,6 +24,7 @@ struct loop {
     struct pollfd *pfd;
     int *map; /* pfd index -> watch id */
     int pcap;
+    int poked; /* some watch was poked */
 };
 
 static double seconds(clockid_t clock)
@@ -70,8 +72,16 @@ int loop_watch(loop *l, int fd, short events, loop_cb cb, void *ud)
         }
         id = l->n++;
     }
-    l->w[id] = (struct watch){ fd, events, cb, ud, 1 };
+    l->w[id] = (struct watch){ fd, events, cb, ud, 1, 0 };
     return id;
+}
+
+void loop_poke(loop *l, int id)
+{
+    if (id >= 0 && id < l->n && l->w[id].active) {
+        l->w[id].poked = 1;
+        l->poked = 1;
+    }
 }
 
 void loop_unwatch(loop *l, int id)
@@ -99,9 +109,9 @@ int loop_run_once(loop *l, int timeout_ms)
             l->pfd[np] = (struct pollfd){ l->w[i].fd, l->w[i].events, 0 };
             l->map[np++] = i;
         }
-    int rc = poll(l->pfd, (nfds_t)np, timeout_ms);
-    if (rc < 0)
-        return errno == EINTR ? 0 : -1;
+    int rc = poll(l->pfd, (nfds_t)np, l->poked ? 0 : timeout_ms);
+    if (rc < 0 && errno != EINTR)
+        return -1;
     int ran = 0;
     for (int i = 0; i < np && rc > 0; i++) {
         if (!l->pfd[i].revents)
@@ -113,6 +123,20 @@ int loop_run_once(loop *l, int timeout_ms)
             continue;
         w->cb(w->ud, w->fd, l->pfd[i].revents);
         ran++;
+    }
+    /* the poked ones (one that these callbacks poke runs in this round or
+     * the next) */
+    int n = l->poked ? l->n : 0;
+    l->poked = 0;
+    for (int i = 0; i < n; i++) {
+        struct watch *w = &l->w[i];
+        if (!w->poked)
+            continue;
+        w->poked = 0;
+        if (w->active) {
+            w->cb(w->ud, -1, 0);
+            ran++;
+        }
     }
     return ran;
 }

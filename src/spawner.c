@@ -3,8 +3,6 @@
 #include "affinity.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +18,7 @@ typedef struct request {
 
 struct spawner {
     loop *l;
-    int rfd, wfd, watch;
+    int watch;            /* poked when a start is made */
     request *head, *tail; /* started, callback not run yet */
 };
 
@@ -56,9 +54,6 @@ static void do_spawn(const proc_spec *ps, spawn_result *r)
 /* Runs the callbacks of every start made so far, oldest first. */
 static void deliver_all(spawner *sp)
 {
-    char buf[64];
-    while (read(sp->rfd, buf, sizeof buf) > 0)
-        ;
     request *q = sp->head;
     sp->head = sp->tail = NULL;
     while (q) {
@@ -79,16 +74,12 @@ static void on_ready(void *ud, int fd, short revents)
 spawner *spawner_new(loop *l, char *err, size_t errlen)
 {
     spawner *sp = calloc(1, sizeof *sp);
-    int fds[2];
-    if (!sp || pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
-        snprintf(err, errlen, "cannot set up process spawning: %s", strerror(errno));
+    if (!sp || (sp->watch = loop_watch(l, -1, 0, on_ready, sp)) < 0) {
+        snprintf(err, errlen, "cannot set up process spawning: out of memory");
         free(sp);
         return NULL;
     }
     sp->l = l;
-    sp->rfd = fds[0];
-    sp->wfd = fds[1];
-    sp->watch = loop_watch(l, sp->rfd, POLLIN, on_ready, sp);
     return sp;
 }
 
@@ -106,14 +97,10 @@ void spawner_start(spawner *sp, const proc_spec *ps, spawn_cb cb, void *ud)
     do_spawn(ps, &q->r);
     if (sp->tail)
         sp->tail->next = q;
-    else {
+    else
         sp->head = q;
-        ssize_t w; /* wake the loop; a full pipe has a wake-up in it already */
-        do
-            w = write(sp->wfd, "", 1);
-        while (w < 0 && errno == EINTR);
-    }
     sp->tail = q;
+    loop_poke(sp->l, sp->watch);
 }
 
 void spawner_drain(spawner *sp)
@@ -128,7 +115,5 @@ void spawner_free(spawner *sp)
         return;
     spawner_drain(sp);
     loop_unwatch(sp->l, sp->watch);
-    close(sp->rfd);
-    close(sp->wfd);
     free(sp);
 }
