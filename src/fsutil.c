@@ -19,7 +19,9 @@
 
 static int say(char *err, size_t errlen, const char *what, const char *path)
 {
-    snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+    int e = errno; /* kept for the caller */
+    snprintf(err, errlen, "%s %s: %s", what, path, strerror(e));
+    errno = e;
     return -1;
 }
 

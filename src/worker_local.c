@@ -69,6 +69,8 @@ typedef struct {
     int stage_done_watch;
     int closing;
     unsigned char *emptied; /* per slot: its folder is there and empty */
+    char *mount_project;    /* the project folder last asked about (by_rename) */
+    int mount_same;         /* and whether the work folders share its mount */
 } local_worker;
 
 static int lw_create(worker *w, lua_State *L, int idx, char *err, size_t n)
@@ -111,6 +113,8 @@ static int open_local(worker *w, char *err, size_t n)
     snprintf(run_work, sizeof run_work, "%s/%s", w->workdir, sched_run_id(w->s));
     if (fs_mkdirs_top(run_work, err, n) != 0)
         return -1;
+    free(lw->mount_project); /* asked again in this run */
+    lw->mount_project = NULL;
     if (!lw->spawn && !(lw->spawn = spawner_new(sched_loop(w->s), err, n)))
         return -1;
     if (lw->stage_done[0] < 0) {
@@ -174,6 +178,16 @@ static int fail(worker *w, local_attempt *la, const char *fmt, ...)
     return -1;
 }
 
+/* src, a file in the project not found under the name the project's
+ * files give it, becomes its name on disk in another case, if there is
+ * one: 1 then. */
+static int other_case(char *src, size_t n)
+{
+    char named[8192];
+    snprintf(named, sizeof named, "%s", src);
+    return fs_any_case(named, src, n) == 0;
+}
+
 /* Inputs are copied (mtime kept), or hard-linked when the engine only reads
  * them: no data copied, no inode made (ext4 slows down under create/delete
  * churn). A link that cannot be made (another file system) becomes a copy.
@@ -198,15 +212,13 @@ static int stage_files(const attempt *a, int clear_first, char **spares, char *e
         snprintf(dst, sizeof dst, "%s/%s", a->workdir, name);
         /* a file the project's files name in another case than it has on
          * disk (a restart file an earlier plan wrote) is staged under
-         * their name */
+         * their name; a file to copy is looked for there when the copy
+         * finds none (a copy looks at its source anyway) */
+        int link = spec_lists(a->spec->links, a->spec->nlinks, name);
         struct stat st;
-        int there = stat(src, &st) == 0;
-        if (!there && errno == ENOENT) {
-            char named[8192];
-            snprintf(named, sizeof named, "%s", src);
-            if (fs_any_case(named, src, sizeof src) == 0)
-                there = stat(src, &st) == 0;
-        }
+        int there = link && stat(src, &st) == 0;
+        if (link && !there && errno == ENOENT && other_case(src, sizeof src))
+            there = stat(src, &st) == 0;
         /* a file in a subfolder of the project (a DSS file in hydrology/)
          * goes into the same subfolder */
         char *slash = strrchr(dst, '/');
@@ -223,13 +235,14 @@ static int stage_files(const attempt *a, int clear_first, char **spares, char *e
          * to the symbolic link itself would point elsewhere from here; only
          * to a regular file (a FIFO or a device goes to the copy, which
          * refuses it, naming it) */
-        if (there && spec_lists(a->spec->links, a->spec->nlinks, name) && S_ISREG(st.st_mode) &&
-            linkat(AT_FDCWD, src, AT_FDCWD, dst, AT_SYMLINK_FOLLOW) == 0)
+        if (there && link && S_ISREG(st.st_mode) && linkat(AT_FDCWD, src, AT_FDCWD, dst, AT_SYMLINK_FOLLOW) == 0)
             continue;
-        int rc = fs_copy_reusing(src, dst, FS_COPY_MTIME | FS_COPY_WRITABLE | FS_COPY_IN_PLACE, spares[i],
-                                 why, sizeof why);
+        const int how = FS_COPY_MTIME | FS_COPY_WRITABLE | FS_COPY_IN_PLACE;
+        int rc = fs_copy_reusing(src, dst, how, spares[i], why, sizeof why);
         free(spares[i]);
         spares[i] = NULL;
+        if (rc != 0 && !link && errno == ENOENT && other_case(src, sizeof src))
+            rc = fs_copy_reusing(src, dst, how, NULL, why, sizeof why);
         if (rc != 0) {
             snprintf(err, n, "staging in: %s", errno == ECANCELED ? "stopped" : why);
             return -1;
@@ -283,7 +296,11 @@ static void stage_out(worker *w, local_attempt *la)
          * file that is one (the Linux engine's .tmp.hdf): the attempt then
          * has no result, whatever the checks would say */
         struct stat st;
-        if (stat(src, &st) != 0 ||
+        if (stat(src, &st) != 0)
+            continue;
+        /* (a linked input still shared with the project's name is the
+         * project's file: no need to look at that) */
+        if ((st.st_nlink > 1 && spec_lists(sp->links, sp->nlinks, name)) ||
             spec_unchanged_input(sp, a->job->project_dir, name, (unsigned long long)st.st_size,
                                  (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec))
             continue;
@@ -491,6 +508,20 @@ static int same_mount(const char *a, const char *b)
     return !(x.stx_mask & y.stx_mask & STATX_MNT_ID) || x.stx_mnt_id == y.stx_mnt_id;
 }
 
+/* same_mount of the attempt's work folder and project, asked once for a
+ * project folder while plans of it follow one another (the run's work
+ * folders are all in one folder, on one mount). */
+static int by_rename(local_worker *lw, const attempt *a)
+{
+    const char *p = a->job->project_dir;
+    if (!lw->mount_project || strcmp(lw->mount_project, p) != 0) {
+        free(lw->mount_project);
+        lw->mount_project = strdup(p); /* (none: asked again next time) */
+        lw->mount_same = same_mount(a->workdir, p);
+    }
+    return lw->mount_same;
+}
+
 /* Outputs come back by rename where the work folder and the project share a
  * mount; else they are copied, on a thread of their own: a result of
  * gigabytes takes seconds to copy, and meanwhile other engines end, time
@@ -498,7 +529,7 @@ static int same_mount(const char *a, const char *b)
  * (on_staged finishes the attempt). */
 static int unstage_on_thread(local_attempt *la)
 {
-    if (same_mount(la->a->workdir, la->a->job->project_dir) ||
+    if (by_rename(la->a->w->data, la->a) ||
         thread_start(&la->stager, unstage_main, la) != 0)
         return 0;
     la->staging = 1;
@@ -834,6 +865,7 @@ static void lw_destroy(worker *w)
     if (lw) {
         spawner_free(lw->spawn);
         free(lw->emptied);
+        free(lw->mount_project);
         if (lw->stage_done_watch >= 0)
             loop_unwatch(sched_loop(w->s), lw->stage_done_watch);
         if (lw->stage_done[0] >= 0) {
