@@ -407,7 +407,11 @@ function TestProject:test_hec_dates()
   local hecdate = require "rasrun.hecdate"
   lu.assertEquals(hecdate.parse("02Jan1900 2400"), hecdate.parse("03JAN1900 0000"))
   lu.assertEquals(hecdate.parse("29FEB2024 12:30:15"), hecdate.naive(2024, 2, 29, 12, 30, 15))
-  for _, bad in ipairs({ "02JAN1900 24:30", "31FEB2024", "29FEB2023", "00JAN2024", "31APR2024 0000" }) do
+  -- leap years as the Gregorian calendar has them: 2000, not 1900 nor 2100
+  lu.assertEquals(hecdate.parse("29FEB2000") + 86400, hecdate.parse("01MAR2000"))
+  lu.assertEquals(hecdate.parse("31dec2099 2400"), hecdate.parse("01JAN2100 0000"))
+  for _, bad in ipairs({ "02JAN1900 24:30", "31FEB2024", "29FEB2023", "00JAN2024", "31APR2024 0000",
+                         "29FEB1900", "29FEB2100", "32JAN2024", "31JUN2024" }) do
     local t, err = hecdate.parse(bad)
     lu.assertNil(t, bad)
     lu.assertStrContains(err, bad)

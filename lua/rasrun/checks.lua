@@ -187,14 +187,21 @@ for _, fn in ipairs({ M.file, M.solution, M.volume, M.messages }) do BUILTIN[fn]
 local SetMT = {}
 SetMT.__index = SetMT
 
+-- How many values, and the first three (no table per check run).
+local function counted(...) return select("#", ...), ... end
+
 -- Runs every check of the set on one file.
 function SetMT:run(path, ctx)
   ctx = setmetatable({ max_volume_error = self.max_volume_error }, { __index = ctx or {} })
-  local report = { file = path, ok = true, checks = {} }
+  local checks, all_ok, reasons = {}, true, nil
   local function add(name, ok, detail)
     local c = { name = name, ok = ok ~= false, detail = detail, skipped = ok == nil or nil }
-    report.checks[#report.checks + 1] = c
-    if not c.ok then report.ok = false end
+    checks[#checks + 1] = c
+    if not c.ok then
+      all_ok = false
+      reasons = reasons or {}
+      reasons[#reasons + 1] = name .. ": " .. tostring(detail)
+    end
   end
   local r, err = results.read(path)
   local passed = {}
@@ -205,10 +212,9 @@ function SetMT:run(path, ctx)
     elseif need and not passed[need] then
       add(c.name, nil, ("skipped: the %s check did not pass"):format(need))
     else
-      local out = table.pack(pcall(c.fn, r, ctx))
-      local ok, okc, detail = out[1], out[2], out[3]
+      local n, ok, okc, detail = counted(pcall(c.fn, r, ctx))
       if not ok then okc, detail = false, "check raised an error: " .. tostring(okc)
-      elseif out.n == 1 then
+      elseif n == 1 then
         -- nothing returned: a check that forgot its verdict does not pass
         okc, detail = false, "the check returned nothing (return ok, detail; or nil, why to skip it)"
       end
@@ -216,13 +222,8 @@ function SetMT:run(path, ctx)
       passed[c.name] = okc ~= false
     end
   end
-  report.result = r
-  local reasons = {}
-  for _, c in ipairs(report.checks) do
-    if not c.ok then reasons[#reasons + 1] = c.name .. ": " .. tostring(c.detail) end
-  end
-  report.reason = #reasons > 0 and table.concat(reasons, "; ") or nil
-  return report
+  return { file = path, ok = all_ok, checks = checks, result = r,
+           reason = reasons and table.concat(reasons, "; ") or nil }
 end
 
 SetMT.__call = SetMT.run

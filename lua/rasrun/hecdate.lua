@@ -34,9 +34,11 @@ local function civil_from_days(z)
   return m <= 2 and y + 1 or y, m, d
 end
 
--- Days in month mo of year y.
+-- Days in month mo of year y (proleptic Gregorian leap years).
+local MONTH_DAYS = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
 local function civil_day_count(y, mo)
-  return days_from_civil(mo == 12 and y + 1 or y, mo == 12 and 1 or mo + 1, 1) - days_from_civil(y, mo, 1)
+  if mo == 2 and y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0) then return 29 end
+  return MONTH_DAYS[mo]
 end
 
 -- Naive seconds for a calendar date and time of day.
