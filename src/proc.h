@@ -8,6 +8,18 @@
 #include <signal.h>
 #include <sys/types.h>
 
+/* A stack for the child of proc_spawn (see proc_spawn.c), for a caller that
+ * starts many programs one after another (the spawner): made once, used by
+ * each start. One start at a time uses it. */
+typedef struct {
+    char *base;
+    size_t size;
+} proc_stack;
+
+/* 0, or -1 with errno. */
+int proc_stack_make(proc_stack *st);
+void proc_stack_free(proc_stack *st);
+
 typedef struct {
     char *const *argv;   /* argv[0] with a slash is a path; without, looked up on PATH */
     char *const *envp;   /* NULL: inherit */
@@ -17,6 +29,7 @@ typedef struct {
     const cpu_set_t *caller_cpus; /* non-NULL: the calling thread's cores from the moment
                                    * the child exists (the child keeps the caller's);
                                    * see proc_spawn.c */
+    const proc_stack *stack;      /* the child's (NULL: one is made for this start) */
 } proc_spec;
 
 /* Starts the program with default signal dispositions and an empty signal

@@ -24,7 +24,6 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,61 +47,31 @@ typedef struct {
     const char *step; /* which step */
 } child_args;
 
-/* The child's stack is made once and used again by every start: the caller
- * waits until its child has exec'd or ended, so one start is done with it
- * before the next begins. Only a start that overlaps another (from another
- * thread) makes a stack of its own. */
-static char *kept_stack;
-static size_t kept_size;
-static atomic_flag kept_busy = ATOMIC_FLAG_INIT;
-
-static char *new_stack(size_t *size)
+int proc_stack_make(proc_stack *st)
 {
     long page = sysconf(_SC_PAGESIZE);
     size_t guard = page > 0 ? (size_t)page : 4096, n = guard + CHILD_STACK;
     n = (n + guard - 1) / guard * guard;
-    char *stack = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    if (stack == MAP_FAILED)
-        return NULL;
-    if (mprotect(stack, guard, PROT_NONE) != 0) { /* the guard page below */
-        munmap(stack, n);
-        return NULL;
+    char *base = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (base == MAP_FAILED)
+        return -1;
+    if (mprotect(base, guard, PROT_NONE) != 0) { /* the guard page below */
+        int e = errno;
+        munmap(base, n);
+        errno = e;
+        return -1;
     }
-    *size = n;
-    return stack;
+    st->base = base;
+    st->size = n;
+    return 0;
 }
 
-/* A stack for one start (the kept one when free), or NULL with errno. */
-static char *take_stack(size_t *size)
+void proc_stack_free(proc_stack *st)
 {
-    if (!atomic_flag_test_and_set(&kept_busy)) {
-        if (!kept_stack)
-            kept_stack = new_stack(&kept_size);
-        if (kept_stack) {
-            *size = kept_size;
-            return kept_stack;
-        }
-        atomic_flag_clear(&kept_busy);
-        return NULL;
-    }
-    return new_stack(size);
-}
-
-static void give_stack(char *stack, size_t size)
-{
-    if (stack == kept_stack)
-        atomic_flag_clear(&kept_busy);
-    else
-        munmap(stack, size);
-}
-
-/* The calling thread's id, asked once per thread. */
-static pid_t this_thread(void)
-{
-    static _Thread_local pid_t tid;
-    if (!tid)
-        tid = (pid_t)syscall(SYS_gettid);
-    return tid;
+    if (st->base)
+        munmap(st->base, st->size);
+    st->base = NULL;
+    st->size = 0;
 }
 
 #define NO_SANITIZE __attribute__((no_sanitize("address", "undefined")))
@@ -208,23 +177,28 @@ NO_SANITIZE static int child_main(void *arg)
 pid_t proc_spawn(const proc_spec *s, char *err, size_t errlen)
 {
     const char *path = getenv("PATH");
-    child_args c = { .s = s, .envp = s->envp ? s->envp : environ, .caller = this_thread(),
+    child_args c = { .s = s, .envp = s->envp ? s->envp : environ, .caller = (pid_t)syscall(SYS_gettid),
                      .path = path && *path ? path : "/bin:/usr/bin" };
-    size_t size;
-    char *stack = take_stack(&size);
+    /* the caller waits until its child has exec'd or ended: the stack is
+     * free again when proc_spawn returns */
+    proc_stack own = { NULL, 0 };
+    const proc_stack *stack = s->stack;
     if (!stack) {
-        snprintf(err, errlen, "cannot start %s: %s", s->argv[0], strerror(errno));
-        return -1;
+        if (proc_stack_make(&own) != 0) {
+            snprintf(err, errlen, "cannot start %s: %s", s->argv[0], strerror(errno));
+            return -1;
+        }
+        stack = &own;
     }
     int saved_errno = errno; /* the child shares this thread's errno */
     /* no signal handler runs in the child before it has set them aside */
     sigset_t all, mask;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &mask);
-    pid_t pid = clone(child_main, stack + size, CLONE_VM | CLONE_VFORK | SIGCHLD, &c);
+    pid_t pid = clone(child_main, stack->base + stack->size, CLONE_VM | CLONE_VFORK | SIGCHLD, &c);
     int clone_err = errno;
     pthread_sigmask(SIG_SETMASK, &mask, NULL);
-    give_stack(stack, size);
+    proc_stack_free(&own);
     if (pid < 0) {
         snprintf(err, errlen, "cannot start %s: %s", s->argv[0], strerror(clone_err));
         return -1;

@@ -19,10 +19,11 @@ typedef struct request {
 struct spawner {
     loop *l;
     int watch;            /* poked when a start is made */
+    proc_stack stack;     /* the children's, one start after another */
     request *head, *tail; /* started, callback not run yet */
 };
 
-static void do_spawn(const proc_spec *ps, spawn_result *r)
+static void do_spawn(spawner *sp, const proc_spec *ps, spawn_result *r)
 {
     r->pidfd = -1;
     /* A loop pinned to the core it starts the engine on is given the other
@@ -31,6 +32,7 @@ static void do_spawn(const proc_spec *ps, spawn_result *r)
      * and on the core of an engine that started earlier, the one likely to
      * end first, it is at hand when that one ends. */
     proc_spec spec = *ps;
+    spec.stack = &sp->stack;
     cpu_set_t cores;
     int here = affinity_pinned_cpu();
     if (here >= 0 && affinity_unpinned(&cores) == 0) {
@@ -74,8 +76,14 @@ static void on_ready(void *ud, int fd, short revents)
 spawner *spawner_new(loop *l, char *err, size_t errlen)
 {
     spawner *sp = calloc(1, sizeof *sp);
-    if (!sp || (sp->watch = loop_watch(l, -1, 0, on_ready, sp)) < 0) {
+    if (!sp || proc_stack_make(&sp->stack) != 0) {
+        snprintf(err, errlen, "cannot set up process spawning: %s", strerror(sp ? errno : ENOMEM));
+        free(sp);
+        return NULL;
+    }
+    if ((sp->watch = loop_watch(l, -1, 0, on_ready, sp)) < 0) {
         snprintf(err, errlen, "cannot set up process spawning: out of memory");
+        proc_stack_free(&sp->stack);
         free(sp);
         return NULL;
     }
@@ -94,7 +102,7 @@ void spawner_start(spawner *sp, const proc_spec *ps, spawn_cb cb, void *ud)
     }
     q->cb = cb;
     q->ud = ud;
-    do_spawn(ps, &q->r);
+    do_spawn(sp, ps, &q->r);
     if (sp->tail)
         sp->tail->next = q;
     else
@@ -115,5 +123,6 @@ void spawner_free(spawner *sp)
         return;
     spawner_drain(sp);
     loop_unwatch(sp->l, sp->watch);
+    proc_stack_free(&sp->stack);
     free(sp);
 }
