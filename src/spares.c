@@ -1,4 +1,4 @@
-/* Spares (see spares.h): linked aside before a replace, emptied on a helper
+/* Spares (see spares.h): moved aside after a replace, emptied on a helper
  * thread, handed out emptied. */
 #include "spares.h"
 #include "fsutil.h"
@@ -94,21 +94,26 @@ spares *spares_new(const char *dir)
     return sp;
 }
 
-/* The helper is woken for this many replaced files at once (each wake-up
- * is a system call here and a switch on another core, where an engine
- * runs), or at once while fewer than LOW_READY are ready. */
+/* The helper is woken for this many small replaced files at once (each
+ * wake-up is a system call here and a switch on another core, where an
+ * engine runs: per plan, that counted when plans take milliseconds), or at
+ * once while fewer than LOW_READY are ready, or when there are as many ready
+ * as are kept (the rest are only to be removed), or for a file of BIG bytes
+ * or more: its disk space comes back at once, as it would without spares. */
 #define WAKE_BATCH 8
 #define LOW_READY 4
+#define BIG (1LL << 20)
 
 /* With mu held. */
-static void wake_if_due(spares *sp)
+static void wake_if_due(spares *sp, int big)
 {
-    if (sp->npending >= WAKE_BATCH || (sp->npending > 0 && sp->nready < LOW_READY))
+    if (sp->npending > 0 &&
+        (big || sp->npending >= WAKE_BATCH || sp->nready < LOW_READY || sp->nready >= MAX_SPARES))
         helper_signal(&sp->helper);
 }
 
-/* A place in the spares folder for old, or NULL. */
-static char *spare_name(spares *sp, const char *old)
+/* A place in the spares folder for old, or NULL; *size: old's. */
+static char *spare_name(spares *sp, const char *old, long long *size)
 {
     struct stat st;
     if (!sp || sp->disabled)
@@ -118,6 +123,7 @@ static char *spare_name(spares *sp, const char *old)
     pthread_mutex_unlock(&sp->helper.mu);
     if (full || lstat(old, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1)
         return NULL;
+    *size = (long long)st.st_size;
     if (!sp->made_dir) {
         if (mkdir(sp->dir, 0700) != 0 && errno != EEXIST) {
             sp->disabled = 1;
@@ -133,7 +139,8 @@ static char *spare_name(spares *sp, const char *old)
 
 void spares_adopt(spares *sp, const char *old)
 {
-    char *p = spare_name(sp, old);
+    long long size = 0;
+    char *p = spare_name(sp, old, &size);
     if (!p || rename(old, p) != 0) {
         if (p && errno == EXDEV)
             sp->disabled = 1; /* the spares folder is on another file system */
@@ -146,7 +153,7 @@ void spares_adopt(spares *sp, const char *old)
     if (helper && sp->npending < MAX_QUEUED) {
         sp->pending[sp->npending++] = p;
         p = NULL;
-        wake_if_due(sp);
+        wake_if_due(sp, size >= BIG);
     }
     pthread_mutex_unlock(&sp->helper.mu);
     if (p) { /* not kept: the queue is full, or there is no helper thread */
@@ -163,7 +170,7 @@ char *spares_take(spares *sp)
         return NULL;
     pthread_mutex_lock(&sp->helper.mu);
     char *p = sp->nready ? sp->ready[--sp->nready] : NULL;
-    wake_if_due(sp);
+    wake_if_due(sp, 0);
     pthread_mutex_unlock(&sp->helper.mu);
     return p;
 }
