@@ -239,17 +239,15 @@ static int in_place_open(const char *dst, mode_t mode, const char **reuse)
             int fd = open(dst, O_WRONLY | O_CLOEXEC); /* empty already (temp_open) */
             if (fd >= 0 && fchmod(fd, mode) == 0)
                 return fd;
-            int e = errno;
             if (fd >= 0)
                 close(fd);
-            unlink(dst);
-            errno = e == EEXIST ? EIO : e; /* not "there already" */
+            unlink(dst); /* not to be written: a new file it is */
+        } else if (errno == EEXIST) {
             return -1;
+        } else {
+            unlink(*reuse); /* on another file system: a new file it is */
+            *reuse = NULL;
         }
-        if (errno == EEXIST)
-            return -1;
-        unlink(*reuse); /* on another file system: a new file it is */
-        *reuse = NULL;
     }
     return open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
 }

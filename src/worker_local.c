@@ -239,9 +239,10 @@ static int stage_files(const attempt *a, int clear_first, char **spares, char *e
             continue;
         const int how = FS_COPY_MTIME | FS_COPY_WRITABLE | FS_COPY_IN_PLACE;
         int rc = fs_copy_reusing(src, dst, how, spares[i], why, sizeof why);
+        int missing = rc != 0 && errno == ENOENT;
         free(spares[i]);
         spares[i] = NULL;
-        if (rc != 0 && !link && errno == ENOENT && other_case(src, sizeof src))
+        if (missing && !link && other_case(src, sizeof src))
             rc = fs_copy_reusing(src, dst, how, NULL, why, sizeof why);
         if (rc != 0) {
             snprintf(err, n, "staging in: %s", errno == ECANCELED ? "stopped" : why);

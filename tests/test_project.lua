@@ -401,6 +401,23 @@ function TestProject:test_plan_files_are_read_ahead_when_not_cached()
   lu.assertEquals(plans[3].title, "c")
 end
 
+-- path.join: missing or empty parts are skipped (a recipe's `cond and "sub"`
+-- too), an absolute part starts over, one slash between parts.
+function TestProject:test_path_join()
+  local join = require("rasrun.path").join
+  lu.assertEquals(join("a", "b"), "a/b")
+  lu.assertEquals(join("a/", "b"), "a/b")
+  lu.assertEquals(join("a", "b", "c", "d", "e"), "a/b/c/d/e")
+  lu.assertEquals(join("", "b"), "b")
+  lu.assertEquals(join(nil, "b", nil, "c"), "b/c")
+  lu.assertEquals(join("a", false, "c"), "a/c")
+  lu.assertEquals(join(false, "b"), "b")
+  lu.assertEquals(join("a", "/b", "c"), "/b/c")
+  lu.assertEquals(join("/", "x"), "/x")
+  lu.assertEquals(join(), "")
+  lu.assertEquals(join(nil, false, ""), "")
+end
+
 -- HEC dates: any case of month, hour 24 only as the end of a day, and only
 -- days the month has.
 function TestProject:test_hec_dates()

@@ -1,11 +1,11 @@
 -- Path helpers (POSIX paths; HEC-RAS's own Windows paths are handled where read).
 local M = {}
 
--- out joined with p: an empty or missing part is skipped, an absolute one
--- starts over.
+-- out joined with p: an empty or missing part (nil, false, "") is skipped,
+-- an absolute one starts over.
 local function join2(out, p)
-  if p == nil or p == "" then return out end
-  if out == nil or p:byte(1) == 47 then return p end -- "/"
+  if not p or p == "" then return out end
+  if not out or p:byte(1) == 47 then return p end -- "/"
   if out:byte(-1) == 47 then return out .. p end
   return out .. "/" .. p
 end
