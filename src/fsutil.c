@@ -68,6 +68,31 @@ int fs_mkdirs_top(const char *path, char *err, size_t errlen)
     return 0;
 }
 
+static int rename_new(const char *from, const char *to);
+
+int fs_mkdirs_spread(const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return 0;
+    char parent[PATH_MAX], tmp[PATH_MAX + 64];
+    const char *slash = strrchr(path, '/');
+    if (!slash || slash == path || snprintf(parent, sizeof parent, "%.*s", (int)(slash - path), path) >=
+                                       (int)sizeof parent)
+        return fs_mkdirs(path, err, errlen);
+    if (fs_mkdirs(parent, err, errlen) != 0)
+        return -1;
+    if (snprintf(tmp, sizeof tmp, "%s/.%.180s.%016llx.new", parent, slash + 1, fs_random_tag(0)) >=
+            (int)sizeof tmp ||
+        mkdir(tmp, 0777) != 0)
+        return fs_mkdirs(path, err, errlen); /* as any folder, then */
+    if (rename_new(tmp, path) != 0) {
+        rmdir(tmp); /* made meanwhile by someone else, or not to be renamed */
+        return fs_mkdirs(path, err, errlen);
+    }
+    return 0;
+}
+
 static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st;

@@ -5,6 +5,7 @@
  *   fs.list(dir) -> sorted names | nil, msg
  *   fs.mkdirs(p)  fs.rmtree(p)  fs.remove(p)  fs.rename(a, b)   -> true | nil, msg
  *   fs.mkdirs_top(p): fs.mkdirs, marked for fresh disk space (fs_mkdirs_top)
+ *   fs.mkdirs_spread(p): fs.mkdirs, the last folder placed as a new name's (fs_mkdirs_spread)
  *   fs.copy(src, dst [, keep_mtime])  fs.write(p, data)  (both atomic)
  *   fs.read(p [, max]) -> data | nil, msg
  *   fs.touch(p [, mtime])  fs.realpath(p)  fs.tempdir(prefix [, in])  fs.free_bytes(p)
@@ -131,6 +132,12 @@ static int l_list(lua_State *L)
     }
     free(names);
     return 1;
+}
+
+static int l_mkdirs_spread(lua_State *L)
+{
+    char err[1024];
+    return result(L, fs_mkdirs_spread(luaL_checkstring(L, 1), err, sizeof err), err);
 }
 
 static int l_mkdirs_top(lua_State *L)
@@ -365,7 +372,7 @@ static const luaL_Reg funcs[] = {
     { "stat", l_stat },         { "exists", l_exists },   { "isdir", l_isdir },
     { "isfile", l_isfile },     { "mtime", l_mtime },     { "list", l_list },
     { "mkdirs", l_mkdirs },     { "rmtree", l_rmtree },   { "remove", l_remove },
-    { "mkdirs_top", l_mkdirs_top },
+    { "mkdirs_top", l_mkdirs_top },  { "mkdirs_spread", l_mkdirs_spread },
     { "rename", l_rename },     { "copy", l_copy },       { "write", l_write },
     { "read", l_read },         { "touch", l_touch },     { "realpath", l_realpath },
     { "tempdir", l_tempdir },   { "free_bytes", l_free_bytes }, { "glob", l_glob },

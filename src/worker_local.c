@@ -201,7 +201,7 @@ static int stage_files(const attempt *a, int clear_first, char **spares, char *e
      * in the run, or after a failed attempt's folder was kept, finds it
      * missing or not empty */
     if (clear_first &&
-        (fs_clear(a->workdir, why, sizeof why) != 0 || fs_mkdirs(a->workdir, why, sizeof why) != 0)) {
+        (fs_clear(a->workdir, why, sizeof why) != 0 || fs_mkdirs_spread(a->workdir, why, sizeof why) != 0)) {
         snprintf(err, n, "%s: %s", a->w->name, why);
         return -1;
     }

@@ -401,6 +401,25 @@ function TestProject:test_plan_files_are_read_ahead_when_not_cached()
   lu.assertEquals(plans[3].title, "c")
 end
 
+-- fs.mkdirs_spread: the folder and its parents are made, the last under a
+-- name of its own first (renamed: nothing of that name is left); an existing
+-- folder is kept as it is; a file in the way is an error naming the path.
+function TestProject:test_mkdirs_spread()
+  local d = H.tmpdir("spread")
+  lu.assertTrue(fs.mkdirs_top(d .. "/run"))
+  lu.assertTrue(fs.mkdirs_spread(d .. "/run/deep/logs"))
+  lu.assertTrue(fs.isdir(d .. "/run/deep/logs"))
+  lu.assertEquals(fs.list(d .. "/run/deep"), { "logs" })
+  fs.write(d .. "/run/deep/logs/a.log", "kept")
+  lu.assertTrue(fs.mkdirs_spread(d .. "/run/deep/logs"))
+  lu.assertEquals(fs.read(d .. "/run/deep/logs/a.log"), "kept")
+  fs.write(d .. "/run/file", "x")
+  local ok, err = fs.mkdirs_spread(d .. "/run/file")
+  lu.assertNil(ok)
+  lu.assertStrContains(err, d .. "/run/file")
+  lu.assertEquals(#fs.list(d .. "/run"), 2) -- deep, file: no folder left behind
+end
+
 -- path.join: missing or empty parts are skipped (a recipe's `cond and "sub"`
 -- too), an absolute part starts over, one slash between parts.
 function TestProject:test_path_join()

@@ -1008,9 +1008,9 @@ function Pool:run(opts)
   local run_id = prior.run_id or (resume_dir and path.basename(resume_dir)) or new_run_id()
   local run_dir = path.abspath(resume_dir or opts.run_dir or
     path.join(projects[1] and projects[1].dir or path.cwd(), ".rasrun", "runs", run_id))
-  -- the logs go to a fresh part of the disk (see fs_mkdirs_top)
+  -- the logs go to a fresh part of the disk (see fs_mkdirs_top, fs_mkdirs_spread)
   local made, merr = fs.mkdirs_top(run_dir)
-  if made then made, merr = fs.mkdirs(path.join(run_dir, "logs")) end
+  if made then made, merr = fs.mkdirs_spread(path.join(run_dir, "logs")) end
   if not made then cannot(merr .. " (the run folder; run_dir = ... puts it elsewhere)") end
 
   -- Which plans run, and on which engines.
