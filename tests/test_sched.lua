@@ -1564,6 +1564,26 @@ function TestSched:test_a_project_listed_twice_runs_once()
     function() pool_of(H.local_worker("a")):run { project = prj, run_dir = d .. "/run/x", force = true } end)
 end
 
+-- The maxima check's baseline, when it is not there, stops pool:run before
+-- any plan runs, naming the file; one that a plan of the run writes is not
+-- looked for.
+function TestSched:test_a_missing_baseline_is_said_before_any_plan_runs()
+  local prj = project({ { title = "a", seconds = 0 }, { title = "b", seconds = 0 } })
+  local pool = pool_of(H.local_worker("a"))
+  local missing = prj.dir .. "/Base.p01.hdf"
+  local check = rasrun.checks.standard { maxima = { baseline = missing } }
+  lu.assertErrorMsgContains("the maxima check's baseline " .. missing ..
+    " is not there (no such file, and no plan of this run writes it)",
+    function() run(pool, { project = prj, check = check, force = true }) end)
+  lu.assertFalse(fs.exists(prj.dir .. "/run")) -- nothing started
+  lu.assertFalse(fs.exists(prj.dir .. "/Sample.p01.hdf"))
+  -- plan 01's result as the baseline: plan 01 writes it
+  check = rasrun.checks.standard { maxima = { baseline = prj:plan("01"):result_path() } }
+  local r = run(pool, { project = prj, check = check, plans = { "01" } })
+  lu.assertEquals(#r.results, 1)
+  lu.assertEquals(r.results[1].attempts, 1, r.results[1].reason)
+end
+
 function TestSched:test_workers_from_remote_workers_json()
   local d = H.tmpdir("json")
   fs.write(d .. "/RemoteWorkers.json", json.encode({ workers = {

@@ -277,6 +277,8 @@ function M.standard(opts)
     { name = "messages", fn = M.messages },
   } }, SetMT)
   if opts.maxima then set.list[#set.list + 1] = { name = "maxima", fn = M.maxima(opts.maxima) } end
+  -- (pool:run looks for it before any plan runs)
+  set.baseline = opts.maxima and opts.maxima.baseline
   for _, c in ipairs(opts.extra or {}) do set.list[#set.list + 1] = c end
   return set
 end

@@ -944,6 +944,18 @@ function Pool:run(opts)
   end
   jobs = order_jobs(jobs, opts.order)
   resolve_after(jobs, opts.after)
+  -- The result the maxima check compares with is there, or a plan of this
+  -- run writes it: said now, not as a failed check of every plan after
+  -- hours of computing.
+  local baseline = checks.is_set(opts.check) and opts.check.baseline
+  if baseline and not fs.isfile(baseline) then
+    local want, written = path.abspath(baseline), false
+    for _, j in ipairs(jobs) do written = written or path.abspath(j.plan:result_path()) == want end
+    if not written then
+      cannot(("the maxima check's baseline %s is not there (no such file, and no plan of this run writes it)")
+        :format(baseline))
+    end
+  end
 
   -- Resume: what the interrupted run finished stays done. Under `rasrun
   -- resume`, the recipe's pool:run over the same projects and plans as the
