@@ -212,6 +212,27 @@ static int rename_new(const char *from, const char *to)
     return rename(from, to);
 }
 
+/* The existing file old renamed to name (never over a file there) and
+ * opened for writing, its mode set to mode exactly; or -1, with *renamed
+ * saying whether the rename was made (name is then removed again; else
+ * old is still there, and errno is the rename's). */
+static int open_reused(const char *old, const char *name, mode_t mode, int *renamed)
+{
+    *renamed = rename_new(old, name) == 0;
+    if (!*renamed)
+        return -1;
+    /* not O_TRUNC: a spare is empty already, and ext4 writes a file
+     * truncated to 0 out at its close (auto_da_alloc), in the caller's
+     * time; fs_copy_reusing cuts any tail */
+    int fd = open(name, O_WRONLY | O_CLOEXEC);
+    if (fd >= 0 && fchmod(fd, mode) == 0)
+        return fd;
+    if (fd >= 0)
+        close(fd);
+    unlink(name);
+    return -1;
+}
+
 /* Creates a uniquely named temporary file beside dst (".NAME.<random>.part",
  * so that it never matches the final name's pattern) with the given mode
  * (the umask applies, as for any new file). reuse, when not NULL, is an
@@ -232,18 +253,11 @@ static int temp_open(char *out, size_t n, const char *dst, mode_t mode, const ch
         if (reuse) {
             const char *old = reuse;
             reuse = NULL;
-            if (rename_new(old, out) == 0) {
-                /* not O_TRUNC: a spare is empty already, and ext4 writes a
-                 * file truncated to 0 out at its close (auto_da_alloc), in
-                 * the caller's time; fs_copy_reusing cuts any tail */
-                int fd = open(out, O_WRONLY | O_CLOEXEC);
-                if (fd >= 0 && fchmod(fd, mode) == 0)
-                    return fd;
-                if (fd >= 0)
-                    close(fd);
-                unlink(out);
+            int renamed, fd = open_reused(old, out, mode, &renamed);
+            if (fd >= 0)
+                return fd;
+            if (renamed)
                 continue;
-            }
             unlink(old); /* on another file system: a new file it is */
         }
         int fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
@@ -259,14 +273,12 @@ static int temp_open(char *out, size_t n, const char *dst, mode_t mode, const ch
 static int in_place_open(const char *dst, mode_t mode, const char **reuse)
 {
     if (*reuse) {
-        if (rename_new(*reuse, dst) == 0) {
+        int renamed, fd = open_reused(*reuse, dst, mode, &renamed);
+        if (fd >= 0 || renamed) {
             *reuse = NULL;
-            int fd = open(dst, O_WRONLY | O_CLOEXEC); /* empty already (temp_open) */
-            if (fd >= 0 && fchmod(fd, mode) == 0)
-                return fd;
             if (fd >= 0)
-                close(fd);
-            unlink(dst); /* not to be written: a new file it is */
+                return fd;
+            /* not to be written: a new file it is */
         } else if (errno == EEXIST) {
             return -1;
         } else {
