@@ -375,6 +375,49 @@ static int copy_data(int in, int out, dev_t dev, off_t size)
     return n < 0 ? -1 : 0;
 }
 
+/* Copies in to out leaving out every CR; *written: the bytes written. */
+static int copy_without_cr(int in, int out, off_t *written)
+{
+    char buf[1 << 16];
+    ssize_t n;
+    *written = 0;
+    while ((n = read(in, buf, sizeof buf)) > 0) {
+        if (stopped())
+            return -1;
+        size_t kept = 0;
+        for (ssize_t i = 0; i < n; i++)
+            if (buf[i] != '\r')
+                buf[kept++] = buf[i];
+        for (size_t off = 0; off < kept;) {
+            ssize_t w = write(out, buf + off, kept - off);
+            if (w < 0)
+                return -1;
+            off += (size_t)w;
+        }
+        *written += (off_t)kept;
+    }
+    return n < 0 ? -1 : 0;
+}
+
+int fs_has_cr(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return -1;
+    char buf[1 << 16];
+    ssize_t n;
+    int found = 0;
+    while (!found && (n = read(fd, buf, sizeof buf)) > 0)
+        found = memchr(buf, '\r', (size_t)n) != NULL;
+    int e = errno;
+    close(fd);
+    if (!found && n < 0) {
+        errno = e;
+        return -1;
+    }
+    return found;
+}
+
 int fs_copy(const char *src, const char *dst, int keep_mtime, char *err, size_t errlen)
 {
     return fs_copy_reusing(src, dst, keep_mtime ? FS_COPY_MTIME : 0, NULL, err, errlen);
@@ -418,10 +461,11 @@ int fs_copy_reusing(const char *src, const char *dst, int flags, const char *reu
         close(in);
         return say(err, errlen, "cannot write", tmp);
     }
-    int rc = copy_data(in, out, st.st_dev, st.st_size);
+    off_t size = st.st_size;
+    int rc = (flags & FS_COPY_NO_CR) ? copy_without_cr(in, out, &size) : copy_data(in, out, st.st_dev, size);
     struct stat now;
-    if (rc == 0 && reused && fstat(out, &now) == 0 && now.st_size > st.st_size)
-        rc = ftruncate(out, st.st_size);
+    if (rc == 0 && reused && fstat(out, &now) == 0 && now.st_size > size)
+        rc = ftruncate(out, size);
     int saved = errno;
     if (rc == 0 && (flags & FS_COPY_MTIME)) {
         struct timespec ts[2] = { st.st_atim, st.st_mtim };

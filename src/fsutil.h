@@ -42,10 +42,14 @@ int fs_copy(const char *src, const char *dst, int keep_mtime, char *err, size_t 
  * FS_COPY_IN_PLACE, dst is in a folder of the caller's own that nothing
  * reads meanwhile (a work folder, filled before its engine starts): the
  * copy is written under dst's own name, without the temporary name and the
- * rename, when no dst is there yet (removed again when the copy fails). */
-enum { FS_COPY_MTIME = 1, FS_COPY_WRITABLE = 2, FS_COPY_IN_PLACE = 4 };
+ * rename, when no dst is there yet (removed again when the copy fails).
+ * With FS_COPY_NO_CR, every CR byte of src is left out of the copy (a text
+ * file from Windows for a program that reads LF line ends only). */
+enum { FS_COPY_MTIME = 1, FS_COPY_WRITABLE = 2, FS_COPY_IN_PLACE = 4, FS_COPY_NO_CR = 8 };
 int fs_copy_reusing(const char *src, const char *dst, int flags, const char *reuse, char *err,
                     size_t errlen);
+/* Does the file hold a CR byte? 1, 0, or -1 (errno set) when it cannot be read. */
+int fs_has_cr(const char *path);
 
 /* Copies by the calling thread stop (errno ECANCELED) once *flag is set,
  * within 64 MB; NULL: they never do. */

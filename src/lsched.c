@@ -10,7 +10,7 @@
  *     on_event = function(ev) end, tick = function() end,
  *     tick_every = 0.25, cancel_wait = 20, down_grace = 30, keep_scratch = false,
  *   }
- * spec = { inputs = {...}, links = {...}, steps = {{argv...}, ...}, env = {NAME = value},
+ * spec = { inputs = {...}, links = {...}, text = {...}, steps = {{argv...}, ...}, env = {NAME = value},
  *          result = {from =, to =}, collect = {glob...}, geometry = {key =, files = {...}} }
  * results[i] = { key, plan, status, attempts, worker, host, elapsed, result, reason,
  *                report, history = { {attempt, worker, status, ...}, ... } } */
@@ -65,6 +65,7 @@ static void spec_free(job_spec *sp)
         return;
     strv_free(sp->inputs, sp->ninputs);
     strv_free(sp->links, sp->nlinks);
+    strv_free(sp->text, sp->ntext);
     for (int i = 0; i < sp->nsteps; i++) {
         char **a = sp->steps[i];
         for (int k = 0; a && a[k]; k++)
@@ -88,6 +89,7 @@ static job_spec *read_spec(lua_State *L, int t)
         return NULL;
     sp->inputs = strv(L, t, "inputs", &sp->ninputs);
     sp->links = strv(L, t, "links", &sp->nlinks);
+    sp->text = strv(L, t, "text", &sp->ntext);
     lua_getfield(L, t, "steps");
     int steps = lua_gettop(L);
     sp->nsteps = lua_istable(L, steps) ? (int)lua_rawlen(L, steps) : 0;

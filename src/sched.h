@@ -31,6 +31,10 @@ typedef struct {
     int ninputs;
     char **links;           /* inputs the engine only reads: a worker may hard-link them */
     int nlinks;
+    char **text;            /* inputs the engine reads as text without CR (the Linux
+                             * engine's .bNN): staged with every CR taken out when
+                             * they have one (Windows HEC-RAS writes CR LF) */
+    int ntext;
     char ***steps;          /* argv arrays, run one after another */
     int nsteps;
     char **env;             /* "NAME=value" added to the engine's environment */

@@ -215,10 +215,14 @@ static int stage_files(const attempt *a, int clear_first, char **spares, char *e
          * their name; a file to copy is looked for there when the copy
          * finds none (a copy looks at its source anyway) */
         int link = spec_lists(a->spec->links, a->spec->nlinks, name);
+        int text = spec_lists(a->spec->text, a->spec->ntext, name);
         struct stat st;
-        int there = link && stat(src, &st) == 0;
-        if (link && !there && errno == ENOENT && other_case(src, sizeof src))
+        int there = (link || text) && stat(src, &st) == 0;
+        if ((link || text) && !there && errno == ENOENT && other_case(src, sizeof src))
             there = stat(src, &st) == 0;
+        /* a text input with a CR in it (Windows HEC-RAS writes CR LF) is
+         * copied without them, never linked: the project keeps its own */
+        int no_cr = text && there && S_ISREG(st.st_mode) && fs_has_cr(src) == 1;
         /* a file in a subfolder of the project (a DSS file in hydrology/)
          * goes into the same subfolder */
         char *slash = strrchr(dst, '/');
@@ -235,9 +239,10 @@ static int stage_files(const attempt *a, int clear_first, char **spares, char *e
          * to the symbolic link itself would point elsewhere from here; only
          * to a regular file (a FIFO or a device goes to the copy, which
          * refuses it, naming it) */
-        if (there && link && S_ISREG(st.st_mode) && linkat(AT_FDCWD, src, AT_FDCWD, dst, AT_SYMLINK_FOLLOW) == 0)
+        if (there && link && !no_cr && S_ISREG(st.st_mode) &&
+            linkat(AT_FDCWD, src, AT_FDCWD, dst, AT_SYMLINK_FOLLOW) == 0)
             continue;
-        const int how = FS_COPY_MTIME | FS_COPY_WRITABLE | FS_COPY_IN_PLACE;
+        const int how = FS_COPY_MTIME | FS_COPY_WRITABLE | FS_COPY_IN_PLACE | (no_cr ? FS_COPY_NO_CR : 0);
         int rc = fs_copy_reusing(src, dst, how, spares[i], why, sizeof why);
         int missing = rc != 0 && errno == ENOENT;
         free(spares[i]);

@@ -290,8 +290,11 @@ static char *launch_script(sshw *x, task *t, char hexes[][65])
     sb_add(&b, "\nrm -rf \"$D\" && mkdir -p \"$D\" && cd \"$D\" || "
                "{ echo \"rasrun-fail cannot prepare $D\" >&2; exit 201; }\n");
     const job_spec *sp = t->sp;
+    if (sp->ntext > 0)
+        sb_add(&b, "R=$(printf '\\r')\n");
     for (int i = 0; i < sp->ninputs; i++) {
         int link = spec_lists(sp->links, sp->nlinks, sp->inputs[i]);
+        int text = spec_lists(sp->text, sp->ntext, sp->inputs[i]);
         const char *slash = strrchr(sp->inputs[i], '/');
         if (slash) { /* a file in a subfolder of the project goes into the same one */
             char *dir = strndup(sp->inputs[i], (size_t)(slash - sp->inputs[i]));
@@ -300,6 +303,15 @@ static char *launch_script(sshw *x, task *t, char hexes[][65])
             sb_add(&b, " && ");
             free(dir);
         }
+        /* a text input with a CR in it (Windows HEC-RAS writes CR LF): a
+         * copy without them, with the file's time */
+        if (text) {
+            sb_add(&b, "if grep -q \"$R\" \"$C/%s\"; then e=$(tr -d '\\r' <\"$C/%s\" >", hexes[i], hexes[i]);
+            sb_word(&b, sp->inputs[i]);
+            sb_add(&b, " 2>&1 && touch -r \"$C/%s\" -- ", hexes[i]);
+            sb_word(&b, sp->inputs[i]);
+            sb_add(&b, " 2>&1); else ");
+        }
         sb_add(&b, link ? "e=$(ln -s -- \"$C/%s\" " : "e=$(cp -p -- \"$C/%s\" ", hexes[i]);
         sb_word(&b, sp->inputs[i]);
         if (!link) { /* a copy the engine may write: a read-only input's too */
@@ -307,8 +319,8 @@ static char *launch_script(sshw *x, task *t, char hexes[][65])
             sb_word(&b, sp->inputs[i]);
         }
         /* with the command's own words: a full disk says so */
-        sb_add(&b, " 2>&1) || { echo \"rasrun-fail cannot place an input in $D: $(echo \"$e\" | head -n 1)\" >&2; "
-                   "exit 202; }\n");
+        sb_add(&b, " 2>&1)%s || { echo \"rasrun-fail cannot place an input in $D: $(echo \"$e\" | head -n 1)\" >&2; "
+                   "exit 202; }\n", text ? "; fi" : "");
     }
     /* an engine that is not where the worker says: named, not exit code 127 */
     for (int s = 0; s < sp->nsteps; s++) {

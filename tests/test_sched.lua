@@ -704,6 +704,36 @@ function TestSched:test_text_changed_after_the_linux_inputs_is_warned_about()
     "warning: Sample/p01: Sample.u01 changed after Sample.p01.tmp.hdf was made")
 end
 
+-- Windows HEC-RAS writes the boundary file (.bNN) with CR LF line ends,
+-- which the Linux engine does not read (the simulated RasUnsteady stops on
+-- a CR, as the real one needs LF): the worker stages a copy without them,
+-- and the project keeps its own file as it was.
+function TestSched:test_a_boundary_file_with_windows_line_ends_runs_on_the_linux_engine()
+  local _, d = project({ { title = "a", seconds = 0.05 }, { title = "b", seconds = 0.05 } })
+  local b = d .. "/Sample.b01"
+  local text = "fake boundary conditions\r\nsecond line\r\n"
+  assert(fs.write(b, text))
+  fs.touch(b, sys.now() - 60)
+  local before = fs.stat(b)
+  -- the engine itself refuses it
+  local alone = H.tmpdir("sched-crlf")
+  for _, f in ipairs({ "Sample.p01.tmp.hdf", "Sample.b01", "Sample.x01" }) do
+    assert(fs.copy(d .. "/" .. f, alone .. "/" .. f))
+  end
+  local home = H.sim("linux")
+  local direct = assert(sys.run({ home .. "/bin/RasUnsteady", "Sample.p01.tmp.hdf", "x01" }, { cwd = alone,
+    env = { LD_LIBRARY_PATH = home .. "/libs", FAKE_RAS_SECONDS = "0" }, timeout = 30 }))
+  lu.assertEquals(direct.code, 2)
+  lu.assertStrContains(direct.stderr, "Sample.b01 has Windows line ends (CR LF)")
+  -- through rasrun it runs, next to a plan whose boundary file has LF ends
+  local prj = assert(rasrun.project.open(d .. "/Sample.prj"))
+  local r = run(pool_of(H.local_worker("a", 2)), { project = prj })
+  lu.assertTrue(r.ok, tostring(r.results[1].reason) .. "; " .. tostring(r.results[2].reason))
+  lu.assertEquals(H.read(b), text)
+  local after = fs.stat(b)
+  lu.assertEquals(after.mtime, before.mtime)
+end
+
 -- The Linux engine is given the .pNN.tmp.hdf under the name it has on disk
 -- (Windows writes "EX1.P01.TMP.HDF" as readily as the lower-case name).
 function TestSched:test_an_upper_case_tmp_hdf_runs_on_the_linux_engine()

@@ -60,6 +60,19 @@ function TestSsh:test_dss_files_in_subfolders_are_staged()
   lu.assertTrue(r.ok, r.results[1].reason)
 end
 
+-- A boundary file with Windows line ends (CR LF), which the Linux engine
+-- does not read: the host's work folder gets a copy without them (with the
+-- file's time), next to a plan whose boundary file is linked as it is.
+function TestSsh:test_a_boundary_file_with_windows_line_ends_runs_on_the_linux_engine()
+  local _, d = project({ { title = "a", seconds = 0.05 }, { title = "b", seconds = 0.05 } })
+  local text = "fake boundary conditions\r\nsecond line\r\n"
+  assert(fs.write(d .. "/Sample.b01", text))
+  local prj = assert(rasrun.project.open(d .. "/Sample.prj"))
+  local r = run(rasrun.pool { T.worker(env, 2) }, prj)
+  lu.assertTrue(r.ok, tostring(r.results[1].reason) .. "; " .. tostring(r.results[2].reason))
+  lu.assertEquals(H.read(d .. "/Sample.b01"), text)
+end
+
 -- A project name near a file name's 255 bytes: its result comes back from
 -- the host through a temporary name that fits, on both engines.
 function TestSsh:test_a_project_name_near_the_longest_file_name_runs()

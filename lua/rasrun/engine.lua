@@ -136,15 +136,19 @@ local function linux_spec(plan, e, memo, opts)
   -- hard-link those instead of copying them. DSS files can be written: copied.
   -- So is the .xGG when RasGeomPreprocess runs: it rewrites that file, and
   -- through a link would rewrite the project's own.
-  local links = {}
+  -- The boundary file is text, which the Linux engine reads without CR:
+  -- Windows HEC-RAS writes it with CR LF, and a worker stages a copy without
+  -- them then (the project keeps its own).
+  local links, text = {}, {}
   for _, n in ipairs(inputs) do
     local low = n:lower()
     if low:match("%.b%d%d$") or (low:match("%.x%d%d$") and not preprocess) or low:match("%.rst$") then
       links[#links + 1] = n
     end
+    if low:match("%.b%d%d$") then text[#text + 1] = n end
   end
   return {
-    inputs = inputs, links = links, steps = steps, warning = warning,
+    inputs = inputs, links = links, text = text, steps = steps, warning = warning,
     env = { LD_LIBRARY_PATH = libs .. ":" .. libs .. "/mkl:" .. libs .. "/rhel_8" },
     -- into the project's result as it is spelt there (EX1.P01.HDF), not beside it
     result = { from = tmp, to = plan.project:name_of(plan.id .. ".hdf") },

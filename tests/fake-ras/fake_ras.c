@@ -560,6 +560,18 @@ static void linux_args(struct plan *p, int argc, char **argv, const char *prog)
         die(2, "%s: cannot open %s: %s", prog, tmp, strerror(errno));
 }
 
+/* The Linux engine reads its text inputs with LF line ends only. */
+static int has_cr(const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    int c, found = 0;
+    while (fp && !found && (c = getc(fp)) != EOF)
+        found = c == '\r';
+    if (fp)
+        fclose(fp);
+    return found;
+}
+
 static int ras_unsteady(int argc, char **argv)
 {
     struct plan p = { 0 };
@@ -574,6 +586,11 @@ static int ras_unsteady(int argc, char **argv)
     if (access(need, R_OK) != 0) {
         H5Fclose(f);
         die(2, "RasUnsteady: boundary file %s not found", need);
+    }
+    if (has_cr(need)) {
+        H5Fclose(f);
+        die(2, "RasUnsteady: boundary file %s has Windows line ends (CR LF): the Linux engine "
+               "reads it only without CR", need);
     }
     side_path(need, sizeof need, &p, argv[2]);
     if (access(need, R_OK) != 0) {
