@@ -112,8 +112,8 @@ local function linux_spec(plan, e, memo, opts)
     steps[#steps + 1] = { e.home .. "/bin/RasGeomPreprocess", tmp, x }
   else
     -- Without the preprocessor RasUnsteady needs the .xGG: it is required then.
-    local found = false
-    for _, n in ipairs(inputs) do found = found or n:lower() == (stem .. "." .. x):lower() end
+    local found, want = false, (stem .. "." .. x):lower()
+    for _, n in ipairs(inputs) do found = found or n:lower() == want end
     if not found then missing[#missing + 1] = stem .. "." .. x end
   end
   if #missing > 0 then

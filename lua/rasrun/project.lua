@@ -39,9 +39,16 @@ local function read_keys(file, limit, first_only)
 end
 
 -- Finds "<stem>.<ext>" in the folder whatever the case of the extension.
+-- (asked for every file of every plan: each answer is kept, until the
+-- index changes)
 function Project:file(ext)
-  local want = (self.name .. "." .. ext):lower()
-  return self._index[want] and path.join(self.dir, self._index[want]) or nil
+  local known = self._files[ext]
+  if known == nil then
+    local want = (self.name .. "." .. ext):lower()
+    known = self._index[want] and path.join(self.dir, self._index[want]) or false
+    self._files[ext] = known
+  end
+  return known or nil
 end
 
 -- The on-disk spelling of a path relative to dir ("Hydrology/Inflow.DSS"
@@ -77,6 +84,7 @@ function Project:find(name)
     actual = on_disk(self.dir, name)
     if not (actual and fs.isfile(path.join(self.dir, actual))) then return nil end
     self._index[name:lower()] = actual
+    self._files = {}
   end
   return actual
 end
@@ -127,7 +135,7 @@ function M.open(prj_path)
   end
   local idx, err = index_dir(self.dir)
   if not idx then return nil, err end
-  self._index = idx
+  self._index, self._files = idx, {}
   -- ids as HEC-RAS writes them (p01..p99): a line that only looks like one
   -- (in the project's description, or damaged) names no file
   -- (each once: a line listed twice, "p04" beside "P04", is one plan)
