@@ -7,13 +7,16 @@
 #include <stddef.h>
 #include <string.h>
 
-/* The value at idx as JSON text (malloc'd, *len bytes, no NUL counted;
- * objects' keys sorted), compact or laid out as cJSON_Print lays it out;
- * raises a Lua error for functions, cycles. Strings that are not UTF-8 (a
- * path in Latin-1) are read as Windows-1252 into valid UTF-8, for reports;
- * with keep_bytes they keep their bytes, for what is read back (the run
- * journal names files by them). */
-char *json_text_from_lua(lua_State *L, int idx, int keep_bytes, int pretty, size_t *len);
+/* The value at idx as JSON text (*len bytes, no NUL counted; objects' keys
+ * sorted), compact or laid out as cJSON_Print lays it out; raises a Lua
+ * error for functions, cycles. Strings that are not UTF-8 (a path in
+ * Latin-1) are read as Windows-1252 into valid UTF-8, for reports; with
+ * keep_bytes they keep their bytes, for what is read back (the run journal
+ * names files by them). The text belongs to a value pushed on the stack
+ * (freed with it, also when an error unwinds the walk or the caller):
+ * json_text_free(L, -1) frees it at once, the value staying. */
+const char *json_text_from_lua(lua_State *L, int idx, int keep_bytes, int pretty, size_t *len);
+void json_text_free(lua_State *L, int idx);
 
 /* A number printf wrote (%f, %g) made JSON: the locale's decimal point (a
  * recipe may set a decimal comma with os.setlocale) becomes '.'. */

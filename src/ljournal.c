@@ -48,12 +48,12 @@ static int j_write(lua_State *L)
     journal *j = journal_check(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
     size_t len;
-    char *obj = json_text_from_lua(L, 2, 1, 0, &len);
+    const char *obj = json_text_from_lua(L, 2, 1, 0, &len);
     lua_pushliteral(L, "t");
     int has_t = lua_rawget(L, 2) != LUA_TNIL;
     lua_pop(L, 1);
     int rc = journal_write_text(j, obj, len, !has_t);
-    free(obj);
+    json_text_free(L, -1);
     if (rc != 0 || journal_sync(j) != 0) {
         lua_pushnil(L);
         lua_pushfstring(L, "cannot write journal %s: %s", journal_path(j), strerror(errno));

@@ -278,10 +278,17 @@ static void push_json(lua_State *L, const cJSON *j, int depth)
  * no cJSON tree in between: a 2000-plan run's run.json took 46-49 ms through
  * one, most of it making and freeing the tree's 120,000 nodes. */
 
+/* What owns the text while it is written: a Lua value (a memory error in
+ * the walk unwinds past the C code, and the value's __gc frees the text). */
+typedef struct {
+    char *p;
+} textbox;
+
 typedef struct {
     char *p;
     size_t n, cap;
     int pretty, failed;
+    textbox *box;
 } text;
 
 static void put(text *t, const char *s, size_t n)
@@ -297,7 +304,7 @@ static void put(text *t, const char *s, size_t n)
             t->failed = 1;
             return;
         }
-        t->p = p;
+        t->p = t->box->p = p;
         t->cap = cap;
     }
     memcpy(t->p + t->n, s, n);
@@ -460,16 +467,38 @@ static int write_value(struct enc *e, text *t, int idx, int depth)
     }
 }
 
-char *json_text_from_lua(lua_State *L, int idx, int keep_bytes, int pretty, size_t *len)
+#define TEXTBOX_MT "rasrun.jsontext"
+
+void json_text_free(lua_State *L, int idx)
 {
+    textbox *b = luaL_checkudata(L, idx, TEXTBOX_MT);
+    free(b->p);
+    b->p = NULL;
+}
+
+static int textbox_gc(lua_State *L)
+{
+    json_text_free(L, 1);
+    return 0;
+}
+
+const char *json_text_from_lua(lua_State *L, int idx, int keep_bytes, int pretty, size_t *len)
+{
+    idx = lua_absindex(L, idx);
     struct enc e = { L, keep_bytes, "" };
     text t = { .pretty = pretty };
-    int ok = write_value(&e, &t, lua_absindex(L, idx), 0);
+    t.box = lua_newuserdatauv(L, sizeof *t.box, 0);
+    t.box->p = NULL;
+    if (luaL_newmetatable(L, TEXTBOX_MT)) {
+        lua_pushcfunction(L, textbox_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    int ok = write_value(&e, &t, idx, 0);
     if (ok && !t.failed) {
         *len = t.n;
-        return t.p;
+        return t.p ? t.p : "";
     }
-    free(t.p);
     luaL_error(L, "json.encode: %s", e.err[0] ? e.err : "out of memory");
     return NULL;
 }
@@ -479,9 +508,9 @@ static int l_encode(lua_State *L)
     luaL_checkany(L, 1);
     lua_settop(L, 2);
     size_t len;
-    char *s = json_text_from_lua(L, 1, 0, lua_toboolean(L, 2), &len);
+    const char *s = json_text_from_lua(L, 1, 0, lua_toboolean(L, 2), &len);
     lua_pushlstring(L, s, len);
-    free(s);
+    json_text_free(L, -2);
     return 1;
 }
 
