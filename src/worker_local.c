@@ -222,7 +222,11 @@ static int stage_files(const attempt *a, int clear_first, char **spares, char *e
             there = stat(src, &st) == 0;
         /* a text input with a CR in it (Windows HEC-RAS writes CR LF) is
          * copied without them, never linked: the project keeps its own */
-        int no_cr = text && there && S_ISREG(st.st_mode) && fs_has_cr(src) == 1;
+        int no_cr = text && there && S_ISREG(st.st_mode) ? fs_has_cr(src) : 0;
+        if (no_cr < 0) {
+            snprintf(err, n, "staging in: cannot read %s: %s", src, strerror(errno));
+            return -1;
+        }
         /* a file in a subfolder of the project (a DSS file in hydrology/)
          * goes into the same subfolder */
         char *slash = strrchr(dst, '/');
@@ -665,9 +669,13 @@ static void stage_start(worker *w, local_attempt *la)
         const char *name = a->spec->inputs[i];
         char src[8192];
         struct stat st;
-        if (spec_lists(a->spec->links, a->spec->nlinks, name))
+        /* (a text input is read, to see whether it has a CR, and may be
+         * copied: counted, though linked when it has none) */
+        int link = spec_lists(a->spec->links, a->spec->nlinks, name);
+        if (link && !spec_lists(a->spec->text, a->spec->ntext, name))
             continue;
-        la->spares[i] = sched_take_spare(w->s);
+        if (!link)
+            la->spares[i] = sched_take_spare(w->s);
         snprintf(src, sizeof src, "%s/%s", a->job->project_dir, name);
         if (stat(src, &st) == 0)
             to_copy += (unsigned long long)st.st_size;

@@ -306,11 +306,13 @@ static char *launch_script(sshw *x, task *t, char hexes[][65])
         /* a text input with a CR in it (Windows HEC-RAS writes CR LF): a
          * copy without them, with the file's time */
         if (text) {
-            sb_add(&b, "if grep -q \"$R\" \"$C/%s\"; then e=$(tr -d '\\r' <\"$C/%s\" >", hexes[i], hexes[i]);
+            sb_add(&b, "if grep -q \"$R\" \"$C/%s\"; then e=$( { tr -d '\\r' <\"$C/%s\" >", hexes[i], hexes[i]);
             sb_word(&b, sp->inputs[i]);
-            sb_add(&b, " 2>&1 && touch -r \"$C/%s\" -- ", hexes[i]);
+            sb_add(&b, " && touch -r \"$C/%s\" -- ", hexes[i]);
             sb_word(&b, sp->inputs[i]);
-            sb_add(&b, " 2>&1); else ");
+            sb_add(&b, "; } 2>&1) || { e=\"a copy without CRs of \"");
+            sb_word(&b, sp->inputs[i]);
+            sb_add(&b, "\": $e\"; false; }; else ");
         }
         sb_add(&b, link ? "e=$(ln -s -- \"$C/%s\" " : "e=$(cp -p -- \"$C/%s\" ", hexes[i]);
         sb_word(&b, sp->inputs[i]);
