@@ -336,6 +336,18 @@ static int stopped(void)
 /* A copy that may be called off goes in slices of this many bytes. */
 #define COPY_SLICE (64LL << 20)
 
+/* Writes all n bytes of buf; 0, or -1 with errno. */
+static int write_all(int out, const char *buf, size_t n)
+{
+    for (size_t off = 0; off < n;) {
+        ssize_t w = write(out, buf + off, n - off);
+        if (w < 0)
+            return -1;
+        off += (size_t)w;
+    }
+    return 0;
+}
+
 static int copy_data(int in, int out, dev_t dev, off_t size)
 {
     if (stopped()) /* an empty file too */
@@ -363,14 +375,8 @@ static int copy_data(int in, int out, dev_t dev, off_t size)
     char buf[1 << 16];
     ssize_t n;
     while ((n = read(in, buf, sizeof buf)) > 0) {
-        if (stopped())
+        if (stopped() || write_all(out, buf, (size_t)n) != 0)
             return -1;
-        for (ssize_t off = 0; off < n;) {
-            ssize_t w = write(out, buf + off, (size_t)(n - off));
-            if (w < 0)
-                return -1;
-            off += w;
-        }
     }
     return n < 0 ? -1 : 0;
 }
@@ -388,12 +394,8 @@ static int copy_without_cr(int in, int out, off_t *written)
         for (ssize_t i = 0; i < n; i++)
             if (buf[i] != '\r')
                 buf[kept++] = buf[i];
-        for (size_t off = 0; off < kept;) {
-            ssize_t w = write(out, buf + off, kept - off);
-            if (w < 0)
-                return -1;
-            off += (size_t)w;
-        }
+        if (write_all(out, buf, kept) != 0)
+            return -1;
         *written += (off_t)kept;
     }
     return n < 0 ? -1 : 0;
@@ -524,19 +526,12 @@ int fs_write_atomic(const char *path, const void *data, size_t len, int sync, ch
     int fd = temp_open(tmp, sizeof tmp, path, 0666, NULL);
     if (fd < 0)
         return say(err, errlen, "cannot write", tmp);
-    const char *p = data;
-    size_t left = len;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0) {
-            int saved = errno;
-            close(fd);
-            unlink(tmp);
-            errno = saved;
-            return say(err, errlen, "cannot write", path);
-        }
-        p += w;
-        left -= (size_t)w;
+    if (write_all(fd, data, len) != 0) {
+        int saved = errno;
+        close(fd);
+        unlink(tmp);
+        errno = saved;
+        return say(err, errlen, "cannot write", path);
     }
     int failed = sync && fsync(fd) != 0 ? errno : 0; /* the first error counts */
     if (close(fd) != 0 && !failed)

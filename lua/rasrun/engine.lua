@@ -142,10 +142,11 @@ local function linux_spec(plan, e, memo, opts)
   local links, text = {}, {}
   for _, n in ipairs(inputs) do
     local low = n:lower()
-    if low:match("%.b%d%d$") or (low:match("%.x%d%d$") and not preprocess) or low:match("%.rst$") then
+    local boundary = low:match("%.b%d%d$")
+    if boundary or (low:match("%.x%d%d$") and not preprocess) or low:match("%.rst$") then
       links[#links + 1] = n
     end
-    if low:match("%.b%d%d$") then text[#text + 1] = n end
+    if boundary then text[#text + 1] = n end
   end
   return {
     inputs = inputs, links = links, text = text, steps = steps, warning = warning,
