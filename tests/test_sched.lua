@@ -1415,6 +1415,36 @@ function TestSched:test_the_preprocessor_never_writes_the_projects_geometry_file
   lu.assertEquals(fs.read(x), "fake preprocessed geometry\n")
 end
 
+-- Workers with the same install folder but their own preprocessor setting
+-- each run the plan as their own setting says, whichever is listed first.
+function TestSched:test_each_worker_keeps_its_own_preprocessor_setting()
+  for _, never_first in ipairs({ false, true }) do
+    local prj, d = project({ { title = "a", seconds = 0 } })
+    local x = d .. "/Sample.x01"
+    assert(fs.write(x, "the project's own preprocessed geometry\n")) -- newer than the geometry
+    local function worker(name, preprocess, tier)
+      return H.local_worker(name, 1, { tier = tier,
+        engine = { kind = "linux", home = H.sim("linux"), preprocess = preprocess } })
+    end
+    -- the tier-0 worker runs the plan; the other is listed first
+    local runs_it = worker("runs", never_first and true or false, 0)
+    local other = worker("other", not never_first, 1)
+    local r = run(pool_of(other, runs_it), { project = prj })
+    lu.assertTrue(r.ok, tostring(r.results[1].reason))
+    lu.assertEquals(r.results[1].worker, "runs")
+    local log = fs.read(r.results[1].history[1].log)
+    if never_first then
+      lu.assertStrContains(log, "RasGeomPreprocess")
+      lu.assertEquals(fs.read(x), "fake preprocessed geometry\n")
+    else
+      lu.assertNotStrContains(log, "RasGeomPreprocess")
+      lu.assertEquals(fs.read(x), "the project's own preprocessed geometry\n")
+    end
+    local doc = json.decode(fs.read(d .. "/run/run.json"))
+    lu.assertEquals(doc.workers[2].engine.preprocess, runs_it.engine.preprocess)
+  end
+end
+
 -- A project whose name has dots in it ("Muncie.v2") runs on both engines:
 -- the plan is the last ".pNN" of a file name, not what follows the first dot.
 function TestSched:test_a_project_name_with_dots_runs_on_both_engines()

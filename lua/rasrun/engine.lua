@@ -43,7 +43,9 @@ function M.check(e, where)
   return { kind = e.kind, home = e.home:gsub("[/\\]+$", ""), preprocess = e.preprocess }
 end
 
-function M.key(e) return e.kind .. ":" .. e.home end
+-- Workers whose engines are the same share one entry (and the specs made
+-- for it): the same kind, install folder and preprocessor setting.
+function M.key(e) return e.kind .. ":" .. tostring(e.preprocess) .. ":" .. e.home end
 
 -- The Linux engine needs the geometry preprocessor when the preprocessed
 -- geometry (.xGG) is missing or older than the geometry itself. memo (a

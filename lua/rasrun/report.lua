@@ -59,8 +59,8 @@ function M.data(run)
   end
   local workers = json.array()
   for _, w in ipairs(run.workers) do
-    workers[#workers + 1] = { name = w.name, type = w.type, slots = w.slots, tier = w.tier,
-                              host = w.host, engine = { kind = w.engine.kind, home = w.engine.home } }
+    workers[#workers + 1] = { name = w.name, type = w.type, slots = w.slots, tier = w.tier, host = w.host,
+      engine = { kind = w.engine.kind, home = w.engine.home, preprocess = w.engine.preprocess } }
   end
   return { run_id = run.id, run_dir = run.run_dir, started = iso(run.started), ended = iso(run.ended),
            seconds = run.ended - run.started, ok = run.ok, counts = run.counts,
