@@ -2837,6 +2837,24 @@ function TestSched:test_resume_keeps_what_finished_as_it_was()
   lu.assertEquals(rasrun.project.open(d .. "/Sample.prj"):plan("01"):result_state(), "current")
 end
 
+-- A crash of the machine can leave a result the journal says is done
+-- without its data (empty, its time as it was): the resume runs it again.
+function TestSched:test_resume_runs_again_a_finished_plan_whose_result_lost_its_data()
+  if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
+  local d, run_dir = killed_with_two_done({ title = "quick too", seconds = 0.2 })
+  local file = d .. "/Sample.p01.hdf"
+  local mtime = fs.mtime(file)
+  assert(fs.write(file, ""))
+  fs.touch(file, mtime)
+  local r = H.rasrun({ "resume", run_dir }, { env = { FAKE_RAS_SECONDS = "0.2" }, timeout = 60 })
+  lu.assertEquals(r.code, 0, r.stderr)
+  lu.assertStrContains(r.stdout .. r.stderr, "Sample/p01: its result, which the interrupted run finished, is damaged")
+  lu.assertEquals(journal_count(run_dir, "attempt", "Sample/p01"), 2)
+  lu.assertEquals(journal_count(run_dir, "attempt", "Sample/p02"), 1) -- intact: kept
+  lu.assertTrue(fs.stat(file).size > 0)
+  lu.assertEquals(engines_alive(), {})
+end
+
 -- A run started from a folder that is gone by the resume: nothing can be
 -- run again from there, and the engines the run left are stopped all the same.
 function TestSched:test_resume_from_a_start_folder_that_is_gone_stops_what_the_run_left()

@@ -15,8 +15,10 @@ crash, a reboot), or Ctrl-C (or the recipe's rasrun.fail) cancelled the
 plans still running. Reads RUN_FOLDER/journal.jsonl, stops the engines the dead
 controller left running (on this machine and on SSH hosts), removes their
 work folders, then runs the same recipe with the same arguments from the
-same folder. Plans that finished are kept, not rerun; the rest run again,
-and the journal and reports of RUN_FOLDER are brought up to date.
+same folder. Plans that finished are kept, not rerun: ok ones unless their
+result is gone or damaged or a source of theirs changed since, failed ones
+as they failed. The rest run again, and the journal and reports of
+RUN_FOLDER are brought up to date.
 
 A run still going (its controller alive) is not resumed. When the run's
 projects are not where they were, or no pool:run of the recipe runs them,

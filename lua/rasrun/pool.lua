@@ -512,6 +512,15 @@ end
 
 -- ---- resume -----------------------------------------------------------------
 
+-- Why a result an interrupted run finished no longer holds results (its
+-- data lost in a crash of the machine, say), or nil when it does.
+local function damaged_result(file)
+  local r, err = require("rasrun.results").read(file)
+  if not r then return err end
+  local ok, detail = checks.file(r, { name = file })
+  if not ok then return detail end
+end
+
 -- What an earlier, interrupted run of the same plans finished, from its journal.
 local function read_resume(dir)
   local entries, broken = require("rasrun.journal").read(path.join(dir, "journal.jsonl"))
@@ -1048,6 +1057,14 @@ function Pool:run(opts)
     -- changed since (it runs again then, as in any run)
     local result = done and (done.result or j.plan:result_path())
     if done and fs.isfile(result) and j.plan:result_state() ~= "current" then done = nil end
+    -- nor when it no longer reads as a result: after a crash of the machine,
+    -- the journal can hold a finished plan whose file lost its data
+    local damaged = done and fs.isfile(result) and damaged_result(result)
+    if damaged then
+      say(("warning: %s: its result, which the interrupted run finished, is damaged (%s): it runs again")
+        :format(j.key, damaged))
+      done = nil
+    end
     local h = prior.history[j.key] or {}
     if (done and fs.isfile(result)) or failed then
       -- as the run that finished it left it: its attempts, worker and times
