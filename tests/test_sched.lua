@@ -1636,11 +1636,24 @@ function TestSched:test_a_missing_baseline_is_said_before_any_plan_runs()
     function() run(pool, { project = prj, check = check, force = true }) end)
   lu.assertFalse(fs.exists(prj.dir .. "/run")) -- nothing started
   lu.assertFalse(fs.exists(prj.dir .. "/Sample.p01.hdf"))
-  -- plan 01's result as the baseline: plan 01 writes it
-  check = rasrun.checks.standard { maxima = { baseline = prj:plan("01"):result_path() } }
-  local r = run(pool, { project = prj, check = check, plans = { "01" } })
-  lu.assertEquals(#r.results, 1)
-  lu.assertEquals(r.results[1].attempts, 1, r.results[1].reason)
+  -- plan 01's result as the baseline: plan 01 writes it, and plan 02, on a
+  -- slot of its own, waits for it to compare with it
+  check = rasrun.checks.standard { maxima = { baseline = prj:plan("01"):result_path(), tolerance = 1000 } }
+  local r = run(pool_of(H.local_worker("a", 2)), { project = prj, check = check, plans = { "02", "01" } })
+  lu.assertTrue(r.ok, tostring(r.results[1].reason) .. "; " .. tostring(r.results[2].reason))
+  local by = {}
+  for _, res in ipairs(r.results) do by[res.plan] = res end
+  local function detail(res)
+    for _, c in ipairs(res.checks) do if c.name == "maxima" then return c.detail end end
+  end
+  lu.assertStrContains(detail(by["01"]), "(this result is the baseline)")
+  lu.assertNotStrContains(detail(by["02"]), "baseline")
+  lu.assertTrue(by["02"].history[1].started >= by["01"].history[1].ended)
+  -- plan 01 failing, plan 02 has nothing to compare with: it does not run
+  prj = rasrun.project.open(H.project(prj.dir, { { title = "a", mode = "crash" }, { title = "b", seconds = 0 } }))
+  r = run(pool_of(H.local_worker("a", 2)), { project = prj, check = check, force = true, run_dir = prj.dir .. "/run2" })
+  lu.assertEquals(r.results[1].status, "failed")
+  lu.assertEquals(r.results[2].reason, "not run: it waits for Sample/p01, which failed")
 end
 
 function TestSched:test_workers_from_remote_workers_json()

@@ -15,6 +15,7 @@
 local results = require "rasrun.results"
 local hecdate = require "rasrun.hecdate"
 local sys = require "rasrun.sys"
+local path = require "rasrun.path"
 
 local M = {}
 
@@ -133,7 +134,11 @@ end
 local BUILTIN = setmetatable({}, { __mode = "k" })
 
 function M.maxima(opts)
-  local function fn(r)
+  local function fn(r, ctx)
+    -- the plan that writes the baseline: its result is compared with none
+    local baseline = opts.baseline
+    local own = baseline and ctx and ctx.name and path.abspath(ctx.name) == path.abspath(baseline)
+    if own then baseline = nil end
     local areas = results.areas(r.path) or {}
     if opts.area then
       -- (a name mistyped in the recipe: the file's own names say which)
@@ -151,8 +156,8 @@ function M.maxima(opts)
       local mx, err = results.max_wsel(r.path, area)
       if not mx then return false, err end
       local base
-      if opts.baseline then
-        base, err = results.max_wsel(opts.baseline, area)
+      if baseline then
+        base, err = results.max_wsel(baseline, area)
         if not base then return false, "baseline: " .. err end
         if #base.wsel ~= #mx.wsel then
           return false, ("area %s: %d cells, baseline has %d"):format(area, #mx.wsel, #base.wsel)
@@ -177,6 +182,7 @@ function M.maxima(opts)
       base_areas[#base_areas + 1] = ("%s (%d cells)"):format(area, #mx.wsel)
     end
     return true, "maxima within bounds: " .. table.concat(base_areas, ", ")
+      .. (own and " (this result is the baseline)" or "")
   end
   BUILTIN[fn] = true
   return fn

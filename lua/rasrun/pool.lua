@@ -955,12 +955,16 @@ function Pool:run(opts)
   resolve_after(jobs, opts.after)
   -- The result the maxima check compares with is there, or a plan of this
   -- run writes it: said now, not as a failed check of every plan after
-  -- hours of computing.
+  -- hours of computing. A plan of the run that writes it runs before the
+  -- others, which compare with what it made (see the dependencies below).
   local baseline = checks.is_set(opts.check) and opts.check.baseline
-  if baseline and not fs.isfile(baseline) then
-    local want, written = path.abspath(baseline), false
-    for _, j in ipairs(jobs) do written = written or path.abspath(j.plan:result_path()) == want end
-    if not written then
+  local baseline_job
+  if baseline then
+    local want = path.abspath(baseline)
+    for _, j in ipairs(jobs) do
+      if path.abspath(j.plan:result_path()) == want then baseline_job = j end
+    end
+    if not baseline_job and not fs.isfile(baseline) then
       cannot(("the maxima check's baseline %s is not there (no such file, and no plan of this run writes it)")
         :format(baseline))
     end
@@ -1216,14 +1220,36 @@ function Pool:run(opts)
   spec_summary()
   raised_summary()
   -- Dependencies between plans that run; those on skipped plans are met.
+  -- When the plan that writes the maxima check's baseline runs, the others
+  -- wait for it (but those it waits for itself): they are checked against
+  -- what it makes, not against what was there before, or nothing.
+  local before_baseline = {}
+  local function mark(j)
+    for _, k in ipairs(j.after_idx or {}) do
+      if not before_baseline[jobs[k]] then before_baseline[jobs[k]] = true; mark(jobs[k]) end
+    end
+  end
+  local baseline_runs = baseline_job and baseline_job.sched_index
+  if baseline_runs then mark(baseline_job) end
+  local waiting = 0
   for _, j in ipairs(jobs) do
     if j.sched_index then
       local after = {}
       for _, k in ipairs(j.after_idx or {}) do
         if jobs[k].sched_index then after[#after + 1] = jobs[k].sched_index end
       end
+      if baseline_runs and j ~= baseline_job and not before_baseline[j] then
+        local already = false
+        for _, k in ipairs(after) do already = already or k == baseline_runs end
+        if not already then after[#after + 1] = baseline_runs end
+        waiting = waiting + 1
+      end
       to_run[j.sched_index].after = after
     end
+  end
+  if waiting > 0 then
+    say(("%d %s for %s, which writes the maxima check's baseline"):format(waiting,
+      waiting == 1 and "plan waits" or "plans wait", baseline_job.key))
   end
 
   journal = journal or open_journal(run_dir)
