@@ -14,6 +14,7 @@
  *          result = {from =, to =}, collect = {glob...}, geometry = {key =, files = {...}} }
  * results[i] = { key, plan, status, attempts, worker, host, elapsed, result, reason,
  *                report, history = { {attempt, worker, status, ...}, ... } } */
+#include "affinity.h"
 #include "host.h"
 #include "sched_int.h"
 #include "fsutil.h"
@@ -264,9 +265,19 @@ static void error_text(lua_State *L, int idx, char *out, size_t n)
  * are called for every plan). */
 static int call_lua(lua_State *L, int nargs, int nres, const char *what, ...)
     __attribute__((format(printf, 4, 5)));
+/* The recipe's code (its checks, on_event, the progress display) runs with
+ * every core the process has: the loop may be pinned to one core since it
+ * reaped an engine (affinity.h), and a program the recipe starts there would
+ * keep that one core for its life. */
+static int pcall_unpinned(lua_State *L, int nargs, int nres)
+{
+    affinity_release(0);
+    return lua_pcall(L, nargs, nres, 0);
+}
+
 static int call_lua(lua_State *L, int nargs, int nres, const char *what, ...)
 {
-    if (lua_pcall(L, nargs, nres, 0) == LUA_OK)
+    if (pcall_unpinned(L, nargs, nres) == LUA_OK)
         return 0;
     char msg[1024], who[600];
     error_text(L, -1, msg, sizeof msg);
@@ -366,7 +377,7 @@ int lsched_check(sched *s, attempt *a, char *reason, size_t n)
     snprintf(final, sizeof final, "%s/%s", j->project_dir, a->result.final);
     set_str(L, "name", final);
     s->lua_ran = 1;
-    if (lua_pcall(L, 3, 1, 0) != LUA_OK) {
+    if (pcall_unpinned(L, 3, 1) != LUA_OK) {
         char msg[1024];
         error_text(L, -1, msg, sizeof msg);
         if (snprintf(reason, n, "the check raised an error: %s", msg) >= (int)n)

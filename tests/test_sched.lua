@@ -2279,6 +2279,24 @@ function TestSched:test_engines_and_the_controller_keep_every_core()
   end
 end
 
+-- Programs the recipe starts from its check or on_event get every core,
+-- also when the loop is pinned to the core the last engine left.
+function TestSched:test_programs_a_recipe_starts_keep_every_core()
+  if sys.ncpu() < 2 then lu.skip("one core: nothing to pin") end
+  local function cores()
+    local r = assert(sys.run({ "sh", "-c", "grep Cpus_allowed_list /proc/self/status" }, { timeout = 10 }))
+    return r.stdout:match("Cpus_allowed_list:%s*(%S+)")
+  end
+  local all = cores()
+  local prj = project({ { title = "quick", seconds = 0 } })
+  local seen = {}
+  local r = run(pool_of(H.local_worker("a", 1)), { project = prj,
+    check = function() seen.check = cores() return true, "looked" end,
+    on_event = function(ev) if ev.type == "done" then seen.done = cores() end end })
+  lu.assertTrue(r.ok, tostring(r.results[1].reason))
+  lu.assertEquals(seen, { check = all, done = all })
+end
+
 -- When the engine that ended shared its core with another engine, the next
 -- one starts on a core no engine is on, not behind the running one: here
 -- both engines are held on core 0 (taskset), and the fake engine says where
