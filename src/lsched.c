@@ -268,11 +268,16 @@ static int call_lua(lua_State *L, int nargs, int nres, const char *what, ...)
 /* The recipe's code (its checks, on_event, the progress display) runs with
  * every core the process has: the loop may be pinned to one core since it
  * reaped an engine (affinity.h), and a program the recipe starts there would
- * keep that one core for its life. */
+ * keep that one core for its life. The pin comes back after it, for the
+ * engine the loop starts next. */
 static int pcall_unpinned(lua_State *L, int nargs, int nres)
 {
+    int cpu = affinity_pinned_cpu();
     affinity_release(0);
-    return lua_pcall(L, nargs, nres, 0);
+    int rc = lua_pcall(L, nargs, nres, 0);
+    if (cpu >= 0)
+        affinity_move_to(cpu);
+    return rc;
 }
 
 static int call_lua(lua_State *L, int nargs, int nres, const char *what, ...)
