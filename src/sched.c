@@ -264,6 +264,7 @@ static void start_attempt(sched *s, job *j, worker *w)
     j->attempts++;
     a->number = job_attempts_made(j);
     a->exit_code = -1;
+    a->step = -1;
     clock_gettime(CLOCK_REALTIME, &a->t_files);
     a->t_start = (double)a->t_files.tv_sec + (double)a->t_files.tv_nsec / 1e9;
     a->phase = A_STAGE_IN;
@@ -835,27 +836,54 @@ static void log_ending(const attempt *a, char *out, size_t n)
 
 /* Decides an attempt's outcome: ok only when the engine finished, a result
  * came back, and the recipe's checks pass on it. */
+/* Who exited with the attempt's exit code: the engine, or a step before it
+ * (RasGeomPreprocess), named by its program. */
+static void who_exited(const attempt *a, char *who, size_t n)
+{
+    if (a->step < 0 || a->step >= a->spec->nsteps - 1) {
+        snprintf(who, n, "the engine");
+        return;
+    }
+    const char *prog = a->spec->steps[a->step][0];
+    for (const char *c = prog; *c; c++)
+        if (*c == '/' || *c == '\\')
+            prog = c + 1;
+    snprintf(who, n, "%s (step %d of %d, before the engine)", prog, a->step + 1, a->spec->nsteps);
+}
+
+/* After why, what an attempt written off was told (it did not stop, its
+ * host cannot be reached: its engine may still run there). */
+static void add_written_off(const attempt *a, char *why, size_t n)
+{
+    size_t len = strlen(why);
+    if (a->abandoned && a->reason[0] && len + 1 < n)
+        snprintf(why + len, n - len, "; %s", a->reason);
+}
+
 static int judge(sched *s, attempt *a, char *why, size_t n)
 {
     if (a->interrupted) {
         snprintf(why, n, "cancelled (%s)", interrupt_text(s));
+        add_written_off(a, why, n);
         return 0;
     }
     if (a->timed_out) {
         snprintf(why, n, "timed out after %.10g s; the engine's process tree was killed",
                  a->job->timeout);
+        add_written_off(a, why, n);
         return 0;
     }
     if (a->failed) {
         snprintf(why, n, "%s", a->reason[0] ? a->reason : "the worker failed");
         return 0;
     }
-    char said[300];
+    char said[300], who[300];
+    who_exited(a, who, sizeof who);
     if (!a->result.tmp) {
         log_ending(a, said, sizeof said);
         if (a->exit_code > 0)
-            snprintf(why, n, "the engine exited with code %d and left no result file (%s)%s",
-                     a->exit_code, a->spec->result_from, said);
+            snprintf(why, n, "%s exited with code %d and left no result file (%s)%s",
+                     who, a->exit_code, a->spec->result_from, said);
         else
             snprintf(why, n, "no result file: the engine exited with code %d but did not write %s",
                      a->exit_code, a->spec->result_from);
@@ -870,7 +898,7 @@ static int judge(sched *s, attempt *a, char *why, size_t n)
     }
     if (a->exit_code != 0) {
         log_ending(a, said, sizeof said);
-        snprintf(why, n, "the engine exited with code %d%s%s%s", a->exit_code, said,
+        snprintf(why, n, "%s exited with code %d%s%s%s", who, a->exit_code, said,
                  check[0] ? "; " : "", check);
         return 0;
     }
@@ -1281,8 +1309,9 @@ static void abandon_stuck(sched *s)
         if (a->copying)
             continue; /* its copy stops within a slice, and it ends then */
         if (!a->reason[0])
-            snprintf(a->reason, sizeof a->reason, "did not stop within %.0f s of the cancel",
-                     s->cancel_wait);
+            snprintf(a->reason, sizeof a->reason,
+                     "did not stop within %.0f s of the cancel: its engine may still be running on %s",
+                     s->cancel_wait, a->w->host ? a->w->host : a->w->name);
         a->failed = 1;
         a->abandoned = 1;
         sched_attempt_done(a);

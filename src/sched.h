@@ -121,6 +121,7 @@ struct attempt {
 
     /* Filled by the worker before sched_attempt_done(). */
     int exit_code;          /* of the last step run; -1 unknown */
+    int step;               /* that step; -1 where the worker does not say */
     int failed;             /* the worker could not complete (staging, lost host) */
     char reason[512];
     double launch_epoch;    /* engine start on the worker's clock */

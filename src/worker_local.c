@@ -602,9 +602,7 @@ static void reap_if_ended(local_attempt *la)
         launch_step(w, la);
         return;
     }
-    if (a->exit_code != 0)
-        snprintf(a->reason, sizeof a->reason, "%s exited with code %d",
-                 a->spec->steps[la->step][0], a->exit_code);
+    a->step = la->step;
     a->phase = A_STAGE_OUT;
     if (unstage_on_thread(la))
         return;

@@ -1145,36 +1145,58 @@ function TestSsh:test_a_timeout_on_a_host_with_two_sessions_ends()
   H.wait_for(function() return #T.engines(h) == 0 end, 15, "the hung engines on h2 to be stopped")
 end
 
--- Ctrl-C with engines running over a link that was just cut: the run ends
--- within about a keepalive interval, not a wait of io_timeout for the kill
--- command and then one per engine's channel.
-function TestSsh:test_ctrl_c_over_a_cut_link_ends_the_run_soon()
+-- Runs the plans on h1 with opts; once n engines run there, cuts its link
+-- and sends this process SIGINT. Returns the seconds the run took after the
+-- cut, once the engines on h1 are gone (sshd hears of the lost connection
+-- when the mended link carries the first reset to it) and the run's folder
+-- there, which rasrun could not reach at its end, is removed (what
+-- `rasrun resume` would do).
+local function ctrl_c_over_a_cut_link(plans, n, worker_opts, opts)
   local h1 = env.hosts[1]
-  local prj = project({ { title = "a", seconds = 60 }, { title = "b", seconds = 60 }, { title = "c", seconds = 60 } })
-  local pool = rasrun.pool { T.worker(env, 1, { slots = 3, keepalive = 5, io_timeout = 10 }) }
+  local prj = project(plans)
+  local pool = rasrun.pool { T.worker(env, 1, worker_opts) }
   local launched, sender, cut_at = 0, nil, nil
-  local ok, e = pcall(run, pool, prj, { on_event = function(ev)
+  opts.on_event = function(ev)
     if ev.type == "launched" then launched = launched + 1 end
-    if launched == 3 and not cut_at then
-      H.wait_for(function() return #T.engines(h1) >= 3 end, 10, "the engines on h1")
+    if launched == n and not cut_at then
+      H.wait_for(function() return #T.engines(h1) >= n end, 10, "the engines on h1")
       T.cut(h1)
       cut_at = sys.monotonic()
       sender = assert(H.spawn({ "sh", "-c", "sleep 0.5; kill -INT " .. sys.pid() }))
     end
-  end })
+  end
+  local ok, e = pcall(run, pool, prj, opts)
   local took = cut_at and sys.monotonic() - cut_at
   if cut_at then T.mend(h1) end
   if sender then sys.wait(sender, 10) end
   lu.assertFalse(ok, "the run was not interrupted")
   lu.assertEquals(type(e) == "table" and e.exit_code, 130, tostring(e))
-  lu.assertTrue(took < 15, ("the run took %.1f s after the cut"):format(took))
-  -- the engines end once sshd hears of the lost connection (the mended link
-  -- carries the first reset to it); the run's folder on h1, which rasrun
-  -- could not reach at its end, is left to `rasrun resume` (here removed)
-  H.wait_for(function() return #T.engines(h1) == 0 end, 20, "the engines on h1 to be stopped")
+  H.wait_for(function() return #T.engines(h1) == 0 end, 40, "the engines on h1 to be stopped")
   for _, name in ipairs(fs.list(h1.work)) do
     if name ~= ".rasrun-cache" then fs.rmtree(h1.work .. "/" .. name) end
   end
+  return took, prj
+end
+
+-- Ctrl-C with an engine running over a link that was just cut, before the
+-- worker has seen the cut: after cancel_wait the attempt is written off, and
+-- its reason says that its engine may still be running there.
+function TestSsh:test_an_attempt_written_off_after_ctrl_c_says_why()
+  local run_dir = H.tmpdir("run") .. "/run"
+  ctrl_c_over_a_cut_link({ { title = "a", seconds = 60 } }, 1, { slots = 1, keepalive = 30, io_timeout = 60 },
+    { run_dir = run_dir, cancel_wait = 1 })
+  local plan = json.decode(H.read(run_dir .. "/run.json")).plans[1]
+  lu.assertStrContains(plan.reason, "cancelled (Interrupt); did not stop within 1 s of the cancel: "
+    .. "its engine may still be running on " .. env.hosts[1].addr)
+end
+
+-- Ctrl-C with engines running over a link that was just cut: the run ends
+-- within about a keepalive interval, not a wait of io_timeout for the kill
+-- command and then one per engine's channel.
+function TestSsh:test_ctrl_c_over_a_cut_link_ends_the_run_soon()
+  local took = ctrl_c_over_a_cut_link({ { title = "a", seconds = 60 }, { title = "b", seconds = 60 },
+    { title = "c", seconds = 60 } }, 3, { slots = 3, keepalive = 5, io_timeout = 10 }, {})
+  lu.assertTrue(took < 15, ("the run took %.1f s after the cut"):format(took))
 end
 
 function TestSsh:test_remote_workers_recipe_runs_a_ras_commander_pool()
