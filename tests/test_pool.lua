@@ -76,12 +76,20 @@ function TestPool:test_workers_from_json_take_a_port_string_and_name_a_refused_w
   assert(fs.write(file, json.encode { workers = {
     { name = "n1", worker_type = "ssh", hostname = "127.0.0.1", port = "2222" },
     { name = "n2", worker_type = "ssh", hostname = "127.0.0.1", port = "ssh" },
+    -- (said in the file's own terms)
+    { name = "n3", worker_type = "ssh", hostname = "" },
+    { name = "n4", worker_type = "ssh", hostname = "127.0.0.1", key_path = 5 },
+    { name = "n5", worker_type = "ssh", hostname = "127.0.0.1", enabled = "false" },
   } }))
   local workers, skipped = rasrun.workers_from_json(file, { quiet = true, engine = { kind = "linux", home = "/opt/hecras/6.6" } })
   lu.assertEquals(#workers, 1)
   lu.assertEquals(workers[1].port, 2222)
-  lu.assertEquals(#skipped, 1)
-  lu.assertStrMatches(skipped[1], '^worker "n2": port must be a whole number from 1 to 65535, got "ssh"$')
+  lu.assertEquals(skipped, {
+    'worker "n2": port must be a whole number from 1 to 65535, got "ssh"',
+    "worker \"n3\": missing field 'hostname'",
+    'worker "n4": key_path must be a string or false, got 5',
+    'worker "n5": enabled must be true or false, not "false"',
+  })
 end
 
 function TestPool:test_an_engine_with_an_unknown_field_is_refused()

@@ -1415,6 +1415,24 @@ function TestSched:test_the_preprocessor_never_writes_the_projects_geometry_file
   lu.assertEquals(fs.read(x), "fake preprocessed geometry\n")
 end
 
+-- A preprocessor that fails is named as the step that failed, not taken for
+-- the engine (which never ran).
+function TestSched:test_a_failing_preprocessor_is_named_in_the_reason()
+  local home = H.tmpdir("engine") .. "/linux"
+  lu.assertEquals(sys.run({ "cp", "-a", H.sim("linux"), home }).code, 0)
+  local pre = home .. "/bin/RasGeomPreprocess"
+  os.remove(pre)
+  assert(fs.write(pre, "#!/bin/sh\necho 'cannot read the geometry' >&2\nexit 2\n"))
+  lu.assertEquals(sys.run({ "chmod", "755", pre }).code, 0)
+  local prj = project({ { title = "a", seconds = 0 } })
+  local w = H.local_worker("a", 1, { engine = { kind = "linux", home = home, preprocess = true } })
+  local r = run(pool_of(w), { project = prj })
+  lu.assertEquals(r.results[1].status, "failed")
+  lu.assertStrContains(r.results[1].reason,
+    "RasGeomPreprocess (step 1 of 2, before the engine) exited with code 2")
+  lu.assertStrContains(r.results[1].reason, "cannot read the geometry")
+end
+
 -- Workers with the same install folder but their own preprocessor setting
 -- each run the plan as their own setting says, whichever is listed first.
 function TestSched:test_each_worker_keeps_its_own_preprocessor_setting()
@@ -1516,11 +1534,21 @@ function TestSched:test_bad_settings_are_named()
     { { slots = 5000 }, "slots must be a whole number from 1 to 1024, got 5000" },
     { { workdir = 5 }, "workdir must be a string or false, got 5" },
     { { enabled = "false" }, 'enabled must be true or false, got "false"' },
+    { { kill_grace = 0 / 0 }, "kill_grace must be a number of seconds >= 0" },
+    { { type = "ssh", name = "node7", host = "h", macs = 5 },
+      'rasrun.worker{type="ssh", name="node7"}: macs must be names in order of preference' },
+    { { type = "ssh", host = "h", ciphers = { "aes128-ctr", 3 } }, "ciphers must be names in order of preference" },
+    { { type = "ssh", host = "h", agent = "yes" }, 'agent must be true or false, got "yes"' },
+    { { type = "ssh", host = "h", ssh_config = 5 }, "ssh_config must be a file's path, got 5" },
   }) do
     local cfg = case[1]
-    cfg.type, cfg.engine = "local", { kind = "linux", home = "/x" }
+    cfg.type, cfg.engine = cfg.type or "local", { kind = "linux", home = "/x" }
     lu.assertErrorMsgContains(case[2], function() rasrun.worker(cfg) end)
   end
+  lu.assertErrorMsgContains("rasrun.worker{name=\"n1\"}: missing field 'type' (local, ssh)",
+    function() rasrun.worker { name = "n1", engine = { kind = "linux", home = "/x" } } end)
+  lu.assertEquals(rasrun.worker { type = "ssh", host = "h", macs = { "hmac-sha2-256" }, ciphers = "aes128-ctr",
+                                  engine = { kind = "linux", home = "/x" } }.macs, { "hmac-sha2-256" })
   local w = rasrun.worker { type = "local", cores_total = 16, cores_per_plan = 6,
                             engine = { kind = "linux", home = "/x" } }
   lu.assertEquals(w.slots, 2)
@@ -1541,11 +1569,14 @@ function TestSched:test_bad_settings_are_named()
     function() pool_of(H.local_worker("a")):run { projects = { nil, prj } } end)
   lu.assertErrorMsgContains("rasrun.project.open returns nil and a message",
     function() pool_of(H.local_worker("a")):run { project = rasrun.project.open("/nowhere/X.prj") } end)
-  for _, list in ipairs({ { { "02", "01" } }, { "01", "02" } }) do
-    lu.assertErrorMsgContains('after maps a plan to the plans it waits for, as in after = { ["02"] = { "01" } }; '
-      .. "a list reads as plan 01 waiting for itself",
+  for _, list in ipairs({ { { "02", "01" } }, { { "03", "02" }, { "02", "01" } } }) do
+    lu.assertErrorMsgContains('after maps a plan to the plans it waits for, as in after = { ["03"] = { "02" } }, '
+      .. "not a list of pairs",
       function() pool_of(H.local_worker("a")):run { project = prj, after = list } end)
   end
+  lu.assertErrorMsgContains('after maps a plan to the plans it waits for, as in after = { ["02"] = { "01" } }; '
+    .. "a list reads as plan 01 waiting for itself",
+    function() pool_of(H.local_worker("a")):run { project = prj, after = { "01", "02" } } end)
   lu.assertErrorMsgContains("plan 02 waits for itself in after",
     function() pool_of(H.local_worker("a")):run { project = prj, after = { ["02"] = { "p2" } } } end)
   lu.assertErrorMsgContains("/nowhere/X.prj: no such project file",

@@ -102,7 +102,10 @@ function M.worker(cfg)
   local t = cfg.type
   local where = ("rasrun.worker{type=%q%s}"):format(tostring(t),
     cfg.name ~= nil and (", name=%s"):format(shown(cfg.name)) or "")
-  if t == nil then error("rasrun.worker: missing field 'type' (local, ssh)", 2) end
+  if t == nil then
+    error(("rasrun.worker%s: missing field 'type' (local, ssh)")
+      :format(cfg.name ~= nil and ("{name=%s}"):format(shown(cfg.name)) or ""), 2)
+  end
   local fields = M.types[t]
   if not fields then
     local known = {}
@@ -136,7 +139,7 @@ function M.worker(cfg)
       bad(k, ("a whole number >= %d"):format(min))
     end
   end
-  if cfg.kill_grace ~= nil and (type(cfg.kill_grace) ~= "number" or cfg.kill_grace < 0) then
+  if cfg.kill_grace ~= nil and (type(cfg.kill_grace) ~= "number" or not (cfg.kill_grace >= 0)) then
     bad("kill_grace", "a number of seconds >= 0")
   end
   if cfg.name ~= nil and (type(cfg.name) ~= "string" or cfg.name == "") then bad("name", "a non-empty string") end
@@ -157,6 +160,19 @@ function M.worker(cfg)
       bad("port", "a whole number from 1 to 65535")
     end
     numbers.port = port or nil
+    if cfg.agent ~= nil and type(cfg.agent) ~= "boolean" then bad("agent", "true or false") end
+    if cfg.ssh_config ~= nil and type(cfg.ssh_config) ~= "string" then bad("ssh_config", "a file's path") end
+    -- OpenSSH's MACs and Ciphers: a comma list, or a list of names
+    for _, k in ipairs({ "macs", "ciphers" }) do
+      local v, names = cfg[k], true
+      if type(v) == "table" then
+        for i = 1, #v do names = names and type(v[i]) == "string" end
+        names = names and #v > 0 and next(v, #v) == nil
+      end
+      if v ~= nil and not ((type(v) == "string" and v ~= "") or (type(v) == "table" and names)) then
+        bad(k, 'names in order of preference ("a,b" or { "a", "b" })')
+      end
+    end
     for _, k in ipairs({ "connect_timeout", "io_timeout", "keepalive" }) do
       local v = cfg[k] ~= nil and tonumber(cfg[k])
       if cfg[k] ~= nil and not (v and v >= 0) then bad(k, "a number of seconds >= 0") end
@@ -340,8 +356,20 @@ end
 local function resolve_after(jobs, after)
   if after == nil then return end
   if type(after) ~= "table" then misuse("after must map a plan to the plans it waits for") end
-  -- a plan that waits for itself: a list of pairs ({ {"02", "01"} }) reads
-  -- as plan 01 (key 1) waiting for 02 and 01
+  -- A list of pairs ({ {"03", "02"} }) reads as plan 01 (key 1) waiting for
+  -- 03 and 02: a list whose items are all pairs is taken for that mistake
+  -- (plan 01 waiting for two plans is written ["01"] = {...}).
+  local n, pairs_only = 0, true
+  for _ in pairs(after) do n = n + 1 end
+  for i = 1, n do
+    local v = after[i]
+    pairs_only = pairs_only and type(v) == "table" and #v == 2 and next(v, 2) == nil
+  end
+  if n > 0 and pairs_only and #after == n then
+    misuse("after maps a plan to the plans it waits for, as in after = { [\"03\"] = { \"02\" } }, not a list "
+      .. "of pairs (that reads as plan 01 waiting for the plans of the first pair; for plan 01 write [\"01\"] = {...})")
+  end
+  -- a plan that waits for itself
   local num = require("rasrun.project").plan_number
   for id, deps in pairs(after) do
     for _, d in ipairs(type(deps) == "table" and deps or { deps }) do

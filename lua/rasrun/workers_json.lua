@@ -105,6 +105,19 @@ local function settings(e, i, opts)
   return cfg
 end
 
+-- ras-commander's keys for the settings rasrun names otherwise: a message
+-- about an entry names the key the file has.
+local JSON_KEY = { host = "hostname", user = "username", identity = "key_path", workdir = "remote_path",
+                   tier = "queue_priority" }
+local function in_json_terms(msg, e)
+  for ours, theirs in pairs(JSON_KEY) do
+    if e[theirs] ~= nil and e[ours] == nil then
+      msg = msg:gsub("'" .. ours .. "'", "'" .. theirs .. "'"):gsub("^" .. ours .. " must", theirs .. " must")
+    end
+  end
+  return msg
+end
+
 function M.load(file, opts)
   opts = opts or {}
   local text, rerr = fs.read(file)
@@ -127,6 +140,8 @@ function M.load(file, opts)
       skip(("entry %d: not a JSON object"):format(i))
     elseif e.enabled == false then
       -- disabled in the file: not an error
+    elseif e.enabled ~= nil and type(e.enabled) ~= "boolean" then
+      skip(("worker %q: enabled must be true or false, not %s"):format(tostring(e.name or i), json.encode(e.enabled)))
     elseif type(wt) ~= "string" then
       skip(("entry %d: no worker_type"):format(i))
     elseif not M.supported[wt] then
@@ -138,7 +153,8 @@ function M.load(file, opts)
       else
         local ok, w = pcall(pool.worker, cfg)
         -- (said as the other skips are: the worker's name, then why)
-        if not ok then skip(("worker %q: %s"):format(cfg.name, (tostring(w):gsub("^.-rasrun%.worker%b{}: ", ""))))
+        if not ok then
+          skip(("worker %q: %s"):format(cfg.name, in_json_terms((tostring(w):gsub("^.-rasrun%.worker%b{}: ", "")), e)))
         elseif names[w.name] then
           skip(("worker %q: entry %d has that name too"):format(w.name, names[w.name]))
         else
