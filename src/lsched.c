@@ -261,10 +261,6 @@ static void error_text(lua_State *L, int idx, char *out, size_t n)
     snprintf(out, n, "a %s value", luaL_typename(L, idx));
 }
 
-/* what (printf format): who raised, formatted only when one did (events
- * are called for every plan). */
-static int call_lua(lua_State *L, int nargs, int nres, const char *what, ...)
-    __attribute__((format(printf, 4, 5)));
 /* The recipe's code (its checks, on_event, the progress display) runs with
  * every core the process has: the loop may be pinned to one core since it
  * reaped an engine (affinity.h), and a program the recipe starts there would
@@ -280,6 +276,10 @@ static int pcall_unpinned(lua_State *L, int nargs, int nres)
     return rc;
 }
 
+/* what (printf format): who raised, formatted only when one did (events
+ * are called for every plan). */
+static int call_lua(lua_State *L, int nargs, int nres, const char *what, ...)
+    __attribute__((format(printf, 4, 5)));
 static int call_lua(lua_State *L, int nargs, int nres, const char *what, ...)
 {
     if (pcall_unpinned(L, nargs, nres) == LUA_OK)

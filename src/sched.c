@@ -834,8 +834,6 @@ static void log_ending(const attempt *a, char *out, size_t n)
     snprintf(out, n, " (its log ends: %s%s)", said, strlen(line) > 200 ? "..." : "");
 }
 
-/* Decides an attempt's outcome: ok only when the engine finished, a result
- * came back, and the recipe's checks pass on it. */
 /* Who exited with the attempt's exit code: the engine, or a step before it
  * (RasGeomPreprocess), named by its program. */
 static void who_exited(const attempt *a, char *who, size_t n)
@@ -860,6 +858,8 @@ static void add_written_off(const attempt *a, char *why, size_t n)
         snprintf(why + len, n - len, "; %s", a->reason);
 }
 
+/* Decides an attempt's outcome: ok only when the engine finished, a result
+ * came back, and the recipe's checks pass on it. */
 static int judge(sched *s, attempt *a, char *why, size_t n)
 {
     if (a->interrupted) {
