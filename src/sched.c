@@ -834,19 +834,29 @@ static void log_ending(const attempt *a, char *out, size_t n)
     snprintf(out, n, " (its log ends: %s%s)", said, strlen(line) > 200 ? "..." : "");
 }
 
-/* Who exited with the attempt's exit code: the engine, or a step before it
- * (RasGeomPreprocess), named by its program. */
-static void who_exited(const attempt *a, char *who, size_t n)
+/* A step's program without its folder. */
+static const char *step_program(const attempt *a, int step)
 {
-    if (a->step < 0 || a->step >= a->spec->nsteps - 1) {
-        snprintf(who, n, "the engine");
-        return;
-    }
-    const char *prog = a->spec->steps[a->step][0];
+    const char *prog = a->spec->steps[step][0];
     for (const char *c = prog; *c; c++)
         if (*c == '/' || *c == '\\')
             prog = c + 1;
-    snprintf(who, n, "%s (step %d of %d, before the engine)", prog, a->step + 1, a->spec->nsteps);
+    return prog;
+}
+
+/* Who exited with the attempt's exit code: the engine, or a step before it
+ * (RasGeomPreprocess), named by its program; where the worker does not say
+ * which step it was (SSH: one script runs them), either. */
+static void who_exited(const attempt *a, char *who, size_t n)
+{
+    int last = a->spec->nsteps - 1;
+    if (a->step < 0 && last > 0)
+        snprintf(who, n, "the engine or the step before it (%s)", step_program(a, last - 1));
+    else if (a->step < 0 || a->step >= last)
+        snprintf(who, n, "the engine");
+    else
+        snprintf(who, n, "%s (step %d of %d, before the engine)", step_program(a, a->step), a->step + 1,
+                 a->spec->nsteps);
 }
 
 /* After why, what an attempt written off was told (it did not stop, its

@@ -80,10 +80,13 @@ function TestPool:test_workers_from_json_take_a_port_string_and_name_a_refused_w
     { name = "n3", worker_type = "ssh", hostname = "" },
     { name = "n4", worker_type = "ssh", hostname = "127.0.0.1", key_path = 5 },
     { name = "n5", worker_type = "ssh", hostname = "127.0.0.1", enabled = "false" },
+    { name = "n6", worker_type = "ssh", hostname = "127.0.0.1", enabled = 0 },
+    { name = "n7", worker_type = "ssh", hostname = "127.0.0.1", enabled = 1 },
   } }))
   local workers, skipped = rasrun.workers_from_json(file, { quiet = true, engine = { kind = "linux", home = "/opt/hecras/6.6" } })
-  lu.assertEquals(#workers, 1)
+  lu.assertEquals(#workers, 2)
   lu.assertEquals(workers[1].port, 2222)
+  lu.assertEquals(workers[2].name, "n7")
   lu.assertEquals(skipped, {
     'worker "n2": port must be a whole number from 1 to 65535, got "ssh"',
     "worker \"n3\": missing field 'hostname'",

@@ -69,6 +69,14 @@ end
 -- An attempt of a plan, as the journal's lines name it: "Sample/p01#2".
 local function attempt_key(e) return e.job .. "#" .. tostring(e.attempt) end
 
+-- Whether t is a list of n items (n = #t when not given) and nothing else.
+local function is_list(t, n)
+  if type(t) ~= "table" then return false end
+  local count = 0
+  for _ in pairs(t) do count = count + 1 end
+  return count == #t and (n == nil or count == n)
+end
+
 -- A value as a message shows it: a string quoted (2 and "2" differ).
 local function shown(v) return type(v) == "string" and ("%q"):format(v) or tostring(v) end
 
@@ -164,12 +172,9 @@ function M.worker(cfg)
     if cfg.ssh_config ~= nil and type(cfg.ssh_config) ~= "string" then bad("ssh_config", "a file's path") end
     -- OpenSSH's MACs and Ciphers: a comma list, or a list of names
     for _, k in ipairs({ "macs", "ciphers" }) do
-      local v, names = cfg[k], true
-      if type(v) == "table" then
-        for i = 1, #v do names = names and type(v[i]) == "string" end
-        names = names and #v > 0 and next(v, #v) == nil
-      end
-      if v ~= nil and not ((type(v) == "string" and v ~= "") or (type(v) == "table" and names)) then
+      local v, names = cfg[k], is_list(cfg[k]) and #cfg[k] > 0
+      for i = 1, names and #v or 0 do names = names and type(v[i]) == "string" end
+      if v ~= nil and not ((type(v) == "string" and v ~= "") or names) then
         bad(k, 'names in order of preference ("a,b" or { "a", "b" })')
       end
     end
@@ -353,23 +358,11 @@ end
 
 -- ---- dependencies -----------------------------------------------------------
 
-local function resolve_after(jobs, after)
+local function resolve_after(jobs, after, warn)
   if after == nil then return end
   if type(after) ~= "table" then misuse("after must map a plan to the plans it waits for") end
-  -- A list of pairs ({ {"03", "02"} }) reads as plan 01 (key 1) waiting for
-  -- 03 and 02: a list whose items are all pairs is taken for that mistake
-  -- (plan 01 waiting for two plans is written ["01"] = {...}).
-  local n, pairs_only = 0, true
-  for _ in pairs(after) do n = n + 1 end
-  for i = 1, n do
-    local v = after[i]
-    pairs_only = pairs_only and type(v) == "table" and #v == 2 and next(v, 2) == nil
-  end
-  if n > 0 and pairs_only and #after == n then
-    misuse("after maps a plan to the plans it waits for, as in after = { [\"03\"] = { \"02\" } }, not a list "
-      .. "of pairs (that reads as plan 01 waiting for the plans of the first pair; for plan 01 write [\"01\"] = {...})")
-  end
-  -- a plan that waits for itself
+  -- a plan that waits for itself: a list of pairs ({ {"02", "01"} }) reads
+  -- as plan 01 (key 1) waiting for 02 and 01
   local num = require("rasrun.project").plan_number
   for id, deps in pairs(after) do
     for _, d in ipairs(type(deps) == "table" and deps or { deps }) do
@@ -422,6 +415,17 @@ local function resolve_after(jobs, after)
         misuse(("plan %s waits for %s, which is not in this run"):format(id, d))
       end
     end
+  end
+  -- A list of pairs ({ {"03", "02"} }) reads as plan 01 (key 1) waiting for
+  -- 03 and 02, as { [1] = {2, 3} } does: said, as it is likely a mistake.
+  local pairs_only = is_list(after) and #after > 0
+  for _, v in ipairs(pairs_only and after or {}) do pairs_only = pairs_only and is_list(v, 2) end
+  if pairs_only then
+    local first = after[1]
+    warn(("warning: after = { {%s, %s}, ... } makes plan 01 wait for plans %s and %s; for plan %s "
+      .. "waiting for %s, write after = { [\"%s\"] = { \"%s\" } }"):format(shown(first[1]), shown(first[2]),
+      num(first[1]) or first[1], num(first[2]) or first[2], num(first[1]) or first[1],
+      num(first[2]) or first[2], num(first[1]) or first[1], num(first[2]) or first[2]))
   end
   -- Cycles would wait forever: refuse them (visit returns the path that
   -- came back to a plan on it; the cycle starts at that plan's first visit).
@@ -980,7 +984,7 @@ function Pool:run(opts)
       or "plans is an empty list"))
   end
   jobs = order_jobs(jobs, opts.order)
-  resolve_after(jobs, opts.after)
+  resolve_after(jobs, opts.after, say)
   -- The result the maxima check compares with is there, or a plan of this
   -- run writes it: said now, not as a failed check of every plan after
   -- hours of computing. A plan of the run that writes it runs before the
@@ -1114,7 +1118,7 @@ function Pool:run(opts)
       end
       -- a plan skipped as up to date: its checks, as journaled
       if done and done.checks and not r.checks then r.checks = done.checks end
-    elseif not opts.force and not done then
+    elseif not opts.force and not done and not damaged then
       local fresh, rep, raised = up_to_date(j.plan, opts.check)
       if raised then
         raised_warning(("warning: %s: the check raised an error on its existing result, so it runs again: %s")
@@ -1259,6 +1263,12 @@ function Pool:run(opts)
   end
   local baseline_runs = baseline_job and baseline_job.sched_index
   if baseline_runs then mark(baseline_job) end
+  for _, j in ipairs(baseline_runs and not fs.isfile(baseline) and jobs or {}) do
+    if before_baseline[j] and j.sched_index then
+      cannot(("the maxima check's baseline %s is not there yet: %s writes it, but %s, which that plan "
+        .. "waits for, runs before it and would have nothing to compare with"):format(baseline, baseline_job.key, j.key))
+    end
+  end
   local waiting = 0
   for _, j in ipairs(jobs) do
     if j.sched_index then

@@ -138,9 +138,9 @@ function M.load(file, opts)
     local wt = type(e) == "table" and e.worker_type
     if type(e) ~= "table" then
       skip(("entry %d: not a JSON object"):format(i))
-    elseif e.enabled == false then
-      -- disabled in the file: not an error
-    elseif e.enabled ~= nil and type(e.enabled) ~= "boolean" then
+    elseif e.enabled == false or e.enabled == 0 then
+      -- disabled in the file: not an error (0 and 1 as Python reads them)
+    elseif e.enabled ~= nil and type(e.enabled) ~= "boolean" and type(e.enabled) ~= "number" then
       skip(("worker %q: enabled must be true or false, not %s"):format(tostring(e.name or i), json.encode(e.enabled)))
     elseif type(wt) ~= "string" then
       skip(("entry %d: no worker_type"):format(i))
