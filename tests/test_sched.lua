@@ -2353,13 +2353,11 @@ end
 -- When the engine that ended shared its core with another engine, the next
 -- one starts on a core no engine is on, not behind the running one: here
 -- both engines are held on core 0 (taskset), and the fake engine says where
--- the next one started.
-function TestSched:test_the_next_engine_starts_on_a_core_no_engine_is_on()
-  if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
-  local allowed = H.read("/proc/self/status"):match("Cpus_allowed_list:%s*(%S+)")
-  if sys.ncpu() < 2 or not (allowed == "0-" .. (sys.ncpu() - 1)) then
-    lu.skip("needs cores 0 and 1 and every other core allowed, not " .. tostring(allowed))
-  end
+-- the next one started. The engine gets every core back once it has exec'd,
+-- before its main() looks: a busy core 1 (another process) can move it to 0
+-- by then. Up to three tries, then: a rasrun that starts it on core 0 fails
+-- all three.
+local function core_of_the_engine_after_a_shared_core()
   local _, d = project({ { title = "long", seconds = 30 }, { title = "ends", seconds = 2 },
                          { title = "next", seconds = 0.05 } })
   local pid, run_dir = start_controller(d, 2, { FAKE_RAS_SHOW_CPU = "1" })
@@ -2377,9 +2375,23 @@ function TestSched:test_the_next_engine_starts_on_a_core_no_engine_is_on()
   local log = H.read(run_dir .. "/logs/Sample_p03-a1.log")
   local cpu = tonumber(log:match("started on cpu (%d+)"))
   lu.assertNotNil(cpu, log)
-  lu.assertNotEquals(cpu, 0, "started behind the long engine, on its core")
   sys.kill(pid, "INT")
   lu.assertEquals(sys.wait(pid, 30), 130)
+  return cpu
+end
+
+function TestSched:test_the_next_engine_starts_on_a_core_no_engine_is_on()
+  if H.fast then lu.skip("RASRUN_TEST_FAST=1") end
+  local allowed = H.read("/proc/self/status"):match("Cpus_allowed_list:%s*(%S+)")
+  if sys.ncpu() < 2 or not (allowed == "0-" .. (sys.ncpu() - 1)) then
+    lu.skip("needs cores 0 and 1 and every other core allowed, not " .. tostring(allowed))
+  end
+  local cores = {}
+  for try = 1, 3 do
+    cores[try] = core_of_the_engine_after_a_shared_core()
+    if cores[try] ~= 0 then return end
+  end
+  lu.fail("started behind the long engine, on its core, in three tries of three")
 end
 
 -- The loop, pinned to the core it starts an engine on (affinity.h), is not
