@@ -845,8 +845,8 @@ static const char *step_program(const attempt *a, int step)
 }
 
 /* Who exited with the attempt's exit code: the engine, or a step before it
- * (RasGeomPreprocess), named by its program; where the worker does not say
- * which step it was (SSH: one script runs them), either. */
+ * (RasGeomPreprocess), named by its program; where the worker could not say
+ * which step it was, either. */
 static void who_exited(const attempt *a, char *who, size_t n)
 {
     int last = a->spec->nsteps - 1;

@@ -53,6 +53,8 @@
 #define CACHE ".rasrun-cache"
 /* In a slot folder, once the engine has ended: "EXIT-CODE EPOCH-SECONDS". */
 #define ENDED_FILE "rasrun-ended"
+/* The step before the engine that failed, when one did (its index). */
+#define STEP_FILE "rasrun-step"
 /* How often a transfer looks for the host's other engines' ends. */
 #define WATCH_EVERY 2.0
 
@@ -80,6 +82,7 @@ typedef struct task {
     char errbuf[2048];          /* the channel's stderr: markers and script errors */
     size_t errlen;
     int exit_code, failed, cancel, killed;
+    int step;                   /* the step that exit code is of; -1 unknown */
     int keep_files;             /* cancelled by its timeout: its files come back all the same */
     double t_exit;              /* wall clock: the engine's command ended */
     char reason[512];
@@ -244,6 +247,7 @@ static void on_messages(void *ud, int fd, short revents)
         } else if (m->kind == M_DONE && t->a) {
             attempt *a = t->a;
             a->exit_code = t->exit_code;
+            a->step = t->step;
             a->failed = t->failed;
             snprintf(a->reason, sizeof a->reason, "%s", t->reason);
             for (int i = 0; i < t->nouts; i++) {
@@ -361,13 +365,16 @@ static char *launch_script(sshw *x, task *t, char hexes[][65])
             sb_add(&line, " ");
             sb_word(&line, *a);
         }
-        sb_add(&line, "%s", s + 1 == sp->nsteps ? "" : " || exit $?");
+        /* a step before the engine that fails says which it was */
+        if (s + 1 < sp->nsteps)
+            sb_add(&line, " || { r=$?; echo %d > " STEP_FILE "; exit $r; }", s);
         sb_add(&b, " ");
         sb_word(&b, line.p);
     }
     free(line.p);
     sb_add(&b, " > rasrun-steps.sh\n"
                ": > rasrun-engine.log\n"
+               "rm -f " STEP_FILE "\n"
                "setsid sh rasrun-steps.sh </dev/null >>rasrun-engine.log 2>&1 3<&- &\n"
                "pid=$!\n"
                "echo \"rasrun-pid $pid $(date +%%s) $(date +%%z)\" >&2\n"
@@ -383,8 +390,8 @@ static char *launch_script(sshw *x, task *t, char hexes[][65])
                /* helpers it left in its group do not outlive it (as on a local worker) */
                "kill -KILL -- -$pid 2>/dev/null\n"
                "kill $wd 2>/dev/null\n"
-               "echo \"rasrun-exit $rc\" >&2\n"
-               "exit 0\n");
+               "echo \"rasrun-exit $rc $(cat " STEP_FILE " 2>/dev/null || echo %d)\" >&2\n"
+               "exit 0\n", sp->nsteps - 1);
     return b.p;
 }
 
@@ -859,6 +866,9 @@ static void parse_marker(worker *w, task *t, char *line)
         post(w, M_LAUNCHED, t, NULL);
     } else if (sscanf(line, "rasrun-exit %d", &code) == 1) {
         t->exit_code = code;
+        int step;
+        if (sscanf(line, "rasrun-exit %*d %d", &step) == 1)
+            t->step = step;
     } else if (strncmp(line, "rasrun-fail ", 12) == 0) {
         snprintf(t->reason, sizeof t->reason, "%s: %s", w->name, line + 12);
     }
@@ -1497,6 +1507,7 @@ static void sw_start(worker *w, attempt *a)
     t->kill_grace = w->kill_grace;
     t->log_fd = -1;
     t->exit_code = -1;
+    t->step = -1;
     task **g = realloc(x->made, sizeof *g * (size_t)(x->nmade + 1));
     if (g) {
         x->made = g;

@@ -107,6 +107,19 @@ function H.engine_needing_a_writable_tmp_hdf(dir)
   return home
 end
 
+-- A copy of the simulated linux install in dir whose RasGeomPreprocess
+-- says it cannot read the geometry and exits 2. Returns the install folder.
+function H.engine_whose_preprocessor_fails(dir)
+  local home = dir .. "/hecras"
+  local r = sys.run({ "cp", "-a", H.sim("linux"), home })
+  assert(r.code == 0, r.stderr)
+  local pre = home .. "/bin/RasGeomPreprocess"
+  os.remove(pre)
+  assert(fs.write(pre, "#!/bin/sh\necho 'cannot read the geometry' >&2\nexit 2\n"))
+  assert(sys.run({ "chmod", "755", pre }).code == 0)
+  return home
+end
+
 -- A copy of the simulated linux install in dir whose RasUnsteady runs the
 -- real one and then leaves a helper (bin/helper, a copy of sleep) running
 -- in its process group, as engines that start helpers do. Returns the

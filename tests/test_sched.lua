@@ -1436,12 +1436,7 @@ end
 -- A preprocessor that fails is named as the step that failed, not taken for
 -- the engine (which never ran).
 function TestSched:test_a_failing_preprocessor_is_named_in_the_reason()
-  local home = H.tmpdir("engine") .. "/linux"
-  lu.assertEquals(sys.run({ "cp", "-a", H.sim("linux"), home }).code, 0)
-  local pre = home .. "/bin/RasGeomPreprocess"
-  os.remove(pre)
-  assert(fs.write(pre, "#!/bin/sh\necho 'cannot read the geometry' >&2\nexit 2\n"))
-  lu.assertEquals(sys.run({ "chmod", "755", pre }).code, 0)
+  local home = H.engine_whose_preprocessor_fails(H.tmpdir("engine"))
   local prj = project({ { title = "a", seconds = 0 } })
   local w = H.local_worker("a", 1, { engine = { kind = "linux", home = home, preprocess = true } })
   local r = run(pool_of(w), { project = prj })

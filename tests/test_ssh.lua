@@ -904,6 +904,23 @@ local function scripted_engine(lines)
   return home
 end
 
+-- A step before the engine that fails on a host is named, as on this
+-- machine; the engine's own failure after it is the engine's.
+function TestSsh:test_a_failing_preprocessor_on_a_host_is_named()
+  local home = H.engine_whose_preprocessor_fails(H.tmpdir("engine"))
+  local prj = project({ { title = "a", seconds = 0 } })
+  local worker = { slots = 1, engine = { kind = "linux", home = home, preprocess = true } }
+  local r = run(rasrun.pool { T.worker(env, 1, worker) }, prj)
+  lu.assertEquals(r.results[1].status, "failed")
+  lu.assertStrContains(r.results[1].reason, "RasGeomPreprocess (step 1 of 2, before the engine) exited with code 2")
+  -- the preprocessor works; the engine crashes
+  worker.engine.home = H.sim("linux")
+  prj = project({ { title = "b", mode = "crash", seconds = 0 } })
+  r = run(rasrun.pool { T.worker(env, 1, worker) }, prj)
+  lu.assertEquals(r.results[1].status, "failed")
+  lu.assertStrContains(r.results[1].reason, "the engine exited with code 174")
+end
+
 -- Ctrl-C while a timed-out attempt's files come back over a slow link: the
 -- run ends at once, not when they are all there (or cancel_wait gives up).
 function TestSsh:test_ctrl_c_stops_a_timed_out_attempts_files_coming_back()
