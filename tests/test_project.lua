@@ -388,9 +388,16 @@ function TestProject:test_plan_files_are_read_ahead_when_not_cached()
       lu.assertEquals(r.code, 0, r.stderr)
     end
   end
-  drop()
-  if resident(files[1]) ~= 0 then lu.skip("this file system keeps the files cached") end
-  lu.assertEquals(fs.prefetch(files), 3)
+  -- (the page cache can take the first file back between the look and the
+  -- prefetch, on a busy machine: up to three tries)
+  local asked
+  for _ = 1, 3 do
+    drop()
+    if resident(files[1]) ~= 0 then lu.skip("this file system keeps the files cached") end
+    asked = fs.prefetch(files)
+    if asked == 3 then break end
+  end
+  lu.assertEquals(asked, 3)
   H.wait_for(function() return resident(files[3]) > 0 end, 5, "the third file in the cache")
   drop()
   assert(fs.read(files[1])) -- the first is cached again: the rest are taken to be too
