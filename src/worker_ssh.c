@@ -53,7 +53,7 @@
 #define CACHE ".rasrun-cache"
 /* In a slot folder, once the engine has ended: "EXIT-CODE EPOCH-SECONDS". */
 #define ENDED_FILE "rasrun-ended"
-/* The step before the engine that failed, when one did (its index). */
+/* The step that started last (its index), where there are several. */
 #define STEP_FILE "rasrun-step"
 /* How often a transfer looks for the host's other engines' ends. */
 #define WATCH_EVERY 2.0
@@ -281,7 +281,8 @@ static char *remote_path(sshw *x, const char *rel)
 
 /* The launch command: prepare the slot folder from the cache, write the
  * steps, start them in their own session, stream the log, report the exit.
- * Markers go to stderr: "rasrun-pid PID EPOCH TZ", "rasrun-exit CODE". */
+ * Markers go to stderr: "rasrun-pid PID EPOCH TZ", "rasrun-exit CODE [STEP]"
+ * (STEP: the step that ran last, where there are steps before the engine). */
 static char *launch_script(sshw *x, task *t, char hexes[][65])
 {
     struct sbuf b = { 0 };
@@ -359,22 +360,27 @@ static char *launch_script(sshw *x, task *t, char hexes[][65])
     sb_add(&b, " ");
     sb_word(&b, line.p);
     for (int s = 0; s < sp->nsteps; s++) {
+        /* with steps before the engine, each says it starts: the one that
+         * ran last is the one whose exit code the script ends with */
+        if (sp->nsteps > 1) {
+            line.n = 0;
+            sb_add(&line, "echo %d > " STEP_FILE, s);
+            sb_add(&b, " ");
+            sb_word(&b, line.p);
+        }
         line.n = 0;
         sb_add(&line, "%s", s + 1 == sp->nsteps ? "exec" : "");
         for (char **a = sp->steps[s]; *a; a++) {
             sb_add(&line, " ");
             sb_word(&line, *a);
         }
-        /* a step before the engine that fails says which it was */
-        if (s + 1 < sp->nsteps)
-            sb_add(&line, " || { r=$?; echo %d > " STEP_FILE "; exit $r; }", s);
+        sb_add(&line, "%s", s + 1 == sp->nsteps ? "" : " || exit $?");
         sb_add(&b, " ");
         sb_word(&b, line.p);
     }
     free(line.p);
     sb_add(&b, " > rasrun-steps.sh\n"
                ": > rasrun-engine.log\n"
-               "rm -f " STEP_FILE "\n"
                "setsid sh rasrun-steps.sh </dev/null >>rasrun-engine.log 2>&1 3<&- &\n"
                "pid=$!\n"
                "echo \"rasrun-pid $pid $(date +%%s) $(date +%%z)\" >&2\n"
@@ -390,8 +396,8 @@ static char *launch_script(sshw *x, task *t, char hexes[][65])
                /* helpers it left in its group do not outlive it (as on a local worker) */
                "kill -KILL -- -$pid 2>/dev/null\n"
                "kill $wd 2>/dev/null\n"
-               "echo \"rasrun-exit $rc $(cat " STEP_FILE " 2>/dev/null || echo %d)\" >&2\n"
-               "exit 0\n", sp->nsteps - 1);
+               "echo \"rasrun-exit $rc $(cat " STEP_FILE " 2>/dev/null)\" >&2\n"
+               "exit 0\n");
     return b.p;
 }
 
