@@ -422,10 +422,10 @@ local function resolve_after(jobs, after, warn)
   for _, v in ipairs(pairs_only and after or {}) do pairs_only = pairs_only and is_list(v, 2) end
   if pairs_only then
     local first = after[1]
+    local a, b = num(first[1]) or first[1], num(first[2]) or first[2]
     warn(("warning: after = { {%s, %s}, ... } makes plan 01 wait for plans %s and %s; for plan %s "
-      .. "waiting for %s, write after = { [\"%s\"] = { \"%s\" } }"):format(shown(first[1]), shown(first[2]),
-      num(first[1]) or first[1], num(first[2]) or first[2], num(first[1]) or first[1],
-      num(first[2]) or first[2], num(first[1]) or first[1], num(first[2]) or first[2]))
+      .. "waiting for %s, write after = { [\"%s\"] = { \"%s\" } }")
+      :format(shown(first[1]), shown(first[2]), a, b, a, b, a, b))
   end
   -- Cycles would wait forever: refuse them (visit returns the path that
   -- came back to a plan on it; the cycle starts at that plan's first visit).
@@ -547,10 +547,8 @@ end
 -- Why a result an interrupted run finished no longer holds results (its
 -- data lost in a crash of the machine, say), or nil when it does.
 local function damaged_result(file)
-  local r, err = require("rasrun.results").read(file)
-  if not r then return err end
-  local ok, detail = checks.file(r, { name = file })
-  if not ok then return detail end
+  local rep = holds_results(file, { name = file })
+  if not rep.ok then return rep.checks[1].detail end
 end
 
 -- What an earlier, interrupted run of the same plans finished, from its journal.
