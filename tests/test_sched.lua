@@ -1070,7 +1070,13 @@ function TestSched:test_a_result_made_from_inputs_changed_meanwhile_is_out_of_da
   local prj, d = project({ { title = "edited under it", seconds = 1 }, { title = "left alone", seconds = 0.05 },
                            { title = "geometry edited", seconds = 1 } })
   local pool = pool_of(H.local_worker("a", 3))
-  local function edit(name) assert(fs.write(d .. "/" .. name, H.read(d .. "/" .. name) .. "\r\n")) end
+  -- (file times come from a clock a tick coarser than the attempt's start:
+  -- an edit within that tick of it can read as older, which the result's
+  -- dating does not promise to see; the edit comes a tick later)
+  local function edit(name)
+    sys.sleep(0.02)
+    assert(fs.write(d .. "/" .. name, H.read(d .. "/" .. name) .. "\r\n"))
+  end
   local r = run(pool, { project = prj, on_event = function(ev)
     if ev.type == "launched" and ev.plan == "01" then edit("Sample.b01") end
     if ev.type == "launched" and ev.plan == "03" then edit("Sample.g01") end
